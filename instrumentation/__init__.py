@@ -1,0 +1,1 @@
+"""LLM SDK instrumentation, cost tags and the baggage-to-attribute span processor."""

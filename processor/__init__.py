@@ -1,0 +1,1 @@
+"""The spanledger processor: receive OTLP, price LLM calls, roll cost up, forward."""

@@ -1,0 +1,58 @@
+"""Attribute names shared by the instrumentation and the processor.
+
+GenAI names follow the OpenTelemetry GenAI semantic conventions; ``spanledger.*`` names are this
+project's contract (see DESIGN.md).
+"""
+
+# GenAI semantic conventions (current).
+GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
+GEN_AI_REQUEST_STREAM = "gen_ai.request.stream"
+GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
+GEN_AI_USAGE_COST = "gen_ai.usage.cost"
+
+# Instrumentation (written by the SDK patches).
+COST_REPORTED = "spanledger.cost.reported"
+STREAM_COMPLETED = "spanledger.stream.completed"
+
+# Processor, per counted inference span.
+COST_INPUT = "spanledger.cost.input"
+COST_OUTPUT = "spanledger.cost.output"
+COST_CACHE_READ = "spanledger.cost.cache_read"
+COST_CACHE_WRITE = "spanledger.cost.cache_write"
+COST_BILLABLE = "spanledger.cost.billable"
+COST_SOURCE = "spanledger.cost.source"
+COST_STATUS = "spanledger.cost.status"
+COST_UNPRICED_REASON = "spanledger.cost.unpriced_reason"
+PRICING_MODEL = "spanledger.pricing.model"
+LLM_COST_TOTAL = "llm.cost.total"
+LLM_COST_PROMPT = "llm.cost.prompt"
+LLM_COST_COMPLETION = "llm.cost.completion"
+
+# Processor, rollups.
+SUBTREE_COST = "spanledger.subtree.cost"
+TRACE_COST = "spanledger.trace.cost"
+TRACE_LLM_CALLS = "spanledger.trace.llm_calls"
+TRACE_INPUT_TOKENS = "spanledger.trace.input_tokens"
+TRACE_OUTPUT_TOKENS = "spanledger.trace.output_tokens"
+TRACE_UNPRICED_CALLS = "spanledger.trace.unpriced_calls"
+
+# Values.
+STATUS_PRICED = "priced"
+STATUS_UNPRICED = "unpriced"
+STATUS_NOT_COUNTED = "not_counted"
+SOURCE_PRICE_TABLE = "price_table"
+SOURCE_PROVIDER_REPORTED = "provider_reported"
+SOURCE_OVERRIDE = "override"
+
+DEFAULT_TAG_KEYS = ("customer", "feature", "team", "env")
+UNTAGGED = "(none)"
+OVERFLOW = "(other)"
