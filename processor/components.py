@@ -1,0 +1,61 @@
+"""The seams between the processor's components, in the spirit of the Collector's consumer API.
+
+Receivers decode OTLP and hand an ``ExportTraceServiceRequest`` to a ``TraceConsumer``. The
+pipeline prices and rolls up, then hands finished spans to ``SpanExporter``s and counted calls
+to ``CallSink``s (metrics, ledger, budgets). Errors say whether the sender may retry; each edge
+(gRPC status, HTTP status) translates them once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from spanledger.processor.model import CountedCall
+
+
+class Backpressure(Exception):
+    """The pipeline is full; the sender should retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(Exception):
+    """The data can never be accepted; retrying the same request will fail the same way."""
+
+
+@dataclass(slots=True)
+class ConsumeResult:
+    """OTLP partial success: how many spans were rejected and why (empty when all accepted)."""
+
+    rejected_spans: int = 0
+    error_message: str = ""
+
+
+class TraceConsumer(Protocol):
+    """Takes a decoded OTLP trace request; raises ``Backpressure`` or ``PermanentError``."""
+
+    def consume(self, request: ExportTraceServiceRequest) -> ConsumeResult: ...
+
+
+class SpanExporter(Protocol):
+    """Forwards finished spans downstream. ``export`` must not block for long: it enqueues."""
+
+    def export(self, request: ExportTraceServiceRequest) -> None: ...
+
+    def shutdown(self, timeout: float) -> None:
+        """Deliver what is queued within ``timeout`` seconds, then stop."""
+        ...
+
+
+class CallSink(Protocol):
+    """Receives counted calls once their trace is complete (metrics, ledger, budgets)."""
+
+    def record(self, calls: Sequence[CountedCall]) -> None: ...
+
+    def shutdown(self, timeout: float) -> None: ...
