@@ -1,0 +1,281 @@
+"""The processor's configuration: one YAML file with collector-like sections, every key optional.
+
+```yaml
+receivers: {otlp: {grpc: {endpoint: 127.0.0.1:4317}, http: {endpoint: 127.0.0.1:4318}}}
+exporters: [{otlp_http: {endpoint: http://127.0.0.1:6006/v1/traces}}, {otlp_grpc: {endpoint: ...}}]
+tags: [customer, feature, team, env]
+pricing: {overrides: prices.yaml, markup_percent: 0, prefer_reported: true}
+rollup: {trace_idle: 2s, root_grace: 1s, max_traces: 100000}
+metrics: {prometheus: {endpoint: 127.0.0.1:9464}, otlp: {endpoint: ..., protocol: grpc}}
+ledger: {path: spanledger.db, retention_days: 90}
+service: {shutdown_timeout: 10s}
+```
+
+``${env:NAME}`` anywhere in a string value is replaced by that environment variable, so secrets
+such as an exporter's authorization header stay out of the file. Relative file paths are taken
+from the directory of the config file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from spanledger.processor.config_schema import Problems, build, parse_duration
+from spanledger.processor.exporters import (
+    OtlpGrpcExporterConfig,
+    OtlpHttpExporterConfig,
+)
+from spanledger.processor.ledger import LedgerConfig
+from spanledger.processor.metrics import MetricsConfig
+from spanledger.processor.pricing import PricingConfig
+from spanledger.processor.receivers import GrpcReceiverConfig, HttpReceiverConfig
+from spanledger.processor.rollup import RollupConfig
+from spanledger.semconv import DEFAULT_TAG_KEYS
+
+SECTIONS = ("receivers", "exporters", "tags", "pricing", "rollup", "metrics", "ledger", "service")
+EXPORTER_KINDS: dict[str, type] = {
+    "otlp_http": OtlpHttpExporterConfig,
+    "otlp_grpc": OtlpGrpcExporterConfig,
+}
+_ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+_TAG_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+class ConfigError(Exception):
+    """The configuration has problems; ``problems`` lists each with its location."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class ServiceConfig:
+    """Process-level settings."""
+
+    shutdown_timeout: float = 10.0
+    """Seconds to drain waiting traces and exporter queues after SIGTERM before exiting."""
+
+    def problems(self) -> list[str]:
+        return [] if self.shutdown_timeout > 0 else ["shutdown_timeout must be positive"]
+
+
+@dataclass
+class Config:
+    """Everything the processor needs, with the defaults that run with no file at all."""
+
+    grpc: GrpcReceiverConfig | None = field(default_factory=GrpcReceiverConfig)
+    http: HttpReceiverConfig | None = field(default_factory=HttpReceiverConfig)
+    exporters: list[OtlpGrpcExporterConfig | OtlpHttpExporterConfig] = field(default_factory=list)
+    tags: list[str] = field(default_factory=lambda: list(DEFAULT_TAG_KEYS))
+    pricing: PricingConfig = field(default_factory=PricingConfig)
+    rollup: RollupConfig = field(default_factory=RollupConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    source: Path | None = None
+    """The file this came from, if any."""
+
+
+def load_config(path: str | os.PathLike[str] | None) -> Config:
+    """Read and validate ``path`` (None: defaults); raise ``ConfigError`` listing every problem."""
+    config, problems = check_config(path)
+    if problems or config is None:
+        raise ConfigError(problems or ["unreadable configuration"])
+    return config
+
+
+def check_config(path: str | os.PathLike[str] | None) -> tuple[Config | None, list[str]]:
+    """Validate ``path`` and return the config (when usable) with every problem found."""
+    if path is None:
+        return Config(), []
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        return None, [f"{source}: cannot read: {exc.strerror or exc}"]
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        return None, [f"{source}: not valid YAML: {exc}"]
+    lines: dict[str, int] = {}
+    raw = _plain(node, "", lines) if node is not None else {}
+    problems = Problems(lines)
+    config = from_mapping(raw, problems, base_dir=source.resolve().parent)
+    if config is not None:
+        config.source = source
+    return config, [f"{source}: {item}" for item in problems.items]
+
+
+def from_mapping(raw: object, problems: Problems, base_dir: Path | None = None) -> Config | None:
+    """Build a ``Config`` from already-parsed YAML, adding problems with their locations."""
+    if not isinstance(raw, Mapping):
+        problems.add("", "the top level must be a mapping of sections")
+        return None
+    raw = _expand_env(raw, "", problems)
+    for key in raw:
+        if key not in SECTIONS:
+            problems.add(str(key), f"unknown section (known sections: {', '.join(SECTIONS)})")
+    config = Config()
+    _receivers(raw.get("receivers"), config, problems)
+    config.exporters = _exporters(raw.get("exporters"), problems)
+    config.tags = _tags(raw.get("tags", list(DEFAULT_TAG_KEYS)), problems)
+    config.pricing = build(PricingConfig, raw.get("pricing"), "pricing", problems) or PricingConfig()
+    config.rollup = build(RollupConfig, raw.get("rollup"), "rollup", problems) or RollupConfig()
+    config.metrics = _metrics(raw.get("metrics"), problems)
+    config.ledger = build(LedgerConfig, raw.get("ledger"), "ledger", problems) or LedgerConfig()
+    config.service = build(ServiceConfig, raw.get("service"), "service", problems) or ServiceConfig()
+    if base_dir is not None:
+        _resolve_paths(config, raw, base_dir)
+    return config
+
+
+def _receivers(raw: object, config: Config, problems: Problems) -> None:
+    if raw is None:
+        return
+    if not isinstance(raw, Mapping):
+        problems.add("receivers", "expected a mapping with an 'otlp' receiver")
+        return
+    for key in raw:
+        if key != "otlp":
+            problems.add(f"receivers.{key}", "unknown receiver (known: otlp)")
+    otlp = raw.get("otlp") or {}
+    if not isinstance(otlp, Mapping):
+        problems.add("receivers.otlp", "expected a mapping with 'grpc' and/or 'http'")
+        return
+    for key in otlp:
+        if key not in ("grpc", "http"):
+            problems.add(f"receivers.otlp.{key}", "unknown protocol (known: grpc, http)")
+    for name, cls in (("grpc", GrpcReceiverConfig), ("http", HttpReceiverConfig)):
+        if name not in otlp:
+            continue
+        value = otlp[name]
+        setattr(config, name, None if value is None else build(cls, value, f"receivers.otlp.{name}", problems))
+    if config.grpc is None and config.http is None:
+        problems.add("receivers.otlp", "both receivers are disabled: nothing could reach the processor")
+
+
+def _exporters(raw: object, problems: Problems) -> list[Any]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        problems.add("exporters", "expected a list such as [{otlp_http: {endpoint: ...}}]")
+        return []
+    built = []
+    for index, item in enumerate(raw):
+        where = f"exporters[{index}]"
+        if not isinstance(item, Mapping) or len(item) != 1:
+            problems.add(where, f"expected one key naming the exporter ({', '.join(EXPORTER_KINDS)})")
+            continue
+        ((kind, settings),) = item.items()
+        cls = EXPORTER_KINDS.get(kind)
+        if cls is None:
+            problems.add(f"{where}.{kind}", f"unknown exporter (known: {', '.join(EXPORTER_KINDS)})")
+            continue
+        exporter = build(cls, settings, f"{where}.{kind}", problems)
+        if exporter is not None:
+            built.append(exporter)
+    return built
+
+
+def _tags(raw: object, problems: Problems) -> list[str]:
+    if not isinstance(raw, list) or not all(isinstance(t, str) for t in raw):
+        problems.add("tags", "expected a list of tag keys such as [customer, feature, team, env]")
+        return list(DEFAULT_TAG_KEYS)
+    for index, key in enumerate(raw):
+        if not _TAG_KEY.match(key):
+            problems.add(f"tags[{index}]", f"{key!r} is not a usable tag key (letters, digits, _ . -)")
+    if len(set(raw)) != len(raw):
+        problems.add("tags", "a tag key is listed twice")
+    return list(dict.fromkeys(raw))
+
+
+def _metrics(raw: object, problems: Problems) -> MetricsConfig:
+    """Map ``{prometheus: {endpoint}, otlp: {endpoint, protocol}, ...}`` onto ``MetricsConfig``."""
+    if raw is None:
+        return MetricsConfig()
+    if not isinstance(raw, Mapping):
+        problems.add("metrics", "expected a mapping")
+        return MetricsConfig()
+    flat: dict[str, object] = {}
+    for key, value in raw.items():
+        if key == "prometheus":
+            flat["prometheus_endpoint"] = _endpoint_of(value, "metrics.prometheus", problems)
+        elif key == "otlp":
+            flat["otlp_endpoint"] = _endpoint_of(value, "metrics.otlp", problems)
+            if isinstance(value, Mapping) and "protocol" in value:
+                flat["otlp_protocol"] = value["protocol"]
+        else:
+            flat[key] = value
+    return build(MetricsConfig, flat, "metrics", problems) or MetricsConfig()
+
+
+def _endpoint_of(value: object, where: str, problems: Problems) -> object:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        extra = set(value) - {"endpoint", "protocol"}
+        for key in sorted(extra):
+            problems.add(f"{where}.{key}", "unknown key (known keys: endpoint, protocol)")
+        return value.get("endpoint")
+    problems.add(where, "expected a mapping such as {endpoint: 127.0.0.1:9464}, or null to disable")
+    return None
+
+
+def _resolve_paths(config: Config, raw: Mapping[str, Any], base_dir: Path) -> None:
+    overrides = config.pricing.overrides
+    if overrides and not Path(overrides).is_absolute():
+        config.pricing = replace(config.pricing, overrides=str(base_dir / overrides))
+    if isinstance(raw.get("ledger"), Mapping) and "path" in raw["ledger"]:
+        path = config.ledger.path
+        if path and not Path(path).is_absolute():
+            config.ledger = replace(config.ledger, path=str(base_dir / path))
+
+
+def _expand_env(value: Any, where: str, problems: Problems) -> Any:
+    if isinstance(value, str):
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                problems.add(where, f"environment variable {name} is not set")
+                return ""
+            return os.environ[name]
+
+        return _ENV.sub(substitute, value)
+    if isinstance(value, Mapping):
+        return {k: _expand_env(v, f"{where}.{k}" if where else str(k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+    return value
+
+
+def _plain(node: yaml.Node, where: str, lines: dict[str, int]) -> Any:
+    """Construct plain Python values from a YAML node, remembering each value's line."""
+    lines[where] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node)
+            result[key] = _plain(value_node, f"{where}.{key}" if where else str(key), lines)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_plain(item, f"{where}[{i}]", lines) for i, item in enumerate(node.value)]
+    return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()
+
+
+__all__ = ["Config", "ConfigError", "ServiceConfig", "check_config", "load_config", "parse_duration"]

@@ -1,0 +1,133 @@
+"""The running processor: receivers → pipeline (pricing, rollup) → exporters and sinks.
+
+Lifecycle reads top-down: ``start`` builds and starts every component, ``stop`` stops accepting,
+drains the traces waiting for rollup and the exporter queues within the shutdown deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from spanledger.processor.components import CallSink, SpanExporter
+from spanledger.processor.config import Config
+from spanledger.processor.exporters import (
+    OtlpGrpcExporter,
+    OtlpGrpcExporterConfig,
+    OtlpHttpExporter,
+)
+from spanledger.processor.ledger import LedgerSink
+from spanledger.processor.metrics import MetricsSink
+from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.pricing import PriceBook
+from spanledger.processor.receivers import GrpcReceiver, HttpReceiver
+
+log = logging.getLogger("spanledger.processor")
+
+
+class Service:
+    """One processor process. Extra exporters and sinks (e.g. the demo's recorder) may be added."""
+
+    def __init__(
+        self,
+        config: Config,
+        extra_exporters: Sequence[SpanExporter] = (),
+        extra_sinks: Sequence[CallSink] = (),
+    ) -> None:
+        self.config = config
+        self._extra_exporters = list(extra_exporters)
+        self._extra_sinks = list(extra_sinks)
+        self.pipeline: Pipeline | None = None
+        self.grpc: GrpcReceiver | None = None
+        self.http: HttpReceiver | None = None
+        self.metrics: MetricsSink | None = None
+        self.ledger: LedgerSink | None = None
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        """Build every component from the config and start accepting OTLP."""
+        config = self.config
+        exporters: list[SpanExporter] = [_exporter(c) for c in config.exporters]
+        exporters += self._extra_exporters
+        sinks: list[CallSink] = []
+        if config.metrics.prometheus_endpoint or config.metrics.otlp_endpoint:
+            self.metrics = MetricsSink(config.metrics, config.tags)
+            sinks.append(self.metrics)
+        if config.ledger.path:
+            self.ledger = LedgerSink(config.ledger, config.tags)
+            sinks.append(self.ledger)
+        sinks += self._extra_sinks
+        self.pipeline = Pipeline(
+            config.rollup, config.tags, PriceBook(config.pricing), exporters, sinks
+        )
+        self.pipeline.start()
+        if config.grpc is not None:
+            self.grpc = GrpcReceiver(config.grpc, self.pipeline)
+            self.grpc.start()
+        if config.http is not None:
+            self.http = HttpReceiver(config.http, self.pipeline)
+            self.http.start()
+        log.info(
+            "spanledger processor listening: %s; forwarding to %d exporter(s); ledger %s",
+            ", ".join(self.endpoints()) or "no receiver",
+            len(exporters),
+            config.ledger.path or "off",
+        )
+
+    def endpoints(self) -> list[str]:
+        """Where the receivers and the Prometheus endpoint listen, for people to read."""
+        found = []
+        if self.grpc is not None:
+            found.append(f"OTLP/gRPC {_host(self.config.grpc.endpoint)}:{self.grpc.port}")
+        if self.http is not None:
+            found.append(f"OTLP/HTTP http://{_host(self.config.http.endpoint)}:{self.http.port}")
+        if self.metrics is not None and self.metrics.prometheus_port:
+            endpoint = self.config.metrics.prometheus_endpoint or ""
+            found.append(f"metrics http://{_host(endpoint)}:{self.metrics.prometheus_port}/metrics")
+        return found
+
+    def stop(self) -> None:
+        """Stop accepting, then flush and drain within ``service.shutdown_timeout``."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        deadline = time.monotonic() + self.config.service.shutdown_timeout
+        for receiver in (self.grpc, self.http):
+            if receiver is not None:
+                receiver.stop(grace=min(1.0, self.config.service.shutdown_timeout / 4))
+        if self.pipeline is not None:
+            self.pipeline.shutdown(max(0.1, deadline - time.monotonic()))
+        log.info("spanledger processor stopped")
+
+    def run(self) -> None:
+        """Start, serve until SIGTERM or SIGINT, then stop; previous handlers are restored."""
+        wake = threading.Event()
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("received %s, shutting down", signal.Signals(signum).name)
+            wake.set()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.start()
+            while not wake.wait(0.5):
+                pass
+        finally:
+            self.stop()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+def _exporter(config: object) -> SpanExporter:
+    if isinstance(config, OtlpGrpcExporterConfig):
+        return OtlpGrpcExporter(config)
+    return OtlpHttpExporter(config)  # type: ignore[arg-type]
+
+
+def _host(endpoint: str) -> str:
+    host = endpoint.rsplit(":", 1)[0] if ":" in endpoint else endpoint
+    return host or "127.0.0.1"
