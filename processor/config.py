@@ -127,11 +127,15 @@ def from_mapping(raw: object, problems: Problems, base_dir: Path | None = None) 
     _receivers(raw.get("receivers"), config, problems)
     config.exporters = _exporters(raw.get("exporters"), problems)
     config.tags = _tags(raw.get("tags", list(DEFAULT_TAG_KEYS)), problems)
-    config.pricing = build(PricingConfig, raw.get("pricing"), "pricing", problems) or PricingConfig()
+    config.pricing = (
+        build(PricingConfig, raw.get("pricing"), "pricing", problems) or PricingConfig()
+    )
     config.rollup = build(RollupConfig, raw.get("rollup"), "rollup", problems) or RollupConfig()
     config.metrics = _metrics(raw.get("metrics"), problems)
     config.ledger = build(LedgerConfig, raw.get("ledger"), "ledger", problems) or LedgerConfig()
-    config.service = build(ServiceConfig, raw.get("service"), "service", problems) or ServiceConfig()
+    config.service = (
+        build(ServiceConfig, raw.get("service"), "service", problems) or ServiceConfig()
+    )
     if base_dir is not None:
         _resolve_paths(config, raw, base_dir)
     return config
@@ -157,9 +161,15 @@ def _receivers(raw: object, config: Config, problems: Problems) -> None:
         if name not in otlp:
             continue
         value = otlp[name]
-        setattr(config, name, None if value is None else build(cls, value, f"receivers.otlp.{name}", problems))
+        setattr(
+            config,
+            name,
+            None if value is None else build(cls, value, f"receivers.otlp.{name}", problems),
+        )
     if config.grpc is None and config.http is None:
-        problems.add("receivers.otlp", "both receivers are disabled: nothing could reach the processor")
+        problems.add(
+            "receivers.otlp", "both receivers are disabled: nothing could reach the processor"
+        )
 
 
 def _exporters(raw: object, problems: Problems) -> list[Any]:
@@ -172,12 +182,16 @@ def _exporters(raw: object, problems: Problems) -> list[Any]:
     for index, item in enumerate(raw):
         where = f"exporters[{index}]"
         if not isinstance(item, Mapping) or len(item) != 1:
-            problems.add(where, f"expected one key naming the exporter ({', '.join(EXPORTER_KINDS)})")
+            problems.add(
+                where, f"expected one key naming the exporter ({', '.join(EXPORTER_KINDS)})"
+            )
             continue
         ((kind, settings),) = item.items()
         cls = EXPORTER_KINDS.get(kind)
         if cls is None:
-            problems.add(f"{where}.{kind}", f"unknown exporter (known: {', '.join(EXPORTER_KINDS)})")
+            problems.add(
+                f"{where}.{kind}", f"unknown exporter (known: {', '.join(EXPORTER_KINDS)})"
+            )
             continue
         exporter = build(cls, settings, f"{where}.{kind}", problems)
         if exporter is not None:
@@ -191,7 +205,9 @@ def _tags(raw: object, problems: Problems) -> list[str]:
         return list(DEFAULT_TAG_KEYS)
     for index, key in enumerate(raw):
         if not _TAG_KEY.match(key):
-            problems.add(f"tags[{index}]", f"{key!r} is not a usable tag key (letters, digits, _ . -)")
+            problems.add(
+                f"tags[{index}]", f"{key!r} is not a usable tag key (letters, digits, _ . -)"
+            )
     if len(set(raw)) != len(raw):
         problems.add("tags", "a tag key is listed twice")
     return list(dict.fromkeys(raw))
@@ -241,6 +257,7 @@ def _resolve_paths(config: Config, raw: Mapping[str, Any], base_dir: Path) -> No
 
 def _expand_env(value: Any, where: str, problems: Problems) -> Any:
     if isinstance(value, str):
+
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in os.environ:
@@ -250,7 +267,10 @@ def _expand_env(value: Any, where: str, problems: Problems) -> Any:
 
         return _ENV.sub(substitute, value)
     if isinstance(value, Mapping):
-        return {k: _expand_env(v, f"{where}.{k}" if where else str(k), problems) for k, v in value.items()}
+        return {
+            k: _expand_env(v, f"{where}.{k}" if where else str(k), problems)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_expand_env(v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
     return value
@@ -278,4 +298,11 @@ def _scalar(node: yaml.Node) -> Any:
         loader.dispose()
 
 
-__all__ = ["Config", "ConfigError", "ServiceConfig", "check_config", "load_config", "parse_duration"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "ServiceConfig",
+    "check_config",
+    "load_config",
+    "parse_duration",
+]
