@@ -1,0 +1,264 @@
+"""``MetricsSink``: per-tag counters of cost, tokens and calls, served to Prometheus and pushed
+over OTLP.
+
+The sink keeps exact running totals (``Decimal`` dollars, integer tokens and calls) per label
+set and reports them through observable counters, so each exported series is the correctly
+rounded value of an exact sum rather than an accumulation of float additions.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from decimal import Decimal
+from wsgiref.simple_server import WSGIServer
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.sdk.metrics import MeterProvider, ObservableCounter
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import Resource
+
+from spanledger.processor.metrics.cardinality import CardinalityCap
+from spanledger.processor.metrics.config import MetricsConfig, otlp_http_url, split_host_port
+from spanledger.processor.model import CountedCall
+from spanledger.semconv import (
+    COST_STATUS,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_RESPONSE_MODEL,
+    OVERFLOW,
+    STATUS_PRICED,
+    UNTAGGED,
+)
+
+log = logging.getLogger(__name__)
+
+METER_NAME = "spanledger.processor"
+COST = "spanledger.cost"
+TOKENS = "spanledger.tokens"
+LLM_CALLS = "spanledger.llm_calls"
+TAG_OVERFLOWS = "spanledger.tag_overflows"
+TOKEN_TYPE = "type"
+OVERFLOW_TAG = "tag"
+MODEL = GEN_AI_RESPONSE_MODEL
+"""The label naming the model that served the call (the request model when no response model)."""
+
+MAX_SERIES = 100_000
+"""Upper bound on label sets per counter, on top of the per-label cap, to bound memory."""
+DEDUP_WINDOW = 100_000
+"""How many recent (trace_id, span_id) pairs are remembered to ignore repeated deliveries."""
+
+Labels = tuple[tuple[str, str], ...]
+
+
+class _Totals:
+    """Exact running totals per label set, safe to update and read from different threads."""
+
+    def __init__(self, label_keys: Sequence[str], limit: int) -> None:
+        self.label_keys = tuple(label_keys)
+        self.cap = CardinalityCap(limit)
+        self.cost: dict[Labels, Decimal] = {}
+        self.tokens: dict[tuple[Labels, str], int] = {}
+        self.calls: dict[tuple[Labels, str], int] = {}
+        self.overflows: dict[str, int] = {}
+        self._series: set[Labels] = set()
+        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def add(self, call: CountedCall) -> None:
+        key = (call.trace_id, call.span_id)
+        values = self._values(call)
+        with self.lock:
+            if key in self._recent:
+                return
+            self._recent[key] = None
+            if len(self._recent) > DEDUP_WINDOW:
+                self._recent.popitem(last=False)
+            labels = self._labels(values)
+            status = call.cost.status
+            if status == STATUS_PRICED:
+                self.cost[labels] = self.cost.get(labels, Decimal(0)) + call.cost.total
+            self.calls[(labels, status)] = self.calls.get((labels, status), 0) + 1
+            usage = call.usage
+            for kind, count in (
+                ("input", usage.input_tokens),
+                ("output", usage.output_tokens),
+                ("cache_read", usage.cache_read_tokens),
+                ("cache_write", usage.cache_write_tokens + usage.cache_write_1h_tokens),
+                ("reasoning", usage.reasoning_tokens),
+            ):
+                if count:
+                    self.tokens[(labels, kind)] = self.tokens.get((labels, kind), 0) + count
+
+    def _values(self, call: CountedCall) -> dict[str, str]:
+        raw = {key: call.tags.get(key) or UNTAGGED for key in self.label_keys}
+        raw[GEN_AI_PROVIDER_NAME] = call.usage.provider or UNTAGGED
+        raw[MODEL] = call.usage.model or UNTAGGED
+        return raw
+
+    def _labels(self, raw: dict[str, str]) -> Labels:
+        pairs = []
+        for key, value in raw.items():
+            kept, folded = self.cap.bucket(key, value)
+            if folded:
+                self.overflows[key] = self.overflows.get(key, 0) + 1
+            pairs.append((key, kept))
+        labels = tuple(pairs)
+        if labels not in self._series:
+            if len(self._series) >= MAX_SERIES:
+                log.warning("more than %d label sets; counting this call as (other)", MAX_SERIES)
+                labels = tuple((key, OVERFLOW) for key, _ in pairs)
+            self._series.add(labels)
+        return labels
+
+    def cost_points(self, _options: CallbackOptions | None = None) -> list[Observation]:
+        with self.lock:
+            return [Observation(float(value), dict(labels)) for labels, value in self.cost.items()]
+
+    def token_points(self, _options: CallbackOptions | None = None) -> list[Observation]:
+        with self.lock:
+            return [
+                Observation(count, {**dict(labels), TOKEN_TYPE: kind})
+                for (labels, kind), count in self.tokens.items()
+            ]
+
+    def call_points(self, _options: CallbackOptions | None = None) -> list[Observation]:
+        with self.lock:
+            return [
+                Observation(count, {**dict(labels), COST_STATUS: status})
+                for (labels, status), count in self.calls.items()
+            ]
+
+    def overflow_points(self, _options: CallbackOptions | None = None) -> list[Observation]:
+        with self.lock:
+            return [
+                Observation(count, {OVERFLOW_TAG: key}) for key, count in self.overflows.items()
+            ]
+
+
+class MetricsSink:
+    """A ``CallSink`` counting cost, tokens and calls per tag value, provider and model.
+
+    Counters (Prometheus names in brackets):
+    ``spanledger.cost`` USD, priced calls only [``spanledger_cost_usd_total``];
+    ``spanledger.tokens`` by ``type`` = input, output (totals) and cache_read, cache_write,
+    reasoning (parts of those totals) [``spanledger_tokens_total``];
+    ``spanledger.llm_calls`` by ``spanledger.cost.status`` = priced | unpriced
+    [``spanledger_llm_calls_total``];
+    ``spanledger.tag_overflows`` by ``tag``: calls whose value of that label was counted as
+    ``(other)`` [``spanledger_tag_overflows_total``].
+    """
+
+    def __init__(self, config: MetricsConfig, tag_keys: Sequence[str]) -> None:
+        problems = config.problems()
+        if problems:
+            raise ValueError("invalid metrics configuration: " + "; ".join(problems))
+        self.config = config
+        self._totals = _Totals(tag_keys, config.cardinality_limit)
+        self._providers: list[MeterProvider] = []
+        self._server: WSGIServer | None = None
+        self._server_thread: threading.Thread | None = None
+        self.prometheus_port: int | None = None
+        """The port ``/metrics`` is served on, once bound (None without a Prometheus endpoint)."""
+        resource = Resource.create({"service.name": "spanledger-processor"})
+        limits = {ObservableCounter: MAX_SERIES * 8}
+        try:
+            if config.prometheus_endpoint is not None:
+                self._start_prometheus(config.prometheus_endpoint, resource, limits)
+            if config.otlp_endpoint is not None:
+                reader = PeriodicExportingMetricReader(
+                    _otlp_exporter(config),
+                    export_interval_millis=config.export_interval * 1000,
+                    cardinality_limits=limits,
+                )
+                self._add_provider(reader, resource, cost_unit="USD")
+        except Exception:
+            self.shutdown(1.0)
+            raise
+
+    def record(self, calls: Sequence[CountedCall]) -> None:
+        """Add each counted call to the running totals; a malformed call is logged and skipped."""
+        for call in calls:
+            try:
+                self._totals.add(call)
+            except Exception:
+                log.exception("could not count call %s/%s in metrics", call.trace_id, call.span_id)
+
+    def shutdown(self, timeout: float) -> None:
+        """Push the final totals over OTLP within ``timeout`` seconds; stop serving ``/metrics``."""
+        for provider in self._providers:
+            try:
+                provider.shutdown(timeout_millis=max(timeout, 0.1) * 1000)
+            except Exception:
+                log.exception("metrics shutdown failed")
+        self._providers.clear()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._server_thread is not None:
+            self._server_thread.join(timeout=max(timeout, 0.1))
+            self._server_thread = None
+
+    def _start_prometheus(self, endpoint: str, resource: Resource, limits: dict) -> None:
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        host, port = split_host_port(endpoint)
+        registry = CollectorRegistry(auto_describe=False)
+        reader = PrometheusMetricReader(registry=registry, cardinality_limits=limits)
+        # The exporter appends unknown units verbatim ("USD" would give spanledger_cost_USD_total);
+        # Prometheus names carry lower-case unit suffixes, hence "usd" on this side only.
+        self._add_provider(reader, resource, cost_unit="usd")
+        try:
+            self._server, self._server_thread = start_http_server(
+                port, addr=host, registry=registry
+            )
+        except OSError as exc:
+            raise OSError(f"cannot serve Prometheus metrics on {endpoint}: {exc}") from exc
+        self.prometheus_port = self._server.server_port
+
+    def _add_provider(self, reader: MetricReader, resource: Resource, cost_unit: str) -> None:
+        provider = MeterProvider(metric_readers=[reader], resource=resource)
+        self._providers.append(provider)
+        _register(provider.get_meter(METER_NAME), self._totals, cost_unit)
+
+
+def _register(meter: Meter, totals: _Totals, cost_unit: str) -> None:
+    meter.create_observable_counter(
+        COST, [totals.cost_points], unit=cost_unit, description="Cost of priced LLM calls"
+    )
+    meter.create_observable_counter(
+        TOKENS, [totals.token_points], unit="{token}", description="LLM tokens by type"
+    )
+    meter.create_observable_counter(
+        LLM_CALLS,
+        [totals.call_points],
+        unit="{call}",
+        description="Counted LLM calls, priced and unpriced",
+    )
+    meter.create_observable_counter(
+        TAG_OVERFLOWS,
+        [totals.overflow_points],
+        unit="{call}",
+        description="Calls whose label value was counted as (other) past the cardinality limit",
+    )
+
+
+def _otlp_exporter(config: MetricsConfig) -> MetricExporter:
+    endpoint = (config.otlp_endpoint or "").strip()
+    if config.otlp_protocol == "http":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        return OTLPMetricExporter(endpoint=otlp_http_url(endpoint))
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+        OTLPMetricExporter as GrpcMetricExporter,
+    )
+
+    insecure = not endpoint.startswith("https://")
+    return GrpcMetricExporter(endpoint=endpoint, insecure=insecure)
