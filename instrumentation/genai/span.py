@@ -1,0 +1,132 @@
+"""Start, annotate and end GenAI inference spans.
+
+A span is named ``{operation} {request_model}``, has kind CLIENT and carries the request
+attributes at start, so that samplers and the baggage-tag processor see them. Usage is written
+from an :class:`InferenceUsage` record; only fields that are known are written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+
+from spanledger import semconv
+
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+ERROR_TYPE = "error.type"
+
+# Operation names of the GenAI semantic conventions used by the SDK patches.
+OPERATION_CHAT = "chat"
+OPERATION_TEXT_COMPLETION = "text_completion"
+OPERATION_EMBEDDINGS = "embeddings"
+
+
+@dataclass
+class InferenceUsage:
+    """What a provider reported about one inference call; ``None`` means "not reported".
+
+    ``input_tokens`` counts ALL input tokens, cached ones included; ``output_tokens`` counts ALL
+    output tokens, reasoning included. The ``cache_*`` and ``reasoning_*`` fields are the subsets.
+    """
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    reasoning_output_tokens: int | None = None
+    response_model: str | None = None
+    response_id: str | None = None
+    finish_reasons: list[str] = field(default_factory=list)
+    reported_cost: float | None = None
+
+    def update(self, other: InferenceUsage) -> None:
+        """Take every field ``other`` knows; finish reasons accumulate without duplicates."""
+        for item in fields(self):
+            if item.name == "finish_reasons":
+                for reason in other.finish_reasons:
+                    if reason not in self.finish_reasons:
+                        self.finish_reasons.append(reason)
+                continue
+            value = getattr(other, item.name)
+            if value is not None:
+                setattr(self, item.name, value)
+
+    def attributes(self) -> dict[str, Any]:
+        """The span attributes for the known fields."""
+        pairs = (
+            (semconv.GEN_AI_USAGE_INPUT_TOKENS, self.input_tokens),
+            (semconv.GEN_AI_USAGE_OUTPUT_TOKENS, self.output_tokens),
+            (semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, self.cache_read_input_tokens),
+            (semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, self.cache_creation_input_tokens),
+            (semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, self.reasoning_output_tokens),
+            (semconv.GEN_AI_RESPONSE_MODEL, self.response_model),
+            (semconv.GEN_AI_RESPONSE_ID, self.response_id),
+            (semconv.COST_REPORTED, self.reported_cost),
+        )
+        attributes: dict[str, Any] = {key: value for key, value in pairs if value is not None}
+        if self.finish_reasons:
+            attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = list(self.finish_reasons)
+        return attributes
+
+
+def start_inference_span(
+    tracer: Tracer,
+    *,
+    operation: str,
+    provider: str,
+    request_model: str | None,
+    stream: bool = False,
+    server_address: str | None = None,
+    server_port: int | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> Span:
+    """Start (but do not activate) a CLIENT span for one inference call."""
+    start_attributes: dict[str, Any] = {
+        semconv.GEN_AI_OPERATION_NAME: operation,
+        semconv.GEN_AI_PROVIDER_NAME: provider,
+        semconv.GEN_AI_REQUEST_STREAM: stream,
+    }
+    if request_model:
+        start_attributes[semconv.GEN_AI_REQUEST_MODEL] = request_model
+    if server_address:
+        start_attributes[SERVER_ADDRESS] = server_address
+    if server_port is not None:
+        start_attributes[SERVER_PORT] = server_port
+    if attributes:
+        start_attributes.update(attributes)
+    name = f"{operation} {request_model}" if request_model else operation
+    return tracer.start_span(name, kind=SpanKind.CLIENT, attributes=start_attributes)
+
+
+def record_usage(span: Span, usage: InferenceUsage) -> None:
+    """Write the known usage fields onto a recording span."""
+    if span.is_recording():
+        span.set_attributes(usage.attributes())
+
+
+def error_type(error: BaseException) -> str:
+    """The low-cardinality ``error.type`` value for an exception: its class name."""
+    return type(error).__qualname__
+
+
+def end_with_error(span: Span, error: BaseException, usage: InferenceUsage | None = None) -> None:
+    """Mark the span failed (status ERROR, ``error.type``), keep any usage seen, and end it."""
+    if span.is_recording():
+        if usage is not None:
+            span.set_attributes(usage.attributes())
+        span.set_attribute(ERROR_TYPE, error_type(error))
+        span.set_status(Status(StatusCode.ERROR, str(error) or error_type(error)))
+    span.end()
+
+
+def finish_reasons_of(values: Sequence[Any]) -> list[str]:
+    """Distinct, non-empty finish reasons in order of first appearance."""
+    reasons: list[str] = []
+    for value in values:
+        if value and str(value) not in reasons:
+            reasons.append(str(value))
+    return reasons

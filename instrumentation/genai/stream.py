@@ -1,0 +1,203 @@
+"""End a streamed call's span exactly once, however the stream ends.
+
+:class:`StreamSpan` owns the span of one streamed call and the usage seen so far. It ends the span
+once, on the first of:
+
+- exhaustion (``spanledger.stream.completed=true``),
+- an error raised while reading (status ERROR, ``error.type``, ``completed=false``),
+- ``close()`` / leaving ``with`` / ``async with`` before the end (``completed=false``),
+- garbage collection of an abandoned stream (``completed=false``), via :meth:`watch`.
+
+Partial usage seen before an early end is kept. :func:`observe` and :func:`observe_async` wrap an
+iterator so that it feeds each item to a callback and ends the span on exhaustion, error and
+``close()``; a callback returning :data:`HIDE` keeps an item from the caller.
+:class:`StreamProxy` and :class:`AsyncStreamProxy` wrap a whole stream object (isinstance checks
+on the proxy still hold) for SDKs whose stream classes cannot be adjusted in place.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
+
+import wrapt
+from opentelemetry.trace import Span
+
+from spanledger import semconv
+
+from .guard import guarded
+from .span import InferenceUsage, end_with_error, record_usage
+
+T = TypeVar("T")
+
+HIDE = object()
+"""Returned by an item callback to keep that item from the caller."""
+
+ItemCallback = Callable[[Any], Any]
+
+
+class StreamSpan:
+    """The span of one streamed call, its usage so far, and the exactly-once end."""
+
+    __slots__ = ("__weakref__", "_ended", "_finalizer", "_lock", "span", "usage")
+
+    def __init__(self, span: Span, usage: InferenceUsage | None = None) -> None:
+        self.span = span
+        self.usage = usage if usage is not None else InferenceUsage()
+        self._ended = False
+        self._lock = threading.Lock()
+        self._finalizer: weakref.finalize | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def watch(self, stream: object) -> None:
+        """End the span (``completed=false``) when ``stream`` is garbage collected unfinished."""
+        with guarded("watching a stream for garbage collection"):
+            self._finalizer = weakref.finalize(stream, self.finish, completed=False)
+
+    def _claim(self) -> bool:
+        with self._lock:
+            if self._ended:
+                return False
+            self._ended = True
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        return True
+
+    def finish(self, completed: bool) -> None:
+        """End the span with the usage seen; a no-op after the first end."""
+        if not self._claim():
+            return
+        with guarded("ending a stream span"):
+            record_usage(self.span, self.usage)
+            if self.span.is_recording():
+                self.span.set_attribute(semconv.STREAM_COMPLETED, completed)
+        self.span.end()
+
+    def fail(self, error: BaseException) -> None:
+        """End the span as failed, keeping the usage seen; a no-op after the first end."""
+        if not self._claim():
+            return
+        with guarded("ending a failed stream span"):
+            if self.span.is_recording():
+                self.span.set_attribute(semconv.STREAM_COMPLETED, False)
+        end_with_error(self.span, error, self.usage)
+
+
+def observe(iterator: Iterator[T], state: StreamSpan, on_item: ItemCallback) -> Iterator[T]:
+    """Yield from ``iterator``, feeding ``on_item`` and ending ``state`` however iteration ends."""
+    try:
+        for item in iterator:
+            hidden = False
+            with guarded("reading a stream item"):
+                hidden = on_item(item) is HIDE
+            if not hidden:
+                yield item
+    except GeneratorExit:
+        state.finish(completed=False)
+        raise
+    except BaseException as error:
+        state.fail(error)
+        raise
+    state.finish(completed=True)
+
+
+async def observe_async(
+    iterator: AsyncIterator[T], state: StreamSpan, on_item: ItemCallback
+) -> AsyncIterator[T]:
+    """Async twin of :func:`observe`."""
+    try:
+        async for item in iterator:
+            hidden = False
+            with guarded("reading a stream item"):
+                hidden = on_item(item) is HIDE
+            if not hidden:
+                yield item
+    except GeneratorExit:
+        state.finish(completed=False)
+        raise
+    except BaseException as error:
+        state.fail(error)
+        raise
+    state.finish(completed=True)
+
+
+class StreamProxy(wrapt.ObjectProxy):
+    """Wrap a sync stream object: iteration is observed, ``close``/``with`` end the span.
+
+    Subclasses override :meth:`on_item` to read usage from each item (return :data:`HIDE` to
+    keep an item from the caller). The wrapped object's other attributes pass through.
+    """
+
+    def __init__(self, wrapped: Any, state: StreamSpan) -> None:
+        super().__init__(wrapped)
+        self._self_state = state
+        self._self_iterator = observe(iter(wrapped), state, self.on_item)
+        state.watch(self)
+
+    def on_item(self, item: Any) -> Any:
+        """Read one item; return :data:`HIDE` to drop it. The default keeps everything."""
+        return item
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._self_iterator
+
+    def __next__(self) -> Any:
+        return next(self._self_iterator)
+
+    def __enter__(self) -> StreamProxy:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(*exc_info)
+        finally:
+            self._self_state.finish(completed=False)
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_state.finish(completed=False)
+
+
+class AsyncStreamProxy(wrapt.ObjectProxy):
+    """Async twin of :class:`StreamProxy`."""
+
+    def __init__(self, wrapped: Any, state: StreamSpan) -> None:
+        super().__init__(wrapped)
+        self._self_state = state
+        self._self_iterator = observe_async(aiter(wrapped), state, self.on_item)
+        state.watch(self)
+
+    def on_item(self, item: Any) -> Any:
+        """Read one item; return :data:`HIDE` to drop it. The default keeps everything."""
+        return item
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._self_iterator
+
+    async def __anext__(self) -> Any:
+        return await anext(self._self_iterator)
+
+    async def __aenter__(self) -> AsyncStreamProxy:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(*exc_info)
+        finally:
+            self._self_state.finish(completed=False)
+
+    async def close(self) -> None:
+        try:
+            await self.__wrapped__.close()
+        finally:
+            self._self_state.finish(completed=False)
