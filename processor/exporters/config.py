@@ -1,0 +1,146 @@
+"""Settings of the OTLP exporters: destination, headers, TLS, compression, queue and retries."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+DEFAULT_QUEUE_SPANS = 100_000
+DEFAULT_BATCH_SPANS = 2048
+DEFAULT_BATCH_BYTES = 4 * 1024 * 1024
+"""4 MiB: the default largest message of gRPC servers, the Collector's among them."""
+
+
+@dataclass
+class TlsClientConfig:
+    """How to secure the connection to the destination.
+
+    ``insecure`` (gRPC only) sends in plain text. ``ca_file`` replaces the system trust store;
+    ``cert_file`` with ``key_file`` present a client certificate (mutual TLS). ``server_name``
+    overrides the name checked against the server certificate.
+    """
+
+    insecure: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    server_name: str | None = None
+
+    def problems(self) -> list[str]:
+        found = []
+        for name in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self, name)
+            if path is not None and not os.access(path, os.R_OK):
+                found.append(f"tls.{name} {path!r} cannot be read")
+        if (self.cert_file is None) != (self.key_file is None):
+            found.append("tls.cert_file and tls.key_file go together (client certificate)")
+        return found
+
+
+@dataclass(kw_only=True)
+class _ExporterConfig:
+    """Settings shared by both exporters (keyword-only; ``endpoint`` may be given by position)."""
+
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    """Sent with every request, e.g. ``{"authorization": "Basic ..."}``; never logged."""
+    timeout: float = 10.0
+    """Seconds one attempt may take."""
+    compression: Literal["gzip"] | None = "gzip"
+    tls: TlsClientConfig | None = None
+    queue_size: int = DEFAULT_QUEUE_SPANS
+    """Spans held waiting for delivery; ``export`` raises ``Backpressure`` beyond it."""
+    max_batch_spans: int = DEFAULT_BATCH_SPANS
+    """Queued requests are merged into one export of at most this many spans..."""
+    max_batch_bytes: int = DEFAULT_BATCH_BYTES
+    """...and at most this many bytes (before compression); a larger single request goes alone."""
+    workers: int = 1
+    """Exports in flight at the same time."""
+    initial_backoff: float = 1.0
+    """First wait before a retry; it doubles (with jitter) up to ``max_backoff``."""
+    max_backoff: float = 30.0
+    max_elapsed: float = 300.0
+    """Give up on a batch (and count its spans as dropped) after retrying for this long."""
+
+    def _shared_problems(self) -> list[str]:
+        found = []
+        if self.timeout <= 0:
+            found.append("timeout must be positive")
+        for name in ("queue_size", "max_batch_spans", "max_batch_bytes", "workers"):
+            if getattr(self, name) < 1:
+                found.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.initial_backoff <= 0 or self.max_backoff < self.initial_backoff:
+            found.append("initial_backoff must be positive and not above max_backoff")
+        if self.max_elapsed < 0:
+            found.append("max_elapsed cannot be negative")
+        if self.compression not in ("gzip", None):
+            found.append(f"compression must be gzip or none, got {self.compression!r}")
+        for name, value in self.headers.items():
+            if not name or any(c in name for c in " :\r\n") or any(c in value for c in "\r\n"):
+                found.append(f"headers: {name!r} is not a valid header")
+        if self.tls is not None:
+            found += self.tls.problems()
+        return found
+
+
+@dataclass
+class OtlpHttpExporterConfig(_ExporterConfig):
+    """OTLP/HTTP (binary protobuf) exporter; the URL scheme chooses plain HTTP or HTTPS."""
+
+    endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    """Full URL; an empty path means ``/v1/traces``."""
+
+    def problems(self) -> list[str]:
+        found = self._shared_problems()
+        parts = urlsplit(self.endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            found.append(f"endpoint must be an http:// or https:// URL, got {self.endpoint!r}")
+        else:
+            try:
+                parts.port  # noqa: B018 - raises ValueError for a bad port
+            except ValueError:
+                found.append(f"endpoint has an invalid port: {self.endpoint!r}")
+        if parts.scheme == "https" and self.tls is not None and self.tls.insecure:
+            found.append(
+                "tls.insecure contradicts an https:// endpoint: use http:// for plain text"
+            )
+        return found
+
+
+@dataclass
+class OtlpGrpcExporterConfig(_ExporterConfig):
+    """OTLP/gRPC exporter. TLS unless ``tls.insecure`` is true or the endpoint says ``http://``."""
+
+    endpoint: str = "127.0.0.1:4317"
+    """host:port, or http://host:port (plain text) or https://host:port (TLS)."""
+
+    def problems(self) -> list[str]:
+        found = self._shared_problems()
+        try:
+            grpc_target(self.endpoint)
+        except ValueError as exc:
+            found.append(str(exc))
+        if self.endpoint.startswith("https://") and self.tls is not None and self.tls.insecure:
+            found.append("tls.insecure contradicts an https:// endpoint")
+        return found
+
+    def secure(self) -> bool:
+        """Whether the channel uses TLS."""
+        if self.endpoint.startswith("http://"):
+            return False
+        if self.endpoint.startswith("https://"):
+            return True
+        return not (self.tls is not None and self.tls.insecure)
+
+
+def grpc_target(endpoint: str) -> str:
+    """The ``host:port`` gRPC dials for ``endpoint``; raise ``ValueError`` if it is not one."""
+    text = endpoint.strip()
+    for scheme in ("http://", "https://"):
+        if text.startswith(scheme):
+            text = text[len(scheme) :].rstrip("/")
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or "/" in text or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"endpoint must be host:port such as 127.0.0.1:4317, got {endpoint!r}")
+    return text

@@ -1,0 +1,258 @@
+"""Queued, batched, retried delivery shared by the OTLP exporters.
+
+``export`` serializes the request and queues it (``Backpressure`` when the queue is full). Worker
+threads take what is queued, merge it into one request (serialized OTLP requests concatenate into
+one request holding all their resource spans), and send it. Retryable failures are retried with
+exponential backoff and jitter, or after the delay the server asked for, until ``max_elapsed``;
+permanent failures are not retried. ``shutdown`` delivers what is queued within its deadline and
+counts the rest as dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import Enum
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from spanledger.processor.exporters.config import _ExporterConfig
+from spanledger.processor.exporters.queue import ExportQueue, MemoryQueue, QueuedRequest
+
+log = logging.getLogger("spanledger.processor.exporters")
+
+_IDLE_POLL = 0.5
+
+
+class Verdict(Enum):
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    PERMANENT = "permanent"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """The outcome of sending one batch once."""
+
+    verdict: Verdict
+    detail: str = ""
+    retry_after: float | None = None
+    """Delay the server asked for (Retry-After, RetryInfo), if any."""
+    response: ExportTraceServiceResponse | None = None
+
+    @classmethod
+    def delivered(cls, response: ExportTraceServiceResponse | None = None) -> Attempt:
+        return cls(Verdict.DELIVERED, response=response)
+
+    @classmethod
+    def retry(cls, detail: str, retry_after: float | None = None) -> Attempt:
+        return cls(Verdict.RETRY, detail, retry_after)
+
+    @classmethod
+    def permanent(cls, detail: str) -> Attempt:
+        return cls(Verdict.PERMANENT, detail)
+
+
+@dataclass(frozen=True, slots=True)
+class ExporterStats:
+    """Counts since the exporter started, in spans except ``retried`` (attempts)."""
+
+    sent: int = 0
+    """Spans the destination accepted."""
+    failed: int = 0
+    """Spans the destination refused for good (permanent errors, partial-success rejections)."""
+    retried: int = 0
+    """Retry attempts made."""
+    dropped: int = 0
+    """Spans given up on: retries exhausted, shutdown deadline, or exported after shutdown."""
+    queued: int = 0
+    """Spans waiting in the queue now."""
+
+
+class QueuedExporter(ABC):
+    """Queue, batching, retries and drain; subclasses only know how to send one payload."""
+
+    def __init__(self, config: _ExporterConfig, queue: ExportQueue | None = None) -> None:
+        problems = config.problems()  # type: ignore[attr-defined]
+        if problems:
+            raise ValueError(f"invalid {type(self).__name__} config: " + "; ".join(problems))
+        self.config = config
+        self._queue: ExportQueue = queue if queue is not None else MemoryQueue(config.queue_size)
+        self._lock = threading.Lock()
+        self._counts = {"sent": 0, "failed": 0, "retried": 0, "dropped": 0}
+        self._closing = False
+        self._deadline: float | None = None
+        self._abort = threading.Event()
+        self._open_transport()
+        self._workers = [
+            threading.Thread(target=self._work, name=f"{type(self).__name__}-{i}", daemon=True)
+            for i in range(config.workers)
+        ]
+        for worker in self._workers:
+            worker.start()
+
+    @property
+    def stats(self) -> ExporterStats:
+        with self._lock:
+            return ExporterStats(**self._counts, queued=self._queue.spans)
+
+    def export(self, request: ExportTraceServiceRequest) -> None:
+        """Queue ``request`` for delivery; raise ``Backpressure`` if the queue is full."""
+        spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+        if spans == 0:
+            return
+        if self._closing:
+            self._count("dropped", spans)
+            log.warning("%s: %d spans exported after shutdown were dropped", self.name, spans)
+            return
+        self._queue.put(QueuedRequest(request.SerializeToString(), spans))
+
+    def shutdown(self, timeout: float) -> None:
+        """Deliver what is queued within ``timeout`` seconds, then stop; the rest is dropped."""
+        if self._closing:
+            return
+        self._deadline = time.monotonic() + max(0.0, timeout)
+        self._closing = True
+        self._queue.close()
+        for worker in self._workers:
+            worker.join(max(0.0, self._deadline - time.monotonic()))
+        self._abort.set()
+        for worker in self._workers:
+            worker.join(min(self.config.timeout, 1.0))
+        left = sum(item.spans for item in self._queue.drain())
+        if left:
+            self._count("dropped", left)
+            log.error("%s: shutdown deadline reached, %d queued spans dropped", self.name, left)
+        self._close_transport()
+        stats = self.stats
+        log.info(
+            "%s stopped: %d spans sent, %d refused, %d dropped, %d retries",
+            self.name,
+            stats.sent,
+            stats.failed,
+            stats.dropped,
+            stats.retried,
+        )
+
+    @property
+    def name(self) -> str:
+        """How logs name this exporter (no credentials)."""
+        return f"{type(self).__name__}({self._destination()})"
+
+    # -- what subclasses provide -------------------------------------------------------------
+
+    @abstractmethod
+    def _open_transport(self) -> None:
+        """Set up the connection(s) from the validated ``self.config``."""
+
+    @abstractmethod
+    def _destination(self) -> str:
+        """The destination, for logs."""
+
+    def _prepare(self, payload: bytes) -> bytes:
+        """Turn a merged payload into what is sent on every attempt (e.g. compress it once)."""
+        return payload
+
+    @abstractmethod
+    def _send(self, body: bytes, timeout: float) -> Attempt:
+        """Send ``body`` once within ``timeout`` seconds and classify the result."""
+
+    @abstractmethod
+    def _close_transport(self) -> None:
+        """Release connections once the workers have stopped."""
+
+    # -- the workers ----------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        config = self.config
+        while not self._abort.is_set():
+            batch = self._queue.take(config.max_batch_spans, config.max_batch_bytes, _IDLE_POLL)
+            if not batch:
+                if self._closing:
+                    return
+                continue
+            spans = sum(item.spans for item in batch)
+            payload = batch[0].payload if len(batch) == 1 else b"".join(i.payload for i in batch)
+            try:
+                self._deliver(self._prepare(payload), spans)
+            except Exception:
+                self._count("dropped", spans)
+                log.exception("%s: unexpected failure, %d spans dropped", self.name, spans)
+
+    def _deliver(self, body: bytes, spans: int) -> None:
+        config = self.config
+        started = time.monotonic()
+        retries = 0
+        while True:
+            attempt = self._send(body, self._attempt_timeout())
+            if attempt.verdict is Verdict.DELIVERED:
+                self._delivered(spans, attempt.response)
+                return
+            if attempt.verdict is Verdict.PERMANENT:
+                self._count("failed", spans)
+                log.error("%s refused %d spans for good: %s", self.name, spans, attempt.detail)
+                return
+            delay = self._backoff(retries, attempt.retry_after)
+            now = time.monotonic()
+            if now + delay - started > config.max_elapsed:
+                self._give_up(spans, f"still failing after {now - started:.1f}s", attempt)
+                return
+            if self._deadline is not None and now + delay > self._deadline:
+                self._give_up(spans, "shutdown deadline reached", attempt)
+                return
+            log.warning(
+                "%s: export of %d spans failed (%s), retrying in %.2fs",
+                self.name,
+                spans,
+                attempt.detail,
+                delay,
+            )
+            self._count("retried", 1)
+            retries += 1
+            if self._abort.wait(delay):
+                self._give_up(spans, "shutdown deadline reached", attempt)
+                return
+
+    def _attempt_timeout(self) -> float:
+        if self._deadline is None:
+            return self.config.timeout
+        return max(0.05, min(self.config.timeout, self._deadline - time.monotonic()))
+
+    def _backoff(self, retries: int, requested: float | None) -> float:
+        if requested is not None and requested > 0:
+            return requested
+        config = self.config
+        base = min(config.max_backoff, config.initial_backoff * (2**retries))
+        return base * random.uniform(0.5, 1.5)
+
+    def _delivered(self, spans: int, response: ExportTraceServiceResponse | None) -> None:
+        partial = response.partial_success if response is not None else None
+        rejected = min(spans, partial.rejected_spans) if partial is not None else 0
+        self._count("sent", spans - rejected)
+        if rejected:
+            self._count("failed", rejected)
+        if partial is not None and (rejected or partial.error_message):
+            log.warning(
+                "%s accepted %d of %d spans: %s",
+                self.name,
+                spans - rejected,
+                spans,
+                partial.error_message or "(no message)",
+            )
+
+    def _give_up(self, spans: int, why: str, attempt: Attempt) -> None:
+        self._count("dropped", spans)
+        log.error(
+            "%s: %s, %d spans dropped (last error: %s)", self.name, why, spans, attempt.detail
+        )
+
+    def _count(self, key: str, amount: int) -> None:
+        with self._lock:
+            self._counts[key] += amount

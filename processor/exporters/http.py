@@ -1,0 +1,177 @@
+"""OTLP/HTTP exporter: POSTs merged binary-protobuf requests, gzip-compressed by default.
+
+Each worker keeps one keep-alive connection (standard library ``http.client``); a connection the
+server closed while idle is reopened once at no cost to the retry budget.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import gzip
+import http.client
+import ssl
+import threading
+import time
+from urllib.parse import urlsplit
+
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from spanledger.processor import otlp_json
+from spanledger.processor.exporters.config import OtlpHttpExporterConfig
+from spanledger.processor.exporters.delivery import Attempt, QueuedExporter
+from spanledger.version import __version__
+
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+_GZIP_LEVEL = 5
+_DETAIL_CHARS = 300
+_STALE_CONNECTION = (
+    http.client.RemoteDisconnected,
+    ConnectionResetError,
+    BrokenPipeError,
+    ConnectionAbortedError,
+)
+
+
+class OtlpHttpExporter(QueuedExporter):
+    """Forwards spans over OTLP/HTTP with custom headers, TLS and gzip as configured."""
+
+    config: OtlpHttpExporterConfig
+
+    def _open_transport(self) -> None:
+        config = self.config
+        parts = urlsplit(config.endpoint)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or ""
+        self._port = parts.port or (443 if self._https else 80)
+        self._path = (parts.path or "/v1/traces") + (f"?{parts.query}" if parts.query else "")
+        self._display = f"{parts.scheme}://{parts.hostname}:{self._port}{parts.path}"
+        self._ssl = _client_context(config) if self._https else None
+        self._headers = {
+            "Content-Type": "application/x-protobuf",
+            "User-Agent": f"spanledger/{__version__}",
+            **config.headers,
+        }
+        if config.compression == "gzip":
+            self._headers["Content-Encoding"] = "gzip"
+        self._local = threading.local()
+        self._connections: list[http.client.HTTPConnection] = []
+        self._connections_lock = threading.Lock()
+
+    def _destination(self) -> str:
+        return self._display
+
+    def _prepare(self, payload: bytes) -> bytes:
+        if self.config.compression == "gzip":
+            return gzip.compress(payload, compresslevel=_GZIP_LEVEL)
+        return payload
+
+    def _send(self, body: bytes, timeout: float) -> Attempt:
+        for _ in range(2):  # a second pass only when a reused connection turned out stale
+            connection, reused = self._connection()
+            try:
+                connection.timeout = timeout
+                if connection.sock is not None:
+                    connection.sock.settimeout(timeout)
+                connection.request("POST", self._path, body, self._headers)
+                response = connection.getresponse()
+                data = response.read()
+            except _STALE_CONNECTION as exc:
+                self._drop_connection()
+                if reused:
+                    continue
+                return Attempt.retry(f"connection lost: {exc!r}")
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop_connection()
+                return Attempt.retry(f"cannot reach the destination: {exc!r}")
+            if response.will_close:
+                self._drop_connection()
+            return _classify(response, data)
+        return Attempt.retry("connection lost twice")
+
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            return connection, True
+        if self._https:
+            connection = http.client.HTTPSConnection(
+                self._host, self._port, timeout=self.config.timeout, context=self._ssl
+            )
+        else:
+            connection = http.client.HTTPConnection(
+                self._host, self._port, timeout=self.config.timeout
+            )
+        self._local.connection = connection
+        with self._connections_lock:
+            self._connections.append(connection)
+        return connection, False
+
+    def _drop_connection(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+            with self._connections_lock:
+                self._connections.remove(connection)
+
+    def _close_transport(self) -> None:
+        with self._connections_lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+
+
+def _classify(response: http.client.HTTPResponse, data: bytes) -> Attempt:
+    status = response.status
+    content_type = (response.getheader("Content-Type") or "").split(";")[0].strip().lower()
+    if 200 <= status < 300:
+        return Attempt.delivered(_parse_response(content_type, data))
+    detail = f"HTTP {status}: {_error_message(content_type, data)}"
+    if status in RETRYABLE_STATUSES:
+        return Attempt.retry(detail, _retry_after(response.getheader("Retry-After")))
+    return Attempt.permanent(detail)
+
+
+def _parse_response(content_type: str, data: bytes) -> ExportTraceServiceResponse | None:
+    if not data:
+        return None
+    try:
+        if content_type == "application/json":
+            return otlp_json.decode_message(data, ExportTraceServiceResponse)
+        return ExportTraceServiceResponse.FromString(data)
+    except Exception:  # a success whose body cannot be read is still a success
+        return None
+
+
+def _error_message(content_type: str, data: bytes) -> str:
+    try:
+        if content_type in ("application/x-protobuf", "application/protobuf"):
+            return Status.FromString(data).message or "(no message)"
+        if content_type == "application/json":
+            return otlp_json.decode_message(data, Status).message or "(no message)"
+    except Exception:
+        pass
+    text = data[:_DETAIL_CHARS].decode("utf-8", "replace").strip()
+    return text or "(empty body)"
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delay-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _client_context(config: OtlpHttpExporterConfig) -> ssl.SSLContext:
+    tls = config.tls
+    context = ssl.create_default_context(cafile=tls.ca_file if tls else None)
+    if tls is not None and tls.cert_file and tls.key_file:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    return context

@@ -1,0 +1,19 @@
+"""OTLP receivers: gRPC (``TraceService/Export``) and HTTP (``POST /v1/traces``)."""
+
+from spanledger.processor.receivers.config import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    GrpcReceiverConfig,
+    HttpReceiverConfig,
+    TlsServerConfig,
+)
+from spanledger.processor.receivers.grpc import GrpcReceiver
+from spanledger.processor.receivers.http import HttpReceiver
+
+__all__ = [
+    "DEFAULT_MAX_REQUEST_BYTES",
+    "GrpcReceiver",
+    "GrpcReceiverConfig",
+    "HttpReceiver",
+    "HttpReceiverConfig",
+    "TlsServerConfig",
+]

@@ -1,0 +1,109 @@
+"""Settings of the OTLP receivers: where to listen, how much to accept, TLS and bearer auth."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
+"""Largest request body accepted, compressed or not (16 MiB)."""
+
+
+@dataclass
+class TlsServerConfig:
+    """Serve TLS with this certificate; with ``client_ca_file``, require client certificates."""
+
+    cert_file: str = ""
+    key_file: str = ""
+    client_ca_file: str | None = None
+
+    def problems(self) -> list[str]:
+        found = []
+        for name in ("cert_file", "key_file"):
+            path = getattr(self, name)
+            if not path:
+                found.append(f"tls.{name} is required to serve TLS")
+            elif not os.access(path, os.R_OK):
+                found.append(f"tls.{name} {path!r} cannot be read")
+        if self.client_ca_file is not None and not os.access(self.client_ca_file, os.R_OK):
+            found.append(f"tls.client_ca_file {self.client_ca_file!r} cannot be read")
+        return found
+
+
+@dataclass
+class GrpcReceiverConfig:
+    """OTLP/gRPC receiver (``TraceService/Export``), by default on 127.0.0.1:4317."""
+
+    endpoint: str = "127.0.0.1:4317"
+    """host:port to listen on; port 0 picks a free port (see ``GrpcReceiver.port``)."""
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    """Largest message accepted after decompression; larger ones get RESOURCE_EXHAUSTED."""
+    tls: TlsServerConfig | None = None
+    bearer_token: str | None = field(default=None, repr=False)
+    """When set, requests must carry ``authorization: Bearer <token>``."""
+    max_workers: int = 8
+    """Requests handled at the same time."""
+
+    def problems(self) -> list[str]:
+        return _common_problems(
+            self.endpoint, self.max_request_bytes, self.tls, self.bearer_token
+        ) + ([] if self.max_workers >= 1 else ["max_workers must be at least 1"])
+
+
+@dataclass
+class HttpReceiverConfig:
+    """OTLP/HTTP receiver (``POST /v1/traces``, protobuf or JSON), by default on 127.0.0.1:4318."""
+
+    endpoint: str = "127.0.0.1:4318"
+    """host:port to listen on; port 0 picks a free port (see ``HttpReceiver.port``)."""
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    """Largest body accepted, before and after gzip decompression; larger ones get 413."""
+    tls: TlsServerConfig | None = None
+    bearer_token: str | None = field(default=None, repr=False)
+    """When set, requests must carry ``Authorization: Bearer <token>``."""
+    path: str = "/v1/traces"
+    max_connections: int = 256
+    """Open client connections served at once (one thread each); more are refused."""
+    idle_timeout: float = 60.0
+    """Seconds a connection may stay silent (between or within requests) before it is closed."""
+
+    def problems(self) -> list[str]:
+        found = _common_problems(self.endpoint, self.max_request_bytes, self.tls, self.bearer_token)
+        if not self.path.startswith("/"):
+            found.append(f"path must start with '/', got {self.path!r}")
+        if self.max_connections < 1:
+            found.append("max_connections must be at least 1")
+        if self.idle_timeout <= 0:
+            found.append("idle_timeout must be positive")
+        return found
+
+
+def split_endpoint(endpoint: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` for IPv6) as ``(host, port)``; raise ``ValueError`` if not."""
+    host, sep, port_text = endpoint.strip().rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"endpoint must be host:port, got {endpoint!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"an IPv6 endpoint needs brackets, such as [::1]:4317, got {endpoint!r}")
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError(f"endpoint port must be a number from 0 to 65535, got {endpoint!r}")
+    return host, int(port_text)
+
+
+def _common_problems(
+    endpoint: str, max_request_bytes: int, tls: TlsServerConfig | None, bearer_token: str | None
+) -> list[str]:
+    found = []
+    try:
+        split_endpoint(endpoint)
+    except ValueError as exc:
+        found.append(str(exc))
+    if max_request_bytes < 1:
+        found.append(f"max_request_bytes must be positive, got {max_request_bytes}")
+    if bearer_token is not None and not bearer_token.strip():
+        found.append("bearer_token is empty: leave it out to accept requests without a token")
+    if tls is not None:
+        found += tls.problems()
+    return found

@@ -1,0 +1,137 @@
+"""OTLP/gRPC receiver: ``opentelemetry.proto.collector.trace.v1.TraceService/Export``.
+
+The method is served through a generic handler that receives the raw message bytes, so each
+request is parsed exactly once and a malformed one is answered with INVALID_ARGUMENT and a clear
+message. gzip-compressed messages are decompressed by gRPC itself, which enforces
+``max_request_bytes`` on the decompressed size (RESOURCE_EXHAUSTED beyond it).
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+from google.protobuf.any_pb2 import Any as AnyMessage
+from google.rpc.status_pb2 import Status
+
+from spanledger.processor.components import TraceConsumer
+from spanledger.processor.receivers.config import GrpcReceiverConfig, split_endpoint
+from spanledger.processor.receivers.handling import (
+    EMPTY_RESPONSE,
+    Rejection,
+    check_bearer,
+    deliver,
+    parse_protobuf,
+)
+
+log = logging.getLogger("spanledger.processor.receivers")
+
+SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+METHOD = "Export"
+_EMPTY_RESPONSE_BYTES = EMPTY_RESPONSE.SerializeToString()
+_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+_RETRY_INFO_KEY = "google.rpc.retryinfo-bin"
+
+
+class GrpcReceiver:
+    """Serves OTLP/gRPC trace exports and hands each request to ``consumer``."""
+
+    def __init__(self, config: GrpcReceiverConfig, consumer: TraceConsumer) -> None:
+        self.config = config
+        self.consumer = consumer
+        self._server: grpc.Server | None = None
+        self._port: int | None = None
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with an endpoint on port 0)."""
+        if self._port is None:
+            raise RuntimeError("the gRPC receiver is not started")
+        return self._port
+
+    def start(self) -> None:
+        """Bind and serve; raise ``ValueError`` for a bad config, ``OSError`` if it cannot bind."""
+        problems = self.config.problems()
+        if problems:
+            raise ValueError("invalid OTLP/gRPC receiver config: " + "; ".join(problems))
+        host, port = split_endpoint(self.config.endpoint)
+        handler = grpc.method_handlers_generic_handler(
+            SERVICE,
+            {METHOD: grpc.unary_unary_rpc_method_handler(self._export)},
+        )
+        limit = self.config.max_request_bytes
+        server = grpc.server(
+            ThreadPoolExecutor(self.config.max_workers, thread_name_prefix="otlp-grpc"),
+            handlers=[handler],
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            if self.config.tls is None:
+                bound = server.add_insecure_port(address)
+            else:
+                bound = server.add_secure_port(address, _server_credentials(self.config))
+        except RuntimeError as exc:
+            raise OSError(
+                f"OTLP/gRPC receiver cannot listen on {self.config.endpoint}: {exc}"
+            ) from None
+        if not bound:
+            raise OSError(f"OTLP/gRPC receiver cannot listen on {self.config.endpoint}")
+        server.start()
+        self._server, self._port = server, bound
+        log.info("OTLP/gRPC receiver listening on %s:%d", host, bound)
+
+    def stop(self, grace: float = 1.0) -> None:
+        """Stop accepting; let in-flight requests finish for up to ``grace`` seconds."""
+        if self._server is not None:
+            self._server.stop(grace).wait(grace + 1.0)
+            self._server = None
+
+    def _export(self, body: bytes, context: grpc.ServicerContext) -> bytes:
+        try:
+            if self.config.bearer_token is not None:
+                check_bearer(self.config.bearer_token, _metadata(context, "authorization"))
+            response = deliver(self.consumer, parse_protobuf(body))
+        except Rejection as rejection:
+            _abort(context, rejection)
+        if response is EMPTY_RESPONSE:
+            return _EMPTY_RESPONSE_BYTES
+        return response.SerializeToString()
+
+
+def _abort(context: grpc.ServicerContext, rejection: Rejection) -> None:
+    retry_info = rejection.retry_info()
+    if retry_info is not None:
+        detail = AnyMessage()
+        detail.Pack(retry_info)
+        status = Status(code=rejection.grpc_code.value[0], message=rejection.message)
+        status.details.append(detail)
+        context.set_trailing_metadata(
+            (
+                (_STATUS_DETAILS_KEY, status.SerializeToString()),
+                (_RETRY_INFO_KEY, retry_info.SerializeToString()),
+            )
+        )
+    context.abort(rejection.grpc_code, rejection.message)
+
+
+def _metadata(context: grpc.ServicerContext, key: str) -> str | None:
+    for name, value in context.invocation_metadata() or ():
+        if name == key:
+            return value if isinstance(value, str) else value.decode("utf-8", "replace")
+    return None
+
+
+def _server_credentials(config: GrpcReceiverConfig) -> grpc.ServerCredentials:
+    tls = config.tls
+    assert tls is not None
+    pair = (Path(tls.key_file).read_bytes(), Path(tls.cert_file).read_bytes())
+    client_ca = Path(tls.client_ca_file).read_bytes() if tls.client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [pair], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )

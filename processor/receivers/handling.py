@@ -1,0 +1,138 @@
+"""What both receivers share: handing a request to the consumer and turning failures into statuses.
+
+A ``Rejection`` carries the gRPC code and the HTTP status the OTLP specification asks for, so each
+edge translates errors the same way: bad data is not retryable (INVALID_ARGUMENT / 400),
+backpressure is (UNAVAILABLE / 503 with a retry delay), and a fault in the processor itself is
+reported as INTERNAL / 500 after being logged with its traceback.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+import zlib
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.rpc.error_details_pb2 import RetryInfo
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from spanledger.processor.components import Backpressure, PermanentError, TraceConsumer
+
+log = logging.getLogger("spanledger.processor.receivers")
+
+EMPTY_RESPONSE = ExportTraceServiceResponse()
+
+
+class Rejection(Exception):
+    """A request the receiver refuses, with the status to answer in either protocol."""
+
+    def __init__(
+        self,
+        grpc_code: grpc.StatusCode,
+        http_status: int,
+        message: str,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.grpc_code = grpc_code
+        self.http_status = http_status
+        self.message = message
+        self.retry_after = retry_after
+
+    def retry_info(self) -> RetryInfo | None:
+        """``google.rpc.RetryInfo`` for throttling responses, else None."""
+        if self.retry_after is None:
+            return None
+        seconds = max(0.0, self.retry_after)
+        whole = math.floor(seconds)
+        return RetryInfo(retry_delay=Duration(seconds=whole, nanos=round((seconds - whole) * 1e9)))
+
+
+def bad_request(message: str) -> Rejection:
+    return Rejection(grpc.StatusCode.INVALID_ARGUMENT, 400, message)
+
+
+def too_large(message: str) -> Rejection:
+    return Rejection(grpc.StatusCode.RESOURCE_EXHAUSTED, 413, message)
+
+
+def unauthenticated() -> Rejection:
+    return Rejection(grpc.StatusCode.UNAUTHENTICATED, 401, "missing or invalid bearer token")
+
+
+def check_bearer(expected: str | None, authorization: str | None) -> None:
+    """Raise a ``Rejection`` unless ``authorization`` is ``Bearer <expected>`` (if one is set)."""
+    if expected is None:
+        return
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode("utf-8"), expected.encode("utf-8")
+    ):
+        raise unauthenticated()
+
+
+def parse_protobuf(body: bytes) -> ExportTraceServiceRequest:
+    """Decode a binary ``ExportTraceServiceRequest`` or raise a 400 / INVALID_ARGUMENT rejection."""
+    try:
+        return ExportTraceServiceRequest.FromString(body)
+    except Exception as exc:  # protobuf raises DecodeError, or ValueError on some malformed input
+        raise bad_request(
+            f"body is not a valid protobuf ExportTraceServiceRequest: {exc}"
+        ) from None
+
+
+def gunzip(body: bytes, limit: int) -> bytes:
+    """Decompress a gzip body, refusing to produce more than ``limit`` bytes (gzip bombs)."""
+    parts: list[bytes] = []
+    produced = 0
+    remaining = body
+    while True:  # one pass per gzip member; each pass consumes input, so this ends
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            data = inflater.decompress(remaining, limit - produced + 1)
+        except zlib.error as exc:
+            raise bad_request(f"body is not valid gzip: {exc}") from None
+        produced += len(data)
+        if produced > limit or inflater.unconsumed_tail:
+            raise too_large(f"decompressed body is larger than the {limit}-byte limit")
+        if not inflater.eof:
+            raise bad_request("body is not valid gzip: the compressed stream is truncated")
+        parts.append(data)
+        remaining = inflater.unused_data
+        if not remaining:
+            return b"".join(parts)
+
+
+def deliver(
+    consumer: TraceConsumer, request: ExportTraceServiceRequest
+) -> ExportTraceServiceResponse:
+    """Hand ``request`` to the consumer; map its outcome to a response or a ``Rejection``."""
+    try:
+        result = consumer.consume(request)
+    except Backpressure as exc:
+        raise Rejection(
+            grpc.StatusCode.UNAVAILABLE,
+            503,
+            f"processor is busy, retry later: {exc}",
+            retry_after=exc.retry_after,
+        ) from None
+    except PermanentError as exc:
+        raise bad_request(f"data rejected: {exc}") from None
+    except Exception:
+        log.exception("the pipeline failed on an OTLP request; it was not accepted")
+        raise Rejection(
+            grpc.StatusCode.INTERNAL,
+            500,
+            "internal error in the processor while handling the request (see its log)",
+        ) from None
+    if result is None or (not result.rejected_spans and not result.error_message):
+        return EMPTY_RESPONSE
+    response = ExportTraceServiceResponse()
+    response.partial_success.rejected_spans = result.rejected_spans
+    response.partial_success.error_message = result.error_message
+    return response
