@@ -1,0 +1,142 @@
+"""Reading the Message out of a response body while the application reads the body itself.
+
+:class:`MessageBodyWatcher` gets the raw bytes of a ``/v1/messages`` response (see ``body.py``),
+undoes a gzip/deflate content encoding, and follows either the server-sent events of a stream or
+the JSON of a whole Message. When reading ends it reports a :class:`BodyOutcome` exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .sse import SSEDecoder
+from .usage import MessageFacts, StreamAccumulator, facts_from_message
+
+log = logging.getLogger(__name__)
+
+MAX_JSON_BODY_BYTES = 32 * 1024 * 1024
+"""A JSON body longer than this is passed on without being kept for its usage."""
+
+
+@dataclass(frozen=True)
+class BodyOutcome:
+    """How reading a Messages response body ended, and what it told."""
+
+    facts: MessageFacts | None
+    streamed: bool
+    """Whether the body was a stream of server-sent events."""
+    completed: bool
+    """Whether the whole Message arrived: ``message_stop`` for a stream, the end of a JSON body."""
+    error: BaseException | None = None
+    """The error that broke off reading, if any."""
+    error_type: str | None = None
+    """The type of an ``error`` event that the stream carried, if any."""
+
+
+def _decompressor(content_encoding: str) -> Callable[[bytes], bytes] | None:
+    """A function undoing ``content_encoding``, or ``None`` for one this module cannot undo."""
+    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+    codings = [c for c in codings if c != "identity"]
+    if not codings:
+        return bytes
+    if len(codings) == 1 and codings[0] in ("gzip", "x-gzip", "deflate"):
+        # 32 + MAX_WBITS accepts a gzip or a zlib header.
+        return zlib.decompressobj(zlib.MAX_WBITS | 32).decompress
+    return None
+
+
+class MessageBodyWatcher:
+    """Follows one response body and calls ``on_end`` once with its :class:`BodyOutcome`."""
+
+    def __init__(
+        self,
+        *,
+        content_type: str,
+        content_encoding: str,
+        on_end: Callable[[BodyOutcome], None],
+        keep_text: bool = False,
+    ) -> None:
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        self._streamed = media_type == "text/event-stream"
+        self._json = media_type == "application/json"
+        self._decompress = _decompressor(content_encoding)
+        if self._decompress is None and (self._streamed or self._json):
+            log.debug("Cannot follow a body with content encoding %r", content_encoding)
+        self._on_end = on_end
+        self._keep_text = keep_text
+        self._sse = SSEDecoder()
+        self._stream = StreamAccumulator(keep_text=keep_text)
+        self._json_parts: list[bytes] | None = [] if self._json else None
+        self._json_size = 0
+        self._broken = False
+        self._lock = threading.Lock()
+        self._ended = False
+
+    def feed(self, chunk: bytes) -> None:
+        """Takes a raw chunk of the body. Never raises."""
+        if self._broken or self._ended or self._decompress is None:
+            return
+        try:
+            data = self._decompress(chunk)
+            if self._streamed:
+                for event in self._sse.feed(data):
+                    self._stream.add_sse(event.event, event.data)
+            elif self._json_parts is not None:
+                self._json_size += len(data)
+                if self._json_size > MAX_JSON_BODY_BYTES:
+                    log.debug("Not keeping a JSON body longer than %d bytes", MAX_JSON_BODY_BYTES)
+                    self._json_parts = None
+                else:
+                    self._json_parts.append(data)
+        except Exception:
+            self._broken = True
+            log.exception(
+                "spanledger could not follow an Anthropic response body; the call is unaffected"
+            )
+
+    def finish(self, *, exhausted: bool = False, error: BaseException | None = None) -> None:
+        """Ends the watch; only the first call reports. Never raises."""
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+        try:
+            outcome = self._outcome(exhausted, error)
+        except Exception:
+            log.exception("spanledger could not read the Message of an Anthropic response body")
+            outcome = BodyOutcome(None, self._streamed, completed=False, error=error)
+        try:
+            self._on_end(outcome)
+        except Exception:
+            log.exception("spanledger could not record the end of an Anthropic response")
+
+    def _outcome(self, exhausted: bool, error: BaseException | None) -> BodyOutcome:
+        if self._streamed:
+            if not self._broken and self._decompress is not None:
+                for event in self._sse.close():
+                    self._stream.add_sse(event.event, event.data)
+            self._stream.flush_text()
+            seen = self._stream.saw_message_start or self._stream.completed
+            return BodyOutcome(
+                self._stream.facts if seen else None,
+                streamed=True,
+                completed=self._stream.completed,
+                error=error,
+                error_type=self._stream.error_type,
+            )
+        facts = None
+        if exhausted and error is None and self._json_parts is not None and not self._broken:
+            try:
+                facts = facts_from_message(
+                    json.loads(b"".join(self._json_parts)), keep_text=self._keep_text
+                )
+            except ValueError:
+                log.debug("A Messages response body is not valid JSON")
+        return BodyOutcome(
+            facts, streamed=False, completed=exhausted and error is None, error=error
+        )

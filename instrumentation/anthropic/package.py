@@ -1,0 +1,3 @@
+"""The SDK versions this instrumentation supports."""
+
+_instruments = ("anthropic >= 2.0, < 3",)

@@ -1,0 +1,302 @@
+"""The wrappers around the SDK's base-client ``request`` that trace Messages API calls.
+
+Every Messages call of the SDK, whichever helper made it (``messages.create``, ``stream``,
+``parse``, ``beta.messages.*``, ``with_raw_response``, ``with_streaming_response``), goes through
+``SyncAPIClient.request`` / ``AsyncAPIClient.request`` with a ``POST /v1/messages``. The wrapper
+starts one ``chat {model}`` span there and ends it:
+
+- at once, for a Message that was read before ``request`` returned (parsed or raw);
+- when the application has read, closed or dropped the body, for a stream or an unread raw
+  response, by watching ``response.stream`` (see ``body.py``);
+- with ERROR and ``error.type``, for an exception, which is re-raised untouched.
+
+Return values are passed back as they are: the same ``Stream``, ``Message`` or ``APIResponse``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx2
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.trace import Span, Status, StatusCode, Tracer
+
+from spanledger import semconv
+from spanledger.instrumentation.genai import (
+    ERROR_TYPE,
+    OPERATION_CHAT,
+    InferenceUsage,
+    StreamSpan,
+    capture_content_enabled,
+    end_with_error,
+    guarded,
+    provider_from_url,
+    record_input_messages,
+    record_output_messages,
+    record_usage,
+    server_address_port,
+    start_inference_span,
+)
+
+from .body import watch_body
+from .message_body import BodyOutcome, MessageBodyWatcher
+from .sdk_spans import sdk_span_suppressed
+from .usage import MessageFacts, facts_from_message, get
+
+MESSAGES_PATH = "/v1/messages"
+PROVIDER = "anthropic"
+
+_REQUEST_NUMBERS: Mapping[str, tuple[str, type | tuple[type, ...]]] = {
+    "gen_ai.request.max_tokens": ("max_tokens", int),
+    "gen_ai.request.temperature": ("temperature", (int, float)),
+    "gen_ai.request.top_p": ("top_p", (int, float)),
+    "gen_ai.request.top_k": ("top_k", (int, float)),
+}
+
+
+def to_inference_usage(facts: MessageFacts) -> InferenceUsage:
+    """The shared usage record for a Message: input includes cache reads and cache writes."""
+    usage = facts.usage
+    return InferenceUsage(
+        input_tokens=usage.total_input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_input_tokens=usage.cache_read_input_tokens,
+        cache_creation_input_tokens=usage.cache_creation_input_tokens,
+        reasoning_output_tokens=usage.thinking_output_tokens,
+        response_model=facts.response_model,
+        response_id=facts.response_id,
+        finish_reasons=[facts.stop_reason] if facts.stop_reason else [],
+    )
+
+
+def _record_facts(span: Span, facts: MessageFacts) -> None:
+    record_usage(span, to_inference_usage(facts))
+    hour = facts.usage.cache_creation_1h_input_tokens
+    if hour is not None and span.is_recording():
+        span.set_attribute(semconv.USAGE_CACHE_CREATION_1H_INPUT_TOKENS, hour)
+    if facts.output_text or facts.stop_reason:
+        record_output_messages(
+            span,
+            [
+                {
+                    "role": "assistant",
+                    "parts": [{"type": "text", "content": text} for text in facts.output_text],
+                    "finish_reason": facts.stop_reason,
+                }
+            ],
+        )
+
+
+def _options_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    return args[1] if len(args) > 1 else kwargs.get("options")
+
+
+def is_messages_call(client: Any, options: Any) -> bool:
+    """Whether ``options`` is a Messages API call on a first-party client.
+
+    Clients of cloud platforms (Bedrock, Vertex, Foundry) rewrite the path and speak another
+    stream encoding; they keep the SDK's own span.
+    """
+    if getattr(client, "_otel_platform", None) is not None:
+        return False
+    if str(getattr(options, "method", "")).lower() != "post":
+        return False
+    path = urlsplit(str(getattr(options, "url", ""))).path.rstrip("/")
+    return path == MESSAGES_PATH
+
+
+class MessagesCall:
+    """One traced Messages call: its span, from the request to the end of the response."""
+
+    def __init__(self, tracer: Tracer, client: Any, options: Any, stream_arg: bool) -> None:
+        body = getattr(options, "json_data", None)
+        model = get(body, "model")
+        streamed = stream_arg or get(body, "stream") is True
+        attributes: dict[str, Any] = {}
+        for attribute, (name, kinds) in _REQUEST_NUMBERS.items():
+            value = get(body, name)
+            if isinstance(value, kinds) and not isinstance(value, bool):
+                attributes[attribute] = value
+        base_url = getattr(client, "base_url", "")
+        address, port = server_address_port(base_url)
+        self.keep_text = capture_content_enabled()
+        self.span = start_inference_span(
+            tracer,
+            operation=OPERATION_CHAT,
+            provider=provider_from_url(base_url, default=PROVIDER),
+            request_model=model if isinstance(model, str) else None,
+            stream=streamed,
+            server_address=address,
+            server_port=port,
+            attributes=attributes,
+        )
+        if self.keep_text:
+            messages = get(body, "messages")
+            # Another iterable may be a one-shot generator the SDK has yet to read.
+            if isinstance(messages, list | tuple):
+                record_input_messages(self.span, list(messages))
+
+    def failed(self, error: BaseException) -> None:
+        """The call raised ``error``: ERROR for an exception, a plain end for a cancellation."""
+        if isinstance(error, Exception):
+            end_with_error(self.span, error)
+        else:
+            self.span.end()
+
+    def returned(self, result: object) -> None:
+        """The call returned ``result``: end now, or once its body has been read."""
+        response = None
+        with guarded("finding an unread Anthropic response"):
+            response = _unread_response(result)
+        if response is not None and self._watch(response):
+            return
+        with guarded("reading an Anthropic Message"):
+            message = _message_of(result)
+            if message is not None:
+                _record_facts(self.span, facts_from_message(message, keep_text=self.keep_text))
+        if self.span.is_recording():
+            self.span.set_status(Status(StatusCode.OK))
+        self.span.end()
+
+    def _watch(self, response: httpx2.Response) -> bool:
+        """End the span once the body of ``response`` is read; ``False`` if it cannot be."""
+        state = StreamSpan(self.span)
+        span = self.span
+
+        def on_end(outcome: BodyOutcome) -> None:
+            if state.ended:
+                return
+            if outcome.facts is not None:
+                with guarded("recording Anthropic usage"):
+                    state.usage.update(to_inference_usage(outcome.facts))
+                    _record_facts(span, outcome.facts)
+            if outcome.error is not None:
+                state.fail(outcome.error)
+                return
+            if outcome.error_type is not None and span.is_recording():
+                span.set_attribute(ERROR_TYPE, outcome.error_type)
+                span.set_status(Status(StatusCode.ERROR, outcome.error_type))
+            state.finish(completed=outcome.completed)
+
+        watcher = MessageBodyWatcher(
+            content_type=response.headers.get("content-type", ""),
+            content_encoding=response.headers.get("content-encoding", ""),
+            on_end=on_end,
+            keep_text=self.keep_text,
+        )
+        with guarded("watching an Anthropic response body"):
+            watch_body(response, watcher)
+            return True
+        return False
+
+
+def _unread_response(result: object) -> httpx2.Response | None:
+    """The HTTP response whose body the application has yet to read, if ``result`` has one."""
+    from anthropic._response import BaseAPIResponse
+    from anthropic._streaming import AsyncStream, Stream
+
+    response: object = None
+    if isinstance(result, Stream | AsyncStream):
+        response = result.response
+    elif isinstance(result, BaseAPIResponse):
+        response = result.http_response
+    elif isinstance(result, httpx2.Response):
+        response = result
+    if isinstance(response, httpx2.Response) and not response.is_closed:
+        return response
+    return None
+
+
+def _message_of(result: object) -> object:
+    """The Message in a result whose body has been read: a model, or a raw response's JSON."""
+    from anthropic._response import BaseAPIResponse
+
+    response: object = None
+    if isinstance(result, BaseAPIResponse):
+        response = result.http_response
+    elif isinstance(result, httpx2.Response):
+        response = result
+    if not isinstance(response, httpx2.Response):
+        return result if get(result, "usage") is not None else None
+    media_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return response.json() if media_type == "application/json" else None
+
+
+def _start(
+    tracer: Tracer, client: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> MessagesCall | None:
+    if not is_instrumentation_enabled():
+        return None
+    call: MessagesCall | None = None
+    with guarded("starting an Anthropic span"):
+        options = _options_of(args, kwargs)
+        if is_messages_call(client, options):
+            call = MessagesCall(tracer, client, options, kwargs.get("stream") is True)
+    return call
+
+
+def _finish(call: MessagesCall, result: object) -> None:
+    with guarded("ending an Anthropic span"):
+        call.returned(result)
+
+
+def _fail(call: MessagesCall, error: BaseException) -> None:
+    with guarded("ending a failed Anthropic span"):
+        call.failed(error)
+
+
+def messages_request(tracer: Tracer) -> Callable[..., Any]:
+    """The wrapt wrapper for ``SyncAPIClient.request``."""
+
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        call = _start(tracer, instance, args, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        try:
+            with (
+                sdk_span_suppressed(),
+                trace.use_span(
+                    call.span,
+                    end_on_exit=False,
+                    record_exception=False,
+                    set_status_on_exception=False,
+                ),
+            ):
+                result = wrapped(*args, **kwargs)
+        except BaseException as error:
+            _fail(call, error)
+            raise
+        _finish(call, result)
+        return result
+
+    return wrapper
+
+
+def async_messages_request(tracer: Tracer) -> Callable[..., Awaitable[Any]]:
+    """The wrapt wrapper for ``AsyncAPIClient.request``."""
+
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        call = _start(tracer, instance, args, kwargs)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            with (
+                sdk_span_suppressed(),
+                trace.use_span(
+                    call.span,
+                    end_on_exit=False,
+                    record_exception=False,
+                    set_status_on_exception=False,
+                ),
+            ):
+                result = await wrapped(*args, **kwargs)
+        except BaseException as error:
+            _fail(call, error)
+            raise
+        _finish(call, result)
+        return result
+
+    return wrapper

@@ -1,0 +1,174 @@
+"""Token usage and response facts of the Messages API, from a Message or from stream events.
+
+Everything here is pure: it reads a Message (a model of the SDK or a decoded JSON body) or the
+events of a stream, and gives a :class:`MessageFacts`. Fields that are missing or of an unexpected
+type are left out rather than guessed.
+
+Anthropic reports ``input_tokens`` without the cached part, so the GenAI total is
+``input_tokens + cache_read_input_tokens + cache_creation_input_tokens``. A stream reports usage
+in ``message_start`` and again, cumulatively, in ``message_delta``; the last value of each
+field wins.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+
+def get(obj: object, name: str) -> object:
+    """``obj[name]`` for a mapping, ``obj.name`` for a model, ``None`` when absent."""
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _count(value: object) -> int | None:
+    # bool is an int subclass, but never a token count.
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass
+class TokenUsage:
+    """The token counts as Anthropic reports them (its ``input_tokens`` excludes the cache)."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    cache_creation_5m_input_tokens: int | None = None
+    cache_creation_1h_input_tokens: int | None = None
+    thinking_output_tokens: int | None = None
+
+    @property
+    def total_input_tokens(self) -> int | None:
+        """All input tokens, cached ones included, or ``None`` when the base count is unknown."""
+        if self.input_tokens is None:
+            return None
+        return (
+            self.input_tokens
+            + (self.cache_read_input_tokens or 0)
+            + (self.cache_creation_input_tokens or 0)
+        )
+
+    def update(self, usage: object) -> None:
+        """Overwrites each field that ``usage`` (a ``usage`` object or mapping) reports."""
+        if usage is None:
+            return
+        for name, value in (
+            ("input_tokens", get(usage, "input_tokens")),
+            ("output_tokens", get(usage, "output_tokens")),
+            ("cache_read_input_tokens", get(usage, "cache_read_input_tokens")),
+            ("cache_creation_input_tokens", get(usage, "cache_creation_input_tokens")),
+        ):
+            if (count := _count(value)) is not None:
+                setattr(self, name, count)
+        breakdown = get(usage, "cache_creation")
+        if (five := _count(get(breakdown, "ephemeral_5m_input_tokens"))) is not None:
+            self.cache_creation_5m_input_tokens = five
+        if (hour := _count(get(breakdown, "ephemeral_1h_input_tokens"))) is not None:
+            self.cache_creation_1h_input_tokens = hour
+        thinking = _count(get(get(usage, "output_tokens_details"), "thinking_tokens"))
+        if thinking is not None:
+            self.thinking_output_tokens = thinking
+
+
+@dataclass
+class MessageFacts:
+    """What a span records about one Message: identity, why it stopped, and its usage."""
+
+    response_id: str | None = None
+    response_model: str | None = None
+    stop_reason: str | None = None
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    output_text: list[str] = field(default_factory=list)
+    """The text blocks of the answer, kept only when content capture is on."""
+
+    def update_from_message(self, message: object, *, keep_text: bool = False) -> None:
+        """Reads a whole Message, or the ``message`` of a ``message_start`` event."""
+        self.response_id = _text(get(message, "id")) or self.response_id
+        self.response_model = _text(get(message, "model")) or self.response_model
+        self.stop_reason = _text(get(message, "stop_reason")) or self.stop_reason
+        self.usage.update(get(message, "usage"))
+        if keep_text:
+            content = get(message, "content")
+            if isinstance(content, list | tuple):
+                for block in content:
+                    if get(block, "type") == "text" and (text := _text(get(block, "text"))):
+                        self.output_text.append(text)
+
+
+def facts_from_message(message: object, *, keep_text: bool = False) -> MessageFacts:
+    """The facts of a whole Message, a model of the SDK or a decoded JSON body."""
+    facts = MessageFacts()
+    facts.update_from_message(message, keep_text=keep_text)
+    return facts
+
+
+class StreamAccumulator:
+    """Builds the :class:`MessageFacts` of a streamed Message from its events, one at a time.
+
+    ``completed`` turns true on ``message_stop``; ``error_type`` is the type of an ``error`` event.
+    """
+
+    def __init__(self, *, keep_text: bool = False) -> None:
+        self.facts = MessageFacts()
+        self.completed = False
+        self.error_type: str | None = None
+        self.saw_message_start = False
+        self._keep_text = keep_text
+        self._text: list[str] = []
+
+    def add(self, event_type: str | None, data: object) -> None:
+        """Takes one event: its type and its decoded data."""
+        kind = event_type or _text(get(data, "type"))
+        if kind == "message_start":
+            self.saw_message_start = True
+            self.facts.update_from_message(get(data, "message"))
+        elif kind == "message_delta":
+            self.facts.stop_reason = (
+                _text(get(get(data, "delta"), "stop_reason")) or self.facts.stop_reason
+            )
+            self.facts.usage.update(get(data, "usage"))
+        elif kind == "message_stop":
+            self.completed = True
+        elif kind == "error":
+            self.error_type = _text(get(get(data, "error"), "type")) or "error"
+        elif kind == "content_block_delta" and self._keep_text:
+            delta = get(data, "delta")
+            if get(delta, "type") == "text_delta" and (text := _text(get(delta, "text"))):
+                self._text.append(text)
+        if self._keep_text and kind in ("message_stop", "error"):
+            self.flush_text()
+
+    def add_sse(self, event_type: str | None, data: str) -> None:
+        """Takes one server-sent event; decodes its data only for the events that matter."""
+        if event_type not in _RELEVANT_EVENTS and not (
+            self._keep_text and event_type == "content_block_delta"
+        ):
+            return
+        try:
+            decoded = json.loads(data)
+        except ValueError:
+            log.debug("Skipping a %s event whose data is not JSON", event_type)
+            return
+        self.add(event_type, decoded)
+
+    def flush_text(self) -> None:
+        """Moves the streamed text gathered so far into the facts, as one block."""
+        if self._text:
+            self.facts.output_text.append("".join(self._text))
+            self._text = []
+
+
+_RELEVANT_EVENTS = frozenset({"message_start", "message_delta", "message_stop", "error"})
