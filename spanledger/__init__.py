@@ -1,5 +1,40 @@
 """spanledger: attribute LLM spend to customers, features, teams and environments."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from spanledger.instrumentation.baggage.process import carry, context_env
+from spanledger.instrumentation.baggage.propagator import inbound_tags
+from spanledger.tags import current_tags, tags
 from spanledger.version import __version__
 
-__all__ = ["__version__"]
+__all__ = [
+    "__version__",
+    "carry",
+    "context_env",
+    "current_tags",
+    "inbound_tags",
+    "install_tags",
+    "tags",
+]
+
+
+def install_tags(tracer_provider: Any = None, **kwargs: Any) -> None:
+    """Installs the tag pipeline for an application that configures OpenTelemetry in code.
+
+    Call it once, after creating the SDK ``TracerProvider`` (pass it, or set it as the global
+    provider first). It copies ``SPANLEDGER_TAG_KEYS`` baggage onto every span, keeps baggage
+    off requests to hosts outside ``SPANLEDGER_BAGGAGE_HOSTS`` and off LLM SDK requests, applies
+    ``SPANLEDGER_INBOUND_TAGS``, and makes threads and thread pools inherit the tags.
+    ``opentelemetry-instrument`` does all of this by itself. Other keyword arguments go to
+    ``TagsInstrumentor.instrument`` (``config``, ``attach_env``).
+    """
+    from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+
+    from spanledger.instrumentation.baggage import TagsInstrumentor
+
+    threading_instrumentor = ThreadingInstrumentor()
+    if not threading_instrumentor.is_instrumented_by_opentelemetry:
+        threading_instrumentor.instrument()
+    TagsInstrumentor().instrument(tracer_provider=tracer_provider, **kwargs)

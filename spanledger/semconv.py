@@ -22,6 +22,7 @@ GEN_AI_USAGE_COST = "gen_ai.usage.cost"
 # Instrumentation (written by the SDK patches).
 COST_REPORTED = "spanledger.cost.reported"
 STREAM_COMPLETED = "spanledger.stream.completed"
+TAGS_TRUNCATED = "spanledger.tags.truncated"
 USAGE_CACHE_CREATION_1H_INPUT_TOKENS = "spanledger.usage.cache_creation_1h.input_tokens"
 
 # Processor, per counted inference span.
