@@ -288,7 +288,7 @@ class Ledger:
         return [
             GroupTotals(
                 key=tuple(str(v) for v in row[:width]),
-                cost_usd=Decimal(row[width]),
+                cost_usd=Decimal(row[width] or 0),
                 calls=row[width + 1],
                 unpriced_calls=row[width + 2],
                 input_tokens=row[width + 3],
