@@ -46,6 +46,9 @@ TRACE_LLM_CALLS = "spanledger.trace.llm_calls"
 TRACE_INPUT_TOKENS = "spanledger.trace.input_tokens"
 TRACE_OUTPUT_TOKENS = "spanledger.trace.output_tokens"
 TRACE_UNPRICED_CALLS = "spanledger.trace.unpriced_calls"
+TRACE_PARTIAL = "spanledger.trace.partial"
+TRACE_ROOT_MISSING = "spanledger.trace.root_missing"
+ROLLUP_LATE = "spanledger.rollup.late"
 
 # Values.
 STATUS_PRICED = "priced"
