@@ -140,3 +140,14 @@ class MessageBodyWatcher:
         return BodyOutcome(
             facts, streamed=False, completed=exhausted and error is None, error=error
         )
+
+
+def read_whole_body(content_type: str, content: bytes, *, keep_text: bool = False) -> BodyOutcome:
+    """The outcome of a body that was read in full already; ``content`` is decoded."""
+    outcomes: list[BodyOutcome] = []
+    watcher = MessageBodyWatcher(
+        content_type=content_type, content_encoding="", on_end=outcomes.append, keep_text=keep_text
+    )
+    watcher.feed(content)
+    watcher.finish(exhausted=True)
+    return outcomes[0]

@@ -42,7 +42,7 @@ from spanledger.instrumentation.genai import (
 )
 
 from .body import watch_body
-from .message_body import BodyOutcome, MessageBodyWatcher
+from .message_body import BodyOutcome, MessageBodyWatcher, read_whole_body
 from .sdk_spans import sdk_span_suppressed
 from .usage import MessageFacts, facts_from_message, get
 
@@ -149,42 +149,23 @@ class MessagesCall:
     def returned(self, result: object) -> None:
         """The call returned ``result``: end now, or once its body has been read."""
         response = None
-        with guarded("finding an unread Anthropic response"):
-            response = _unread_response(result)
-        if response is not None and self._watch(response):
+        with guarded("finding the Anthropic response"):
+            response = _response_of(result)
+        if response is not None and not response.is_closed and self._watch(response):
             return
+        outcome = None
         with guarded("reading an Anthropic Message"):
-            message = _message_of(result)
-            if message is not None:
-                _record_facts(self.span, facts_from_message(message, keep_text=self.keep_text))
-        if self.span.is_recording():
-            self.span.set_status(Status(StatusCode.OK))
-        self.span.end()
+            outcome = _read_outcome(result, response, keep_text=self.keep_text)
+        streamed = outcome is not None and outcome.streamed
+        self._end(outcome, StreamSpan(self.span) if streamed else None)
 
     def _watch(self, response: httpx2.Response) -> bool:
         """End the span once the body of ``response`` is read; ``False`` if it cannot be."""
         state = StreamSpan(self.span)
-        span = self.span
-
-        def on_end(outcome: BodyOutcome) -> None:
-            if state.ended:
-                return
-            if outcome.facts is not None:
-                with guarded("recording Anthropic usage"):
-                    state.usage.update(to_inference_usage(outcome.facts))
-                    _record_facts(span, outcome.facts)
-            if outcome.error is not None:
-                state.fail(outcome.error)
-                return
-            if outcome.error_type is not None and span.is_recording():
-                span.set_attribute(ERROR_TYPE, outcome.error_type)
-                span.set_status(Status(StatusCode.ERROR, outcome.error_type))
-            state.finish(completed=outcome.completed)
-
         watcher = MessageBodyWatcher(
             content_type=response.headers.get("content-type", ""),
             content_encoding=response.headers.get("content-encoding", ""),
-            on_end=on_end,
+            on_end=lambda outcome: self._end(outcome, state),
             keep_text=self.keep_text,
         )
         with guarded("watching an Anthropic response body"):
@@ -192,9 +173,33 @@ class MessagesCall:
             return True
         return False
 
+    def _end(self, outcome: BodyOutcome | None, state: StreamSpan | None) -> None:
+        """Record ``outcome`` and end the span, through ``state`` for a body read over time."""
+        span = self.span
+        if state is not None and state.ended:
+            return
+        if outcome is not None and outcome.facts is not None:
+            with guarded("recording Anthropic usage"):
+                if state is not None:
+                    state.usage.update(to_inference_usage(outcome.facts))
+                _record_facts(span, outcome.facts)
+        if outcome is not None and outcome.error is not None:
+            if state is not None:
+                state.fail(outcome.error)
+            else:
+                end_with_error(span, outcome.error)
+            return
+        if outcome is not None and outcome.error_type is not None and span.is_recording():
+            span.set_attribute(ERROR_TYPE, outcome.error_type)
+            span.set_status(Status(StatusCode.ERROR, outcome.error_type))
+        if state is not None:
+            state.finish(completed=outcome is not None and outcome.completed)
+        else:
+            span.end()
 
-def _unread_response(result: object) -> httpx2.Response | None:
-    """The HTTP response whose body the application has yet to read, if ``result`` has one."""
+
+def _response_of(result: object) -> httpx2.Response | None:
+    """The HTTP response behind ``result``: a stream's, a raw response's, or ``result`` itself."""
     from anthropic._response import BaseAPIResponse
     from anthropic._streaming import AsyncStream, Stream
 
@@ -205,24 +210,24 @@ def _unread_response(result: object) -> httpx2.Response | None:
         response = result.http_response
     elif isinstance(result, httpx2.Response):
         response = result
-    if isinstance(response, httpx2.Response) and not response.is_closed:
-        return response
-    return None
+    return response if isinstance(response, httpx2.Response) else None
 
 
-def _message_of(result: object) -> object:
-    """The Message in a result whose body has been read: a model, or a raw response's JSON."""
-    from anthropic._response import BaseAPIResponse
-
-    response: object = None
-    if isinstance(result, BaseAPIResponse):
-        response = result.http_response
-    elif isinstance(result, httpx2.Response):
-        response = result
-    if not isinstance(response, httpx2.Response):
-        return result if get(result, "usage") is not None else None
-    media_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    return response.json() if media_type == "application/json" else None
+def _read_outcome(
+    result: object, response: httpx2.Response | None, *, keep_text: bool
+) -> BodyOutcome | None:
+    """What a result read in full tells: a Message model, or the body of a closed response."""
+    if response is None:
+        if get(result, "usage") is None:
+            return None
+        facts = facts_from_message(result, keep_text=keep_text)
+        return BodyOutcome(facts, streamed=False, completed=True)
+    try:
+        content = response.content
+    except httpx2.ResponseNotRead:
+        return None
+    content_type = response.headers.get("content-type", "")
+    return read_whole_body(content_type, content, keep_text=keep_text)
 
 
 def _start(
