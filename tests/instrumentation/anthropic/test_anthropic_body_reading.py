@@ -1,0 +1,232 @@
+"""The pure parts: SSE decoding, usage arithmetic and following a body chunk by chunk."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+
+import pytest
+
+from spanledger.instrumentation.anthropic.message_body import (
+    BodyOutcome,
+    MessageBodyWatcher,
+    read_whole_body,
+)
+from spanledger.instrumentation.anthropic.patch import to_inference_usage
+from spanledger.instrumentation.anthropic.sse import ServerSentEvent, SSEDecoder
+from spanledger.instrumentation.anthropic.usage import StreamAccumulator, facts_from_message
+
+USAGE = {
+    "input_tokens": 12,
+    "output_tokens": 1,
+    "cache_read_input_tokens": 100,
+    "cache_creation_input_tokens": 40,
+    "cache_creation": {"ephemeral_5m_input_tokens": 30, "ephemeral_1h_input_tokens": 10},
+}
+
+
+def stream_events(final_output: int = 57) -> list[tuple[str, dict]]:
+    start = {
+        "id": "msg_01",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-4-5-20250929",
+        "content": [],
+        "stop_reason": None,
+        "usage": USAGE,
+    }
+    return [
+        ("message_start", {"type": "message_start", "message": start}),
+        ("ping", {"type": "ping"}),
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking"}},
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "thinking_delta", "thinking": "Let me think."},
+            },
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 1,
+                "delta": {"type": "text_delta", "text": "Hi"},
+            },
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 1,
+                "delta": {"type": "text_delta", "text": " there"},
+            },
+        ),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn"},
+                "usage": {
+                    "output_tokens": final_output,
+                    "output_tokens_details": {"thinking_tokens": 20},
+                },
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+
+
+def sse_bytes(events: list[tuple[str, dict]], newline: str = "\n") -> bytes:
+    text = "".join(
+        f"event: {name}{newline}data: {json.dumps(data)}{newline}{newline}" for name, data in events
+    )
+    return text.encode()
+
+
+def decode_all(body: bytes, sizes: int) -> list[ServerSentEvent]:
+    decoder = SSEDecoder()
+    events: list[ServerSentEvent] = []
+    for start in range(0, len(body), sizes):
+        events.extend(decoder.feed(body[start : start + sizes]))
+    events.extend(decoder.close())
+    return events
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_sse_decoder_gives_the_same_events_for_every_chunking(newline: str) -> None:
+    body = sse_bytes(stream_events(), newline)
+    whole = decode_all(body, len(body))
+    assert [event.event for event in whole] == [name for name, _ in stream_events()]
+    assert json.loads(whole[-2].data)["usage"]["output_tokens"] == 57
+    for size in (1, 2, 3, 7, 64):
+        assert decode_all(body, size) == whole
+
+
+def test_sse_decoder_joins_data_lines_skips_comments_and_flushes_an_unterminated_event() -> None:
+    decoder = SSEDecoder()
+    body = b": keep-alive\nevent: a\ndata: one\ndata: two\n\nevent: orphan\n\ndata: tail"
+    events = list(decoder.feed(body)) + list(decoder.close())
+    assert events == [ServerSentEvent("a", "one\ntwo"), ServerSentEvent(None, "tail")]
+
+
+def test_usage_of_a_message_counts_cache_reads_and_writes_as_input() -> None:
+    facts = facts_from_message(
+        {
+            "id": "msg_9",
+            "model": "claude-haiku-4-5",
+            "stop_reason": "max_tokens",
+            "usage": {**USAGE, "output_tokens": 33},
+        }
+    )
+    usage = to_inference_usage(facts)
+    assert usage.input_tokens == 12 + 100 + 40
+    assert usage.output_tokens == 33
+    assert usage.cache_read_input_tokens == 100
+    assert usage.cache_creation_input_tokens == 40
+    assert facts.usage.cache_creation_1h_input_tokens == 10
+    assert facts.usage.cache_creation_5m_input_tokens == 30
+    assert usage.finish_reasons == ["max_tokens"]
+    assert (usage.response_id, usage.response_model) == ("msg_9", "claude-haiku-4-5")
+
+
+def test_usage_without_cache_fields_leaves_them_unknown() -> None:
+    usage = to_inference_usage(
+        facts_from_message({"usage": {"input_tokens": 5, "output_tokens": True}})
+    )
+    assert usage.input_tokens == 5
+    assert usage.output_tokens is None
+    assert usage.cache_read_input_tokens is None
+    assert usage.cache_creation_input_tokens is None
+
+
+def test_stream_usage_takes_the_cumulative_message_delta_values() -> None:
+    accumulator = StreamAccumulator(keep_text=True)
+    for name, data in stream_events():
+        accumulator.add(name, data)
+    accumulator.add(
+        "message_delta",
+        {"type": "message_delta", "delta": {}, "usage": {"output_tokens": 60, "input_tokens": 13}},
+    )
+    usage = to_inference_usage(accumulator.facts)
+    assert accumulator.completed
+    assert usage.output_tokens == 60
+    assert usage.input_tokens == 13 + 100 + 40
+    assert usage.reasoning_output_tokens == 20
+    assert usage.finish_reasons == ["end_turn"]
+    assert accumulator.facts.output_text == ["Hi there"]
+
+
+def follow(
+    body: bytes, *, encoding: str = "", sizes: int = 5, exhausted: bool = True
+) -> BodyOutcome:
+    outcomes: list[BodyOutcome] = []
+    watcher = MessageBodyWatcher(
+        content_type="text/event-stream; charset=utf-8",
+        content_encoding=encoding,
+        on_end=outcomes.append,
+    )
+    for start in range(0, len(body), sizes):
+        watcher.feed(body[start : start + sizes])
+    watcher.finish(exhausted=exhausted)
+    watcher.finish(exhausted=True)
+    assert len(outcomes) == 1
+    return outcomes[0]
+
+
+@pytest.mark.parametrize(
+    "encoding, encode",
+    [
+        ("", lambda data: data),
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),
+    ],
+)
+def test_watcher_follows_a_stream_through_its_content_encoding(encoding, encode) -> None:
+    outcome = follow(encode(sse_bytes(stream_events())), encoding=encoding)
+    assert outcome.streamed and outcome.completed and outcome.error_type is None
+    assert outcome.facts is not None
+    assert to_inference_usage(outcome.facts).output_tokens == 57
+    assert to_inference_usage(outcome.facts).input_tokens == 152
+
+
+def test_watcher_keeps_partial_usage_of_a_cut_stream() -> None:
+    events = stream_events()[:4]
+    outcome = follow(sse_bytes(events), exhausted=False)
+    assert not outcome.completed
+    assert outcome.facts is not None
+    usage = to_inference_usage(outcome.facts)
+    assert (usage.input_tokens, usage.output_tokens) == (152, 1)
+
+
+def test_watcher_reports_an_error_event() -> None:
+    events = [
+        *stream_events()[:2],
+        ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}),
+    ]
+    outcome = follow(sse_bytes(events))
+    assert outcome.error_type == "overloaded_error"
+    assert not outcome.completed
+
+
+def test_watcher_gives_up_quietly_on_an_encoding_it_cannot_undo() -> None:
+    outcome = follow(b"\x8b\x00\x01garbage", encoding="br")
+    assert outcome.facts is None and not outcome.completed
+
+
+def test_a_json_body_read_whole() -> None:
+    message = {"id": "m", "model": "claude-x", "content": [{"type": "text", "text": "ok"}]}
+    message["usage"] = {"input_tokens": 3, "output_tokens": 4}
+    outcome = read_whole_body("application/json", json.dumps(message).encode(), keep_text=True)
+    assert outcome.completed and not outcome.streamed
+    assert outcome.facts is not None
+    assert (to_inference_usage(outcome.facts).input_tokens, outcome.facts.output_text) == (
+        3,
+        ["ok"],
+    )
