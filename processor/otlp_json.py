@@ -74,7 +74,8 @@ def encode_response(response: ExportTraceServiceResponse) -> bytes:
 
 def _load(body: bytes | str) -> Any:
     try:
-        return json.loads(body)
+        text = body.decode("utf-8-sig") if isinstance(body, bytes | bytearray) else body
+        return json.loads(text)
     except UnicodeDecodeError as exc:
         raise OtlpJsonError(f"body is not UTF-8: {exc.reason} at byte {exc.start}") from None
     except json.JSONDecodeError as exc:
