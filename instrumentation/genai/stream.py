@@ -41,11 +41,13 @@ ItemCallback = Callable[[Any], Any]
 class StreamSpan:
     """The span of one streamed call, its usage so far, and the exactly-once end."""
 
-    __slots__ = ("__weakref__", "_ended", "_finalizer", "_lock", "span", "usage")
+    __slots__ = ("__weakref__", "_ended", "_finalizer", "_lock", "reading", "span", "usage")
 
     def __init__(self, span: Span, usage: InferenceUsage | None = None) -> None:
         self.span = span
         self.usage = usage if usage is not None else InferenceUsage()
+        self.reading = False
+        """True while :func:`observe` waits on the underlying iterator."""
         self._ended = False
         self._lock = threading.Lock()
         self._finalizer: weakref.finalize | None = None
@@ -54,10 +56,26 @@ class StreamSpan:
     def ended(self) -> bool:
         return self._ended
 
-    def watch(self, stream: object) -> None:
-        """End the span (``completed=false``) when ``stream`` is garbage collected unfinished."""
+    def watch(self, stream: object, completed: bool | None = False) -> None:
+        """End the span when ``stream`` is garbage collected unfinished.
+
+        Watching another object replaces the previous watch (e.g. a raw response handing over to
+        the stream parsed from it). ``completed`` is what the span then records; ``None`` writes no
+        ``spanledger.stream.completed`` (for a non-streamed call).
+        """
         with guarded("watching a stream for garbage collection"):
-            self._finalizer = weakref.finalize(stream, self.finish, completed=False)
+            if self._ended:
+                return
+            if self._finalizer is not None:
+                self._finalizer.detach()
+            self._finalizer = weakref.finalize(stream, self.finish, completed=completed)
+
+    def transport_closed(self) -> None:
+        """Note that the connection was closed: unless an :func:`observe` read is in progress
+        (the stream closing itself at its end or on an error, which :func:`observe` reports),
+        the caller closed it early, so the span ends with ``completed=false``."""
+        if not self.reading:
+            self.finish(completed=False)
 
     def _claim(self) -> bool:
         with self._lock:
@@ -69,22 +87,26 @@ class StreamSpan:
             self._finalizer = None
         return True
 
-    def finish(self, completed: bool) -> None:
-        """End the span with the usage seen; a no-op after the first end."""
+    def finish(self, completed: bool | None) -> None:
+        """End the span with the usage seen; a no-op after the first end.
+
+        ``completed`` becomes ``spanledger.stream.completed``; ``None`` leaves it unset, for a
+        call that was not streamed.
+        """
         if not self._claim():
             return
         with guarded("ending a stream span"):
             record_usage(self.span, self.usage)
-            if self.span.is_recording():
+            if completed is not None and self.span.is_recording():
                 self.span.set_attribute(semconv.STREAM_COMPLETED, completed)
         self.span.end()
 
-    def fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException, streamed: bool = True) -> None:
         """End the span as failed, keeping the usage seen; a no-op after the first end."""
         if not self._claim():
             return
         with guarded("ending a failed stream span"):
-            if self.span.is_recording():
+            if streamed and self.span.is_recording():
                 self.span.set_attribute(semconv.STREAM_COMPLETED, False)
         end_with_error(self.span, error, self.usage)
 
@@ -92,7 +114,14 @@ class StreamSpan:
 def observe(iterator: Iterator[T], state: StreamSpan, on_item: ItemCallback) -> Iterator[T]:
     """Yield from ``iterator``, feeding ``on_item`` and ending ``state`` however iteration ends."""
     try:
-        for item in iterator:
+        while True:
+            state.reading = True
+            try:
+                item = next(iterator)
+            except StopIteration:
+                break
+            finally:
+                state.reading = False
             hidden = False
             with guarded("reading a stream item"):
                 hidden = on_item(item) is HIDE
@@ -112,7 +141,14 @@ async def observe_async(
 ) -> AsyncIterator[T]:
     """Async twin of :func:`observe`."""
     try:
-        async for item in iterator:
+        while True:
+            state.reading = True
+            try:
+                item = await anext(iterator)
+            except StopAsyncIteration:
+                break
+            finally:
+                state.reading = False
             hidden = False
             with guarded("reading a stream item"):
                 hidden = on_item(item) is HIDE

@@ -1,0 +1,3 @@
+"""The SDK versions this instrumentation supports."""
+
+_instruments = ("openai >= 3.0, < 4",)

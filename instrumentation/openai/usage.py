@@ -1,0 +1,108 @@
+"""Read token usage and response facts from OpenAI results, as models or as decoded JSON.
+
+Covers Chat Completions (``ChatCompletion`` and its chunks), legacy Completions, Embeddings and
+the Responses API (``Response`` and its streamed ``response.*`` events). OpenAI-compatible
+providers add fields that are read too: OpenRouter's ``usage.cost`` and DeepSeek's
+``usage.prompt_cache_hit_tokens``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spanledger.instrumentation.genai import InferenceUsage
+
+# Responses API stream events that carry the whole ``response`` object.
+RESPONSE_EVENTS = frozenset(
+    {
+        "response.created",
+        "response.in_progress",
+        "response.completed",
+        "response.incomplete",
+        "response.failed",
+        "response.queued",
+    }
+)
+
+
+def read_field(obj: Any, name: str) -> Any:
+    """``obj[name]`` for a mapping, ``obj.name`` otherwise; ``None`` when absent."""
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def usage_from_tokens(usage: Any) -> InferenceUsage:
+    """Token counts from a ``usage`` object of any OpenAI API shape."""
+    if usage is None:
+        return InferenceUsage()
+    prompt = _int(read_field(usage, "prompt_tokens"))
+    if prompt is not None:
+        # Chat Completions, Completions, Embeddings.
+        input_details = read_field(usage, "prompt_tokens_details")
+        output_details = read_field(usage, "completion_tokens_details")
+        output = _int(read_field(usage, "completion_tokens"))
+        cached = _int(read_field(input_details, "cached_tokens"))
+        if cached is None:
+            cached = _int(read_field(usage, "prompt_cache_hit_tokens"))
+    else:
+        # Responses API.
+        prompt = _int(read_field(usage, "input_tokens"))
+        output = _int(read_field(usage, "output_tokens"))
+        input_details = read_field(usage, "input_tokens_details")
+        output_details = read_field(usage, "output_tokens_details")
+        cached = _int(read_field(input_details, "cached_tokens"))
+    return InferenceUsage(
+        input_tokens=prompt,
+        output_tokens=output,
+        cache_read_input_tokens=cached,
+        reasoning_output_tokens=_int(read_field(output_details, "reasoning_tokens")),
+        reported_cost=_float(read_field(usage, "cost")),
+    )
+
+
+def usage_from_result(result: Any) -> InferenceUsage:
+    """Usage, response id, model and finish reasons of a whole (non-streamed) result."""
+    usage = usage_from_tokens(read_field(result, "usage"))
+    response_id = read_field(result, "id")
+    model = read_field(result, "model")
+    usage.response_id = response_id if isinstance(response_id, str) else None
+    usage.response_model = model if isinstance(model, str) else None
+    choices = read_field(result, "choices")
+    if isinstance(choices, list):
+        for choice in choices:
+            reason = read_field(choice, "finish_reason")
+            if reason and reason not in usage.finish_reasons:
+                usage.finish_reasons.append(str(reason))
+    else:
+        status = read_field(result, "status")
+        reason = read_field(read_field(result, "incomplete_details"), "reason")
+        if reason or status:
+            usage.finish_reasons.append(str(reason or status))
+    return usage
+
+
+def reported_cost_from_headers(headers: Any) -> float | None:
+    """A proxy's cost for the call, from the ``x-litellm-response-cost`` header."""
+    if headers is None:
+        return None
+    return _float(headers.get("x-litellm-response-cost"))

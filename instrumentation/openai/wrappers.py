@@ -1,0 +1,186 @@
+"""The wrappers installed on the OpenAI client's low-level request path.
+
+- ``SyncAPIClient.request`` / ``AsyncAPIClient.request``: every API call of every resource
+  (``create``, ``parse``, the ``stream`` helpers, ``with_raw_response``,
+  ``with_streaming_response``) passes here. Inference requests get a span that is current while
+  the client sends (so HTTP client spans nest under it) and, for streams that would not report
+  usage, a request for the final usage chunk.
+- ``BaseAPIResponse._parse`` / ``LegacyAPIResponse._parse``: every result is built here, inside
+  ``request`` for ordinary calls and later for raw responses; this is where usage is read and
+  streams are observed, in place, so the caller gets the very object the SDK built.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.trace import Tracer
+
+from spanledger.instrumentation.genai import (
+    StreamSpan,
+    guarded,
+    provider_from_url,
+    record_input_messages,
+    server_address_port,
+    start_inference_span,
+)
+
+from .calls import Call, new_call, settle_raw_response, take_parsed
+from .requests import RESPONSES, asked_for_usage, read_request, with_usage_requested
+
+_ACTIVE_CALL: ContextVar[Call | None] = ContextVar("spanledger_openai_call", default=None)
+_RAW_RESPONSES: weakref.WeakKeyDictionary[Any, Call] = weakref.WeakKeyDictionary()
+
+AZURE_PROVIDER = "azure.ai.openai"
+_MAX_CACHED_ENDPOINTS = 256
+_endpoints: dict[str, tuple[str, str | None, int | None]] = {}
+
+
+def _endpoint(client: Any) -> tuple[str, str | None, int | None]:
+    """``(provider, server.address, server.port)`` of a client, cached by base URL."""
+    base_url = str(client.base_url)
+    endpoint = _endpoints.get(base_url)
+    if endpoint is None:
+        default = AZURE_PROVIDER if type(client).__name__.startswith("Azure") else "openai"
+        endpoint = (provider_from_url(base_url, default), *server_address_port(base_url))
+        if len(_endpoints) >= _MAX_CACHED_ENDPOINTS:
+            _endpoints.clear()
+        _endpoints[base_url] = endpoint
+    return endpoint
+
+
+def _input_messages(body: dict[str, Any], path: str) -> Any:
+    if path == RESPONSES:
+        instructions = body.get("instructions")
+        messages = body.get("input")
+        if instructions:
+            return [{"role": "system", "content": instructions}, {"input": messages}]
+        return messages
+    return body.get("messages", body.get("prompt"))
+
+
+def _begin(
+    tracer: Tracer, inject_stream_usage: bool, client: Any, args: tuple, kwargs: dict
+) -> tuple[Call | None, tuple, dict]:
+    """Start a call for an inference request; pass anything else through untouched."""
+    options = args[1] if len(args) > 1 else kwargs.get("options")
+    request = read_request(options, bool(kwargs.get("stream", False)))
+    if request is None:
+        return None, args, kwargs
+    provider, address, port = _endpoint(client)
+    span = start_inference_span(
+        tracer,
+        operation=request.operation,
+        provider=provider,
+        request_model=request.model,
+        stream=request.streamed,
+        server_address=address,
+        server_port=port,
+    )
+    inject = inject_stream_usage and not asked_for_usage(request)
+    call = new_call(request, StreamSpan(span), usage_injected=inject)
+    if call.capture_content:
+        with guarded("capturing OpenAI request messages"):
+            record_input_messages(span, _input_messages(request.body, request.path))
+    if inject:
+        replaced = with_usage_requested(options)
+        if len(args) > 1:
+            args = (args[0], replaced, *args[2:])
+        else:
+            kwargs = {**kwargs, "options": replaced}
+    return call, args, kwargs
+
+
+def _current(call: Call) -> Any:
+    """Make the call's span current while the client sends, without ending or annotating it."""
+    return trace.use_span(
+        call.state.span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+    )
+
+
+def _fail(call: Call, error: BaseException) -> None:
+    with guarded("ending a failed OpenAI span"):
+        call.state.fail(error, streamed=call.streamed)
+
+
+def _settle(call: Call, result: Any) -> None:
+    """After ``request`` returned: end the span unless the result now owns it."""
+    call.returned = True
+    if call.state.ended or call.stream_observed:
+        return
+    if result is not None and hasattr(result, "http_response") and hasattr(result, "_parse"):
+        _RAW_RESPONSES[result] = call
+        settle_raw_response(call, result)
+        return
+    call.finish()
+
+
+def request_wrapper(tracer: Tracer, inject_stream_usage: bool) -> Callable[..., Any]:
+    """Wrapper for ``SyncAPIClient.request``."""
+
+    def request(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+        if not is_instrumentation_enabled():
+            return wrapped(*args, **kwargs)
+        call = None
+        with guarded("starting an OpenAI span"):
+            call, args, kwargs = _begin(tracer, inject_stream_usage, instance, args, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        token = _ACTIVE_CALL.set(call)
+        try:
+            with _current(call):
+                result = wrapped(*args, **kwargs)
+        except BaseException as error:
+            _fail(call, error)
+            raise
+        finally:
+            _ACTIVE_CALL.reset(token)
+        with guarded("settling an OpenAI result"):
+            _settle(call, result)
+        return result
+
+    return request
+
+
+def async_request_wrapper(tracer: Tracer, inject_stream_usage: bool) -> Callable[..., Any]:
+    """Wrapper for ``AsyncAPIClient.request``."""
+
+    async def request(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+        if not is_instrumentation_enabled():
+            return await wrapped(*args, **kwargs)
+        call = None
+        with guarded("starting an OpenAI span"):
+            call, args, kwargs = _begin(tracer, inject_stream_usage, instance, args, kwargs)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        token = _ACTIVE_CALL.set(call)
+        try:
+            with _current(call):
+                result = await wrapped(*args, **kwargs)
+        except BaseException as error:
+            _fail(call, error)
+            raise
+        finally:
+            _ACTIVE_CALL.reset(token)
+        with guarded("settling an OpenAI result"):
+            _settle(call, result)
+        return result
+
+    return request
+
+
+def parse_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+    """Wrapper for the response classes' ``_parse``: read usage, observe streams."""
+    result = wrapped(*args, **kwargs)
+    call = _RAW_RESPONSES.get(instance)
+    if call is None:
+        call = _ACTIVE_CALL.get()
+    if call is not None and not call.state.ended:
+        with guarded("reading an OpenAI result"):
+            take_parsed(call, instance, result)
+    return result
