@@ -27,7 +27,7 @@ from opentelemetry.trace import Span
 
 from spanledger import semconv
 
-from .guard import guarded
+from .guard import guarded, logger
 from .span import InferenceUsage, end_with_error, record_usage
 
 T = TypeVar("T")
@@ -122,9 +122,11 @@ def observe(iterator: Iterator[T], state: StreamSpan, on_item: ItemCallback) -> 
                 break
             finally:
                 state.reading = False
-            hidden = False
-            with guarded("reading a stream item"):
+            try:
                 hidden = on_item(item) is HIDE
+            except Exception:
+                logger.exception("spanledger instrumentation fault reading a stream item")
+                hidden = False
             if not hidden:
                 yield item
     except GeneratorExit:
@@ -149,9 +151,11 @@ async def observe_async(
                 break
             finally:
                 state.reading = False
-            hidden = False
-            with guarded("reading a stream item"):
+            try:
                 hidden = on_item(item) is HIDE
+            except Exception:
+                logger.exception("spanledger instrumentation fault reading a stream item")
+                hidden = False
             if not hidden:
                 yield item
     except GeneratorExit:
