@@ -72,13 +72,6 @@ def _begin(
     request = read_request(options, bool(kwargs.get("stream", False)))
     if request is None:
         return None, args, kwargs
-    inject = inject_stream_usage and not asked_for_usage(request)
-    if inject:
-        replaced = with_usage_requested(options)
-        if len(args) > 1:
-            args = (args[0], replaced, *args[2:])
-        else:
-            kwargs = {**kwargs, "options": replaced}
     provider, address, port = _endpoint(client)
     span = start_inference_span(
         tracer,
@@ -89,7 +82,19 @@ def _begin(
         server_address=address,
         server_port=port,
     )
-    call = new_call(request, StreamSpan(span), usage_injected=inject)
+    try:
+        # A span that is not recording gets nothing from the usage chunk: leave the request be.
+        inject = inject_stream_usage and span.is_recording() and not asked_for_usage(request)
+        if inject:
+            replaced = with_usage_requested(options)
+            if len(args) > 1:
+                args = (args[0], replaced, *args[2:])
+            else:
+                kwargs = {**kwargs, "options": replaced}
+        call = new_call(request, StreamSpan(span), usage_injected=inject)
+    except Exception:
+        span.end()
+        raise
     if call.capture_content:
         with guarded("capturing OpenAI request messages"):
             record_input_messages(span, _input_messages(request.body, request.path))
