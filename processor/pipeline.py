@@ -1,0 +1,307 @@
+"""The processor's core: receivers hand requests in, traces wait briefly, then get priced.
+
+``Pipeline.consume`` (the ``TraceConsumer`` the receivers call) files each span under its trace.
+A trace is flushed when it has been idle for ``rollup.trace_idle`` seconds or ``rollup.root_grace``
+seconds after its root arrived; flushing prices its inference spans, writes the cost
+attributes, hands the spans to every exporter (under their original resource and scope) and the
+counted calls to every sink. A background thread (``start``) flushes due traces; ``shutdown``
+flushes everything left.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from spanledger.processor.components import (
+    Backpressure,
+    CallSink,
+    ConsumeResult,
+    SpanExporter,
+)
+from spanledger.processor.model import CountedCall, Usage
+from spanledger.processor.rollup import (
+    AnnotatedTrace,
+    Origin,
+    OriginTable,
+    PendingTrace,
+    PriceBook,
+    RollupConfig,
+    TraceAnnotator,
+    TraceBuffer,
+    build_request,
+)
+from spanledger.processor.rollup.buffer import Arrival
+
+log = logging.getLogger("spanledger.processor.pipeline")
+
+_TRACE_ID_BYTES = 16
+_SPAN_ID_BYTES = 8
+_INVALID_TRACE_ID = bytes(_TRACE_ID_BYTES)
+_INVALID_SPAN_ID = bytes(_SPAN_ID_BYTES)
+_MAX_EXPORT_SPANS = 8192
+"""Flushed spans are handed to exporters in requests of at most this many spans."""
+
+_COUNTERS = (
+    "spans_received",
+    "spans_rejected",
+    "spans_forwarded",
+    "duplicates",
+    "late_spans",
+    "traces_flushed",
+    "early_flushes",
+    "llm_calls",
+    "unpriced_calls",
+    "not_counted",
+    "roots_missing",
+    "backpressure",
+    "annotate_errors",
+    "export_errors",
+    "sink_errors",
+)
+
+
+class Pipeline:
+    """Groups spans per trace, prices and rolls up each trace, forwards spans and counted calls.
+
+    ``price_book`` has ``price(usage, start_time_unix_nano) -> Cost``. ``extract_usage``
+    defaults to ``spanledger.processor.usage.extract_usage``. ``clock`` returns seconds and is
+    only compared with itself. Exporters all receive the same request object and must not
+    modify it.
+    """
+
+    def __init__(
+        self,
+        rollup: RollupConfig,
+        tag_keys: Sequence[str],
+        price_book: PriceBook,
+        exporters: Sequence[SpanExporter],
+        sinks: Sequence[CallSink],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        extract_usage: Callable[[Mapping[str, object], str], Usage | None] | None = None,
+    ) -> None:
+        problems = rollup.problems()
+        if problems:
+            raise ValueError("invalid rollup configuration: " + "; ".join(problems))
+        if extract_usage is None:
+            from spanledger.processor.usage import extract_usage
+        self.rollup = rollup
+        self.exporters = list(exporters)
+        self.sinks = list(sinks)
+        self._clock = clock
+        self._buffer = TraceBuffer(rollup)
+        self._annotator = TraceAnnotator(tag_keys, price_book, extract_usage)
+        self._origins = OriginTable()
+        self._lock = threading.Lock()
+        self._output_lock = threading.Lock()
+        self._in_flight = 0
+        self._counters = dict.fromkeys(_COUNTERS, 0)
+        self._closed = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # Receiving.
+
+    def consume(self, request: ExportTraceServiceRequest) -> ConsumeResult:
+        """File the request's spans under their traces; flush traces early if out of room.
+
+        Spans with an invalid trace or span id are rejected (reported in the result); everything
+        else is accepted. Raises ``Backpressure`` while shutting down or when spans still being
+        exported leave no room, and ``PermanentError`` for a request larger than the limits.
+        """
+        if self._closed:
+            raise Backpressure("the processor is shutting down", retry_after=1.0)
+        arrivals, rejected = self._read(request)
+        with self._lock:
+            self._counters["spans_received"] += len(arrivals) + rejected
+            self._counters["spans_rejected"] += rejected
+            try:
+                admission = self._buffer.admit(arrivals, self._clock(), self._in_flight)
+            except Exception:
+                self._counters["spans_rejected"] += len(arrivals)
+                self._counters["backpressure"] += 1
+                raise
+            self._counters["duplicates"] += admission.duplicates
+            self._counters["late_spans"] += admission.late
+            self._counters["early_flushes"] += len(admission.early)
+            self._in_flight += sum(len(trace.spans) for trace in admission.early)
+        if admission.early:
+            self._process(admission.early)
+        if not rejected:
+            return ConsumeResult()
+        return ConsumeResult(
+            rejected_spans=rejected,
+            error_message=(
+                f"{rejected} span(s) rejected: a trace id must be 16 bytes and a span id 8 "
+                "bytes, not all zero"
+            ),
+        )
+
+    def _read(self, request: ExportTraceServiceRequest) -> tuple[list[Arrival], int]:
+        arrivals: list[Arrival] = []
+        rejected = 0
+        origins = self._origins
+        for resource_spans in request.resource_spans:
+            resource = resource_spans.resource.SerializeToString()
+            for scope_spans in resource_spans.scope_spans:
+                origin = origins.of(resource_spans, scope_spans, resource)
+                for span in scope_spans.spans:
+                    trace_id = span.trace_id
+                    span_id = span.span_id
+                    if (
+                        len(trace_id) != _TRACE_ID_BYTES
+                        or len(span_id) != _SPAN_ID_BYTES
+                        or trace_id == _INVALID_TRACE_ID
+                        or span_id == _INVALID_SPAN_ID
+                    ):
+                        rejected += 1
+                        continue
+                    data = span.SerializeToString()
+                    candidate = b"gen_ai." in data or b"llm." in data
+                    arrivals.append(
+                        (trace_id, span_id, span.parent_span_id, data, origin, candidate)
+                    )
+        return arrivals, rejected
+
+    # Flushing.
+
+    def flush_due(self) -> int:
+        """Flush every trace whose wait is over; returns how many traces were flushed."""
+        with self._lock:
+            traces = self._buffer.due(self._clock())
+            self._counters["early_flushes"] += sum(1 for t in traces if t.early is not None)
+            self._in_flight += sum(len(trace.spans) for trace in traces)
+        self._process(traces)
+        return len(traces)
+
+    def flush_all(self) -> int:
+        """Flush every waiting trace now, due or not; returns how many traces were flushed."""
+        with self._lock:
+            traces = self._buffer.drain()
+            self._in_flight += sum(len(trace.spans) for trace in traces)
+        self._process(traces)
+        return len(traces)
+
+    def _process(self, traces: list[PendingTrace]) -> None:
+        if not traces:
+            return
+        span_count = sum(len(trace.spans) for trace in traces)
+        counts = dict.fromkeys(("llm_calls", "unpriced_calls", "not_counted", "roots_missing"), 0)
+        errors = 0
+        try:
+            spans: list[tuple[Origin, bytes]] = []
+            calls: list[CountedCall] = []
+            for trace in traces:
+                annotated = self._annotate(trace)
+                if annotated is None:
+                    errors += 1
+                    annotated = AnnotatedTrace([(h.origin, h.data) for h in trace.spans.values()])
+                spans += annotated.spans
+                calls += annotated.calls
+                counts["llm_calls"] += len(annotated.calls)
+                counts["unpriced_calls"] += sum(
+                    1 for call in annotated.calls if call.cost.status != "priced"
+                )
+                counts["not_counted"] += annotated.not_counted
+                counts["roots_missing"] += annotated.root_missing
+            self._deliver(spans, calls)
+        finally:
+            with self._lock:
+                self._in_flight -= span_count
+                self._counters["spans_forwarded"] += span_count
+                self._counters["traces_flushed"] += len(traces)
+                self._counters["annotate_errors"] += errors
+                for key, value in counts.items():
+                    self._counters[key] += value
+
+    def _annotate(self, trace: PendingTrace) -> AnnotatedTrace | None:
+        try:
+            return self._annotator.annotate(trace)
+        except Exception:
+            log.exception(
+                "could not roll up trace %s; forwarding its %d spans unchanged",
+                trace.trace_id.hex(),
+                len(trace.spans),
+            )
+            return None
+
+    def _deliver(self, spans: list[tuple[Origin, bytes]], calls: list[CountedCall]) -> None:
+        requests = [
+            build_request(spans[start : start + _MAX_EXPORT_SPANS])
+            for start in range(0, len(spans), _MAX_EXPORT_SPANS)
+        ]
+        export_errors = sink_errors = 0
+        with self._output_lock:
+            for exporter in self.exporters:
+                for request in requests:
+                    try:
+                        exporter.export(request)
+                    except Exception:
+                        export_errors += 1
+                        log.exception("exporter %s failed", type(exporter).__name__)
+            if calls:
+                for sink in self.sinks:
+                    try:
+                        sink.record(calls)
+                    except Exception:
+                        sink_errors += 1
+                        log.exception("sink %s failed", type(sink).__name__)
+        if export_errors or sink_errors:
+            with self._lock:
+                self._counters["export_errors"] += export_errors
+                self._counters["sink_errors"] += sink_errors
+
+    # Lifecycle.
+
+    def start(self) -> None:
+        """Start the background thread that flushes due traces."""
+        if self._thread is not None:
+            return
+        interval = min(0.25, max(0.01, min(self.rollup.trace_idle, self.rollup.root_grace) / 4))
+        self._thread = threading.Thread(
+            target=self._run, args=(interval,), name="spanledger-rollup", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.flush_due()
+            except Exception:
+                log.exception("flushing due traces failed")
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop accepting, flush every waiting trace, then shut exporters and sinks down."""
+        deadline = time.monotonic() + timeout
+        self._closed = True
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+        try:
+            self.flush_all()
+        except Exception:
+            log.exception("flushing waiting traces on shutdown failed")
+        components: list[Any] = [*self.exporters, *self.sinks]
+        for index, component in enumerate(components):
+            share = max(0.0, deadline - time.monotonic()) / (len(components) - index)
+            try:
+                component.shutdown(share)
+            except Exception:
+                log.exception("shutting down %s failed", type(component).__name__)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters since start, plus what is held right now."""
+        with self._lock:
+            found = dict(self._counters)
+            found["spans_held"] = self._buffer.held_spans
+            found["traces_held"] = len(self._buffer.pending)
+            found["spans_in_flight"] = self._in_flight
+            found["remembered_spans"] = self._buffer.remembered_spans
+        return found

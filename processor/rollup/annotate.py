@@ -1,0 +1,326 @@
+"""Price a complete trace and write its cost attributes: per call, per subtree, per trace.
+
+Work happens once per trace, at flush. Only spans that mention a ``gen_ai.`` or ``llm.`` key are
+parsed and asked for usage; only spans that receive attributes are parsed and serialized again;
+every other span is forwarded as the bytes it arrived as.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from spanledger import semconv
+from spanledger.processor.model import ZERO, Cost, CountedCall, Usage
+from spanledger.processor.otlp_attrs import (
+    AttributeValue,
+    attributes_to_dict,
+    hex_id,
+    set_attributes,
+)
+from spanledger.processor.rollup.buffer import HeldSpan, PendingTrace
+from spanledger.processor.rollup.wire import Origin
+
+log = logging.getLogger("spanledger.processor.rollup")
+
+UsageExtractor = Callable[[Mapping[str, object], str], "Usage | None"]
+"""``extract_usage(attributes, span_name)``: the usage of an inference span, None otherwise."""
+
+
+class PriceBook(Protocol):
+    """Prices one call's usage as of the call's start time."""
+
+    def price(self, usage: Usage, start_time_unix_nano: int) -> Cost: ...
+
+
+@dataclass
+class AnnotatedTrace:
+    """A flushed trace ready to forward: its spans (annotated where needed) and counted calls."""
+
+    spans: list[tuple[Origin, bytes]]
+    calls: list[CountedCall] = field(default_factory=list)
+    not_counted: int = 0
+    root_missing: bool = False
+
+
+def cost_attributes(cost: Cost) -> dict[str, object]:
+    """The attributes a counted inference span gets for ``cost`` (Decimals written as floats)."""
+    if cost.status != semconv.STATUS_PRICED:
+        values: dict[str, object] = {semconv.COST_STATUS: cost.status}
+        if cost.reason:
+            values[semconv.COST_UNPRICED_REASON] = cost.reason
+        if cost.pricing_model:
+            values[semconv.PRICING_MODEL] = cost.pricing_model
+        return values
+    values = {
+        semconv.GEN_AI_USAGE_COST: float(cost.total),
+        semconv.COST_INPUT: float(cost.input),
+        semconv.COST_OUTPUT: float(cost.output),
+        semconv.COST_CACHE_READ: float(cost.cache_read),
+        semconv.COST_CACHE_WRITE: float(cost.cache_write),
+        semconv.COST_STATUS: semconv.STATUS_PRICED,
+        semconv.LLM_COST_TOTAL: float(cost.total),
+        semconv.LLM_COST_PROMPT: float(cost.input + cost.cache_read + cost.cache_write),
+        semconv.LLM_COST_COMPLETION: float(cost.output),
+    }
+    if cost.source:
+        values[semconv.COST_SOURCE] = cost.source
+    if cost.pricing_model:
+        values[semconv.PRICING_MODEL] = cost.pricing_model
+    if cost.billable is not None:
+        values[semconv.COST_BILLABLE] = float(cost.billable)
+    return values
+
+
+class _Inference:
+    __slots__ = ("attributes", "cost", "span", "usage")
+
+    def __init__(self, span: Span, usage: Usage, attributes: dict[str, AttributeValue]) -> None:
+        self.span = span
+        self.usage = usage
+        self.attributes = attributes
+        self.cost: Cost | None = None
+
+
+class TraceAnnotator:
+    """Turns a flushed ``PendingTrace`` into annotated spans and ``CountedCall``s."""
+
+    def __init__(
+        self,
+        tag_keys: Sequence[str],
+        price_book: PriceBook,
+        extract_usage: UsageExtractor,
+    ) -> None:
+        self.tag_keys = tuple(tag_keys)
+        self.price_book = price_book
+        self.extract_usage = extract_usage
+        self._resource_attributes: dict[bytes, dict[str, AttributeValue]] = {}
+
+    def annotate(self, trace: PendingTrace) -> AnnotatedTrace:
+        """Price and annotate ``trace``; spans it cannot make sense of pass through unchanged."""
+        spans = trace.spans
+        parsed: dict[bytes, Span] = {}
+        inference = self._find_inference(spans, parsed)
+        if not inference and not trace.late and trace.early is None:
+            return AnnotatedTrace([(held.origin, held.data) for held in spans.values()])
+
+        written: dict[bytes, dict[str, object]] = {}
+        counted, enclosing = _innermost(spans, inference)
+        if trace.late and trace.memory is not None:
+            counted = [s for s in counted if not _under_counted(s, spans, trace.memory.counted)]
+            counted = [s for s in counted if s not in trace.memory.enclosing]
+        counted_set = set(counted)
+        result = AnnotatedTrace(spans=[])
+        for span_id in inference:
+            if span_id not in counted_set:
+                written[span_id] = {semconv.COST_STATUS: semconv.STATUS_NOT_COUNTED}
+                result.not_counted += 1
+        for span_id in counted:
+            found = inference[span_id]
+            found.cost = self._price(found)
+            written[span_id] = cost_attributes(found.cost)
+            result.calls.append(self._counted_call(trace, span_id, found, spans[span_id].origin))
+
+        if trace.late:
+            for span_id in spans:
+                written.setdefault(span_id, {})[semconv.ROLLUP_LATE] = True
+        else:
+            self._write_subtree_costs(spans, inference, counted, written)
+            carrier, root_missing = self._carrier(spans, parsed)
+            if carrier is not None:
+                values = written.setdefault(carrier, {})
+                if inference:
+                    values.update(_trace_totals(inference, counted))
+                if root_missing:
+                    values[semconv.TRACE_ROOT_MISSING] = True
+                    result.root_missing = True
+                if trace.early is not None:
+                    values[semconv.TRACE_PARTIAL] = True
+
+        if trace.memory is not None:
+            trace.memory.counted.update(counted)
+            trace.memory.enclosing.update(enclosing)
+        for span_id, values in written.items():
+            span = parsed.get(span_id)
+            if span is None:
+                span = parsed[span_id] = Span.FromString(spans[span_id].data)
+            set_attributes(span, values)
+        result.spans = [
+            (held.origin, parsed[span_id].SerializeToString() if span_id in written else held.data)
+            for span_id, held in spans.items()
+        ]
+        return result
+
+    def _find_inference(
+        self, spans: dict[bytes, HeldSpan], parsed: dict[bytes, Span]
+    ) -> dict[bytes, _Inference]:
+        found: dict[bytes, _Inference] = {}
+        for span_id, held in spans.items():
+            if not held.candidate:
+                continue
+            span = parsed[span_id] = Span.FromString(held.data)
+            attributes = attributes_to_dict(span.attributes)
+            try:
+                usage = self.extract_usage(attributes, span.name)
+            except Exception:
+                log.exception("could not read usage from span %r; it is not counted", span.name)
+                continue
+            if usage is not None:
+                found[span_id] = _Inference(span, usage, attributes)
+        return found
+
+    def _price(self, found: _Inference) -> Cost:
+        try:
+            return self.price_book.price(found.usage, found.span.start_time_unix_nano)
+        except Exception as exc:
+            log.exception("pricing failed for model %r", found.usage.model)
+            return Cost(status=semconv.STATUS_UNPRICED, reason=f"pricing failed: {exc}")
+
+    def _counted_call(
+        self, trace: PendingTrace, span_id: bytes, found: _Inference, origin: Origin
+    ) -> CountedCall:
+        tags: dict[str, str] = {}
+        resource: dict[str, AttributeValue] | None = None
+        for key in self.tag_keys:
+            value = found.attributes.get(key)
+            if _blank(value):
+                if resource is None:
+                    resource = self._resource(origin)
+                value = resource.get(key)
+            tags[key] = semconv.UNTAGGED if _blank(value) else str(value)
+        assert found.cost is not None
+        return CountedCall(
+            trace_id=hex_id(trace.trace_id),
+            span_id=hex_id(span_id),
+            start_time_unix_nano=found.span.start_time_unix_nano,
+            tags=tags,
+            usage=found.usage,
+            cost=found.cost,
+        )
+
+    def _resource(self, origin: Origin) -> dict[str, AttributeValue]:
+        known = self._resource_attributes.get(origin.resource)
+        if known is None:
+            if len(self._resource_attributes) >= 1024:
+                self._resource_attributes.clear()
+            known = attributes_to_dict(origin.parsed_resource().attributes)
+            self._resource_attributes[origin.resource] = known
+        return known
+
+    @staticmethod
+    def _write_subtree_costs(
+        spans: dict[bytes, HeldSpan],
+        inference: dict[bytes, _Inference],
+        counted: list[bytes],
+        written: dict[bytes, dict[str, object]],
+    ) -> None:
+        subtree: dict[bytes, Decimal] = {}
+        for span_id in counted:
+            cost = inference[span_id].cost
+            if cost is None or cost.status != semconv.STATUS_PRICED:
+                continue
+            for ancestor in _lineage(span_id, spans):
+                subtree[ancestor] = subtree.get(ancestor, ZERO) + cost.total
+        for span_id, total in subtree.items():
+            written.setdefault(span_id, {})[semconv.SUBTREE_COST] = float(total)
+
+    @staticmethod
+    def _carrier(
+        spans: dict[bytes, HeldSpan], parsed: dict[bytes, Span]
+    ) -> tuple[bytes | None, bool]:
+        """The span that carries the trace totals, and whether the true root is missing.
+
+        The root (no parent) when present; otherwise the earliest-starting of the topmost spans
+        (those whose parent did not arrive). Ties go to the smallest span id.
+        """
+        tops = [span_id for span_id, held in spans.items() if not held.parent]
+        root_missing = not tops
+        if root_missing:
+            tops = [span_id for span_id, held in spans.items() if held.parent not in spans]
+        if not tops:
+            tops = list(spans)
+        if len(tops) == 1:
+            return tops[0], root_missing
+        for span_id in tops:
+            if span_id not in parsed:
+                parsed[span_id] = Span.FromString(spans[span_id].data)
+        return min(tops, key=lambda s: (parsed[s].start_time_unix_nano, s)), root_missing
+
+
+def _lineage(span_id: bytes, spans: dict[bytes, HeldSpan]) -> list[bytes]:
+    """``span_id`` and its ancestors present in the trace, nearest first (cycle-safe)."""
+    chain = [span_id]
+    seen = {span_id}
+    parent = spans[span_id].parent
+    while parent in spans and parent not in seen:
+        chain.append(parent)
+        seen.add(parent)
+        parent = spans[parent].parent
+    return chain
+
+
+def _innermost(
+    spans: dict[bytes, HeldSpan], inference: dict[bytes, _Inference]
+) -> tuple[list[bytes], set[bytes]]:
+    """Inference spans with no inference span below them, and every ancestor of those.
+
+    The ancestors include the first missing parent of each chain, so a parent arriving late
+    is known to enclose a counted call.
+    """
+    above: set[bytes] = set()
+    for span_id in inference:
+        parent = spans[span_id].parent
+        while parent and parent not in above:
+            above.add(parent)
+            held = spans.get(parent)
+            if held is None:
+                break
+            parent = held.parent
+    counted = [span_id for span_id in inference if span_id not in above]
+    return counted, above
+
+
+def _under_counted(span_id: bytes, spans: dict[bytes, HeldSpan], counted: set[bytes]) -> bool:
+    """Whether an ancestor of ``span_id`` (held, or the first one not held) was counted."""
+    parent = spans[span_id].parent
+    seen = {span_id}
+    while parent and parent not in seen:
+        if parent in counted:
+            return True
+        seen.add(parent)
+        held = spans.get(parent)
+        if held is None:
+            return False
+        parent = held.parent
+    return False
+
+
+def _trace_totals(inference: dict[bytes, _Inference], counted: list[bytes]) -> dict[str, object]:
+    total = ZERO
+    unpriced = 0
+    input_tokens = 0
+    output_tokens = 0
+    for span_id in counted:
+        found = inference[span_id]
+        input_tokens += found.usage.input_tokens
+        output_tokens += found.usage.output_tokens
+        if found.cost is not None and found.cost.status == semconv.STATUS_PRICED:
+            total += found.cost.total
+        else:
+            unpriced += 1
+    return {
+        semconv.TRACE_COST: float(total),
+        semconv.TRACE_LLM_CALLS: len(counted),
+        semconv.TRACE_INPUT_TOKENS: input_tokens,
+        semconv.TRACE_OUTPUT_TOKENS: output_tokens,
+        semconv.TRACE_UNPRICED_CALLS: unpriced,
+    }
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str | list | dict) and not value)
