@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import gzip
 import os
+import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import grpc
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from google.protobuf.any_pb2 import Any as AnyMessage
+from google.rpc.error_details_pb2 import RetryInfo
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
@@ -189,3 +202,142 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 @pytest.fixture(name="make_request")
 def make_request_fixture() -> Callable[..., ExportTraceServiceRequest]:
     return make_request
+
+
+@dataclass
+class Received:
+    """One request as a scripted server saw it."""
+
+    at: float
+    headers: dict[str, str]
+    body: bytes
+
+    def request(self) -> ExportTraceServiceRequest:
+        body = self.body
+        if self.headers.get("content-encoding") == "gzip":
+            body = gzip.decompress(body)
+        return ExportTraceServiceRequest.FromString(body)
+
+    def span_count(self) -> int:
+        return sum(len(ss.spans) for rs in self.request().resource_spans for ss in rs.scope_spans)
+
+
+class ScriptedHttpServer:
+    """An OTLP/HTTP endpoint answering from a script of (status, headers); then 200."""
+
+    def __init__(self) -> None:
+        self.script: list[tuple[int, dict[str, str]]] = []
+        self.received: list[Received] = []
+        self.hold = threading.Event()  # while cleared, requests wait (bounded) before answering
+        self.hold.set()
+        self.changed = threading.Condition()
+        scripted = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                scripted.hold.wait(10)
+                with scripted.changed:
+                    scripted.received.append(
+                        Received(
+                            time.monotonic(),
+                            {k.lower(): v for k, v in self.headers.items()},
+                            body,
+                        )
+                    )
+                    status, headers = scripted.script.pop(0) if scripted.script else (200, {})
+                    scripted.changed.notify_all()
+                if status == 200:
+                    payload = ExportTraceServiceResponse().SerializeToString()
+                else:
+                    payload = Status(code=14, message=f"scripted {status}").SerializeToString()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+
+    def wait_for(self, requests: int, timeout: float = 10.0) -> list[Received]:
+        with self.changed:
+            self.changed.wait_for(lambda: len(self.received) >= requests, timeout)
+            return list(self.received)
+
+    def close(self) -> None:
+        self.hold.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def scripted_http() -> Iterator[ScriptedHttpServer]:
+    server = ScriptedHttpServer()
+    yield server
+    server.close()
+
+
+class ScriptedGrpcServer:
+    """An OTLP/gRPC endpoint failing with a script of (code, retry delay or None); then OK."""
+
+    def __init__(self) -> None:
+        self.script: list[tuple[grpc.StatusCode, float | None]] = []
+        self.received: list[Received] = []
+
+        def export(body: bytes, context: grpc.ServicerContext) -> bytes:
+            metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+            self.received.append(Received(time.monotonic(), metadata, body))
+            if self.script:
+                code, delay = self.script.pop(0)
+                if delay is not None:
+                    info = RetryInfo()
+                    info.retry_delay.FromTimedelta(timedelta(seconds=delay))
+                    detail = AnyMessage()
+                    detail.Pack(info)
+                    status = Status(code=code.value[0], message="scripted", details=[detail])
+                    context.set_trailing_metadata(
+                        (("grpc-status-details-bin", status.SerializeToString()),)
+                    )
+                context.abort(code, f"scripted {code.name}")
+            return b""
+
+        handler = grpc.method_handlers_generic_handler(
+            "opentelemetry.proto.collector.trace.v1.TraceService",
+            {"Export": grpc.unary_unary_rpc_method_handler(export)},
+        )
+        self.server = grpc.server(ThreadPoolExecutor(2), handlers=[handler])
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+
+    def close(self) -> None:
+        self.server.stop(0).wait(5)
+
+
+@pytest.fixture
+def scripted_grpc() -> Iterator[ScriptedGrpcServer]:
+    server = ScriptedGrpcServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A port nothing listens on (the OS picked it and it was closed at once)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
