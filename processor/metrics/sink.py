@@ -48,6 +48,9 @@ OVERFLOW_TAG = "tag"
 MODEL = GEN_AI_RESPONSE_MODEL
 """The label naming the model that served the call (the request model when no response model)."""
 
+RESERVED_LABELS = frozenset({GEN_AI_PROVIDER_NAME, MODEL, TOKEN_TYPE, COST_STATUS, OVERFLOW_TAG})
+"""Label names the counters add themselves, so they cannot also be tag keys."""
+
 MAX_SERIES = 100_000
 """Upper bound on label sets per counter, on top of the per-label cap, to bound memory."""
 DEDUP_WINDOW = 100_000
@@ -158,6 +161,9 @@ class MetricsSink:
         problems = config.problems()
         if problems:
             raise ValueError("invalid metrics configuration: " + "; ".join(problems))
+        reserved = sorted(set(tag_keys) & RESERVED_LABELS)
+        if reserved:
+            raise ValueError(f"tag keys {reserved} clash with labels the metrics use themselves")
         self.config = config
         self._totals = _Totals(tag_keys, config.cardinality_limit)
         self._providers: list[MeterProvider] = []

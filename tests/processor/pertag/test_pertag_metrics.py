@@ -177,6 +177,11 @@ def test_config_problems_are_reported(config, problem):
         MetricsSink(config, TAGS)
 
 
+def test_tag_keys_cannot_reuse_the_metrics_own_labels():
+    with pytest.raises(ValueError, match=r"\['type'\] clash"):
+        MetricsSink(MetricsConfig(prometheus_endpoint=None), ["customer", "type"])
+
+
 def test_defaults_are_valid_and_a_taken_port_is_a_clear_error():
     assert MetricsConfig().problems() == []
     with socket.socket() as taken:
