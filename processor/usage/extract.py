@@ -1,0 +1,211 @@
+"""Read one inference call's token usage from a span of any GenAI instrumentation dialect.
+
+Each quantity has a list of attribute names, most authoritative first; the first usable value
+wins, and each unusable one is recorded as a problem. Dialects disagree on whether the input
+total includes cached tokens: current semantic conventions, this project's spans, the anthropic
+SDK's own spans, OpenInference and OpenLLMetry include them; OpenLIT's Anthropic spans carry
+Anthropic's raw ``input_tokens``, which excludes them. docs/pricing.md has each rule and its source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+
+from spanledger import semconv
+from spanledger.processor.model import Usage
+from spanledger.processor.usage.counts import Unusable, token_count, usd_amount
+from spanledger.processor.usage.operations import resolve_operation
+from spanledger.processor.usage.providers import normalize_provider
+
+INPUT_TOTAL = (
+    semconv.GEN_AI_USAGE_INPUT_TOKENS,
+    "gen_ai.usage.prompt_tokens",
+    "llm.token_count.prompt",
+    "llm.usage.prompt_tokens",
+)
+OUTPUT_TOTAL = (
+    semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
+    "gen_ai.usage.completion_tokens",
+    "llm.token_count.completion",
+    "llm.usage.completion_tokens",
+)
+CACHE_READ = (
+    semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    "gen_ai.usage.cache_read_input_tokens",
+    "llm.token_count.prompt_details.cache_read",
+    "gen_ai.usage.cache_read_tokens",
+)
+CACHE_WRITE = (
+    semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+    "gen_ai.usage.cache_write.input_tokens",
+    "gen_ai.usage.cache_creation_input_tokens",
+    "llm.token_count.prompt_details.cache_write",
+    "gen_ai.usage.cache_write_tokens",
+)
+CACHE_WRITE_5M = ("anthropic.usage.cache_creation.ephemeral_5m_input_tokens",)
+CACHE_WRITE_1H = (
+    semconv.USAGE_CACHE_CREATION_1H_INPUT_TOKENS,
+    "anthropic.usage.cache_creation.ephemeral_1h_input_tokens",
+)
+REASONING = (
+    semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+    "llm.token_count.completion_details.reasoning",
+    "gen_ai.usage.reasoning_tokens",
+    "llm.usage.reasoning_tokens",
+)
+INPUT_AUDIO = ("llm.token_count.prompt_details.audio",)
+OUTPUT_AUDIO = ("llm.token_count.completion_details.audio",)
+COMPACTION_INPUT = ("anthropic.usage.compaction.input_tokens",)
+COMPACTION_OUTPUT = ("anthropic.usage.compaction.output_tokens",)
+TOTAL_ONLY = ("llm.usage.total_tokens", "llm.token_count.total", "gen_ai.usage.total_tokens")
+
+PROVIDER = (semconv.GEN_AI_PROVIDER_NAME, "gen_ai.system", "llm.provider", "llm.system")
+REQUEST_MODEL = (semconv.GEN_AI_REQUEST_MODEL, "llm.request.model")
+RESPONSE_MODEL = (semconv.GEN_AI_RESPONSE_MODEL, "llm.response.model", "llm.model_name")
+REPORTED_COST = (semconv.COST_REPORTED,)
+
+TELEMETRY_SDK_NAME = "telemetry.sdk.name"
+ANTHROPIC_EXCLUSIVE_INPUT = frozenset({"anthropic"})
+"""Providers whose raw ``input_tokens`` excludes cache reads and writes."""
+
+INCOMPLETE = "usage incomplete:"
+"""Prefix of the problem that makes a call impossible to price from its tokens."""
+
+_COUNT_KEYS = (
+    INPUT_TOTAL + OUTPUT_TOTAL + CACHE_READ + CACHE_WRITE + CACHE_WRITE_5M + CACHE_WRITE_1H
+)
+
+
+def extract_usage(attributes: Mapping[str, object], span_name: str = "") -> Usage | None:
+    """The usage of the inference call the span records; None when it is not one to price.
+
+    ``attributes`` are the span's attributes as plain Python values. A span is priced when it
+    carries token counts or a reported cost and names an inference operation (or names none,
+    as old conventions did); agent, tool and workflow spans are not.
+    """
+    has_counts = any(key in attributes for key in _COUNT_KEYS)
+    has_cost = any(key in attributes for key in REPORTED_COST)
+    if not has_counts and not has_cost:
+        return None
+    operation = resolve_operation(attributes, span_name)
+    if operation == "":
+        return None
+    reader = _Reader(attributes)
+    usage = Usage(
+        operation=operation or "chat",
+        provider=normalize_provider(reader.text(PROVIDER)),
+        request_model=reader.text(REQUEST_MODEL),
+        response_model=reader.text(RESPONSE_MODEL),
+    )
+    _read_counts(reader, usage, attributes)
+    usage.reported_cost = reader.cost(REPORTED_COST)
+    usage.problems = reader.problems
+    return usage
+
+
+def has_incomplete_totals(usage: Usage) -> bool:
+    """Whether the input or output total could not be read, so tokens cannot be priced."""
+    return any(problem.startswith(INCOMPLETE) for problem in usage.problems)
+
+
+def _read_counts(reader: _Reader, usage: Usage, attributes: Mapping[str, object]) -> None:
+    input_total = reader.count(INPUT_TOTAL)
+    output_total = reader.count(OUTPUT_TOTAL)
+    for name, total, keys in (
+        ("input", input_total, INPUT_TOTAL),
+        ("output", output_total, OUTPUT_TOTAL),
+    ):
+        if total is None and any(key in attributes for key in keys):
+            reader.problems.append(f"{INCOMPLETE} no usable {name} token count")
+    if input_total is None and output_total is None and any(k in attributes for k in TOTAL_ONLY):
+        reader.problems.append(f"{INCOMPLETE} only a total token count, no input/output split")
+    cache_read = reader.count(CACHE_READ) or 0
+    write_5m = reader.count(CACHE_WRITE_5M)
+    write_1h = reader.count(CACHE_WRITE_1H) or 0
+    cache_write = reader.count(CACHE_WRITE)
+    if cache_write is None:
+        cache_write = (write_5m or 0) + write_1h
+    if write_1h > cache_write:
+        reader.problems.append(
+            f"1-hour cache writes ({write_1h}) exceed all cache writes ({cache_write}); "
+            f"cache writes taken as {write_1h}"
+        )
+        cache_write = write_1h
+    input_tokens = input_total or 0
+    cached = cache_read + cache_write
+    if cached and _input_excludes_cache(attributes, usage.provider):
+        input_tokens += cached
+    elif cached > input_tokens:
+        reader.problems.append(
+            f"cached input tokens ({cached}) exceed input tokens ({input_tokens}); "
+            f"input taken as excluding them: {input_tokens + cached}"
+        )
+        input_tokens += cached
+    input_tokens += reader.count(COMPACTION_INPUT) or 0
+    input_audio = reader.count(INPUT_AUDIO) or 0
+    if cached + input_audio > input_tokens:
+        reader.problems.append(
+            f"audio input tokens ({input_audio}) do not fit in input tokens ({input_tokens}) "
+            f"beside {cached} cached; input taken as {cached + input_audio}"
+        )
+        input_tokens = cached + input_audio
+    output_tokens = (output_total or 0) + (reader.count(COMPACTION_OUTPUT) or 0)
+    reasoning = reader.count(REASONING) or 0
+    output_audio = reader.count(OUTPUT_AUDIO) or 0
+    if reasoning + output_audio > output_tokens:
+        reader.problems.append(
+            f"reasoning ({reasoning}) and audio ({output_audio}) output tokens exceed output "
+            f"tokens ({output_tokens}); output taken as {reasoning + output_audio}"
+        )
+        output_tokens = reasoning + output_audio
+    usage.input_tokens = input_tokens
+    usage.output_tokens = output_tokens
+    usage.cache_read_tokens = cache_read
+    usage.cache_write_tokens = cache_write - write_1h
+    usage.cache_write_1h_tokens = write_1h
+    usage.reasoning_tokens = reasoning
+    usage.input_audio_tokens = input_audio
+    usage.output_audio_tokens = output_audio
+
+
+def _input_excludes_cache(attributes: Mapping[str, object], provider: str | None) -> bool:
+    """OpenLIT's Anthropic spans report Anthropic's ``input_tokens``, which leaves out the cache."""
+    return attributes.get(TELEMETRY_SDK_NAME) == "openlit" and provider in ANTHROPIC_EXCLUSIVE_INPUT
+
+
+class _Reader:
+    """Reads attributes by priority list, collecting a problem for each unusable value."""
+
+    def __init__(self, attributes: Mapping[str, object]) -> None:
+        self.attributes = attributes
+        self.problems: list[str] = []
+
+    def count(self, keys: Sequence[str]) -> int | None:
+        for key in keys:
+            value = self.attributes.get(key)
+            if value is None:
+                continue
+            try:
+                return token_count(value)
+            except Unusable as exc:
+                self.problems.append(f"{key}: {exc}; not used")
+        return None
+
+    def cost(self, keys: Sequence[str]) -> Decimal | None:
+        for key in keys:
+            value = self.attributes.get(key)
+            if value is None:
+                continue
+            try:
+                return usd_amount(value)
+            except Unusable as exc:
+                self.problems.append(f"{key}: {exc}; not used")
+        return None
+
+    def text(self, keys: Sequence[str]) -> str | None:
+        for key in keys:
+            value = self.attributes.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+        return None
