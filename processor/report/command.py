@@ -20,7 +20,8 @@ DEFAULT_LEDGER = "spanledger.db"
 
 _EPILOG = f"""\
 dimensions for --by and --where: any tag key (customer, feature, ...) or one of
-{", ".join(BUILTIN_DIMENSIONS)}; write tag:NAME for a tag that shares a built-in name.
+{", ".join(BUILTIN_DIMENSIONS)}.
+Write tag:NAME for a tag that shares a built-in name.
 Times are UTC. With --since, every row also shows the change against the period of the
 same length just before (e.g. --since 30d compares with the 30 days before that).
 

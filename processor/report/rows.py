@@ -43,7 +43,8 @@ def _ratio(part: Decimal | int, whole: Decimal | int) -> Decimal | None:
 def _change_pct(now: Decimal | None, before: Decimal | None) -> Decimal | None:
     if now is None or before is None or not before:
         return None
-    return _round((now - before) / before * _HUNDRED, "0.1")
+    change = _round((now - before) / before * _HUNDRED, "0.1")
+    return abs(change) if change == 0 else change  # no "-0.0%"
 
 
 def _per_priced_call(group: GroupTotals) -> Decimal | None:
