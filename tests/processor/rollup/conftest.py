@@ -1,0 +1,55 @@
+"""Fixtures for the rollup: a hand-moved clock, recording exporter and sink, a pipeline factory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.rollup import RollupConfig
+
+from . import standins
+from .traces import FakeClock, RecordingExporter, RecordingSink
+
+TAG_KEYS = ("customer", "feature", "team", "env")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def exporter() -> RecordingExporter:
+    return RecordingExporter()
+
+
+@pytest.fixture
+def sink() -> RecordingSink:
+    return RecordingSink()
+
+
+@pytest.fixture
+def make_pipeline(
+    clock: FakeClock, exporter: RecordingExporter, sink: RecordingSink
+) -> Iterator[Callable[..., Pipeline]]:
+    """Build a pipeline on the fake clock; keyword arguments go to ``RollupConfig``."""
+    built: list[Pipeline] = []
+
+    def make(markup_percent: float = 0, **rollup: object) -> Pipeline:
+        pipeline = Pipeline(
+            RollupConfig(**rollup),  # type: ignore[arg-type]
+            TAG_KEYS,
+            standins.PriceBook(markup_percent),
+            [exporter],
+            [sink],
+            clock=clock,
+            extract_usage=standins.extract_usage,
+        )
+        built.append(pipeline)
+        return pipeline
+
+    yield make
+    for pipeline in built:
+        pipeline.shutdown(1.0)
