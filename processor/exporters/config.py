@@ -33,9 +33,9 @@ class TlsClientConfig:
         for name in ("ca_file", "cert_file", "key_file"):
             path = getattr(self, name)
             if path is not None and not os.access(path, os.R_OK):
-                found.append(f"tls.{name} {path!r} cannot be read")
+                found.append(f"{name} {path!r} cannot be read")
         if (self.cert_file is None) != (self.key_file is None):
-            found.append("tls.cert_file and tls.key_file go together (client certificate)")
+            found.append("cert_file and key_file go together (client certificate)")
         return found
 
 
@@ -47,7 +47,8 @@ class _ExporterConfig:
     """Sent with every request, e.g. ``{"authorization": "Basic ..."}``; never logged."""
     timeout: float = 10.0
     """Seconds one attempt may take."""
-    compression: Literal["gzip"] | None = "gzip"
+    compression: Literal["gzip", "none"] | None = "gzip"
+    """``gzip``, or ``none`` (or null) to send uncompressed."""
     tls: TlsClientConfig | None = None
     queue_size: int = DEFAULT_QUEUE_SPANS
     """Spans held waiting for delivery; ``export`` raises ``Backpressure`` beyond it."""
@@ -74,14 +75,17 @@ class _ExporterConfig:
             found.append("initial_backoff must be positive and not above max_backoff")
         if self.max_elapsed < 0:
             found.append("max_elapsed cannot be negative")
-        if self.compression not in ("gzip", None):
+        if self.compression not in ("gzip", "none", None):
             found.append(f"compression must be gzip or none, got {self.compression!r}")
         for name, value in self.headers.items():
             if not name or any(c in name for c in " :\r\n") or any(c in value for c in "\r\n"):
                 found.append(f"headers: {name!r} is not a valid header")
-        if self.tls is not None:
-            found += self.tls.problems()
         return found
+
+    def all_problems(self) -> list[str]:
+        """The problems of this config and of its ``tls`` section."""
+        tls = [f"tls.{p}" for p in self.tls.problems()] if self.tls is not None else []
+        return self.problems() + tls  # type: ignore[attr-defined]
 
 
 @dataclass

@@ -80,7 +80,7 @@ class QueuedExporter(ABC):
     """Queue, batching, retries and drain; subclasses only know how to send one payload."""
 
     def __init__(self, config: _ExporterConfig, queue: ExportQueue | None = None) -> None:
-        problems = config.problems()  # type: ignore[attr-defined]
+        problems = config.all_problems()
         if problems:
             raise ValueError(f"invalid {type(self).__name__} config: " + "; ".join(problems))
         self.config = config

@@ -36,7 +36,9 @@ class OtlpGrpcExporter(QueuedExporter):
         self._metadata = tuple((k.lower(), v) for k, v in config.headers.items())
         options = [("grpc.primary_user_agent", f"spanledger/{__version__}")]
         compression = (
-            grpc.Compression.Gzip if config.compression else grpc.Compression.NoCompression
+            grpc.Compression.Gzip
+            if config.compression == "gzip"
+            else grpc.Compression.NoCompression
         )
         if config.secure():
             options += _tls_options(config)

@@ -22,11 +22,11 @@ class TlsServerConfig:
         for name in ("cert_file", "key_file"):
             path = getattr(self, name)
             if not path:
-                found.append(f"tls.{name} is required to serve TLS")
+                found.append(f"{name} is required to serve TLS")
             elif not os.access(path, os.R_OK):
-                found.append(f"tls.{name} {path!r} cannot be read")
+                found.append(f"{name} {path!r} cannot be read")
         if self.client_ca_file is not None and not os.access(self.client_ca_file, os.R_OK):
-            found.append(f"tls.client_ca_file {self.client_ca_file!r} cannot be read")
+            found.append(f"client_ca_file {self.client_ca_file!r} cannot be read")
         return found
 
 
@@ -45,9 +45,9 @@ class GrpcReceiverConfig:
     """Requests handled at the same time."""
 
     def problems(self) -> list[str]:
-        return _common_problems(
-            self.endpoint, self.max_request_bytes, self.tls, self.bearer_token
-        ) + ([] if self.max_workers >= 1 else ["max_workers must be at least 1"])
+        return _common_problems(self.endpoint, self.max_request_bytes, self.bearer_token) + (
+            [] if self.max_workers >= 1 else ["max_workers must be at least 1"]
+        )
 
 
 @dataclass
@@ -68,7 +68,7 @@ class HttpReceiverConfig:
     """Seconds a connection may stay silent (between or within requests) before it is closed."""
 
     def problems(self) -> list[str]:
-        found = _common_problems(self.endpoint, self.max_request_bytes, self.tls, self.bearer_token)
+        found = _common_problems(self.endpoint, self.max_request_bytes, self.bearer_token)
         if not self.path.startswith("/"):
             found.append(f"path must start with '/', got {self.path!r}")
         if self.max_connections < 1:
@@ -92,9 +92,7 @@ def split_endpoint(endpoint: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def _common_problems(
-    endpoint: str, max_request_bytes: int, tls: TlsServerConfig | None, bearer_token: str | None
-) -> list[str]:
+def _common_problems(endpoint: str, max_request_bytes: int, bearer_token: str | None) -> list[str]:
     found = []
     try:
         split_endpoint(endpoint)
@@ -104,6 +102,10 @@ def _common_problems(
         found.append(f"max_request_bytes must be positive, got {max_request_bytes}")
     if bearer_token is not None and not bearer_token.strip():
         found.append("bearer_token is empty: leave it out to accept requests without a token")
-    if tls is not None:
-        found += tls.problems()
     return found
+
+
+def all_problems(config: GrpcReceiverConfig | HttpReceiverConfig) -> list[str]:
+    """The problems of ``config`` and of its ``tls`` section."""
+    tls = [f"tls.{p}" for p in config.tls.problems()] if config.tls is not None else []
+    return config.problems() + tls

@@ -17,7 +17,11 @@ from google.protobuf.any_pb2 import Any as AnyMessage
 from google.rpc.status_pb2 import Status
 
 from spanledger.processor.components import TraceConsumer
-from spanledger.processor.receivers.config import GrpcReceiverConfig, split_endpoint
+from spanledger.processor.receivers.config import (
+    GrpcReceiverConfig,
+    all_problems,
+    split_endpoint,
+)
 from spanledger.processor.receivers.handling import (
     EMPTY_RESPONSE,
     Rejection,
@@ -53,7 +57,7 @@ class GrpcReceiver:
 
     def start(self) -> None:
         """Bind and serve; raise ``ValueError`` for a bad config, ``OSError`` if it cannot bind."""
-        problems = self.config.problems()
+        problems = all_problems(self.config)
         if problems:
             raise ValueError("invalid OTLP/gRPC receiver config: " + "; ".join(problems))
         host, port = split_endpoint(self.config.endpoint)

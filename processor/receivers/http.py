@@ -29,7 +29,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from spanledger.processor import otlp_json
 from spanledger.processor.components import TraceConsumer
-from spanledger.processor.receivers.config import HttpReceiverConfig, split_endpoint
+from spanledger.processor.receivers.config import (
+    HttpReceiverConfig,
+    all_problems,
+    split_endpoint,
+)
 from spanledger.processor.receivers.handling import (
     EMPTY_RESPONSE,
     Rejection,
@@ -96,7 +100,7 @@ class HttpReceiver:
 
     def start(self) -> None:
         """Bind and serve; raise ``ValueError`` for a bad config, ``OSError`` if it cannot bind."""
-        problems = self.config.problems()
+        problems = all_problems(self.config)
         if problems:
             raise ValueError("invalid OTLP/HTTP receiver config: " + "; ".join(problems))
         host, port = split_endpoint(self.config.endpoint)

@@ -320,7 +320,7 @@ def test_grpc_permanent_codes_are_not_retried(
 
     receiver = grpc_receiver_factory(max_request_bytes=2000)
     consumer.behaviour = reject
-    exporter = _grpc_exporter(receiver.port, compression=None)
+    exporter = _grpc_exporter(receiver.port, compression="none")
     exporter.export(make_request(spans=2))  # INVALID_ARGUMENT
     exporter.export(make_request(spans=40))  # too large: RESOURCE_EXHAUSTED without RetryInfo
     exporter.shutdown(5)
@@ -401,14 +401,14 @@ def test_grpc_transport_security_follows_the_endpoint_and_tls_settings() -> None
 
 
 def test_config_problems_name_the_fields(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    problems = OtlpHttpExporterConfig(
+    problems = OtlpHttpExporterConfig(  # type: ignore[arg-type]
         endpoint="ftp://x/v1/traces",
         timeout=0,
         queue_size=0,
-        compression="zstd",  # type: ignore[arg-type]
+        compression="zstd",
         headers={"bad header": "x"},
         tls=TlsClientConfig(cert_file=str(tmp_path / "missing.pem")),
-    ).problems()
+    ).all_problems()
     assert any(p.startswith("endpoint must be an http") for p in problems)
     assert any(p.startswith("timeout") for p in problems)
     assert any(p.startswith("queue_size") for p in problems)

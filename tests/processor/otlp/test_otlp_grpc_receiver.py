@@ -29,6 +29,7 @@ from spanledger.processor.receivers import (
     GrpcReceiverConfig,
     TlsServerConfig,
 )
+from spanledger.processor.receivers.config import all_problems
 
 METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -298,12 +299,13 @@ def test_config_problems_name_the_fields(tmp_path) -> None:  # type: ignore[no-u
         max_workers=0,
         tls=TlsServerConfig(cert_file=str(tmp_path / "missing.pem")),
     )
-    problems = config.problems()
+    problems = all_problems(config)
     assert any("brackets" in p for p in problems)
     assert any(p.startswith("max_request_bytes") for p in problems)
     assert any(p.startswith("bearer_token") for p in problems)
     assert any(p.startswith("max_workers") for p in problems)
     assert any("tls.cert_file" in p and "cannot be read" in p for p in problems)
     assert any("tls.key_file is required" in p for p in problems)
+    assert not any("tls" in p for p in config.problems())  # nested sections report their own
     assert "s3cret" not in repr(GrpcReceiverConfig(bearer_token="s3cret"))
     assert GrpcReceiverConfig(endpoint="[::1]:0").problems() == []
