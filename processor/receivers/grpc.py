@@ -9,6 +9,7 @@ message. gzip-compressed messages are decompressed by gRPC itself, which enforce
 from __future__ import annotations
 
 import logging
+from typing import NoReturn
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -108,7 +109,7 @@ class GrpcReceiver:
         return response.SerializeToString()
 
 
-def _abort(context: grpc.ServicerContext, rejection: Rejection) -> None:
+def _abort(context: grpc.ServicerContext, rejection: Rejection) -> NoReturn:
     retry_info = rejection.retry_info()
     if retry_info is not None:
         detail = AnyMessage()
@@ -122,6 +123,7 @@ def _abort(context: grpc.ServicerContext, rejection: Rejection) -> None:
             )
         )
     context.abort(rejection.grpc_code, rejection.message)
+    raise AssertionError("grpc's abort always raises")  # pragma: no cover
 
 
 def _metadata(context: grpc.ServicerContext, key: str) -> str | None:
