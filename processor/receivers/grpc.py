@@ -9,9 +9,9 @@ message. gzip-compressed messages are decompressed by gRPC itself, which enforce
 from __future__ import annotations
 
 import logging
-from typing import NoReturn
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NoReturn
 
 import grpc
 from google.protobuf.any_pb2 import Any as AnyMessage
