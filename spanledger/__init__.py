@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spanledger.instrumentation.baggage.process import carry, context_env
 from spanledger.instrumentation.baggage.propagator import inbound_tags
 from spanledger.tags import current_tags, tags
 from spanledger.version import __version__
+
+if TYPE_CHECKING:
+    from spanledger.instrumentation.baggage.config import TagConfig
 
 __all__ = [
     "__version__",
@@ -20,15 +23,19 @@ __all__ = [
 ]
 
 
-def install_tags(tracer_provider: Any = None, **kwargs: Any) -> None:
+def install_tags(
+    tracer_provider: Any = None, *, config: TagConfig | None = None, attach_env: bool = True
+) -> None:
     """Installs the tag pipeline for an application that configures OpenTelemetry in code.
 
     Call it once, after creating the SDK ``TracerProvider`` (pass it, or set it as the global
     provider first). It copies ``SPANLEDGER_TAG_KEYS`` baggage onto every span, keeps baggage
     off requests to hosts outside ``SPANLEDGER_BAGGAGE_HOSTS`` and off LLM SDK requests, applies
     ``SPANLEDGER_INBOUND_TAGS``, and makes threads and thread pools inherit the tags.
-    ``opentelemetry-instrument`` does all of this by itself. Other keyword arguments go to
-    ``TagsInstrumentor.instrument`` (``config``, ``attach_env``).
+    ``opentelemetry-instrument`` does all of this by itself.
+
+    ``config`` replaces the ``SPANLEDGER_*`` environment variables; ``attach_env=False`` ignores
+    a ``TRACEPARENT``/``BAGGAGE`` handed down by a parent process. A second call does nothing.
     """
     from opentelemetry.instrumentation.threading import ThreadingInstrumentor
 
@@ -37,4 +44,6 @@ def install_tags(tracer_provider: Any = None, **kwargs: Any) -> None:
     threading_instrumentor = ThreadingInstrumentor()
     if not threading_instrumentor.is_instrumented_by_opentelemetry:
         threading_instrumentor.instrument()
-    TagsInstrumentor().instrument(tracer_provider=tracer_provider, **kwargs)
+    TagsInstrumentor().instrument(
+        tracer_provider=tracer_provider, config=config, attach_env=attach_env
+    )
