@@ -106,13 +106,20 @@ class QueuedExporter(ABC):
     def export(self, request: ExportTraceServiceRequest) -> None:
         """Queue ``request`` for delivery; raise ``Backpressure`` if the queue is full."""
         spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-        if spans == 0:
-            return
+        if spans and self._accepting(spans):
+            self._queue.put(QueuedRequest(request.SerializeToString(), spans))
+
+    def export_serialized(self, payload: bytes, spans: int) -> None:
+        """Queue an already serialized ``ExportTraceServiceRequest`` holding ``spans`` spans."""
+        if spans and self._accepting(spans):
+            self._queue.put(QueuedRequest(payload, spans))
+
+    def _accepting(self, spans: int) -> bool:
         if self._closing:
             self._count("dropped", spans)
             log.warning("%s: %d spans exported after shutdown were dropped", self.name, spans)
-            return
-        self._queue.put(QueuedRequest(request.SerializeToString(), spans))
+            return False
+        return True
 
     def shutdown(self, timeout: float) -> None:
         """Deliver what is queued within ``timeout`` seconds, then stop; the rest is dropped."""

@@ -58,6 +58,8 @@ class GrpcReceiver:
 
     def start(self) -> None:
         """Bind and serve; raise ``ValueError`` for a bad config, ``OSError`` if it cannot bind."""
+        if self._server is not None:
+            raise RuntimeError("the gRPC receiver is already started")
         problems = all_problems(self.config)
         if problems:
             raise ValueError("invalid OTLP/gRPC receiver config: " + "; ".join(problems))

@@ -100,6 +100,8 @@ class HttpReceiver:
 
     def start(self) -> None:
         """Bind and serve; raise ``ValueError`` for a bad config, ``OSError`` if it cannot bind."""
+        if self._server is not None:
+            raise RuntimeError("the HTTP receiver is already started")
         problems = all_problems(self.config)
         if problems:
             raise ValueError("invalid OTLP/HTTP receiver config: " + "; ".join(problems))

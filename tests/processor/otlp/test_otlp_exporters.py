@@ -223,9 +223,13 @@ def test_shutdown_drains_the_queue(http_receiver, consumer, make_request) -> Non
         )
     )
     for seed in range(1, 201):
-        exporter.export(make_request(spans=5, seed=seed))
+        if seed % 2:
+            exporter.export(make_request(spans=5, seed=seed))
+        else:
+            exporter.export_serialized(make_request(spans=5, seed=seed).SerializeToString(), 5)
     exporter.shutdown(10)
     assert len(consumer.spans) == 1000
+    assert len({span.span_id for span in consumer.spans}) == 1000
     assert exporter.stats == ExporterStats(sent=1000)
     exporter.export(make_request(spans=5))  # after shutdown: counted, not sent
     assert exporter.stats.dropped == 5

@@ -374,6 +374,8 @@ def test_stop_closes_idle_keep_alive_connections(http_receiver_factory, consumer
     connection.request("POST", "/v1/traces", b"", PROTOBUF)
     assert connection.getresponse().status == 200
     port = receiver.port
+    with pytest.raises(RuntimeError, match="already started"):
+        receiver.start()
     receiver.stop(0.2)
     assert connection.sock is not None
     assert connection.sock.recv(1) == b""  # the server closed it
