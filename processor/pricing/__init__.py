@@ -1,0 +1,24 @@
+"""Pricing of counted calls from genai-prices, user overrides and provider-reported costs.
+
+```python
+from spanledger.processor.pricing import PriceBook, PricingConfig
+
+book = PriceBook(PricingConfig(overrides="prices.yaml", markup_percent=0.0, prefer_reported=True))
+cost = book.price(usage, start_time_unix_nano)
+```
+"""
+
+from spanledger.processor.pricing.book import PriceBook
+from spanledger.processor.pricing.config import PricingConfig
+from spanledger.processor.pricing.overrides import OverrideRule, OverridesError, load_overrides
+from spanledger.processor.pricing.table import PriceTable, TablePrice
+
+__all__ = [
+    "OverrideRule",
+    "OverridesError",
+    "PriceBook",
+    "PriceTable",
+    "PricingConfig",
+    "TablePrice",
+    "load_overrides",
+]

@@ -1,0 +1,140 @@
+"""Price one counted call: provider-reported cost, user overrides, then the genai-prices table."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from spanledger import semconv
+from spanledger.processor.model import ZERO, Cost, Usage
+from spanledger.processor.pricing.config import PricingConfig
+from spanledger.processor.pricing.overrides import OverrideRule, load_overrides
+from spanledger.processor.pricing.providers import genai_prices_provider
+from spanledger.processor.pricing.table import PriceTable, PricingError, TablePrice, usage_counts
+from spanledger.processor.usage import has_incomplete_totals
+
+log = logging.getLogger(__name__)
+
+_HUNDRED = Decimal(100)
+
+
+class PriceBook:
+    """Prices calls as ``pricing`` configures; never raises, never guesses a $0 price.
+
+    Order: the provider-reported cost when the span has one and ``prefer_reported`` is set; the
+    first matching override rule; the genai-prices table. A call none of them prices is
+    ``unpriced`` with the reason, naming provider and model.
+    """
+
+    def __init__(
+        self, config: PricingConfig | None = None, table: PriceTable | None = None
+    ) -> None:
+        self.config = config or PricingConfig()
+        problems = self.config.problems()
+        if problems:
+            raise ValueError("invalid pricing configuration: " + "; ".join(problems))
+        self.rules: list[OverrideRule] = (
+            load_overrides(self.config.overrides) if self.config.overrides else []
+        )
+        self.table = table or PriceTable()
+        markup = Decimal(repr(float(self.config.markup_percent)))
+        self._markup = 1 + markup / _HUNDRED if markup else None
+
+    def price(self, usage: Usage, start_time_unix_nano: int) -> Cost:
+        """The cost of the call ``usage`` describes, which started at ``start_time_unix_nano``."""
+        try:
+            cost = self._price(usage, start_time_unix_nano)
+        except Exception as exc:
+            log.exception("pricing failed for %s/%s", usage.provider, usage.model)
+            return Cost(status=semconv.STATUS_UNPRICED, reason=f"pricing failed: {exc}")
+        if cost.status == semconv.STATUS_PRICED and self._markup is not None:
+            cost.billable = cost.total * self._markup
+        return cost
+
+    def _price(self, usage: Usage, start_time_unix_nano: int) -> Cost:
+        reported = usage.reported_cost
+        if reported is not None and self.config.prefer_reported:
+            return _reported(reported, self._from_tokens(usage, start_time_unix_nano))
+        cost = self._from_tokens(usage, start_time_unix_nano)
+        if cost.status != semconv.STATUS_PRICED and reported is not None:
+            return _reported(reported, cost)
+        return cost
+
+    def _from_tokens(self, usage: Usage, start_time_unix_nano: int) -> Cost:
+        model = usage.model
+        provider = usage.provider
+        if not model:
+            return _unpriced(f"the span names no model (provider {provider!r})")
+        if has_incomplete_totals(usage):
+            problems = "; ".join(usage.problems)
+            return _unpriced(f"unusable token counts for {provider}/{model}: {problems}")
+        rule = next((rule for rule in self.rules if rule.matches(provider, model)), None)
+        if rule is not None and rule.plan is not None:
+            total, parts = rule.plan.compute(usage_counts(usage))
+            label = rule.provider or provider or "custom"
+            return _cost(semconv.SOURCE_OVERRIDE, total, parts, f"{label}/{model}")
+        provider_id = genai_prices_provider(provider)
+        if provider is not None and provider_id is None:
+            return _unpriced(
+                f"provider {provider!r} is not in the genai-prices table (model {model!r}); "
+                "add the model to the pricing overrides file"
+            )
+        entry = self.table.lookup(provider_id, model)
+        if isinstance(entry, str):
+            return _unpriced(
+                f"no price for model {model!r} of provider {provider!r} in the genai-prices "
+                f"table ({entry}); add it to the pricing overrides file"
+            )
+        try:
+            price = self.table.price(entry, usage, start_time_unix_nano)
+        except PricingError as exc:
+            return _unpriced(f"{entry.name}: {exc}")
+        if rule is not None and rule.discount is not None:
+            return _discounted(price, rule.discount)
+        return _cost(semconv.SOURCE_PRICE_TABLE, price.total, price[1:5], price.pricing_model)
+
+
+def _cost(source: str, total: Decimal, parts: list[Decimal] | tuple, model: str) -> Cost:
+    input_, output, cache_read, cache_write = parts
+    return Cost(
+        status=semconv.STATUS_PRICED,
+        source=source,
+        total=total,
+        input=input_,
+        output=output,
+        cache_read=cache_read,
+        cache_write=cache_write,
+        pricing_model=model,
+    )
+
+
+def _discounted(price: TablePrice, discount: Decimal) -> Cost:
+    keep = 1 - discount
+    parts = [part * keep for part in price[1:5]]
+    return _cost(semconv.SOURCE_OVERRIDE, price.total * keep, parts, price.pricing_model)
+
+
+def _reported(reported: Decimal, basis: Cost) -> Cost:
+    """The provider's own cost, split like the token-based cost when there is one to follow."""
+    parts = [basis.input, basis.output, basis.cache_read, basis.cache_write]
+    known = basis.status == semconv.STATUS_PRICED and basis.total > 0
+    if known:
+        shares = [part * reported / basis.total if part else ZERO for part in parts]
+        last = max(index for index, part in enumerate(parts) if part)
+        shares[last] = reported - sum((s for i, s in enumerate(shares) if i != last), ZERO)
+    else:
+        shares = [ZERO, ZERO, ZERO, ZERO]
+    return Cost(
+        status=semconv.STATUS_PRICED,
+        source=semconv.SOURCE_PROVIDER_REPORTED,
+        total=reported,
+        input=shares[0],
+        output=shares[1],
+        cache_read=shares[2],
+        cache_write=shares[3],
+        pricing_model=basis.pricing_model,
+    )
+
+
+def _unpriced(reason: str) -> Cost:
+    return Cost(status=semconv.STATUS_UNPRICED, reason=reason)
