@@ -1,0 +1,49 @@
+"""What a route hands back to the server: a JSON body or a stream of server-sent events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class JsonReply:
+    """A complete JSON response."""
+
+    body: Any
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        return json.dumps(self.body, separators=(",", ":")).encode()
+
+
+@dataclass
+class StreamReply:
+    """A ``text/event-stream`` response; each item of ``events`` is one encoded SSE event."""
+
+    events: Iterable[bytes]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def sse(data: Any, event: str | None = None) -> bytes:
+    """One server-sent event: an optional ``event:`` line and one ``data:`` line of JSON."""
+    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    if event is None:
+        return f"data: {payload}\n\n".encode()
+    return f"event: {event}\ndata: {payload}\n\n".encode()
+
+
+@dataclass
+class Call:
+    """One API request as the routes see it: the decoded body and its sequence number."""
+
+    body: dict[str, Any]
+    number: int
+    created: int
+
+    def id(self, prefix: str) -> str:
+        """A response id unique within this stand-in, e.g. ``chatcmpl-standin000000000007``."""
+        return f"{prefix}standin{self.number:012d}"

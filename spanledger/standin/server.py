@@ -1,0 +1,405 @@
+"""The stand-in server: a threaded HTTP/1.1 server speaking the OpenAI and Anthropic APIs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from spanledger.standin import anthropic_wire, openai_wire
+from spanledger.standin.errors import anthropic_error, openai_error
+from spanledger.standin.replies import Call, JsonReply, StreamReply
+from spanledger.standin.scenario import SCENARIO_HEADER, Scenario, ScenarioError
+
+Route = Callable[[Call, Scenario], JsonReply | StreamReply]
+
+_ROUTES: dict[str, tuple[str, Route]] = {
+    "/v1/chat/completions": ("openai", openai_wire.chat_completion),
+    "/v1/responses": ("openai", openai_wire.response),
+    "/v1/embeddings": ("openai", openai_wire.embeddings),
+    "/v1/messages": ("anthropic", anthropic_wire.messages),
+    "/v1/messages/count_tokens": ("anthropic", anthropic_wire.count_tokens),
+}
+
+_MAX_BODY = 32 * 1024 * 1024
+
+
+@dataclass
+class RecordedRequest:
+    """One API request the stand-in received (control requests under ``/_standin`` are not)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    json: Any
+    query: dict[str, str] = field(default_factory=dict)
+    scenario: Scenario | None = None
+    """The scenario that answered it (from the header or the queue), if any."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "headers": self.headers,
+            "json": self.json,
+            "scenario": self.scenario.to_dict() if self.scenario else None,
+        }
+
+
+class _State:
+    """Recorded requests and queued scenarios, shared by the handler threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests: list[RecordedRequest] = []
+        self.queue: deque[Scenario] = deque()
+        self.remaining: int = 0
+        self.count = 0
+
+    def push(self, scenarios: list[Scenario]) -> None:
+        with self.lock:
+            self.queue.extend(scenarios)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.queue.clear()
+            self.remaining = 0
+
+    def take(self, header_scenario: Scenario | None) -> tuple[int, Scenario | None]:
+        """A number for the request and its scenario: the header's, else the queue's head."""
+        with self.lock:
+            self.count += 1
+            if header_scenario is not None or not self.queue:
+                return self.count, header_scenario
+            head = self.queue[0]
+            self.remaining = self.remaining or head.repeat
+            self.remaining -= 1
+            if self.remaining == 0:
+                self.queue.popleft()
+            return self.count, head
+
+    def record(self, request: RecordedRequest) -> None:
+        with self.lock:
+            self.requests.append(request)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+    state: _State
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        super().__init__(address, _Handler)
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def close_connections(self) -> None:
+        """End kept-alive connections, so no client is served after :meth:`StandIn.stop`."""
+        with self.connections_lock:
+            connections = list(self.connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that goes away mid-answer is normal here; say nothing."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "spanledger-standin"
+    sys_version = ""
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests and benchmarks read ``requests`` instead of an access log."""
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        if path == "/_standin/requests":
+            with self.server.state.lock:
+                recorded = [r.to_dict() for r in self.server.state.requests]
+            self._send_json(JsonReply(recorded))
+        elif path == "/_standin/health":
+            self._send_json(JsonReply({"status": "ok"}))
+        else:
+            self._send_json(_not_found(path))
+
+    def do_POST(self) -> None:
+        parts = urlsplit(self.path)
+        raw = self._read_body()
+        if raw is None:
+            return
+        if parts.path.startswith("/_standin/"):
+            self._control(parts.path, raw)
+            return
+        route = _ROUTES.get(parts.path.rstrip("/"))
+        if route is None:
+            self._send_json(_not_found(parts.path))
+            return
+        provider, handler = route
+        fail = anthropic_error if provider == "anthropic" else openai_error
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        body, problem = _decode_json(raw)
+        header_scenario = None
+        if problem is None and SCENARIO_HEADER in headers:
+            try:
+                header_scenario = Scenario.from_json(headers[SCENARIO_HEADER])
+            except ScenarioError as exc:
+                problem = f"{SCENARIO_HEADER}: {exc}"
+        number, scenario = self.server.state.take(header_scenario)
+        self.server.state.record(
+            RecordedRequest(
+                method="POST",
+                path=parts.path,
+                headers=headers,
+                json=body,
+                query=dict(parse_qsl(parts.query)),
+                scenario=scenario,
+            )
+        )
+        if problem is not None:
+            self._send_json(fail(400, problem), provider)
+            return
+        scenario = scenario or Scenario()
+        if scenario.delay:
+            time.sleep(scenario.delay)
+        if scenario.error is not None:
+            reply = fail(scenario.error, scenario.error_message, scenario.retry_after)
+            reply.headers.update(scenario.response_headers or {})
+            self._send_json(reply, provider)
+            return
+        call = Call(body=body, number=number, created=int(time.time()))
+        try:
+            answer = handler(call, scenario)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            problem = f"the stand-in cannot answer this request: {exc!r}"
+            self._send_json(fail(400, problem), provider)
+            return
+        answer.headers.update(scenario.response_headers or {})
+        if isinstance(answer, StreamReply):
+            self._send_stream(answer, scenario, provider)
+        else:
+            self._send_json(answer, provider)
+
+    def do_DELETE(self) -> None:
+        if urlsplit(self.path).path == "/_standin/requests":
+            self.server.state.clear()
+            self._send_json(JsonReply({"cleared": True}))
+        else:
+            self._send_json(_not_found(self.path))
+
+    def _control(self, path: str, raw: bytes) -> None:
+        state = self.server.state
+        if path == "/_standin/clear":
+            state.clear()
+            self._send_json(JsonReply({"cleared": True}))
+            return
+        if path != "/_standin/scenarios":
+            self._send_json(_not_found(path))
+            return
+        data, problem = _decode_json(raw)
+        if problem is None:
+            try:
+                items = data if isinstance(data, list) else [data]
+                scenarios = [Scenario.from_dict(item) for item in items]
+            except ScenarioError as exc:
+                problem = str(exc)
+        if problem is not None:
+            self._send_json(JsonReply({"error": problem}, 400))
+            return
+        state.push(scenarios)
+        self._send_json(JsonReply({"queued": len(scenarios)}))
+
+    def _read_body(self) -> bytes | None:
+        length = self.headers.get("content-length")
+        if length is None:
+            return b""
+        try:
+            size = int(length)
+        except ValueError:
+            size = -1
+        if not 0 <= size <= _MAX_BODY:
+            self.close_connection = True
+            self._send_json(JsonReply({"error": f"bad content-length {length!r}"}, 400))
+            return None
+        return self.rfile.read(size)
+
+    def _headers(
+        self, status: int, content_type: str, extra: dict[str, str], provider: str
+    ) -> None:
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        request_id = f"req_standin{self.server.state.count:012d}"
+        self.send_header("request-id" if provider == "anthropic" else "x-request-id", request_id)
+        for name, value in extra.items():
+            self.send_header(name, value)
+
+    def _send_json(self, reply: JsonReply, provider: str = "openai") -> None:
+        payload = reply.encode()
+        self._headers(reply.status, "application/json", reply.headers, provider)
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _send_stream(self, reply: StreamReply, scenario: Scenario, provider: str) -> None:
+        self._headers(200, "text/event-stream; charset=utf-8", reply.headers, provider)
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for sent, event in enumerate(reply.events):
+            if scenario.drop_after is not None and sent >= scenario.drop_after:
+                self._drop()
+                return
+            if sent and scenario.chunk_delay:
+                time.sleep(scenario.chunk_delay)
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _drop(self) -> None:
+        """Close the connection in the middle of the chunked body, as a failed upstream would."""
+        self.close_connection = True
+        self.wfile.flush()
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+
+def _decode_json(raw: bytes) -> tuple[Any, str | None]:
+    if not raw:
+        return {}, None
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        return None, f"request body is not valid JSON: {exc}"
+    if not isinstance(data, dict | list):
+        return None, "request body must be a JSON object"
+    return data, None
+
+
+def _not_found(path: str) -> JsonReply:
+    return JsonReply(
+        {"error": {"message": f"no stand-in route for {path}", "type": "not_found"}}, 404
+    )
+
+
+class StandIn:
+    """A local LLM API stand-in on ``127.0.0.1``, served from a background thread.
+
+    >>> with StandIn() as llm:
+    ...     client = openai.OpenAI(base_url=llm.openai_base_url, api_key="test")
+
+    Queued scenarios (:meth:`push`, ``POST /_standin/scenarios``) answer the next API requests
+    in order, one request each (``repeat`` for more); an SDK retry is a new request, so a
+    queued ``error`` fails the first attempt only and the retry gets the next scenario or the
+    default answer. A ``x-standin-scenario`` header answers every request that carries it,
+    retries included (the SDKs resend the same headers), and leaves the queue untouched.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._address = (host, port)
+        self._state = _State()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> StandIn:
+        """Bind and serve in a daemon thread; returns ``self``."""
+        if self._server is not None:
+            return self
+        server = _Server(self._address)
+        server.state = self._state
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="spanledger-standin",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+            server.close_connections()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> StandIn:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the stand-in is not running; call start() first")
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://{self._address[0]}:{self.port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        """``base_url`` for ``openai.OpenAI``."""
+        return self.url + "/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """``base_url`` for ``anthropic.Anthropic``."""
+        return self.url
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of the API requests received since the last :meth:`clear`."""
+        with self._state.lock:
+            return list(self._state.requests)
+
+    @property
+    def queued(self) -> int:
+        """Scenarios still waiting in the queue."""
+        with self._state.lock:
+            return len(self._state.queue)
+
+    def push(self, *scenarios: Scenario) -> None:
+        """Queue scenarios for the next API requests, first in first out."""
+        self._state.push(list(scenarios))
+
+    def clear(self) -> None:
+        """Forget recorded requests and queued scenarios."""
+        self._state.clear()
