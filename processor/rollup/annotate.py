@@ -24,9 +24,11 @@ from spanledger.processor.otlp_attrs import (
     set_attributes,
 )
 from spanledger.processor.rollup.buffer import HeldSpan, PendingTrace
-from spanledger.processor.rollup.wire import Origin
+from spanledger.processor.rollup.wire import Origin, with_attributes
 
 log = logging.getLogger("spanledger.processor.rollup")
+
+_OWN_PREFIX = b"spanledger."
 
 UsageExtractor = Callable[[Mapping[str, object], str], "Usage | None"]
 """``extract_usage(attributes, span_name)``: the usage of an inference span, None otherwise."""
@@ -145,14 +147,12 @@ class TraceAnnotator:
         if trace.memory is not None:
             trace.memory.counted.update(counted)
             trace.memory.enclosing.update(enclosing)
-        for span_id, values in written.items():
-            span = parsed.get(span_id)
-            if span is None:
-                span = parsed[span_id] = Span.FromString(spans[span_id].data)
-            set_attributes(span, values)
+        annotated = {
+            span_id: _with_attributes(spans[span_id].data, values, inference.get(span_id))
+            for span_id, values in written.items()
+        }
         result.spans = [
-            (held.origin, parsed[span_id].SerializeToString() if span_id in written else held.data)
-            for span_id, held in spans.items()
+            (held.origin, annotated.get(span_id, held.data)) for span_id, held in spans.items()
         ]
         return result
 
@@ -250,6 +250,20 @@ class TraceAnnotator:
             if span_id not in parsed:
                 parsed[span_id] = Span.FromString(spans[span_id].data)
         return min(tops, key=lambda s: (parsed[s].start_time_unix_nano, s)), root_missing
+
+
+def _with_attributes(data: bytes, values: dict[str, object], found: _Inference | None) -> bytes:
+    """``data`` with ``values`` set: appended on the wire unless a key may already be there."""
+    if found is not None:
+        present = not found.attributes.keys().isdisjoint(values)
+    else:
+        # Every key written on spans that are not counted calls is a ``spanledger.`` key.
+        present = _OWN_PREFIX in data
+    if not present:
+        return with_attributes(data, values)
+    span = Span.FromString(data)
+    set_attributes(span, values)
+    return span.SerializeToString()
 
 
 def _lineage(span_id: bytes, spans: dict[bytes, HeldSpan]) -> list[bytes]:

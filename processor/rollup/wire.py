@@ -13,7 +13,8 @@ Wire layout used here (all fields length-delimited, wire type 2):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import struct
+from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -56,7 +57,7 @@ class OriginTable:
         return origin
 
 
-def _varint(value: int) -> bytes:
+def _encode_varint(value: int) -> bytes:
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
@@ -65,12 +66,94 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
+_SMALL_VARINTS = [_encode_varint(value) for value in range(1 << 14)]
+
+
+def _varint(value: int) -> bytes:
+    return _SMALL_VARINTS[value] if value < 16384 else _encode_varint(value)
+
+
 def _field(number: int, payload: bytes) -> bytes:
     return _varint((number << 3) | 2) + _varint(len(payload)) + payload
 
 
 def _span_fields(spans: Iterable[bytes]) -> bytes:
-    return b"".join([_field(2, span) for span in spans])
+    small = _SMALL_VARINTS
+    return b"".join(
+        [
+            b"\x12" + (small[len(span)] if len(span) < 16384 else _encode_varint(len(span))) + span
+            for span in spans
+        ]
+    )
+
+
+_DOUBLE = struct.Struct("<d")
+_CACHE_LIMIT = 4096
+_FLOAT_PREFIXES: dict[str, bytes] = {}
+"""Per key: a ``Span.attributes`` entry holding a double, up to the 8 bytes of the value."""
+_ENCODED: dict[tuple[str, type, object], bytes] = {}
+"""Whole ``Span.attributes`` entries for str, bool and int values seen recently."""
+
+
+def _any_value(value: object) -> bytes:
+    """``AnyValue`` for a str, bool, int or float (fields 1, 2, 3 and 4)."""
+    kind = type(value)
+    if kind is float:
+        return b"\x21" + _DOUBLE.pack(value)  # type: ignore[arg-type]
+    if kind is str:
+        raw = value.encode()  # type: ignore[attr-defined]
+        return b"\x0a" + _varint(len(raw)) + raw
+    if kind is bool:
+        return b"\x10\x01" if value else b"\x10\x00"
+    if kind is int:
+        if not -(2**63) <= value < 2**63:  # type: ignore[operator]
+            raise ValueError(f"integer {value} does not fit an OTLP int64 attribute")
+        return b"\x18" + _varint(value & 0xFFFF_FFFF_FFFF_FFFF)  # type: ignore[operator]
+    raise TypeError(f"cannot store {kind.__name__} as an OTLP attribute value")
+
+
+def _attribute(key: str, value: object) -> bytes:
+    """One ``Span.attributes`` entry (field 9): ``KeyValue{key = 1, value = 2}``."""
+    raw_key = key.encode()
+    encoded = _any_value(value)
+    key_value = (
+        b"\x0a" + _varint(len(raw_key)) + raw_key + b"\x12" + _varint(len(encoded)) + encoded
+    )
+    return b"\x4a" + _varint(len(key_value)) + key_value
+
+
+def _cached(cache: dict, key: object, make: Callable[[], bytes]) -> bytes:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    made = cache[key] = make()
+    return made
+
+
+def with_attributes(span: bytes, values: Mapping[str, object]) -> bytes:
+    """``span`` (serialized) with ``values`` appended as attributes, without parsing it.
+
+    Protobuf merges a repeated field's elements across the message, so appended ``KeyValue``
+    fields simply follow the span's own attributes. The caller makes sure none of the keys is
+    already on the span. Values are str, bool, int or float.
+    """
+    parts = [span]
+    for key, value in values.items():
+        kind = type(value)
+        if kind is float:
+            prefix = _FLOAT_PREFIXES.get(key)
+            if prefix is None:
+                prefix = _cached(_FLOAT_PREFIXES, key, lambda k=key: _attribute(k, 0.0)[:-8])
+            parts.append(prefix + _DOUBLE.pack(value))  # type: ignore[arg-type]
+        elif kind not in (str, bool, int):
+            parts.append(_attribute(key, value))
+        else:
+            entry = _ENCODED.get((key, kind, value))
+            if entry is None:
+                entry = _cached(
+                    _ENCODED, (key, kind, value), lambda k=key, v=value: _attribute(k, v)
+                )
+            parts.append(entry)
+    return b"".join(parts)
 
 
 def encode(spans: Iterable[tuple[Origin, bytes]]) -> bytes:

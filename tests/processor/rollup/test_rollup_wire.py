@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
+from spanledger.processor.otlp_attrs import attributes_to_dict, set_attributes
 from spanledger.processor.rollup import Origin, OriginTable, build_request
+from spanledger.processor.rollup.wire import with_attributes
 
 
 def origin(service: str, scope: str, schema: str = "") -> Origin:
@@ -64,3 +67,28 @@ def test_origin_table_shares_equal_origins_and_stays_bounded():
     for name in ("y", "z", "w"):
         table.of(resource_spans, ScopeSpans(scope=InstrumentationScope(name=name)), resource)
     assert len(table._known) <= 2
+
+
+def test_attributes_appended_on_the_wire_read_back_like_protobuf_set_ones():
+    values = {
+        "spanledger.subtree.cost": 0.008445,
+        "spanledger.trace.llm_calls": 2,
+        "spanledger.trace.partial": True,
+        "spanledger.cost.status": "priced",
+        "negative": -(2**63),
+        "long.text": "é" * 200,
+    }
+    original = Span(name="root", span_id=b"\x01" * 8)
+    original.attributes.add(key="http.route").value.string_value = "/ask"
+    for _ in range(2):  # the second round is served from the encoding caches
+        appended = Span.FromString(with_attributes(original.SerializeToString(), values))
+        expected = Span()
+        expected.CopyFrom(original)
+        set_attributes(expected, values)
+        assert appended == expected
+        assert attributes_to_dict(appended.attributes) == {"http.route": "/ask", **values}
+
+
+def test_appending_refuses_values_it_cannot_encode():
+    with pytest.raises(TypeError, match="cannot store list"):
+        with_attributes(b"", {"k": [1]})
