@@ -34,7 +34,12 @@ class OtlpGrpcExporter(QueuedExporter):
         config = self.config
         self._target = grpc_target(config.endpoint)
         self._metadata = tuple((k.lower(), v) for k, v in config.headers.items())
-        options = [("grpc.primary_user_agent", f"spanledger/{__version__}")]
+        options: list[tuple[str, str | int]] = [
+            ("grpc.primary_user_agent", f"spanledger/{__version__}"),
+            # Reconnect soon after the destination comes back (gRPC's own backoff reaches 120 s).
+            ("grpc.initial_reconnect_backoff_ms", 250),
+            ("grpc.max_reconnect_backoff_ms", 2000),
+        ]
         compression = (
             grpc.Compression.Gzip
             if config.compression == "gzip"

@@ -25,6 +25,7 @@ from spanledger.version import __version__
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 _GZIP_LEVEL = 5
 _DETAIL_CHARS = 300
+_MAX_RESPONSE_BYTES = 1024 * 1024
 _STALE_CONNECTION = (
     http.client.RemoteDisconnected,
     ConnectionResetError,
@@ -75,7 +76,7 @@ class OtlpHttpExporter(QueuedExporter):
                     connection.sock.settimeout(timeout)
                 connection.request("POST", self._path, body, self._headers)
                 response = connection.getresponse()
-                data = response.read()
+                data = response.read(_MAX_RESPONSE_BYTES + 1)
             except _STALE_CONNECTION as exc:
                 self._drop_connection()
                 if reused:
@@ -84,7 +85,7 @@ class OtlpHttpExporter(QueuedExporter):
             except (OSError, http.client.HTTPException) as exc:
                 self._drop_connection()
                 return Attempt.retry(f"cannot reach the destination: {exc!r}")
-            if response.will_close:
+            if response.will_close or len(data) > _MAX_RESPONSE_BYTES:
                 self._drop_connection()
             return _classify(response, data)
         return Attempt.retry("connection lost twice")

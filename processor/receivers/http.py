@@ -72,14 +72,17 @@ def _decode_json(body: bytes) -> ExportTraceServiceRequest:
         ) from None
 
 
-PROTOBUF = _Codec("application/x-protobuf", parse_protobuf, lambda m: m.SerializeToString())
-JSON = _Codec("application/json", _decode_json, otlp_json.encode_message)
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()
+
+
+# Answers use the request's Content-Type, as the specification requires.
 CODECS = {
-    "application/x-protobuf": PROTOBUF,
-    "application/protobuf": PROTOBUF,
-    "application/json": JSON,
+    "application/x-protobuf": _Codec("application/x-protobuf", parse_protobuf, _serialize),
+    "application/protobuf": _Codec("application/protobuf", parse_protobuf, _serialize),
+    "application/json": _Codec("application/json", _decode_json, otlp_json.encode_message),
 }
-_EMPTY_BODIES = {codec: codec.encode(EMPTY_RESPONSE) for codec in (PROTOBUF, JSON)}
+_EMPTY_BODIES = {codec: codec.encode(EMPTY_RESPONSE) for codec in CODECS.values()}
 
 
 class HttpReceiver:

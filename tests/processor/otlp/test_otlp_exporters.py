@@ -354,6 +354,27 @@ def test_grpc_retry_classification(scripted_grpc, make_request, code, delay, ret
     assert exporter.stats == expected
 
 
+def test_grpc_delivers_soon_after_the_destination_comes_back(  # type: ignore[no-untyped-def]
+    consumer, make_request, free_port
+) -> None:
+    exporter = _grpc_exporter(free_port)
+    exporter.export(make_request(spans=2))
+    assert wait_until(lambda: exporter.stats.retried >= 3, timeout=5)
+    time.sleep(1.0)  # the destination stays down a while
+    receiver = GrpcReceiver(GrpcReceiverConfig(endpoint=f"127.0.0.1:{free_port}"), consumer)
+    receiver.start()
+    came_back = time.monotonic()
+    try:
+        consumer.wait_for_spans(2, timeout=10)
+        delivered = time.monotonic()
+        exporter.shutdown(5)
+    finally:
+        receiver.stop(0.5)
+    assert delivered - came_back < 3.0
+    assert consumer.requests == [make_request(spans=2)]
+    assert exporter.stats.sent == 2
+
+
 def test_grpc_tls_with_client_certificate(
     grpc_receiver_factory, consumer, certificates, make_request
 ) -> None:  # type: ignore[no-untyped-def]

@@ -74,7 +74,15 @@ def test_protobuf_and_json_bodies_get_answers_in_their_own_encoding(
         assert as_json.status_code == 200
         assert as_json.headers["Content-Type"] == "application/json"
         assert as_json.json() == {}
-    assert consumer.requests == [request, request]
+
+        alias = session.post(
+            url(http_receiver),
+            data=request.SerializeToString(),
+            headers={"Content-Type": "application/protobuf"},
+        )
+        assert alias.status_code == 200
+        assert alias.headers["Content-Type"] == "application/protobuf"
+    assert consumer.requests == [request, request, request]
 
 
 def test_partial_success_in_both_encodings(http_receiver, consumer, make_request) -> None:  # type: ignore[no-untyped-def]
