@@ -7,9 +7,10 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
+from spanledger.processor.usage import extract_usage
 
-from . import standins
 from .traces import FakeClock, RecordingExporter, RecordingSink
 
 TAG_KEYS = ("customer", "feature", "team", "env")
@@ -34,18 +35,21 @@ def sink() -> RecordingSink:
 def make_pipeline(
     clock: FakeClock, exporter: RecordingExporter, sink: RecordingSink
 ) -> Iterator[Callable[..., Pipeline]]:
-    """Build a pipeline on the fake clock; keyword arguments go to ``RollupConfig``."""
+    """Build a pipeline on the fake clock with the real usage reader and price book.
+
+    Keyword arguments other than ``markup_percent`` go to ``RollupConfig``.
+    """
     built: list[Pipeline] = []
 
     def make(markup_percent: float = 0, **rollup: object) -> Pipeline:
         pipeline = Pipeline(
             RollupConfig(**rollup),  # type: ignore[arg-type]
             TAG_KEYS,
-            standins.PriceBook(markup_percent),
+            PriceBook(PricingConfig(markup_percent=markup_percent)),
             [exporter],
             [sink],
             clock=clock,
-            extract_usage=standins.extract_usage,
+            extract_usage=extract_usage,
         )
         built.append(pipeline)
         return pipeline

@@ -10,20 +10,21 @@ import pytest
 from spanledger import semconv
 from spanledger.processor.components import Backpressure
 from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
+from spanledger.processor.usage import extract_usage
 
-from . import standins
 from .conftest import TAG_KEYS
 from .traces import FakeClock, RecordingExporter, RecordingSink, Service, chat, request, span
 
 APP = Service("app")
 
 
-def build(exporters, sinks, clock=None, extract_usage=standins.extract_usage, **rollup) -> Pipeline:
+def build(exporters, sinks, clock=None, extract_usage=extract_usage, **rollup) -> Pipeline:
     return Pipeline(
         RollupConfig(**rollup),
         TAG_KEYS,
-        standins.PriceBook(),
+        PriceBook(PricingConfig()),
         exporters,
         sinks,
         clock=clock or FakeClock(),
@@ -81,7 +82,7 @@ def test_a_span_whose_usage_cannot_be_read_is_forwarded_uncounted(caplog):
     def fragile(attributes, span_name=""):
         if attributes.get("gen_ai.request.model") == "breaks-the-reader":
             raise ValueError("unexpected attribute shape")
-        return standins.extract_usage(attributes, span_name)
+        return extract_usage(attributes, span_name)
 
     exporter, sink, clock = RecordingExporter(), RecordingSink(), FakeClock()
     pipeline = build([exporter], [sink], clock, extract_usage=fragile)
@@ -115,7 +116,7 @@ def test_a_price_book_that_raises_leaves_the_call_unpriced():
         [exporter],
         [sink],
         clock=clock,
-        extract_usage=standins.extract_usage,
+        extract_usage=extract_usage,
     )
     pipeline.consume(request((APP, [chat(5, 1, None, "gpt-4o-mini", 1000, 200)])))
     clock.advance(1.0)

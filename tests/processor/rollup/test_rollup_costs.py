@@ -75,7 +75,7 @@ def test_each_counted_call_gets_its_cost_breakdown(make_pipeline, clock, exporte
     prompt = SONNET_CACHED["input"] + SONNET_CACHED["cache_read"] + SONNET_CACHED["cache_write"]
     assert sonnet[semconv.LLM_COST_PROMPT] == float(prompt) == 0.003675
     assert sonnet[semconv.LLM_COST_COMPLETION] == 0.0045
-    assert sonnet[semconv.PRICING_MODEL] == "anthropic/claude-sonnet-4"
+    assert sonnet[semconv.PRICING_MODEL] == "anthropic/claude-sonnet-4-0"
 
 
 def test_subtree_and_trace_totals_are_exact_sums(make_pipeline, clock, exporter):

@@ -9,9 +9,10 @@ import pytest
 from spanledger import semconv
 from spanledger.processor.components import Backpressure, PermanentError
 from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
+from spanledger.processor.usage import extract_usage
 
-from . import standins
 from .conftest import TAG_KEYS
 from .traces import FakeClock, RecordingExporter, RecordingSink, Service, chat, request, span
 
@@ -164,11 +165,11 @@ def test_backpressure_while_spans_being_exported_leave_no_room():
     pipeline = Pipeline(
         RollupConfig(max_spans=4),
         TAG_KEYS,
-        standins.PriceBook(),
+        PriceBook(PricingConfig()),
         [exporter],
         [RecordingSink()],
         clock=clock,
-        extract_usage=standins.extract_usage,
+        extract_usage=extract_usage,
     )
     pipeline.consume(request((APP, [span(41, n, None if n == 1 else 1, "a") for n in (1, 2, 3)])))
     second = threading.Thread(
