@@ -68,9 +68,17 @@ def to_any_value(python: object, value: AnyValue) -> None:
         raise TypeError(f"cannot store {type(python).__name__} as an OTLP attribute value")
 
 
+_SCALARS = frozenset(("string_value", "int_value", "double_value", "bool_value", "bytes_value"))
+
+
 def attributes_to_dict(attributes: Iterable[KeyValue]) -> dict[str, AttributeValue]:
     """A dict of the attributes; when a key repeats (invalid OTLP), the last one wins."""
-    return {kv.key: from_any_value(kv.value) for kv in attributes}
+    found: dict[str, AttributeValue] = {}
+    for kv in attributes:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        found[kv.key] = getattr(value, kind) if kind in _SCALARS else from_any_value(value)
+    return found
 
 
 def get_attribute(attributes: Iterable[KeyValue], key: str) -> AttributeValue:

@@ -20,7 +20,6 @@ from spanledger.processor.model import ZERO, Cost, CountedCall, Usage
 from spanledger.processor.otlp_attrs import (
     AttributeValue,
     attributes_to_dict,
-    hex_id,
     set_attributes,
 )
 from spanledger.processor.rollup.buffer import HeldSpan, PendingTrace
@@ -185,18 +184,19 @@ class TraceAnnotator:
         self, trace: PendingTrace, span_id: bytes, found: _Inference, origin: Origin
     ) -> CountedCall:
         tags: dict[str, str] = {}
+        attributes = found.attributes
         resource: dict[str, AttributeValue] | None = None
         for key in self.tag_keys:
-            value = found.attributes.get(key)
-            if _blank(value):
+            value = attributes.get(key)
+            if value is None or value == "":
                 if resource is None:
                     resource = self._resource(origin)
                 value = resource.get(key)
-            tags[key] = semconv.UNTAGGED if _blank(value) else str(value)
+            tags[key] = semconv.UNTAGGED if _blank(value) else _text(value)
         assert found.cost is not None
         return CountedCall(
-            trace_id=hex_id(trace.trace_id),
-            span_id=hex_id(span_id),
+            trace_id=trace.trace_id.hex(),
+            span_id=span_id.hex(),
             start_time_unix_nano=found.span.start_time_unix_nano,
             tags=tags,
             usage=found.usage,
@@ -334,6 +334,10 @@ def _trace_totals(inference: dict[bytes, _Inference], counted: list[bytes]) -> d
         semconv.TRACE_OUTPUT_TOKENS: output_tokens,
         semconv.TRACE_UNPRICED_CALLS: unpriced,
     }
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else str(value)
 
 
 def _blank(value: object) -> bool:
