@@ -310,3 +310,24 @@ def test_the_spanledger_command_runs_the_report(filled):
     rows = json.loads(done.stdout, parse_float=Decimal)
     assert {r["team"] for r in rows} == {"growth", "platform"}
     assert sum(r["cost_usd"] for r in rows) == total
+
+
+def test_config_naming_no_ledger_or_invalid_is_a_clear_error(tmp_path, capsys):
+    off = tmp_path / "off.yaml"
+    off.write_text("ledger: {path: ''}\n")
+    assert run_report(["--config", str(off), "--by", "customer"]) == 2
+    assert "turns the ledger off" in capsys.readouterr().err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("ledger: {retention_days: -3}\n")
+    assert run_report(["--config", str(broken)]) == 2
+    assert "retention_days" in capsys.readouterr().err
+
+
+def test_config_ledger_path_is_relative_to_the_config_file(tmp_path, filled):
+    ledger, total, _ = filled
+    config = ledger.parent / "processor.yaml"
+    config.write_text(f"ledger: {{path: {ledger.name}}}\n")
+    out = io.StringIO()
+    assert run_report(["--config", str(config), "--format", "json"], out=out) == 0
+    (row,) = json.loads(out.getvalue(), parse_float=Decimal)
+    assert row["cost_usd"] == total
