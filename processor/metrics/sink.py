@@ -53,8 +53,9 @@ RESERVED_LABELS = frozenset({GEN_AI_PROVIDER_NAME, MODEL, TOKEN_TYPE, COST_STATU
 
 MAX_SERIES = 100_000
 """Upper bound on label sets per counter, on top of the per-label cap, to bound memory."""
-DEDUP_WINDOW = 100_000
-"""How many recent (trace_id, span_id) pairs are remembered to ignore repeated deliveries."""
+DEDUP_WINDOW = 20_000
+"""How many recent (trace_id, span_id) pairs are remembered to ignore a repeated delivery (the
+pipeline already drops duplicates; this guards the counters against a sink called twice)."""
 
 Labels = tuple[tuple[str, str], ...]
 

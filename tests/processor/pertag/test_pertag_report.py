@@ -331,3 +331,15 @@ def test_config_ledger_path_is_relative_to_the_config_file(tmp_path, filled):
     assert run_report(["--config", str(config), "--format", "json"], out=out) == 0
     (row,) = json.loads(out.getvalue(), parse_float=Decimal)
     assert row["cost_usd"] == total
+
+
+def test_billable_uses_the_marked_up_cost_where_recorded(ledger_path):
+    marked = call(0, OCT_1, {"customer": "acme"})  # $0.0035
+    marked.cost.billable = Decimal("0.00385")
+    plain = call(1, OCT_1, {"customer": "acme"})
+    with Ledger(ledger_path, create=True) as ledger:
+        ledger.write([marked, plain])
+    (cost,) = _json(ledger_path, "--by", "customer")
+    (billable,) = _json(ledger_path, "--by", "customer", "--billable")
+    assert cost["cost_usd"] == Decimal("0.007")
+    assert billable["cost_usd"] == Decimal("0.00735")
