@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -34,9 +35,9 @@ from spanledger.processor.rollup import (
     RollupConfig,
     TraceAnnotator,
     TraceBuffer,
-    build_request,
 )
 from spanledger.processor.rollup.buffer import Arrival
+from spanledger.processor.rollup.wire import encode
 
 log = logging.getLogger("spanledger.processor.pipeline")
 
@@ -61,6 +62,7 @@ _COUNTERS = (
     "roots_missing",
     "backpressure",
     "annotate_errors",
+    "export_waits",
     "export_errors",
     "sink_errors",
 )
@@ -72,7 +74,9 @@ class Pipeline:
     ``price_book`` has ``price(usage, start_time_unix_nano) -> Cost``. ``extract_usage``
     defaults to ``spanledger.processor.usage.extract_usage``. ``clock`` returns seconds and is
     only compared with itself. Exporters all receive the same request object and must not
-    modify it.
+    modify it; an exporter that also has ``export_serialized(payload, spans)`` is handed the
+    serialized request instead. An exporter raising ``Backpressure`` is retried for up to
+    ``export_patience`` seconds.
     """
 
     def __init__(
@@ -103,6 +107,9 @@ class Pipeline:
         self._in_flight = 0
         self._counters = dict.fromkeys(_COUNTERS, 0)
         self._closed = False
+        self._shutdown_deadline: float | None = None
+        self.export_patience = 30.0
+        """Seconds to keep retrying an exporter that raises ``Backpressure`` (queue full)."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -232,30 +239,73 @@ class Pipeline:
             return None
 
     def _deliver(self, spans: list[tuple[Origin, bytes]], calls: list[CountedCall]) -> None:
-        requests = [
-            build_request(spans[start : start + _MAX_EXPORT_SPANS])
+        """Hand ``spans`` to every exporter and ``calls`` to every sink, one batch at a time.
+
+        Exporters that offer ``export_serialized(payload, spans)`` get the encoded request as
+        is; the others get it parsed once into an ``ExportTraceServiceRequest``.
+        """
+        chunks = [
+            spans[start : start + _MAX_EXPORT_SPANS]
             for start in range(0, len(spans), _MAX_EXPORT_SPANS)
         ]
-        export_errors = sink_errors = 0
+        payloads = [encode(chunk) for chunk in chunks]
+        parsed: dict[int, ExportTraceServiceRequest] = {}
+        failures: dict[str, int] = {}
         with self._output_lock:
             for exporter in self.exporters:
-                for request in requests:
-                    try:
-                        exporter.export(request)
-                    except Exception:
-                        export_errors += 1
-                        log.exception("exporter %s failed", type(exporter).__name__)
+                send_serialized = getattr(exporter, "export_serialized", None)
+                for index, payload in enumerate(payloads):
+                    if send_serialized is not None:
+                        send = partial(send_serialized, payload, len(chunks[index]))
+                    else:
+                        if index not in parsed:
+                            parsed[index] = ExportTraceServiceRequest.FromString(payload)
+                        send = partial(exporter.export, parsed[index])
+                    outcome = self._export(exporter, send)
+                    if outcome:
+                        failures[outcome] = failures.get(outcome, 0) + 1
             if calls:
                 for sink in self.sinks:
                     try:
                         sink.record(calls)
                     except Exception:
-                        sink_errors += 1
+                        failures["sink_errors"] = failures.get("sink_errors", 0) + 1
                         log.exception("sink %s failed", type(sink).__name__)
-        if export_errors or sink_errors:
+        if failures:
             with self._lock:
-                self._counters["export_errors"] += export_errors
-                self._counters["sink_errors"] += sink_errors
+                for key, value in failures.items():
+                    self._counters[key] += value
+
+    def _export(self, exporter: SpanExporter, send: Callable[[], None]) -> str | None:
+        """Send one batch, waiting while the exporter pushes back; the failure counter or None.
+
+        While this waits, the spans stay in flight, so receivers push back on their senders
+        in turn once the rollup is full.
+        """
+        deadline = time.monotonic() + self.export_patience
+        if self._shutdown_deadline is not None:
+            deadline = min(deadline, self._shutdown_deadline)
+        while True:
+            try:
+                send()
+            except Backpressure as exc:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    log.error(
+                        "exporter %s stayed full for %.1fs; a batch was not forwarded to it: %s",
+                        type(exporter).__name__,
+                        self.export_patience,
+                        exc,
+                    )
+                    return "export_errors"
+                with self._lock:
+                    self._counters["export_waits"] += 1
+                time.sleep(min(max(exc.retry_after, 0.01), 1.0, remaining))
+            except Exception:
+                log.exception("exporter %s failed", type(exporter).__name__)
+                return "export_errors"
+            else:
+                return None
 
     # Lifecycle.
 
@@ -279,6 +329,7 @@ class Pipeline:
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop accepting, flush every waiting trace, then shut exporters and sinks down."""
         deadline = time.monotonic() + timeout
+        self._shutdown_deadline = deadline
         self._closed = True
         self._stop.set()
         if self._thread is not None:

@@ -6,6 +6,7 @@ import logging
 import time
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from spanledger import semconv
 from spanledger.processor.components import Backpressure
@@ -181,3 +182,67 @@ def test_stats_account_for_every_span(make_pipeline, clock):
     assert stats["traces_flushed"] == 2
     assert stats["spans_held"] == 0
     assert stats["remembered_spans"] == 3
+
+
+class SerializedExporter(RecordingExporter):
+    """Takes the serialized request, as the OTLP exporters do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.payload_spans: list[int] = []
+
+    def export_serialized(self, payload: bytes, spans: int) -> None:
+        self.payload_spans.append(spans)
+        self.export(ExportTraceServiceRequest.FromString(payload))
+
+
+def test_exporters_that_take_bytes_get_the_encoded_request(make_pipeline, clock, exporter):
+    serialized = SerializedExporter()
+    clock = FakeClock()
+    pipeline = build([serialized, exporter], [], clock)
+    pipeline.consume(request((APP, [span(12, 1, None, "a"), span(12, 2, 1, "b")])))
+    clock.advance(1.0)
+    pipeline.flush_due()
+    assert serialized.payload_spans == [2]
+    assert serialized.requests == exporter.requests
+
+
+class FullExporter(RecordingExporter):
+    """Raises ``Backpressure`` for its first ``refusals`` exports, like a full queue."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+
+    def export(self, request) -> None:
+        if self.refusals > 0:
+            self.refusals -= 1
+            raise Backpressure("queue full", retry_after=0.01)
+        super().export(request)
+
+
+def test_an_exporter_pushing_back_is_retried_until_it_accepts():
+    full = FullExporter(refusals=2)
+    clock = FakeClock()
+    pipeline = build([full], [], clock)
+    pipeline.consume(request((APP, [span(13, 1, None, "a")])))
+    clock.advance(1.0)
+    pipeline.flush_due()
+    assert sorted(full.by_span()) == [1]
+    assert pipeline.stats["export_waits"] == 2
+    assert pipeline.stats["export_errors"] == 0
+
+
+def test_an_exporter_that_stays_full_is_given_up_on_with_an_error(caplog):
+    full, healthy = FullExporter(refusals=10**6), RecordingExporter()
+    clock = FakeClock()
+    pipeline = build([full, healthy], [], clock)
+    pipeline.export_patience = 0.1
+    pipeline.consume(request((APP, [span(14, 1, None, "a")])))
+    clock.advance(1.0)
+    with caplog.at_level(logging.ERROR, logger="spanledger.processor.pipeline"):
+        pipeline.flush_due()
+    assert full.requests == []
+    assert sorted(healthy.by_span()) == [1]
+    assert pipeline.stats["export_errors"] == 1
+    assert "stayed full" in caplog.text
