@@ -1,0 +1,166 @@
+"""The fast path gives exactly what genai_prices.calc_price gives, for every model in the table."""
+
+from __future__ import annotations
+
+import warnings
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from genai_prices import calc_price
+from genai_prices.data_snapshot import get_snapshot
+from genai_prices.types import (
+    TimeOfDateConstraint,
+    _collect_resolved_model_prices,
+    _compute_registry_priced_counts,
+    calc_unit_price,
+)
+from genai_prices.types import Usage as GenaiUsage
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spanledger.processor.model import Usage
+from spanledger.processor.pricing.table import (
+    REGISTRY,
+    PriceTable,
+    PricingError,
+    component_of,
+    genai_usage,
+    timestamp,
+)
+
+MODELS = [
+    (provider.id, model.id) for provider in get_snapshot().providers for model in provider.models
+]
+"""Every (provider, model) of the bundled snapshot."""
+
+
+def reference(usage: Usage, provider_id: str, model: str, start_ns: int):
+    """genai-prices' own answer: (total, input, output, components by our split) or the error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            result = calc_price(
+                genai_usage(usage),
+                model,
+                provider_id=provider_id,
+                genai_request_timestamp=timestamp(start_ns),
+            )
+        except (ValueError, LookupError) as exc:
+            return exc
+        components = _components(result.model_price, genai_usage(usage))
+    return result.total_price, result.input_price, result.output_price, components
+
+
+def _components(model_price, usage: GenaiUsage) -> list[Decimal]:
+    """Each unit's amount as genai-prices computes it, summed into our four components."""
+    resolved = _collect_resolved_model_prices(model_price, REGISTRY)
+    counts = _compute_registry_priced_counts(resolved, usage)
+    tiered_input = usage.input_tokens
+    parts = [Decimal(0)] * 4
+    for unit, price in resolved:
+        amount = calc_unit_price(price, counts[unit.usage_key], tiered_input, unit.per)
+        parts[component_of(unit)] += amount
+    return parts
+
+
+def check_identical(table: PriceTable, usage: Usage, provider_id: str, model: str, start_ns: int):
+    expected = reference(usage, provider_id, model, start_ns)
+    entry = table.lookup(provider_id, model)
+    if isinstance(expected, LookupError):
+        assert isinstance(entry, str), f"{provider_id}/{model}: found by us, not by genai-prices"
+        return
+    assert not isinstance(entry, str), entry
+    if isinstance(expected, ValueError):
+        with pytest.raises(PricingError):
+            table.price(entry, usage, start_ns)
+        return
+    total, input_price, output_price, components = expected
+    got = table.price(entry, usage, start_ns)
+    assert got.total == total, (provider_id, model, usage)
+    assert got.output == output_price
+    assert [got.input, got.output, got.cache_read, got.cache_write] == components
+    # genai-prices' input price is every input-direction unit; ours adds only per-request fees.
+    assert got.input + got.cache_read + got.cache_write >= input_price
+    assert got.total == got.input + got.output + got.cache_read + got.cache_write
+
+
+counts = st.one_of(st.just(0), st.integers(0, 5_000), st.integers(0, 3_000_000))
+
+
+@st.composite
+def usages(draw) -> Usage:
+    uncached, cache_read, write_5m, write_1h, audio_in = (draw(counts) for _ in range(5))
+    text_out, reasoning, audio_out = (draw(counts) for _ in range(3))
+    return Usage(
+        operation="chat",
+        input_tokens=uncached + cache_read + write_5m + write_1h + audio_in,
+        output_tokens=text_out + reasoning + audio_out,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=write_5m,
+        cache_write_1h_tokens=write_1h,
+        reasoning_tokens=reasoning,
+        input_audio_tokens=audio_in,
+        output_audio_tokens=audio_out,
+    )
+
+
+moments = st.datetimes(
+    min_value=datetime(2023, 1, 1), max_value=datetime(2027, 1, 1), timezones=st.just(UTC)
+).map(lambda moment: int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000)
+
+
+@settings(
+    max_examples=1500,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(model=st.sampled_from(MODELS), usage=usages(), start_ns=moments)
+def test_fast_path_equals_calc_price(table, model, usage, start_ns):
+    provider_id, model_id = model
+    check_identical(table, usage, provider_id, model_id, start_ns)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(model=st.sampled_from(MODELS), usage=usages(), start_ns=moments)
+def test_fast_path_equals_calc_price_without_provider(table, model, usage, start_ns):
+    """Without a provider, genai-prices finds one by the model name; so do we."""
+    check_identical(table, usage, None, model[1], start_ns)
+
+
+@pytest.mark.parametrize("year", [2024, 2025, 2026])
+def test_every_model_of_the_snapshot_prices_identically(table, year):
+    start_ns = int(datetime(year, 6, 1, 3, 30, tzinfo=UTC).timestamp()) * 1_000_000_000
+    usage = Usage(
+        operation="chat",
+        input_tokens=250_000,
+        output_tokens=40_000,
+        cache_read_tokens=120_000,
+        cache_write_tokens=30_000,
+        cache_write_1h_tokens=10_000,
+        reasoning_tokens=15_000,
+    )
+    for provider_id, model_id in MODELS:
+        check_identical(table, usage, provider_id, model_id, start_ns)
+
+
+def test_time_of_day_prices_follow_the_clock(table):
+    """Models with off-peak prices (time-of-day constraints) are resolved per call."""
+    clocked = [
+        (provider.id, model.id)
+        for provider in get_snapshot().providers
+        for model in provider.models
+        if isinstance(model.prices, list)
+        and any(isinstance(price.constraint, TimeOfDateConstraint) for price in model.prices)
+    ]
+    assert clocked, "the snapshot has no time-of-day prices to check"
+    usage = Usage(operation="chat", input_tokens=1_000_000, output_tokens=1_000_000)
+    totals = set()
+    for hour in range(24):
+        start_ns = int(datetime(2025, 3, 3, hour, 45, tzinfo=UTC).timestamp()) * 1_000_000_000
+        for provider_id, model_id in clocked:
+            check_identical(table, usage, provider_id, model_id, start_ns)
+        entry = table.lookup(*clocked[0])
+        totals.add(table.price(entry, usage, start_ns).total)
+    assert len(totals) > 1, "the price did not change over the day"
