@@ -71,12 +71,30 @@ class _Totals:
         self.calls: dict[tuple[Labels, str], int] = {}
         self.overflows: dict[str, int] = {}
         self._series: set[Labels] = set()
+        self._series_full = False
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.lock = threading.Lock()
 
     def add(self, call: CountedCall) -> None:
+        """Count one call; raises (changing nothing) when the call is malformed."""
         key = (call.trace_id, call.span_id)
         values = self._values(call)
+        status = call.cost.status
+        cost = call.cost.total if status == STATUS_PRICED else None
+        if status == STATUS_PRICED and not isinstance(cost, Decimal | int):
+            raise TypeError(f"cost must be a Decimal, got {cost!r}")
+        usage = call.usage
+        tokens = [
+            (kind, int(count))
+            for kind, count in (
+                ("input", usage.input_tokens),
+                ("output", usage.output_tokens),
+                ("cache_read", usage.cache_read_tokens),
+                ("cache_write", usage.cache_write_tokens + usage.cache_write_1h_tokens),
+                ("reasoning", usage.reasoning_tokens),
+            )
+            if count
+        ]
         with self.lock:
             if key in self._recent:
                 return
@@ -84,20 +102,11 @@ class _Totals:
             if len(self._recent) > DEDUP_WINDOW:
                 self._recent.popitem(last=False)
             labels = self._labels(values)
-            status = call.cost.status
-            if status == STATUS_PRICED:
-                self.cost[labels] = self.cost.get(labels, Decimal(0)) + call.cost.total
+            if cost is not None:
+                self.cost[labels] = self.cost.get(labels, Decimal(0)) + cost
             self.calls[(labels, status)] = self.calls.get((labels, status), 0) + 1
-            usage = call.usage
-            for kind, count in (
-                ("input", usage.input_tokens),
-                ("output", usage.output_tokens),
-                ("cache_read", usage.cache_read_tokens),
-                ("cache_write", usage.cache_write_tokens + usage.cache_write_1h_tokens),
-                ("reasoning", usage.reasoning_tokens),
-            ):
-                if count:
-                    self.tokens[(labels, kind)] = self.tokens.get((labels, kind), 0) + count
+            for kind, count in tokens:
+                self.tokens[(labels, kind)] = self.tokens.get((labels, kind), 0) + count
 
     def _values(self, call: CountedCall) -> dict[str, str]:
         raw = {key: call.tags.get(key) or UNTAGGED for key in self.label_keys}
@@ -115,7 +124,9 @@ class _Totals:
         labels = tuple(pairs)
         if labels not in self._series:
             if len(self._series) >= MAX_SERIES:
-                log.warning("more than %d label sets; counting this call as (other)", MAX_SERIES)
+                if not self._series_full:
+                    log.warning("%d label sets reached; new ones count as (other)", MAX_SERIES)
+                    self._series_full = True
                 labels = tuple((key, OVERFLOW) for key, _ in pairs)
             self._series.add(labels)
         return labels
