@@ -1,0 +1,168 @@
+"""Every way the real anthropic SDK makes a Messages call yields one span with exact usage."""
+
+from __future__ import annotations
+
+import asyncio
+
+import anthropic
+import pydantic
+from anthropic.lib.streaming import AsyncMessageStream, MessageStream
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind, StatusCode
+
+from spanledger import semconv
+from spanledger.standin import Scenario
+
+MODEL = "claude-sonnet-4-6"
+PROMPT = [{"role": "user", "content": "Hello"}]
+# Input: 10 uncached + 2000 cache reads + (100 five-minute + 200 one-hour) cache writes.
+# Output: "abcdefgh" is 2 tokens, plus 5 thinking tokens.
+SCENARIO = Scenario(
+    text="abcdefgh",
+    reasoning=5,
+    chunks=3,
+    usage={
+        "input_tokens": 10,
+        "cache_read_input_tokens": 2000,
+        "cache_creation": {"ephemeral_5m_input_tokens": 100, "ephemeral_1h_input_tokens": 200},
+    },
+)
+EXPECTED_USAGE = {
+    semconv.GEN_AI_USAGE_INPUT_TOKENS: 2310,
+    semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 7,
+    semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 2000,
+    semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: 300,
+    semconv.USAGE_CACHE_CREATION_1H_INPUT_TOKENS: 200,
+}
+
+
+def call_kwargs(scenario: Scenario = SCENARIO) -> dict:
+    return {
+        "model": MODEL,
+        "max_tokens": 64,
+        "messages": PROMPT,
+        "extra_headers": scenario.to_header(),
+    }
+
+
+def assert_counted(span: ReadableSpan, *, stream: bool, completed: bool | None = None) -> None:
+    attributes = dict(span.attributes or {})
+    assert span.name == f"chat {MODEL}"
+    assert span.kind is SpanKind.CLIENT
+    assert attributes[semconv.GEN_AI_OPERATION_NAME] == "chat"
+    assert attributes[semconv.GEN_AI_PROVIDER_NAME] == "anthropic"
+    assert attributes[semconv.GEN_AI_REQUEST_MODEL] == MODEL
+    assert attributes[semconv.GEN_AI_REQUEST_STREAM] is stream
+    assert attributes[semconv.GEN_AI_RESPONSE_MODEL] == MODEL
+    assert str(attributes[semconv.GEN_AI_RESPONSE_ID]).startswith("msg_standin")
+    assert tuple(attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS]) == ("end_turn",)
+    assert attributes["gen_ai.request.max_tokens"] == 64
+    for name, value in EXPECTED_USAGE.items():
+        assert attributes[name] == value, name
+    assert attributes.get(semconv.STREAM_COMPLETED) == completed
+    assert span.status.status_code is not StatusCode.ERROR
+
+
+def test_create(client: anthropic.Anthropic, only_span) -> None:
+    message = client.messages.create(**call_kwargs())
+    assert isinstance(message, anthropic.types.Message)
+    assert [block.type for block in message.content] == ["thinking", "text"]
+    assert_counted(only_span(), stream=False)
+
+
+def test_create_stream_true(client: anthropic.Anthropic, only_span) -> None:
+    stream = client.messages.create(stream=True, **call_kwargs())
+    assert isinstance(stream, anthropic.Stream)
+    kinds = [event.type for event in stream]
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    assert_counted(only_span(), stream=True, completed=True)
+
+
+def test_stream_helper(client: anthropic.Anthropic, only_span) -> None:
+    with client.messages.stream(**call_kwargs()) as stream:
+        assert isinstance(stream, MessageStream)
+        assert stream.get_final_text() == "abcdefgh"
+    assert_counted(only_span(), stream=True, completed=True)
+
+
+class City(pydantic.BaseModel):
+    name: str
+
+
+def test_parse_structured_output(client: anthropic.Anthropic, only_span) -> None:
+    scenario = Scenario(
+        text='{"name":"Paris"}',
+        usage={"input_tokens": 10, "cache_read_input_tokens": 2000},
+    )
+    parsed = client.messages.parse(output_format=City, **call_kwargs(scenario))
+    assert parsed.parsed_output == City(name="Paris")
+    attributes = dict(only_span().attributes or {})
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 2010
+    assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 4
+    assert attributes[semconv.USAGE_CACHE_CREATION_1H_INPUT_TOKENS] == 0
+
+
+def test_beta_create_and_stream(client: anthropic.Anthropic, only_span) -> None:
+    message = client.beta.messages.create(**call_kwargs())
+    assert isinstance(message, anthropic.types.beta.BetaMessage)
+    assert_counted(only_span(), stream=False)
+    with client.beta.messages.stream(**call_kwargs()) as stream:
+        for _ in stream:
+            pass
+    assert_counted(only_span(), stream=True, completed=True)
+
+
+def test_with_raw_response(client: anthropic.Anthropic, only_span) -> None:
+    raw = client.messages.with_raw_response.create(**call_kwargs())
+    assert raw.parse().usage.cache_read_input_tokens == 2000
+    assert_counted(only_span(), stream=False)
+    raw = client.messages.with_raw_response.create(stream=True, **call_kwargs())
+    assert [event.type for event in raw.parse()][-1] == "message_stop"
+    assert_counted(only_span(), stream=True, completed=True)
+
+
+def test_with_streaming_response(client: anthropic.Anthropic, only_span, span_exporter) -> None:
+    with client.messages.with_streaming_response.create(**call_kwargs()) as response:
+        assert span_exporter.get_finished_spans() == ()
+        assert response.parse().usage.input_tokens == 10
+    assert_counted(only_span(), stream=False, completed=True)
+    with client.messages.with_streaming_response.create(stream=True, **call_kwargs()) as response:
+        lines = list(response.iter_lines())
+    assert "event: message_stop" in lines
+    assert_counted(only_span(), stream=True, completed=True)
+
+
+def test_async_paths(async_client_for, only_span) -> None:
+    async def main() -> None:
+        async with async_client_for() as client:
+            message = await client.messages.create(**call_kwargs())
+            assert isinstance(message, anthropic.types.Message)
+            assert_counted(only_span(), stream=False)
+
+            stream = await client.messages.create(stream=True, **call_kwargs())
+            assert isinstance(stream, anthropic.AsyncStream)
+            async for _ in stream:
+                pass
+            assert_counted(only_span(), stream=True, completed=True)
+
+            async with client.messages.stream(**call_kwargs()) as helper:
+                assert isinstance(helper, AsyncMessageStream)
+                assert await helper.get_final_text() == "abcdefgh"
+            assert_counted(only_span(), stream=True, completed=True)
+
+            beta = await client.beta.messages.with_raw_response.create(**call_kwargs())
+            assert (await beta.parse()).usage.output_tokens == 7
+            assert_counted(only_span(), stream=False)
+
+    asyncio.run(main())
+
+
+def test_thinking_block_is_carried_through(client: anthropic.Anthropic, only_span) -> None:
+    scenario = Scenario(text="ok", reasoning="Let me weigh this carefully.", chunks=1)
+    with client.messages.stream(**call_kwargs(scenario)) as stream:
+        final = stream.get_final_message()
+    assert final.content[0].type == "thinking"
+    attributes = dict(only_span().attributes or {})
+    # 1 token of text plus 7 of thinking (28 characters).
+    assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 8
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 2
