@@ -110,7 +110,7 @@ def _requests(draw: st.DrawFn) -> ExportTraceServiceRequest:
     return request
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(_requests())
 def test_json_round_trip_reproduces_the_protobuf_request(
     request: ExportTraceServiceRequest,
@@ -206,6 +206,100 @@ def test_invalid_documents_raise_a_clear_error(body: bytes, expected: str) -> No
     with pytest.raises(OtlpJsonError, match=None) as caught:
         decode_request(body)
     assert expected in str(caught.value)
+
+
+def _attribute_value(value: object) -> AnyValue:
+    body = json.dumps(
+        {
+            "resourceSpans": [
+                {"scopeSpans": [{"spans": [{"attributes": [{"key": "k", "value": value}]}]}]}
+            ]
+        }
+    )
+    return decode_request(body).resource_spans[0].scope_spans[0].spans[0].attributes[0].value
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"stringValue": "x"}, AnyValue(string_value="x")),
+        ({"string_value": "x"}, AnyValue(string_value="x")),
+        ({"intValue": "-9223372036854775808"}, AnyValue(int_value=-(2**63))),
+        ({"intValue": 12.0}, AnyValue(int_value=12)),
+        ({"doubleValue": "NaN"}, None),
+        ({"doubleValue": "-Infinity"}, AnyValue(double_value=float("-inf"))),
+        ({"doubleValue": 3}, AnyValue(double_value=3.0)),
+        ({"bytesValue": "aGk="}, AnyValue(bytes_value=b"hi")),
+        ({"bytesValue": "aGk"}, AnyValue(bytes_value=b"hi")),
+        ({"boolValue": False}, AnyValue(bool_value=False)),
+        ({"arrayValue": {"values": [{"intValue": 1}, {"boolValue": True}]}}, None),
+        ({"kvlistValue": {"values": [{"key": "a", "value": {"stringValue": "b"}}]}}, None),
+        ({}, AnyValue()),
+        ({"stringValue": None}, AnyValue()),
+        ({"futureValue": 1}, AnyValue()),
+    ],
+)
+def test_attribute_values_in_every_accepted_form(value: object, expected: AnyValue | None) -> None:
+    decoded = _attribute_value(value)
+    if expected is not None:
+        assert decoded == expected
+    elif "doubleValue" in value:  # type: ignore[operator]
+        assert decoded.double_value != decoded.double_value  # NaN
+    elif "arrayValue" in value:  # type: ignore[operator]
+        assert [v.WhichOneof("value") for v in decoded.array_value.values] == [
+            "int_value",
+            "bool_value",
+        ]
+    else:
+        assert decoded.kvlist_value.values[0].value.string_value == "b"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"intValue": "12x"}, "attributes[0].value.intValue: expected an integer, got '12x'"),
+        ({"intValue": str(2**63)}, "is out of range"),
+        ({"intValue": True}, "expected an integer, got a boolean"),
+        ({"boolValue": "true"}, "boolValue: expected true or false"),
+        ({"doubleValue": "fast"}, "doubleValue: expected a number"),
+        ({"bytesValue": "%%%"}, "bytesValue: '%%%' is not base64"),
+        ({"stringValue": 5}, "stringValue: expected a string, got a number"),
+        ({"arrayValue": {"values": [1]}}, "arrayValue.values[0]: expected an object"),
+        ("x", "attributes[0].value: expected an object, got a string"),
+    ],
+)
+def test_bad_attribute_values_say_where(value: object, expected: str) -> None:
+    with pytest.raises(OtlpJsonError) as caught:
+        _attribute_value(value)
+    assert expected in str(caught.value)
+    assert str(caught.value).startswith("resourceSpans[0].scopeSpans[0].spans[0].attributes[0]")
+
+
+def test_span_fields_out_of_range_and_enum_names() -> None:
+    def span(**fields: object) -> Span:
+        body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [fields]}]}]})
+        return decode_request(body).resource_spans[0].scope_spans[0].spans[0]
+
+    assert span(kind="SPAN_KIND_SERVER").kind == Span.SPAN_KIND_SERVER  # tolerated
+    assert span(kind=42).kind == 42  # enums are open
+    assert span(flags=2**32 - 1, droppedAttributesCount=None).flags == 2**32 - 1
+    for fields, message in (
+        ({"kind": "SERVER"}, "kind: expected an enum integer"),
+        ({"flags": 2**32}, "flags: 4294967296 is out of range"),
+        ({"startTimeUnixNano": -1}, "startTimeUnixNano: -1 is out of range"),
+        ({"status": {"code": 2.5}}, "status.code: expected an enum integer"),
+    ):
+        with pytest.raises(OtlpJsonError, match=None) as caught:
+            span(**fields)
+        assert message in str(caught.value)
+
+
+def test_nesting_deeper_than_binary_protobuf_allows_is_refused() -> None:
+    value: dict[str, object] = {"stringValue": "leaf"}
+    for _ in range(60):
+        value = {"arrayValue": {"values": [value]}}
+    with pytest.raises(OtlpJsonError, match="nested too deeply"):
+        _attribute_value(value)
 
 
 def test_messages_without_ids_round_trip() -> None:
