@@ -289,7 +289,7 @@ def _innermost(
     above: set[bytes] = set()
     for span_id in inference:
         parent = spans[span_id].parent
-        while parent and parent not in above:
+        while parent and parent != span_id and parent not in above:
             above.add(parent)
             held = spans.get(parent)
             if held is None:
