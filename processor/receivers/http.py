@@ -303,11 +303,11 @@ class _Handler(BaseHTTPRequestHandler):
         total = 0
         while True:  # every pass reads a chunk or fails; the size limit bounds the passes
             line = self.rfile.readline(_MAX_CHUNK_LINE)
-            try:
-                size = int(line.split(b";")[0].strip(), 16)
-            except ValueError:
+            size_text = line.split(b";")[0].strip()
+            if not size_text or size_text.strip(b"0123456789abcdefABCDEF"):
                 self.close_connection = True
-                raise bad_request("malformed chunked transfer encoding") from None
+                raise bad_request("malformed chunked transfer encoding")
+            size = int(size_text, 16)
             if size == 0:
                 break
             total += size

@@ -218,6 +218,22 @@ def test_chunked_bodies_are_read_and_bounded(http_receiver_factory, consumer, ma
     assert too_big.status_code == 413
 
 
+@pytest.mark.parametrize("size_line", [b"-5", b"zz", b"", b"0x10"])
+def test_malformed_chunked_bodies_are_400(http_receiver, consumer, size_line) -> None:  # type: ignore[no-untyped-def]
+    with socket.create_connection(("127.0.0.1", http_receiver.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" + size_line + b"\r\nabcde\r\n0\r\n\r\n"
+        )
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b"malformed chunked transfer encoding" in answer
+    assert b"Connection: close" in answer
+    assert consumer.requests == []
+
+
 def test_invalid_content_length_is_400(http_receiver) -> None:  # type: ignore[no-untyped-def]
     with socket.create_connection(("127.0.0.1", http_receiver.port), timeout=5) as sock:
         sock.sendall(
