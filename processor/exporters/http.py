@@ -95,8 +95,13 @@ class OtlpHttpExporter(QueuedExporter):
         if connection is not None:
             return connection, True
         if self._https:
-            connection = http.client.HTTPSConnection(
-                self._host, self._port, timeout=self.config.timeout, context=self._ssl
+            tls = self.config.tls
+            connection = _HttpsConnection(
+                self._host,
+                self._port,
+                timeout=self.config.timeout,
+                context=self._ssl,
+                server_name=(tls.server_name if tls else None) or self._host,
             )
         else:
             connection = http.client.HTTPConnection(
@@ -120,6 +125,28 @@ class OtlpHttpExporter(QueuedExporter):
             for connection in self._connections:
                 connection.close()
             self._connections.clear()
+
+
+class _HttpsConnection(http.client.HTTPSConnection):
+    """An HTTPS connection that may check the certificate against another name than the host."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        timeout: float,
+        context: ssl.SSLContext | None,
+        server_name: str,
+    ) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self.server_name = server_name
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(  # type: ignore[attr-defined]
+            self.sock, server_hostname=self.server_name
+        )
 
 
 def _classify(response: http.client.HTTPResponse, data: bytes) -> Attempt:

@@ -272,6 +272,36 @@ def test_http_tls_with_client_certificate(
     assert exporter.stats.sent == 2
 
 
+@pytest.mark.parametrize("kind", ["http", "grpc"])
+def test_tls_server_name_is_checked(  # type: ignore[no-untyped-def]
+    request, consumer, certificates, make_request, kind
+) -> None:
+    server_tls = TlsServerConfig(
+        cert_file=str(certificates.server_cert), key_file=str(certificates.server_key)
+    )
+    receiver = request.getfixturevalue(f"{kind}_receiver_factory")(tls=server_tls)
+
+    def exporter(server_name: str) -> OtlpHttpExporter | OtlpGrpcExporter:
+        tls = TlsClientConfig(ca_file=str(certificates.ca), server_name=server_name)
+        settings = {**FAST, "tls": tls, "max_elapsed": 0.3}
+        if kind == "http":
+            url = f"https://127.0.0.1:{receiver.port}/v1/traces"
+            return OtlpHttpExporter(OtlpHttpExporterConfig(url, **settings))  # type: ignore[arg-type]
+        return OtlpGrpcExporter(OtlpGrpcExporterConfig(f"127.0.0.1:{receiver.port}", **settings))  # type: ignore[arg-type]
+
+    wrong = exporter("collector.example")  # not a name in the server's certificate
+    wrong.export(make_request(spans=2))
+    assert wait_until(lambda: wrong.stats.dropped == 2, timeout=5)
+    wrong.shutdown(1)
+    assert consumer.requests == []
+
+    right = exporter("localhost")
+    right.export(make_request(spans=2))
+    right.shutdown(5)
+    assert right.stats == ExporterStats(sent=2)
+    assert consumer.requests == [make_request(spans=2)]
+
+
 # -- OTLP/gRPC ---------------------------------------------------------------------------------
 
 
