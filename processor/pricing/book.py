@@ -30,7 +30,7 @@ class PriceBook:
         self, config: PricingConfig | None = None, table: PriceTable | None = None
     ) -> None:
         self.config = config or PricingConfig()
-        problems = self.config.problems()
+        problems = self.config.problems() + self.config.overrides_problems()
         if problems:
             raise ValueError("invalid pricing configuration: " + "; ".join(problems))
         self.rules: list[OverrideRule] = (

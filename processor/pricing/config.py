@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from spanledger.processor.pricing.overrides import OverridesError, load_overrides
 
@@ -32,9 +33,20 @@ class PricingConfig:
             problems.append(f"markup_percent: expected a number, got {markup!r}")
         elif not math.isfinite(markup) or not 0 <= markup <= MAX_MARKUP_PERCENT:
             problems.append(f"markup_percent: must be between 0 and {MAX_MARKUP_PERCENT:g}")
-        if self.overrides:
-            try:
-                load_overrides(self.overrides)
-            except OverridesError as exc:
-                problems.extend(f"overrides: {problem}" for problem in exc.problems)
+        if self.overrides and Path(self.overrides).is_absolute():
+            problems.extend(self.overrides_problems())
         return problems
+
+    def overrides_problems(self) -> list[str]:
+        """What is wrong with the overrides file, each with its line.
+
+        ``problems()`` checks only an absolute path: a relative one is checked by the config
+        loader once it is resolved against the config file's directory.
+        """
+        if not self.overrides:
+            return []
+        try:
+            load_overrides(self.overrides)
+        except OverridesError as exc:
+            return [f"overrides: {problem}" for problem in exc.problems]
+        return []
