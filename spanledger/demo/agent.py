@@ -26,7 +26,7 @@ TEAM_OF = {"summarizer": "content", "search": "discovery", "support": "cx"}
 CHAT_MODEL = "gpt-4o-mini"
 REASONING_MODEL = "o3-mini"
 EMBEDDING_MODEL = "text-embedding-3-small"
-CLAUDE_MODEL = "claude-sonnet-4-20250514"
+CLAUDE_MODEL = "claude-sonnet-4-6"
 IN_HOUSE_MODEL = "acme-support-ft-2"
 """A fine-tune that is not in the public price table: priced by demo overrides."""
 
@@ -71,14 +71,19 @@ def summarizer(client: openai.OpenAI, document: list[str]) -> str:
     return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
 
 
-async def search(client: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic, query: str) -> str:
+async def search(query: str) -> str:
     """Embed the query and reason about it in concurrent asyncio tasks, then rerank with Claude."""
+    async with openai.AsyncOpenAI() as client, anthropic.AsyncAnthropic() as claude:
+        return await _search(client, claude, query)
+
+
+async def _search(client: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic, query: str) -> str:
     embedding, plan, answer = await asyncio.gather(
         client.embeddings.create(model=EMBEDDING_MODEL, input=[query, query.upper()]),
         client.responses.create(
             model=REASONING_MODEL,
             input=f"Plan a search for: {query}",
-            extra_headers=scenario(reasoning=True),
+            extra_headers=scenario(reasoning=180),
         ),
         client.responses.create(model=CHAT_MODEL, input=f"Answer briefly: {query}"),
     )
@@ -100,7 +105,7 @@ def support(claude: anthropic.Anthropic, triage_url: str, ticket: str) -> str:
         max_tokens=1024,
         messages=[{"role": "user", "content": ticket}],
         extra_headers=scenario(
-            reasoning=True,
+            reasoning="The login error points at an expired session; check SSO first.",
             usage={
                 "input_tokens": 40,
                 "cache_read_input_tokens": 3000,
@@ -116,8 +121,7 @@ def support(claude: anthropic.Anthropic, triage_url: str, ticket: str) -> str:
 
 def run_customer(customer: str) -> None:
     """Run every feature for one customer, one trace per feature run."""
-    openai_client, async_openai = openai.OpenAI(), openai.AsyncOpenAI()
-    claude, async_claude = anthropic.Anthropic(), anthropic.AsyncAnthropic()
+    openai_client, claude = openai.OpenAI(), anthropic.Anthropic()
     triage_url = os.environ["SPANLEDGER_DEMO_TRIAGE_URL"]
     with spanledger.tags(customer=customer, env="demo"):
         with (
@@ -129,7 +133,7 @@ def run_customer(customer: str) -> None:
             spanledger.tags(feature="search", team=TEAM_OF["search"]),
             tracer.start_as_current_span("agent search"),
         ):
-            asyncio.run(search(async_openai, async_claude, f"{customer} pricing history"))
+            asyncio.run(search(f"{customer} pricing history"))
         with (
             spanledger.tags(feature="support", team=TEAM_OF["support"]),
             tracer.start_as_current_span("agent support"),
