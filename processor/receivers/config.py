@@ -49,6 +49,10 @@ class GrpcReceiverConfig:
             [] if self.max_workers >= 1 else ["max_workers must be at least 1"]
         )
 
+    def all_problems(self) -> list[str]:
+        """The problems of this config and of its ``tls`` section."""
+        return all_problems(self)
+
 
 @dataclass
 class HttpReceiverConfig:
@@ -76,6 +80,10 @@ class HttpReceiverConfig:
         if self.idle_timeout <= 0:
             found.append("idle_timeout must be positive")
         return found
+
+    def all_problems(self) -> list[str]:
+        """The problems of this config and of its ``tls`` section."""
+        return all_problems(self)
 
 
 def split_endpoint(endpoint: str) -> tuple[str, int]:

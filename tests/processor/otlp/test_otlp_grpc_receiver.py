@@ -29,7 +29,6 @@ from spanledger.processor.receivers import (
     GrpcReceiverConfig,
     TlsServerConfig,
 )
-from spanledger.processor.receivers.config import all_problems
 
 METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -299,7 +298,7 @@ def test_config_problems_name_the_fields(tmp_path) -> None:  # type: ignore[no-u
         max_workers=0,
         tls=TlsServerConfig(cert_file=str(tmp_path / "missing.pem")),
     )
-    problems = all_problems(config)
+    problems = config.all_problems()
     assert any("brackets" in p for p in problems)
     assert any(p.startswith("max_request_bytes") for p in problems)
     assert any(p.startswith("bearer_token") for p in problems)
