@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -121,10 +122,20 @@ def echo() -> Iterator[Echo]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    errors: list[BaseException] = []
+
+    class Server(ThreadingHTTPServer):
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            # A client may reset a kept-alive connection when it closes; anything else is a bug.
+            error = sys.exc_info()[1]
+            if not isinstance(error, ConnectionError) and error is not None:
+                errors.append(error)
+
+    server = Server(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield Echo(f"http://127.0.0.1:{server.server_port}", received)
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)
+    assert errors == []

@@ -28,7 +28,7 @@ client = anthropic.Anthropic(api_key="test-key", max_retries=0)
 
 def ask(prompt: str) -> str:
     message = client.messages.create(
-        model="claude-sonnet-4-20250514",
+        model="claude-sonnet-4-6",
         max_tokens=64,
         messages=[{"role": "user", "content": prompt}],
     )

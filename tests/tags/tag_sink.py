@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -60,7 +61,12 @@ class OtlpSink:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                sink.errors.append(sys.exc_info()[1])
+
+        self.errors: list[BaseException | None] = []
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), daemon=True
         )
@@ -100,7 +106,9 @@ class OtlpSink:
             if predicate(spans):
                 return spans
             time.sleep(0.05)
-        raise AssertionError(f"spans never matched within {timeout}s; got {self.spans()!r}")
+        raise AssertionError(
+            f"spans never matched within {timeout}s; got {self.spans()!r}, errors {self.errors!r}"
+        )
 
     def close(self) -> None:
         self._server.shutdown()
