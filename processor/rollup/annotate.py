@@ -133,15 +133,16 @@ class TraceAnnotator:
         else:
             self._write_subtree_costs(spans, inference, counted, written)
             carrier, root_missing = self._carrier(spans, parsed)
-            if carrier is not None:
-                values = written.setdefault(carrier, {})
-                if inference:
-                    values.update(_trace_totals(inference, counted))
+            values: dict[str, object] = {}
+            if inference:
+                values.update(_trace_totals(inference, counted))
                 if root_missing:
                     values[semconv.TRACE_ROOT_MISSING] = True
                     result.root_missing = True
-                if trace.early is not None:
-                    values[semconv.TRACE_PARTIAL] = True
+            if trace.early is not None:
+                values[semconv.TRACE_PARTIAL] = True
+            if carrier is not None and values:
+                written.setdefault(carrier, {}).update(values)
 
         if trace.memory is not None:
             trace.memory.counted.update(counted)

@@ -191,3 +191,14 @@ def test_backpressure_while_spans_being_exported_leave_no_room():
     pipeline.consume(request((APP, [span(43, 7, None, "c")])))
     pipeline.shutdown(1.0)
     assert sorted(exporter.by_span()) == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_an_early_flushed_trace_without_calls_is_only_marked_partial(
+    make_pipeline, clock, exporter
+):
+    pipeline = make_pipeline(max_traces=1)
+    pipeline.consume(request((APP, [span(35, 2, 1, "child of a root not yet seen")])))
+    pipeline.consume(request((APP, [span(36, 3, None, "another trace")])))
+    attributes = exporter.by_span()[2].attributes
+    assert attributes == {semconv.TRACE_PARTIAL: True}
+    assert pipeline.stats["roots_missing"] == 0
