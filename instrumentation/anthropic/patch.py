@@ -134,10 +134,11 @@ class MessagesCall:
             attributes=attributes,
         )
         if self.keep_text:
-            messages = get(body, "messages")
-            # Another iterable may be a one-shot generator the SDK has yet to read.
-            if isinstance(messages, list | tuple):
-                record_input_messages(self.span, list(messages))
+            with guarded("recording Anthropic request messages"):
+                messages = get(body, "messages")
+                # Another iterable may be a one-shot generator the SDK has yet to read.
+                if isinstance(messages, list | tuple):
+                    record_input_messages(self.span, list(messages))
 
     def failed(self, error: BaseException) -> None:
         """The call raised ``error``: ERROR for an exception, a plain end for a cancellation."""
