@@ -348,6 +348,48 @@ def _response_events(
     yield event("response.completed", response=final)
 
 
+# -- legacy completions -------------------------------------------------------------------
+
+
+def completion(call: Call, s: Scenario) -> JsonReply | StreamReply:
+    """``POST /v1/completions`` (legacy text completions)."""
+    body = call.body
+    model = s.model or str(body.get("model", ""))
+    text = tokens.reply_text(s.text, s.chunks or tokens.DEFAULT_CHUNKS)
+    usage = _chat_usage(call, s, text, [])
+    head = {
+        "id": call.id("cmpl-"),
+        "object": "text_completion",
+        "created": call.created,
+        "model": model,
+        "system_fingerprint": _FINGERPRINT,
+    }
+    if not body.get("stream"):
+        choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": "stop"}
+        return JsonReply({**head, "choices": [choice], "usage": usage})
+    options = body.get("stream_options") or {}
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    return StreamReply(_completion_events(head, text, s, usage, include_usage=include_usage))
+
+
+def _completion_events(
+    head: dict[str, Any],
+    text: str,
+    s: Scenario,
+    usage: dict[str, Any],
+    *,
+    include_usage: bool,
+) -> Iterator[bytes]:
+    pieces = tokens.split(text, s.chunks or tokens.DEFAULT_CHUNKS)
+    for number, piece in enumerate(pieces):
+        finish = "stop" if number == len(pieces) - 1 else None
+        choice = {"text": piece, "index": 0, "logprobs": None, "finish_reason": finish}
+        yield sse({**head, "choices": [choice], **({"usage": None} if include_usage else {})})
+    if include_usage:
+        yield sse({**head, "choices": [], "usage": usage})
+    yield sse("[DONE]")
+
+
 # -- embeddings ---------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -25,6 +26,7 @@ Route = Callable[[Call, Scenario], JsonReply | StreamReply]
 _ROUTES: dict[str, tuple[str, Route]] = {
     "/v1/chat/completions": ("openai", openai_wire.chat_completion),
     "/v1/responses": ("openai", openai_wire.response),
+    "/v1/completions": ("openai", openai_wire.completion),
     "/v1/embeddings": ("openai", openai_wire.embeddings),
     "/v1/messages": ("anthropic", anthropic_wire.messages),
     "/v1/messages/count_tokens": ("anthropic", anthropic_wire.count_tokens),
@@ -138,6 +140,9 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests and benchmarks read ``requests`` instead of an access log."""
 
+    request_id = "req_standin_control"
+    """Sent as ``x-request-id`` (OpenAI) or ``request-id`` (Anthropic); set per API request."""
+
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         if path == "/_standin/requests":
@@ -150,6 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(_not_found(path))
 
     def do_POST(self) -> None:
+        self.request_id = _Handler.request_id
         parts = urlsplit(self.path)
         raw = self._read_body()
         if raw is None:
@@ -162,9 +168,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(_not_found(parts.path))
             return
         provider, handler = route
-        fail = anthropic_error if provider == "anthropic" else openai_error
         headers = {k.lower(): v for k, v in self.headers.items()}
         body, problem = _decode_json(raw)
+        if problem is None and not isinstance(body, dict):
+            problem = "request body must be a JSON object"
         header_scenario = None
         if problem is None and SCENARIO_HEADER in headers:
             try:
@@ -172,6 +179,10 @@ class _Handler(BaseHTTPRequestHandler):
             except ScenarioError as exc:
                 problem = f"{SCENARIO_HEADER}: {exc}"
         number, scenario = self.server.state.take(header_scenario)
+        self.request_id = f"req_standin{number:012d}"
+        fail: Callable[..., JsonReply] = openai_error
+        if provider == "anthropic":
+            fail = partial(anthropic_error, request_id=self.request_id)
         self.server.state.record(
             RecordedRequest(
                 method="POST",
@@ -254,8 +265,8 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         self.send_response(status)
         self.send_header("content-type", content_type)
-        request_id = f"req_standin{self.server.state.count:012d}"
-        self.send_header("request-id" if provider == "anthropic" else "x-request-id", request_id)
+        header = "request-id" if provider == "anthropic" else "x-request-id"
+        self.send_header(header, self.request_id)
         for name, value in extra.items():
             self.send_header(name, value)
 

@@ -5,11 +5,13 @@ The rules:
 - ``estimate_tokens(text) = max(1, ceil(len(text) / 4))`` (characters, not bytes).
 - Input tokens of a chat request: ``estimate_tokens`` of all prompt text concatenated. Prompt
   text is every string under the request's ``messages`` (OpenAI chat, Anthropic), ``system``
-  (Anthropic), ``input`` and ``instructions`` (OpenAI responses): a string content counts
-  whole, a list of parts counts each part's ``text`` or ``content``.
+  (Anthropic), ``input`` and ``instructions`` (OpenAI responses) and ``prompt`` (legacy
+  completions): a string counts whole, a list of parts counts each part's ``text`` or
+  ``content``.
 - Embeddings: the sum of ``estimate_tokens`` over the inputs (a token-id array counts its
   length).
-- Output tokens: ``estimate_tokens(reply text)`` plus the reasoning tokens. The reply text is
+- Output tokens: ``estimate_tokens(reply text)`` plus the reasoning tokens, plus
+  ``estimate_tokens(name + arguments JSON)`` per tool call. The reply text is
   :data:`DEFAULT_TEXT`, repeated with spaces as needed to give every requested chunk a
   character. Reasoning given as an integer ``n`` is thinking text of ``4 * n`` characters
   (so exactly ``n`` tokens); given as text, it counts ``estimate_tokens(text)``.
@@ -29,6 +31,7 @@ DEFAULT_CHUNKS = 4
 """Content deltas per streamed reply when a scenario does not say."""
 
 _THINKING_UNIT = "Hmm."
+_PROMPT_KEYS = ("instructions", "system", "messages", "input", "prompt")
 
 
 def estimate_tokens(text: str) -> int:
@@ -38,9 +41,7 @@ def estimate_tokens(text: str) -> int:
 
 def prompt_text(body: dict[str, Any]) -> str:
     """All prompt text of a chat-style request body, concatenated in request order."""
-    return "".join(
-        _strings(body.get(key)) for key in ("instructions", "system", "messages", "input")
-    )
+    return "".join(_strings(body.get(key)) for key in _PROMPT_KEYS)
 
 
 def prompt_tokens(body: dict[str, Any]) -> int:

@@ -67,6 +67,7 @@ def test_anthropic_error_bodies_and_classes(claude: anthropic.Anthropic) -> None
         assert body["error"]["type"] == kind
         assert caught.value.response.headers["retry-after"] == "3"
         assert caught.value.request_id == caught.value.response.headers["request-id"]
+        assert body["request_id"] == caught.value.request_id
 
 
 def test_queued_error_fails_the_first_attempt_only(llm: StandIn) -> None:

@@ -221,3 +221,23 @@ def test_async_stream_helper(llm: StandIn) -> None:
         return final.choices[0].message.content
 
     assert asyncio.run(run()) == DEFAULT_TEXT
+
+
+def test_legacy_completions_json_and_stream(oai: openai.OpenAI, llm: StandIn) -> None:
+    reply = oai.completions.create(model="gpt-3.5-turbo-instruct", prompt="Complete this")
+    assert reply.choices[0].text == DEFAULT_TEXT
+    assert reply.usage is not None
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (4, 9)
+
+    stream = oai.completions.create(
+        model="gpt-3.5-turbo-instruct",
+        prompt="Complete this",
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == DEFAULT_TEXT
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.total_tokens == 13
+    assert [r.path for r in llm.requests] == ["/v1/completions"] * 2
