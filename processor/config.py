@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +120,8 @@ def from_mapping(raw: object, problems: Problems, base_dir: Path | None = None) 
         problems.add("", "the top level must be a mapping of sections")
         return None
     raw = _expand_env(raw, "", problems)
+    if base_dir is not None:
+        raw = _resolve_paths(raw, base_dir)
     for key in raw:
         if key not in SECTIONS:
             problems.add(str(key), f"unknown section (known sections: {', '.join(SECTIONS)})")
@@ -247,14 +249,24 @@ def _endpoint_of(value: object, where: str, problems: Problems) -> object:
     return None
 
 
-def _resolve_paths(config: Config, raw: Mapping[str, Any], base_dir: Path) -> None:
-    overrides = config.pricing.overrides
-    if overrides and not Path(overrides).is_absolute():
-        config.pricing = replace(config.pricing, overrides=str(base_dir / overrides))
-    if isinstance(raw.get("ledger"), Mapping) and "path" in raw["ledger"]:
-        path = config.ledger.path
-        if path and not Path(path).is_absolute():
-            config.ledger = replace(config.ledger, path=str(base_dir / path))
+def _resolve_paths(raw: Any, base_dir: Path, where: str = "") -> Any:
+    """Take relative file paths written in the file from the file's directory.
+
+    File paths are every ``*_file`` key (TLS), ``pricing.overrides`` and ``ledger.path``.
+    """
+    if isinstance(raw, list):
+        return [_resolve_paths(item, base_dir, where) for item in raw]
+    if not isinstance(raw, Mapping):
+        return raw
+    resolved = {}
+    for key, value in raw.items():
+        place = f"{where}.{key}" if where else str(key)
+        is_path = str(key).endswith("_file") or place in ("pricing.overrides", "ledger.path")
+        if is_path and isinstance(value, str) and value and not Path(value).is_absolute():
+            resolved[key] = str(base_dir / value)
+        else:
+            resolved[key] = _resolve_paths(value, base_dir, place)
+    return resolved
 
 
 def _expand_env(value: Any, where: str, problems: Problems) -> Any:

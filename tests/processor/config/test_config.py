@@ -137,3 +137,16 @@ def test_check_config_command_exit_codes(tmp_path: Path, capsys) -> None:
 
 def test_defaults_are_a_config_instance() -> None:
     assert isinstance(load_config(None), Config)
+
+
+def test_relative_tls_files_are_taken_from_the_config_directory(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not checked here\n", encoding="utf-8")
+    path = write(
+        tmp_path, "exporters: [{otlp_grpc: {endpoint: 127.0.0.1:1, tls: {ca_file: ca.pem}}}]\n"
+    )
+    config = load_config(path)
+    tls = config.exporters[0].tls
+    assert tls is not None and tls.ca_file == str(tmp_path.resolve() / "ca.pem")
+    missing = write(tmp_path, "exporters: [{otlp_grpc: {tls: {ca_file: absent.pem}}}]\n")
+    _, problems = check_config(missing)
+    assert any("absent.pem" in p and "cannot be read" in p for p in problems)
