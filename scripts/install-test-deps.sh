@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Idempotent set-up for the tests: a virtualenv with the project and its test extras, plus the
-# system services the tests start themselves (Prometheus).
+# system programs the tests start or call themselves (Prometheus, openssl for test certificates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install.sh test
 
-if ! command -v prometheus >/dev/null 2>&1; then
-  bash scripts/prometheus/install.sh
+missing=()
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing from Debian: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
