@@ -10,7 +10,7 @@ from spanledger.processor.model import ZERO, Cost, Usage
 from spanledger.processor.pricing.config import PricingConfig
 from spanledger.processor.pricing.overrides import OverrideRule, load_overrides
 from spanledger.processor.pricing.providers import genai_prices_provider
-from spanledger.processor.pricing.table import PriceTable, PricingError, TablePrice, usage_counts
+from spanledger.processor.pricing.table import PriceTable, PricingError, TablePrice
 from spanledger.processor.usage import has_incomplete_totals
 
 log = logging.getLogger(__name__)
@@ -70,9 +70,12 @@ class PriceBook:
             return _unpriced(f"unusable token counts for {provider}/{model}: {problems}")
         rule = next((rule for rule in self.rules if rule.matches(provider, model)), None)
         if rule is not None and rule.plan is not None:
-            total, parts = rule.plan.compute(usage_counts(usage))
             label = rule.provider or provider or "custom"
-            return _cost(semconv.SOURCE_OVERRIDE, total, parts, f"{label}/{model}")
+            try:
+                price = rule.plan.price(usage, f"{label}/{model}")
+            except PricingError as exc:
+                return _unpriced(f"override for {model!r} (line {rule.line}): {exc}")
+            return _cost(semconv.SOURCE_OVERRIDE, price.total, price[1:5], price.pricing_model)
         provider_id = genai_prices_provider(provider)
         if provider is not None and provider_id is None:
             return _unpriced(

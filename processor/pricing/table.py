@@ -7,8 +7,8 @@ call only subtracts integers and does the same Decimal multiplications and divis
 order, so totals are equal to the last digit.
 
 The selected price depends on the call's start time only through ``ConditionalPrice``
-constraints: price sets whose constraints are all start dates are cached per UTC day; a model
-with time-of-day prices is resolved per call.
+constraints: start dates are compiled into a schedule of UTC days, searched with integer
+comparisons; a model with time-of-day prices is resolved through genai-prices on every call.
 """
 
 from __future__ import annotations
@@ -48,45 +48,42 @@ _UNITS_BY_PRICE_KEY: dict[str, UnitDef] = {unit.price_key: unit for unit in REGI
 _REPORTED_KEYS: tuple[str, ...] = tuple(key for key in REGISTRY.units if key != "requests")
 
 
-COUNT_KEYS: tuple[str, ...] = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "output_reasoning_tokens",
-    "input_audio_tokens",
-    "output_audio_tokens",
+COUNT_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("input_tokens", ("input_tokens",)),
+    ("output_tokens", ("output_tokens",)),
+    ("cache_read_tokens", ("cache_read_tokens",)),
+    ("cache_write_tokens", ("cache_write_tokens", "cache_write_1h_tokens")),
+    ("cache_write_1h_tokens", ("cache_write_1h_tokens",)),
+    ("output_reasoning_tokens", ("reasoning_tokens",)),
+    ("input_audio_tokens", ("input_audio_tokens",)),
+    ("output_audio_tokens", ("output_audio_tokens",)),
 )
-"""The genai-prices usage counts a ``Usage`` fills, in the order of ``usage_counts``."""
+"""Each genai-prices usage count a ``Usage`` fills, with the ``Usage`` fields it adds up.
+
+genai-prices counts are nested: ``cache_write_tokens`` includes ``cache_write_1h_tokens``,
+``input_tokens`` includes cache reads, writes and audio, ``output_tokens`` reasoning and audio.
+"""
+
+COUNT_KEYS: tuple[str, ...] = tuple(key for key, _ in COUNT_FIELDS)
 
 
 def usage_counts(usage: Usage) -> tuple[int, ...]:
-    """The genai-prices usage counts of ``usage``, in ``COUNT_KEYS`` order.
-
-    genai-prices counts are nested: ``cache_write_tokens`` includes ``cache_write_1h_tokens``,
-    ``input_tokens`` includes cache reads, writes and audio, ``output_tokens`` reasoning and audio.
-    """
-    return (
-        usage.input_tokens,
-        usage.output_tokens,
-        usage.cache_read_tokens,
-        usage.cache_write_tokens + usage.cache_write_1h_tokens,
-        usage.cache_write_1h_tokens,
-        usage.reasoning_tokens,
-        usage.input_audio_tokens,
-        usage.output_audio_tokens,
-    )
+    """The genai-prices usage counts of ``usage``, in ``COUNT_KEYS`` order."""
+    return tuple(sum(getattr(usage, name) for name in names) for _, names in COUNT_FIELDS)
 
 
 def genai_usage(usage: Usage) -> genai_prices.Usage:
-    """``usage`` as a ``genai_prices.Usage`` with every count explicit (unreported ones zero).
+    """``usage`` as a ``genai_prices.Usage``: the counts that are not zero.
 
-    Explicit zeros keep genai-prices from refusing to infer a count that two reported ones
-    overlap on (cached audio, for instance): what we do not know was not used.
+    With audio, every count is given, unreported ones as zero: cached audio overlaps cache
+    reads and audio input, and genai-prices refuses to infer such a count. What we do not
+    know was not used.
     """
-    counts = dict.fromkeys(_REPORTED_KEYS, 0)
-    counts.update(zip(COUNT_KEYS, usage_counts(usage), strict=True))
+    counts = {
+        key: count for key, count in zip(COUNT_KEYS, usage_counts(usage), strict=True) if count
+    }
+    if usage.input_audio_tokens or usage.output_audio_tokens:
+        counts = {**dict.fromkeys(_REPORTED_KEYS, 0), **counts}
     return genai_prices.Usage(**counts)
 
 
@@ -149,7 +146,7 @@ class PricePlan:
     at a common scale; otherwise in Decimal, step by step in genai-prices' order.
     """
 
-    __slots__ = ("_carve", "_integer", "_slots", "_terms", "_tiered", "source")
+    __slots__ = ("_carve", "_slots", "_terms", "_tiered", "code", "integer_price", "source")
 
     def __init__(self, model_price: ModelPrice) -> None:
         self.source = model_price
@@ -189,9 +186,22 @@ class PricePlan:
         )
         self._tiered = any(isinstance(price, TieredPrices) for price in prices)
         scale, integer_terms = _integer_terms(self._terms)
-        self._integer = (
-            None if integer_terms is None else _integer_sum(integer_terms, Decimal(1).scaleb(scale))
-        )
+        self.code: str | None = None
+        """Source of the integer fast path, when the price set has one."""
+        self.integer_price: Callable[[Usage, str], TablePrice | None] | None = None
+        """The integer fast path: ``integer_price(usage, name)``, None when it would round."""
+        if integer_terms is not None:
+            self.code = _integer_source(self._carve, integer_terms, self._tiered)
+            self.integer_price = _compile(self.code, Decimal(1).scaleb(scale))
+
+    def price(self, usage: Usage, name: str) -> TablePrice:
+        """What ``usage`` costs, named ``name``; ``PricingError`` as in ``compute``."""
+        if self.integer_price is not None:
+            exact = self.integer_price(usage, name)
+            if exact is not None:
+                return exact
+        total, parts = self.compute(usage_counts(usage))
+        return TablePrice(total, *parts, pricing_model=name)
 
     def compute(self, counts: tuple[int, ...]) -> tuple[Decimal, list[Decimal]]:
         """Total and the four components for ``counts`` (``usage_counts`` order).
@@ -205,18 +215,9 @@ class PricePlan:
             for other in finer:
                 leaf -= leaves[other]
             if leaf < 0:
-                name = COUNT_KEYS[source]
-                raise PricingError(
-                    f"invalid usage: the counts inside {name} add up to more than {name} "
-                    f"({counts[source]})"
-                )
+                _invalid(source, counts[source])
             leaves[slot] = leaf
-        input_tokens = counts[0] if self._tiered else 0
-        if self._integer is not None:
-            exact = self._integer(leaves, input_tokens)
-            if exact is not None:
-                return exact
-        return self._compute_decimal(leaves, input_tokens)
+        return self._compute_decimal(leaves, counts[0] if self._tiered else 0)
 
     def _compute_decimal(
         self, leaves: list[int], input_tokens: int
@@ -264,35 +265,67 @@ def _integer_terms(terms: tuple[_Term, ...]) -> tuple[int, tuple[_IntegerTerm, .
     return scale, tuple(compiled)
 
 
-def _integer_sum(
-    terms: tuple[_IntegerTerm, ...], scale: Decimal
-) -> Callable[[list[int], int], tuple[Decimal, list[Decimal]] | None]:
-    """A function summing ``terms`` over leaf counts in integers, as straight-line code.
+def _integer_source(
+    carve: tuple[tuple[int, int, tuple[int, ...]], ...],
+    terms: tuple[_IntegerTerm, ...],
+    tiered: bool,
+) -> str:
+    """Straight-line Python pricing one ``Usage`` in integers at the plan's common scale.
 
-    It returns the total and the four components as Decimals (exact: multiplying by a power
-    of ten only moves the exponent), or None when the sum has more digits than the Decimal
-    precision, where genai-prices would have rounded.
+    It reads the counts it needs, carves the leaves (raising through ``invalid`` when finer
+    counts exceed the count holding them), sums each component, and returns the total and the
+    four components as Decimals (exact: multiplying by a power of ten only moves the exponent),
+    or None when the sum has more digits than the Decimal precision, where genai-prices would
+    have rounded. It returns a ``TablePrice`` named ``name``.
     """
+    needed = sorted({source for _, source, _ in carve} | ({0} if tiered else set()))
+    lines = ["def integer_price(usage, name):"]
+    for index in needed:
+        fields = " + ".join(f"usage.{name}" for name in COUNT_FIELDS[index][1])
+        lines.append(f"    c{index} = {fields}")
+    for slot, source, finer in carve:
+        lines.append(f"    l{slot} = c{source}" + "".join(f" - l{other}" for other in finer))
+        lines.append(f"    if l{slot} < 0:")
+        lines.append(f"        invalid({source}, c{source})")
     sums: list[list[str]] = [[], [], [], []]
     for slot, rate, tiers, component in terms:
         chosen = str(rate)
         for start, tier_rate in tiers:
-            chosen = f"({tier_rate} if input_tokens > {start} else {chosen})"
-        sums[component].append(chosen if slot < 0 else f"{chosen} * leaves[{slot}]")
-    lines = [
-        "def integer_sum(leaves, input_tokens):",
+            chosen = f"({tier_rate} if c0 > {start} else {chosen})"
+        sums[component].append(chosen if slot < 0 else f"{chosen} * l{slot}")
+    lines += [
         *(f"    s{index} = {' + '.join(parts) or '0'}" for index, parts in enumerate(sums)),
         "    total = s0 + s1 + s2 + s3",
         "    if total >= LIMIT:",
         "        return None",
-        "    return (",
+        "    return new(TablePrice, (",
         "        D(total) * SCALE if total else ZERO,",
-        "        [" + ", ".join(f"D(s{i}) * SCALE if s{i} else ZERO" for i in range(4)) + "],",
-        "    )",
+        *(f"        D(s{i}) * SCALE if s{i} else ZERO," for i in range(4)),
+        "        name,",
+        "    ))",
     ]
-    namespace: dict[str, Any] = {"D": Decimal, "SCALE": scale, "ZERO": _ZERO, "LIMIT": _EXACT_LIMIT}
-    exec("\n".join(lines), namespace)
-    return namespace["integer_sum"]
+    return "\n".join(lines)
+
+
+def _compile(source: str, scale: Decimal) -> Callable[[Usage, str], TablePrice | None]:
+    namespace: dict[str, Any] = {
+        "new": tuple.__new__,
+        "TablePrice": TablePrice,
+        "D": Decimal,
+        "SCALE": scale,
+        "ZERO": _ZERO,
+        "LIMIT": _EXACT_LIMIT,
+        "invalid": _invalid,
+    }
+    exec(compile(source, "<spanledger price plan>", "exec"), namespace)
+    return namespace["integer_price"]
+
+
+def _invalid(source: int, count: int) -> None:
+    name = COUNT_KEYS[source]
+    raise PricingError(
+        f"invalid usage: the counts inside {name} add up to more than {name} ({count})"
+    )
 
 
 def _exponent(price: Decimal) -> int:
@@ -321,16 +354,18 @@ def timestamp(start_time_unix_nano: int) -> datetime:
 
 @dataclass(slots=True)
 class TableEntry:
-    """One model of one provider in the table, with what its price selection depends on."""
+    """One model of one provider in the table, with its price sets compiled."""
 
     provider: Provider
     model: ModelInfo
     name: str
     """``provider-id/model-id``."""
-    dated: bool
-    """Its prices change with the date only (cached per day); False with time-of-day prices."""
-    fixed: PricePlan | str | None
-    """The compiled (or refused) price set when the model has only one."""
+    default: PricePlan | str
+    """The price set used when no dated one applies (or the only one)."""
+    schedule: tuple[tuple[int, PricePlan | str], ...] = ()
+    """(first UTC day since the epoch, price set), latest first, for prices that start on a date."""
+    by_clock: bool = False
+    """Some prices depend on the time of day: resolved through genai-prices on every call."""
 
 
 class PriceTable:
@@ -339,7 +374,6 @@ class PriceTable:
     def __init__(self, snapshot: DataSnapshot | None = None) -> None:
         self.snapshot = snapshot or get_snapshot()
         self._entries: dict[tuple[str | None, str], TableEntry | str] = {}
-        self._selected: dict[tuple[int, int], PricePlan | str] = {}
         self._plans: dict[int, tuple[ModelPrice, PricePlan | str]] = {}
 
     def lookup(self, provider_id: str | None, model: str) -> TableEntry | str:
@@ -357,42 +391,52 @@ class PriceTable:
             provider, info = self.snapshot.find_provider_model(model, None, provider_id, None)
         except LookupError as exc:
             return str(exc)
+        name = f"{provider.id}/{info.id}"
         prices = info.prices
         if isinstance(prices, ModelPrice):
-            fixed = self._compiled(prices)
-            return TableEntry(provider, info, f"{provider.id}/{info.id}", True, fixed)
-        dated = all(
+            return TableEntry(provider, info, name, self._compiled(prices))
+        if not all(
             item.constraint is None or isinstance(item.constraint, StartDateConstraint)
             for item in prices
-        )
-        return TableEntry(provider, info, f"{provider.id}/{info.id}", dated, None)
+        ):
+            return TableEntry(provider, info, name, self._compiled(prices[0].prices), by_clock=True)
+        # genai-prices takes the last price whose constraint holds, else the first price.
+        schedule = []
+        default = prices[0].prices
+        for item in reversed(prices):
+            if item.constraint is None:
+                default = item.prices
+                break
+            first_day = (item.constraint.start_date - _EPOCH.date()).days
+            schedule.append((first_day, self._compiled(item.prices)))
+        return TableEntry(provider, info, name, self._compiled(default), tuple(schedule))
 
     def price(self, entry: TableEntry, usage: Usage, start_time_unix_nano: int) -> TablePrice:
         """Price ``usage`` with ``entry``; raise ``PricingError`` when genai-prices would refuse.
 
         A start time of zero or less means "now".
         """
-        plan = entry.fixed
-        if plan is None:
+        plan = entry.default
+        if entry.schedule or entry.by_clock:
             if start_time_unix_nano <= 0:
                 start_time_unix_nano = time.time_ns()
-            plan = self._dated_plan(entry, start_time_unix_nano)
+            if entry.by_clock:
+                moment = timestamp(start_time_unix_nano)
+                plan = self._compiled(entry.model.get_prices(moment))
+            else:
+                day = start_time_unix_nano // NANOS_PER_DAY
+                for first_day, dated in entry.schedule:
+                    if day >= first_day:
+                        plan = dated
+                        break
         if plan.__class__ is str:
             raise PricingError(plan)
-        total, (input_, output, cache_read, cache_write) = plan.compute(usage_counts(usage))
-        return TablePrice(total, input_, output, cache_read, cache_write, entry.name)
-
-    def _dated_plan(self, entry: TableEntry, start_time_unix_nano: int) -> PricePlan | str:
-        if not entry.dated:
-            return self._compiled(entry.model.get_prices(timestamp(start_time_unix_nano)))
-        key = (id(entry.model), start_time_unix_nano // NANOS_PER_DAY)
-        plan = self._selected.get(key)
-        if plan is None:
-            if len(self._selected) >= _CACHE_LIMIT:
-                self._selected.clear()
-            model_price = entry.model.get_prices(timestamp(start_time_unix_nano))
-            plan = self._selected[key] = self._compiled(model_price)
-        return plan
+        fast = plan.integer_price
+        if fast is not None:
+            priced = fast(usage, entry.name)
+            if priced is not None:
+                return priced
+        return plan.price(usage, entry.name)
 
     def _compiled(self, model_price: ModelPrice) -> PricePlan | str:
         known = self._plans.get(id(model_price))
