@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from openai import AsyncStream, Stream
@@ -133,7 +134,7 @@ def observe_stream(call: Call, stream: Stream[Any] | AsyncStream[Any]) -> None:
     call.stream_observed = True
     state = call.state
     reader = read_response_event if call.request.path == RESPONSES else read_chunk
-    on_item = _bind(reader, call)
+    on_item = partial(reader, call)
     response = stream.response
     if isinstance(stream, AsyncStream):
         stream._iterator = observe_async(stream._iterator, state, on_item)
@@ -160,13 +161,6 @@ def observe_stream(call: Call, stream: Stream[Any] | AsyncStream[Any]) -> None:
     state.watch(stream, completed=False)
 
 
-def _bind(reader: Any, call: Call) -> Any:
-    def on_item(item: Any) -> Any:
-        return reader(call, item)
-
-    return on_item
-
-
 def read_chunk(call: Call, chunk: Any) -> Any:
     """Read one Chat Completions / Completions chunk; hide the usage chunk we asked for."""
     usage = call.state.usage
@@ -179,12 +173,7 @@ def read_chunk(call: Call, chunk: Any) -> Any:
         if reason and reason not in usage.finish_reasons:
             usage.finish_reasons.append(reason)
         if call.capture_content:
-            delta = read_field(choice, "delta")
-            text = read_field(delta, "content") if delta is not None else read_field(choice, "text")
-            if text:
-                call.streamed_text.append(text)
-            if reason:
-                record_streamed_content(call)
+            _gather_text(call, choice, reason)
     tokens = read_field(chunk, "usage")
     if tokens is not None:
         usage.update(usage_from_tokens(tokens))
@@ -196,6 +185,15 @@ def read_chunk(call: Call, chunk: Any) -> Any:
         if fields_set is not None:
             fields_set.discard("usage")
     return chunk
+
+
+def _gather_text(call: Call, choice: Any, reason: Any) -> None:
+    delta = read_field(choice, "delta")
+    text = read_field(delta, "content") if delta is not None else read_field(choice, "text")
+    if text:
+        call.streamed_text.append(text)
+    if reason:
+        record_streamed_content(call)
 
 
 def read_response_event(call: Call, event: Any) -> Any:

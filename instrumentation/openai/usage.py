@@ -26,10 +26,8 @@ RESPONSE_EVENTS = frozenset(
 
 
 def read_field(obj: Any, name: str) -> Any:
-    """``obj[name]`` for a mapping, ``obj.name`` otherwise; ``None`` when absent."""
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
+    """``obj.name`` for a model, ``obj[name]`` for decoded JSON; ``None`` when absent."""
+    if type(obj) is dict:
         return obj.get(name)
     return getattr(obj, name, None)
 

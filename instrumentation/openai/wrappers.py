@@ -37,20 +37,21 @@ _ACTIVE_CALL: ContextVar[Call | None] = ContextVar("spanledger_openai_call", def
 _RAW_RESPONSES: weakref.WeakKeyDictionary[Any, Call] = weakref.WeakKeyDictionary()
 
 AZURE_PROVIDER = "azure.ai.openai"
-_MAX_CACHED_ENDPOINTS = 256
-_endpoints: dict[str, tuple[str, str | None, int | None]] = {}
+_endpoints: weakref.WeakKeyDictionary[Any, tuple[Any, tuple[str, str | None, int | None]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _endpoint(client: Any) -> tuple[str, str | None, int | None]:
-    """``(provider, server.address, server.port)`` of a client, cached by base URL."""
-    base_url = str(client.base_url)
-    endpoint = _endpoints.get(base_url)
-    if endpoint is None:
-        default = AZURE_PROVIDER if type(client).__name__.startswith("Azure") else "openai"
-        endpoint = (provider_from_url(base_url, default), *server_address_port(base_url))
-        if len(_endpoints) >= _MAX_CACHED_ENDPOINTS:
-            _endpoints.clear()
-        _endpoints[base_url] = endpoint
+    """``(provider, server.address, server.port)`` of a client, kept until its base URL changes."""
+    base_url = client.base_url
+    cached = _endpoints.get(client)
+    if cached is not None and cached[0] is base_url:
+        return cached[1]
+    text = str(base_url)
+    default = AZURE_PROVIDER if type(client).__name__.startswith("Azure") else "openai"
+    endpoint = (provider_from_url(text, default), *server_address_port(text))
+    _endpoints[client] = (base_url, endpoint)
     return endpoint
 
 
