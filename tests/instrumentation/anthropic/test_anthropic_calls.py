@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import anthropic
 import pydantic
@@ -166,3 +167,50 @@ def test_thinking_block_is_carried_through(client: anthropic.Anthropic, only_spa
     # 1 token of text plus 7 of thinking (28 characters).
     assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 8
     assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 2
+
+
+def test_processor_reads_the_span_as_the_call(client: anthropic.Anthropic, only_span) -> None:
+    from spanledger.processor.usage.extract import extract_usage
+
+    with client.messages.stream(**call_kwargs()) as stream:
+        stream.until_done()
+    span = only_span()
+    usage = extract_usage(dict(span.attributes or {}), span.name)
+    assert usage is not None and usage.problems == []
+    assert (usage.operation, usage.provider, usage.model) == ("chat", "anthropic", MODEL)
+    assert (usage.input_tokens, usage.output_tokens) == (2310, 7)
+    assert (usage.cache_read_tokens, usage.cache_write_tokens) == (2000, 100)
+    assert usage.cache_write_1h_tokens == 200
+
+
+def test_concurrent_calls_each_get_their_own_span(
+    client: anthropic.Anthropic, async_client_for, span_exporter
+) -> None:
+    def one(index: int) -> str:
+        scenario = Scenario(text="x" * (4 * index), usage={"input_tokens": index})
+        if index % 2:
+            return client.messages.create(**call_kwargs(scenario)).id
+        with client.messages.stream(**call_kwargs(scenario)) as stream:
+            return stream.get_final_message().id
+
+    async def many_async() -> list[str]:
+        async with async_client_for() as async_client:
+
+            async def one_async(index: int) -> str:
+                scenario = Scenario(text="x" * (4 * index), usage={"input_tokens": index})
+                async with async_client.messages.stream(**call_kwargs(scenario)) as stream:
+                    return (await stream.get_final_message()).id
+
+            return list(await asyncio.gather(*(one_async(i) for i in range(11, 17))))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = list(pool.map(one, range(1, 9)))
+    ids += asyncio.run(many_async())
+    spans = span_exporter.get_finished_spans()
+    assert len(spans) == len(ids) == 14
+    by_id = {span.attributes[semconv.GEN_AI_RESPONSE_ID]: span for span in spans}
+    assert sorted(by_id) == sorted(ids)
+    for index, message_id in zip([*range(1, 9), *range(11, 17)], ids, strict=True):
+        attributes = by_id[message_id].attributes
+        assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == index
+        assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == index
