@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import pytest
@@ -246,3 +247,42 @@ def test_an_exporter_that_stays_full_is_given_up_on_with_an_error(caplog):
     assert sorted(healthy.by_span()) == [1]
     assert pipeline.stats["export_errors"] == 1
     assert "stayed full" in caplog.text
+
+
+def test_concurrent_senders_and_the_flusher_lose_and_double_nothing():
+    """Four sender threads, each delivering its traces twice, while the flusher runs."""
+    exporter, sink = RecordingExporter(), RecordingSink()
+    pipeline = build([exporter], [sink], clock=time.monotonic, trace_idle=0.2, root_grace=0.05)
+    pipeline.start()
+    errors: list[BaseException] = []
+
+    def send(first_trace: int) -> None:
+        try:
+            for trace in range(first_trace, first_trace + 25):
+                spans = [span(trace, trace * 10, None, "root", start=0.0)] + [
+                    chat(trace, trace * 10 + n, trace * 10, "gpt-4o-mini", 1000, 200)
+                    for n in (1, 2)
+                ]
+                for _ in range(2):
+                    pipeline.consume(request((APP, spans[1:])))
+                    pipeline.consume(request((APP, spans[:1])))
+        except BaseException as exc:  # reported to the test thread below
+            errors.append(exc)
+
+    senders = [threading.Thread(target=send, args=(start,)) for start in (100, 200, 300, 400)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(30)
+    pipeline.shutdown(5.0)
+
+    assert errors == []
+    forwarded = exporter.spans()
+    assert len(forwarded) == 300
+    assert len({f.span.span_id for f in forwarded}) == 300
+    assert len(sink.calls) == 200
+    assert len({call.span_id for call in sink.calls}) == 200
+    stats = pipeline.stats
+    assert stats["duplicates"] == 300
+    assert stats["spans_received"] == 600
+    assert stats["spans_in_flight"] == stats["spans_held"] == 0
