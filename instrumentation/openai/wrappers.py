@@ -56,13 +56,15 @@ def _endpoint(client: Any) -> tuple[str, str | None, int | None]:
 
 
 def _input_messages(body: dict[str, Any], path: str) -> Any:
-    if path == RESPONSES:
-        instructions = body.get("instructions")
-        messages = body.get("input")
-        if instructions:
-            return [{"role": "system", "content": instructions}, {"input": messages}]
-        return messages
-    return body.get("messages", body.get("prompt"))
+    """The request's messages in chat form, for content capture."""
+    if path != RESPONSES:
+        return body.get("messages", body.get("prompt"))
+    given = body.get("input")
+    messages = given if isinstance(given, list) else [{"role": "user", "content": given}]
+    instructions = body.get("instructions")
+    if instructions:
+        return [{"role": "system", "content": instructions}, *messages]
+    return messages
 
 
 def _begin(

@@ -217,3 +217,17 @@ def test_entry_point_names_the_instrumentor():
     ]
     assert entry_point.load() is OpenAIInstrumentor
     assert OpenAIInstrumentor().instrumentation_dependencies() == ("openai >= 3.0, < 4",)
+
+
+def test_responses_content_is_captured_when_asked(client, span_exporter, monkeypatch):
+    monkeypatch.setenv(CAPTURE_CONTENT_ENV, "true")
+
+    response = client.responses.create(model="gpt-4.1", input="Say hi", instructions="Be brief.")
+
+    attributes = only_span(span_exporter).attributes
+    assert json.loads(attributes["gen_ai.input.messages"]) == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Say hi"},
+    ]
+    output = json.loads(attributes["gen_ai.output.messages"])
+    assert output == [{"role": "assistant", "content": response.output_text}]
