@@ -130,9 +130,12 @@ class Pipeline:
             self._counters["spans_rejected"] += rejected
             try:
                 admission = self._buffer.admit(arrivals, self._clock(), self._in_flight)
-            except Exception:
+            except Backpressure:
                 self._counters["spans_rejected"] += len(arrivals)
                 self._counters["backpressure"] += 1
+                raise
+            except Exception:
+                self._counters["spans_rejected"] += len(arrivals)
                 raise
             self._counters["duplicates"] += admission.duplicates
             self._counters["late_spans"] += admission.late
@@ -169,11 +172,12 @@ class Pipeline:
                     ):
                         rejected += 1
                         continue
+                    parent = span.parent_span_id
+                    if parent == _INVALID_SPAN_ID:
+                        parent = b""  # some senders write a root's missing parent as zeros
                     data = span.SerializeToString()
                     candidate = b"gen_ai." in data or b"llm." in data
-                    arrivals.append(
-                        (trace_id, span_id, span.parent_span_id, data, origin, candidate)
-                    )
+                    arrivals.append((trace_id, span_id, parent, data, origin, candidate))
         return arrivals, rejected
 
     # Flushing.

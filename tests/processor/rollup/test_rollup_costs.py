@@ -277,3 +277,15 @@ def test_missing_root_totals_go_to_the_earliest_topmost_span(make_pipeline, cloc
     assert semconv.TRACE_COST not in spans[2].attributes
     assert spans[2].attributes[semconv.SUBTREE_COST] == float(MINI_1000_200["total"])
     assert pipeline.stats["roots_missing"] == 1
+
+
+def test_a_parent_id_of_zeros_marks_a_root(make_pipeline, clock, exporter):
+    pipeline = make_pipeline()
+    root = span(8, 1, None, "root")
+    root.parent_span_id = bytes(8)
+    pipeline.consume(request((SHOP, [root, chat(8, 2, 1, "gpt-4o-mini", 1000, 200)])))
+    clock.advance(1.0)
+    assert pipeline.flush_due() == 1, "root_grace applies: the root was recognised"
+    attributes = exporter.by_span()[1].attributes
+    assert attributes[semconv.TRACE_COST] == 0.00027
+    assert semconv.TRACE_ROOT_MISSING not in attributes
