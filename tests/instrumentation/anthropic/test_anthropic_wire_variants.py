@@ -82,7 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def wire_client(tracer_provider, instrumentor) -> Iterator[anthropic.Anthropic]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         with anthropic.Anthropic(
