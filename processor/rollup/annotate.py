@@ -145,8 +145,7 @@ class TraceAnnotator:
                 written.setdefault(carrier, {}).update(values)
 
         if trace.memory is not None:
-            trace.memory.counted.update(counted)
-            trace.memory.enclosing.update(enclosing)
+            trace.memory.note_counted(counted, enclosing)
         annotated = {
             span_id: _with_attributes(spans[span_id].data, values, inference.get(span_id))
             for span_id, values in written.items()

@@ -15,6 +15,9 @@ from spanledger.processor.components import Backpressure, PermanentError
 from spanledger.processor.rollup.config import RollupConfig
 from spanledger.processor.rollup.wire import Origin
 
+_SPAN_ID_BYTES = 8
+_NO_IDS: frozenset[bytes] = frozenset()
+
 EARLY_CAPACITY = "capacity"
 """Flushed before its time because ``max_traces`` or ``max_spans`` was reached."""
 EARLY_MAX_WAIT = "max_wait"
@@ -37,15 +40,46 @@ class HeldSpan:
         self.candidate = candidate
 
 
-@dataclass(eq=False)
 class FlushedTrace:
-    """What is remembered of a flushed trace to recognise duplicates and nesting in late spans."""
+    """What is remembered of a flushed trace to recognise duplicates and nesting in late spans.
 
-    span_ids: set[bytes] = field(default_factory=set)
-    counted: set[bytes] = field(default_factory=set)
-    """Spans counted as inference calls."""
-    enclosing: set[bytes] = field(default_factory=set)
-    """Ancestors of counted spans, including parents that had not arrived."""
+    Span ids are kept packed in one bytes object (8 bytes each), which costs a fraction of a
+    set of ids; a lookup scans it, which only happens for spans of traces already flushed.
+    """
+
+    __slots__ = ("_ids", "counted", "enclosing")
+
+    def __init__(self) -> None:
+        self._ids = b""
+        self.counted: frozenset[bytes] = _NO_IDS
+        """Spans counted as inference calls."""
+        self.enclosing: frozenset[bytes] = _NO_IDS
+        """Ancestors of counted spans, including parents that had not arrived."""
+
+    def __len__(self) -> int:
+        return len(self._ids) // _SPAN_ID_BYTES
+
+    def __contains__(self, span_id: object) -> bool:
+        if not isinstance(span_id, bytes) or len(span_id) != _SPAN_ID_BYTES:
+            return False
+        ids = self._ids
+        found = ids.find(span_id)
+        while found >= 0:
+            if found % _SPAN_ID_BYTES == 0:
+                return True
+            found = ids.find(span_id, found + 1)
+        return False
+
+    def add(self, span_ids: Iterable[bytes]) -> None:
+        """Remember ``span_ids`` (8 bytes each, none of them remembered already)."""
+        self._ids += b"".join(span_ids)
+
+    def note_counted(self, counted: Iterable[bytes], enclosing: Iterable[bytes]) -> None:
+        """Remember which spans were counted and which spans enclose them."""
+        if counted:
+            self.counted = self.counted.union(counted)
+        if enclosing:
+            self.enclosing = self.enclosing.union(enclosing)
 
 
 class PendingTrace:
@@ -144,13 +178,11 @@ class TraceBuffer:
             trace = touched.get(trace_id) or pending.get(trace_id)
             if trace is None:
                 memory = self._flushed.get(trace_id)
-                if memory is not None and span_id in memory.span_ids:
+                if memory is not None and span_id in memory:
                     admission.duplicates += 1
                     continue
                 trace = pending[trace_id] = PendingTrace(trace_id, now, memory)
-            elif span_id in trace.spans or (
-                trace.memory is not None and span_id in trace.memory.span_ids
-            ):
+            elif span_id in trace.spans or (trace.memory is not None and span_id in trace.memory):
                 admission.duplicates += 1
                 continue
             trace.spans[span_id] = HeldSpan(data, parent, origin, candidate)
@@ -206,7 +238,8 @@ class TraceBuffer:
         """Account for ``trace`` leaving the buffer and remember its span ids."""
         self.held_spans -= len(trace.spans)
         if self.config.remember_spans <= 0:
-            trace.memory = trace.memory or FlushedTrace()
+            if trace.memory is None:
+                trace.memory = FlushedTrace()
             return
         memory = trace.memory
         if memory is None:
@@ -215,10 +248,9 @@ class TraceBuffer:
             self._flushed.move_to_end(trace.trace_id)
         else:
             self._flushed[trace.trace_id] = memory
-            self._remembered += len(memory.span_ids)
-        before = len(memory.span_ids)
-        memory.span_ids.update(trace.spans)
-        self._remembered += len(memory.span_ids) - before
+            self._remembered += len(memory)
+        memory.add(trace.spans)
+        self._remembered += len(trace.spans)
         while self._remembered > self.config.remember_spans and self._flushed:
             _, forgotten = self._flushed.popitem(last=False)
-            self._remembered -= len(forgotten.span_ids)
+            self._remembered -= len(forgotten)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from spanledger import semconv
+from spanledger.processor.rollup.buffer import FlushedTrace
 
 from .traces import Service, chat, request, span
 
@@ -62,3 +63,12 @@ def test_memory_of_flushed_spans_is_bounded(make_pipeline, clock):
     assert pipeline.stats["duplicates"] == 1, "recent span ids are still remembered"
     pipeline.consume(request((APP, [span(10, 10, None, "a")])))
     assert pipeline.stats["duplicates"] == 1, "the oldest were forgotten"
+
+
+def test_remembered_span_ids_only_match_whole_ids():
+    memory = FlushedTrace()
+    memory.add([bytes.fromhex("0011223344556677"), bytes.fromhex("8899aabbccddeeff")])
+    assert len(memory) == 2
+    assert bytes.fromhex("8899aabbccddeeff") in memory
+    assert bytes.fromhex("44556677" + "8899aabb") not in memory, "straddles two ids"
+    assert b"\x00\x11" not in memory
