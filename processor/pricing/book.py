@@ -65,10 +65,10 @@ class PriceBook:
         provider = usage.provider
         if not model:
             return _unpriced(f"the span names no model (provider {provider!r})")
-        if has_incomplete_totals(usage):
+        if usage.problems and has_incomplete_totals(usage):
             problems = "; ".join(usage.problems)
             return _unpriced(f"unusable token counts for {provider}/{model}: {problems}")
-        rule = next((rule for rule in self.rules if rule.matches(provider, model)), None)
+        rule = self._rule_for(provider, model) if self.rules else None
         if rule is not None and rule.plan is not None:
             label = rule.provider or provider or "custom"
             try:
@@ -95,6 +95,12 @@ class PriceBook:
         if rule is not None and rule.discount is not None:
             return _discounted(price, rule.discount)
         return _cost(semconv.SOURCE_PRICE_TABLE, price.total, price[1:5], price.pricing_model)
+
+    def _rule_for(self, provider: str | None, model: str) -> OverrideRule | None:
+        for rule in self.rules:
+            if rule.matches(provider, model):
+                return rule
+        return None
 
 
 def _cost(source: str, total: Decimal, parts: list[Decimal] | tuple, model: str) -> Cost:

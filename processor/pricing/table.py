@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -366,6 +366,12 @@ class TableEntry:
     """(first UTC day since the epoch, price set), latest first, for prices that start on a date."""
     by_clock: bool = False
     """Some prices depend on the time of day: resolved through genai-prices on every call."""
+    quick: Callable[[Usage, str], TablePrice | None] | None = field(init=False, default=None)
+    """The integer fast path of the only price set, when the price does not depend on time."""
+
+    def __post_init__(self) -> None:
+        if not self.schedule and not self.by_clock and isinstance(self.default, PricePlan):
+            self.quick = self.default.integer_price
 
 
 class PriceTable:
@@ -416,6 +422,11 @@ class PriceTable:
 
         A start time of zero or less means "now".
         """
+        quick = entry.quick
+        if quick is not None:
+            priced = quick(usage, entry.name)
+            if priced is not None:
+                return priced
         plan = entry.default
         if entry.schedule or entry.by_clock:
             if start_time_unix_nano <= 0:
@@ -431,11 +442,6 @@ class PriceTable:
                         break
         if plan.__class__ is str:
             raise PricingError(plan)
-        fast = plan.integer_price
-        if fast is not None:
-            priced = fast(usage, entry.name)
-            if priced is not None:
-                return priced
         return plan.price(usage, entry.name)
 
     def _compiled(self, model_price: ModelPrice) -> PricePlan | str:
