@@ -184,9 +184,10 @@ class MessagesCall:
                 if state is not None:
                     state.usage.update(to_inference_usage(outcome.facts))
                 _record_facts(span, outcome.facts)
+        streamed = outcome is not None and outcome.streamed
         if outcome is not None and outcome.error is not None:
             if state is not None:
-                state.fail(outcome.error)
+                state.fail(outcome.error, streamed=streamed)
             else:
                 end_with_error(span, outcome.error)
             return
@@ -194,7 +195,8 @@ class MessagesCall:
             span.set_attribute(ERROR_TYPE, outcome.error_type)
             span.set_status(Status(StatusCode.ERROR, outcome.error_type))
         if state is not None:
-            state.finish(completed=outcome is not None and outcome.completed)
+            # ``spanledger.stream.completed`` is for event streams only.
+            state.finish(completed=outcome is not None and outcome.completed if streamed else None)
         else:
             span.end()
 
