@@ -211,7 +211,7 @@ def _scoped_generator(
     while True:
         with TagScope(entries):
             try:
-                item = generator.throw(to_throw) if to_throw else generator.send(to_send)
+                item = generator.send(to_send) if to_throw is None else generator.throw(to_throw)
             except StopIteration as stop:
                 return stop.value
         to_throw = None
@@ -234,7 +234,7 @@ async def _scoped_async_generator(
     while True:
         with TagScope(entries):
             try:
-                if to_throw:
+                if to_throw is not None:
                     item = await generator.athrow(to_throw)
                 else:
                     item = await generator.asend(to_send)
