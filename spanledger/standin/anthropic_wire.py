@@ -31,7 +31,10 @@ def messages(call: Call, s: Scenario) -> JsonReply | StreamReply:
     stop_reason = "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
     if body.get("stream"):
         return StreamReply(
-            _events(call, s, model=model, blocks=blocks, usage=usage, stop_reason=stop_reason)
+            error_event=_stream_error,
+            events=_events(
+                call, s, model=model, blocks=blocks, usage=usage, stop_reason=stop_reason
+            ),
         )
     return JsonReply(
         {
@@ -45,6 +48,12 @@ def messages(call: Call, s: Scenario) -> JsonReply | StreamReply:
             "usage": usage,
         }
     )
+
+
+def _stream_error(sent: int, message: str | None) -> bytes:
+    """The ``error`` event Anthropic sends when a stream fails after it started."""
+    error = {"type": "overloaded_error", "message": message or "Overloaded"}
+    return sse({"type": "error", "error": error}, "error")
 
 
 def count_tokens(call: Call, s: Scenario) -> JsonReply:

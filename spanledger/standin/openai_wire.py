@@ -18,6 +18,7 @@ DEFAULT_EMBEDDING_DIMENSIONS = 8
 """Vector length when the request does not ask for ``dimensions``."""
 
 _FINGERPRINT = "fp_standin"
+_STREAM_ERROR = "The server had an error while processing your request. Sorry about that!"
 
 
 # -- shared -------------------------------------------------------------------------------
@@ -65,6 +66,18 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) else 0
 
 
+def _data_error(sent: int, message: str | None) -> bytes:
+    """A chat or completions stream's error: a ``data:`` line holding an ``error`` object."""
+    error = {"message": message or _STREAM_ERROR, "type": "server_error", "param": None}
+    return sse({"error": {**error, "code": None}})
+
+
+def _response_error(sent: int, message: str | None) -> bytes:
+    """A Responses stream's ``error`` event."""
+    fields = {"code": "server_error", "message": message or _STREAM_ERROR, "param": None}
+    return sse({"type": "error", **fields, "sequence_number": sent}, "error")
+
+
 # -- chat completions ---------------------------------------------------------------------
 
 
@@ -81,7 +94,8 @@ def chat_completion(call: Call, s: Scenario) -> JsonReply | StreamReply:
         options = body.get("stream_options") or {}
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         return StreamReply(
-            _chat_events(
+            error_event=_data_error,
+            events=_chat_events(
                 call,
                 s,
                 model=model,
@@ -90,7 +104,7 @@ def chat_completion(call: Call, s: Scenario) -> JsonReply | StreamReply:
                 finish=finish,
                 usage=usage,
                 include_usage=include_usage,
-            )
+            ),
         )
     message: dict[str, Any] = {
         "role": "assistant",
@@ -200,9 +214,8 @@ def response(call: Call, s: Scenario) -> JsonReply | StreamReply:
     items = _response_items(call, s, text, calls)
     final = _response_object(call, model, "completed", items, usage)
     if body.get("stream"):
-        return StreamReply(
-            _response_events(call, s, model=model, text=text, items=items, final=final)
-        )
+        events = _response_events(call, s, model=model, text=text, items=items, final=final)
+        return StreamReply(events, _response_error)
     return JsonReply(final)
 
 
@@ -369,7 +382,8 @@ def completion(call: Call, s: Scenario) -> JsonReply | StreamReply:
         return JsonReply({**head, "choices": [choice], "usage": usage})
     options = body.get("stream_options") or {}
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
-    return StreamReply(_completion_events(head, text, s, usage, include_usage=include_usage))
+    events = _completion_events(head, text, s, usage, include_usage=include_usage)
+    return StreamReply(events, _data_error)
 
 
 def _completion_events(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +22,14 @@ class JsonReply:
 
 @dataclass
 class StreamReply:
-    """A ``text/event-stream`` response; each item of ``events`` is one encoded SSE event."""
+    """A ``text/event-stream`` response; each item of ``events`` is one encoded SSE event.
+
+    ``error_event(sent, message)`` encodes the provider's in-stream error, sent in place of
+    the rest of the stream when a scenario asks for ``stream_error_after``.
+    """
 
     events: Iterable[bytes]
+    error_event: Callable[[int, str | None], bytes]
     headers: dict[str, str] = field(default_factory=dict)
 
 

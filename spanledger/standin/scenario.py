@@ -31,6 +31,9 @@ class Scenario:
     - ``error``: answer with this HTTP status and the provider's error body instead.
       ``retry_after`` (seconds) adds a ``retry-after`` header; ``error_message`` sets the message.
     - ``drop_after``: when streaming, close the connection abruptly after this many SSE events.
+    - ``stream_error_after``: when streaming, after this many SSE events send the provider's
+      in-stream error instead of the rest (Anthropic ``error`` event with ``overloaded_error``,
+      OpenAI ``{"error": ...}`` data or a Responses ``error`` event) and end the stream.
     - ``response_headers``: extra response headers, e.g. ``{"x-litellm-response-cost": "0.01"}``.
     - ``cost``: OpenRouter-style ``usage.cost`` (USD) added to the usage object.
     - ``delay``: seconds to wait before answering; ``chunk_delay``: seconds between SSE events.
@@ -47,6 +50,7 @@ class Scenario:
     retry_after: float | None = None
     error_message: str | None = None
     drop_after: int | None = None
+    stream_error_after: int | None = None
     response_headers: dict[str, str] | None = None
     cost: float | None = None
     delay: float | None = None
@@ -120,8 +124,9 @@ def _check(s: Scenario) -> None:
         problems.append("retry_after must be a number of seconds >= 0")
     if s.error_message is not None and not isinstance(s.error_message, str):
         problems.append("error_message must be a string")
-    if s.drop_after is not None and not _is_count(s.drop_after):
-        problems.append("drop_after must be an integer >= 0")
+    for name in ("drop_after", "stream_error_after"):
+        if getattr(s, name) is not None and not _is_count(getattr(s, name)):
+            problems.append(f"{name} must be an integer >= 0")
     if s.response_headers is not None and not (
         isinstance(s.response_headers, dict)
         and all(isinstance(k, str) and isinstance(v, str) for k, v in s.response_headers.items())

@@ -247,6 +247,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(JsonReply({"queued": len(scenarios)}))
 
     def _read_body(self) -> bytes | None:
+        """The request body (``content-length`` or chunked); ``None`` after answering 400."""
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            return self._read_chunked()
         length = self.headers.get("content-length")
         if length is None:
             return b""
@@ -255,10 +258,30 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             size = -1
         if not 0 <= size <= _MAX_BODY:
-            self.close_connection = True
-            self._send_json(JsonReply({"error": f"bad content-length {length!r}"}, 400))
-            return None
+            return self._refuse_body(f"bad content-length {length!r}")
         return self.rfile.read(size)
+
+    def _read_chunked(self) -> bytes | None:
+        body = bytearray()
+        while True:
+            line = self.rfile.readline(1024).split(b";", 1)[0].strip()
+            try:
+                size = int(line, 16)
+            except ValueError:
+                return self._refuse_body(f"bad chunk size {line[:20]!r}")
+            if size == 0 or len(body) + size > _MAX_BODY:
+                break
+            body += self.rfile.read(size)
+            self.rfile.readline(8)
+        if size:
+            return self._refuse_body("chunked body too large")
+        while self.rfile.readline(1024).strip():
+            pass
+        return bytes(body)
+
+    def _refuse_body(self, problem: str) -> None:
+        self.close_connection = True
+        self._send_json(JsonReply({"error": problem}, 400))
 
     def _headers(
         self, status: int, content_type: str, extra: dict[str, str], provider: str
@@ -285,6 +308,10 @@ class _Handler(BaseHTTPRequestHandler):
         for sent, event in enumerate(reply.events):
             if scenario.drop_after is not None and sent >= scenario.drop_after:
                 self._drop()
+                return
+            if scenario.stream_error_after is not None and sent >= scenario.stream_error_after:
+                failure = reply.error_event(sent, scenario.error_message)
+                self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(failure), failure))
                 return
             if sent and scenario.chunk_delay:
                 time.sleep(scenario.chunk_delay)

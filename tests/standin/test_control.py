@@ -126,6 +126,12 @@ def test_bad_body_and_unknown_route(llm: StandIn) -> None:
         assert "no stand-in route for /v1/nothing" in missing.json()["error"]["message"]
         assert http.get("/_standin/health").json() == {"status": "ok"}
 
+        chunked = http.post(
+            "/v1/chat/completions", content=iter([b'{"model": "m",', b' "messages": []}'])
+        )
+        assert (chunked.status_code, chunked.json()["model"]) == (200, "m")
+        assert llm.requests[-1].headers["transfer-encoding"] == "chunked"
+
         # The server keeps answering on the same connection after bad input.
         assert http.post("/v1/chat/completions", json=CHAT).status_code == 200
 

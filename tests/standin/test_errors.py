@@ -156,3 +156,36 @@ def test_drop_before_first_event(oai: openai.OpenAI) -> None:
     )
     with pytest.raises(openai.APIConnectionError):
         list(stream)
+
+
+def test_in_stream_errors_as_each_sdk_reports_them(
+    oai: openai.OpenAI, claude: anthropic.Anthropic
+) -> None:
+    chat = oai.chat.completions.create(
+        **CHAT, stream=True, extra_headers=Scenario(stream_error_after=2).to_header()
+    )
+    received = []
+    with pytest.raises(openai.APIError, match="Sorry about that"):
+        for chunk in chat:
+            received.append(chunk)
+    assert len(received) == 2
+
+    scenario = Scenario(stream_error_after=3, error_message="capacity")
+    with oai.responses.stream(model="o3", input="x", extra_headers=scenario.to_header()) as events:
+        kinds = [(e.type, getattr(e, "message", None)) for e in events]
+    assert kinds[-1] == ("error", "capacity")
+    assert len(kinds) == 4
+
+    with (
+        pytest.raises(anthropic.APIStatusError) as caught,
+        claude.messages.stream(
+            **MESSAGE, extra_headers=Scenario(stream_error_after=3).to_header()
+        ) as stream,
+    ):
+        stream.get_final_message()
+    assert caught.value.body == {
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": "Overloaded"},
+    }
+    # The stream ended cleanly, so the connection is reused for the next call.
+    assert claude.messages.create(**MESSAGE).stop_reason == "end_turn"
