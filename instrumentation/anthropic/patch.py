@@ -181,8 +181,6 @@ class MessagesCall:
             return
         if outcome is not None and outcome.facts is not None:
             with guarded("recording Anthropic usage"):
-                if state is not None:
-                    state.usage.update(to_inference_usage(outcome.facts))
                 _record_facts(span, outcome.facts)
         streamed = outcome is not None and outcome.streamed
         if outcome is not None and outcome.error is not None:
