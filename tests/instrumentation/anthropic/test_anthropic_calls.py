@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 from spanledger import semconv
-from spanledger.standin import Scenario
+from spanledger.standin import Scenario, StandIn
 
 MODEL = "claude-sonnet-4-6"
 PROMPT = [{"role": "user", "content": "Hello"}]
@@ -214,3 +214,36 @@ def test_concurrent_calls_each_get_their_own_span(
         attributes = by_id[message_id].attributes
         assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == index
         assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == index
+
+
+@anthropic.beta_tool
+def get_weather(city: str) -> str:
+    """The weather in a city."""
+    return f"sunny in {city}"
+
+
+def test_tool_runner_keeps_the_sdk_agent_span_around_our_calls(
+    client: anthropic.Anthropic, llm: StandIn, span_exporter
+) -> None:
+    llm.push(
+        Scenario(tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}]),
+        Scenario(text="It is sunny", usage={"input_tokens": 30}),
+    )
+    runner = client.beta.messages.tool_runner(
+        model=MODEL, max_tokens=64, messages=PROMPT, tools=[get_weather]
+    )
+    assert runner.until_done().content[-1].text == "It is sunny"
+    spans = span_exporter.get_finished_spans()
+    operations = [(span.name, span.attributes.get(semconv.GEN_AI_OPERATION_NAME)) for span in spans]
+    assert sorted(operations) == sorted(
+        [
+            (f"chat {MODEL}", "chat"),
+            ("anthropic.custom_tool_use get_weather", "execute_tool"),
+            (f"chat {MODEL}", "chat"),
+            ("anthropic.messages.tool_runner", "invoke_agent"),
+        ]
+    )
+    (agent,) = [span for span in spans if span.name == "anthropic.messages.tool_runner"]
+    chats = [span for span in spans if span.name == f"chat {MODEL}"]
+    assert all(chat.parent.span_id == agent.context.span_id for chat in chats)
+    assert [chat.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] for chat in chats] == [2, 30]
