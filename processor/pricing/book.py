@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from decimal import Decimal
 
 from spanledger import semconv
@@ -10,12 +11,19 @@ from spanledger.processor.model import ZERO, Cost, Usage
 from spanledger.processor.pricing.config import PricingConfig
 from spanledger.processor.pricing.overrides import OverrideRule, load_overrides
 from spanledger.processor.pricing.providers import genai_prices_provider
-from spanledger.processor.pricing.table import PriceTable, PricingError, TablePrice
+from spanledger.processor.pricing.table import (
+    PricePlan,
+    PriceTable,
+    PricingError,
+    TableEntry,
+    TablePrice,
+)
 from spanledger.processor.usage import has_incomplete_totals
 
 log = logging.getLogger(__name__)
 
 _HUNDRED = Decimal(100)
+_ROUTE_LIMIT = 50_000
 
 
 class PriceBook:
@@ -37,6 +45,7 @@ class PriceBook:
             load_overrides(self.config.overrides) if self.config.overrides else []
         )
         self.table = table or PriceTable()
+        self._routes: dict[tuple[str | None, str], _Route] = {}
         markup = Decimal(repr(float(self.config.markup_percent)))
         self._markup = 1 + markup / _HUNDRED if markup else None
 
@@ -68,39 +77,67 @@ class PriceBook:
         if usage.problems and has_incomplete_totals(usage):
             problems = "; ".join(usage.problems)
             return _unpriced(f"unusable token counts for {provider}/{model}: {problems}")
-        rule = self._rule_for(provider, model) if self.rules else None
+        route = self._routes.get((provider, model))
+        if route is None:
+            route = self._route(provider, model)
+        if route.unpriced is not None:
+            return _unpriced(route.unpriced)
+        try:
+            if route.plan is not None:
+                price = route.plan.price(usage, route.name)
+            else:
+                assert route.entry is not None
+                price = self.table.price(route.entry, usage, start_time_unix_nano)
+        except PricingError as exc:
+            return _unpriced(f"{route.name}: {exc}")
+        if route.discount is not None:
+            return _discounted(price, route.discount)
+        return _cost(route.source, price.total, price[1:5], price.pricing_model)
+
+    def _route(self, provider: str | None, model: str) -> _Route:
+        """How calls to ``model`` at ``provider`` are priced, decided once and remembered."""
+        if len(self._routes) >= _ROUTE_LIMIT:
+            self._routes.clear()
+        route = self._routes[(provider, model)] = self._decide(provider, model)
+        return route
+
+    def _decide(self, provider: str | None, model: str) -> _Route:
+        rule = next((rule for rule in self.rules if rule.matches(provider, model)), None)
         if rule is not None and rule.plan is not None:
             label = rule.provider or provider or "custom"
-            try:
-                price = rule.plan.price(usage, f"{label}/{model}")
-            except PricingError as exc:
-                return _unpriced(f"override for {model!r} (line {rule.line}): {exc}")
-            return _cost(semconv.SOURCE_OVERRIDE, price.total, price[1:5], price.pricing_model)
+            return _Route(semconv.SOURCE_OVERRIDE, name=f"{label}/{model}", plan=rule.plan)
         provider_id = genai_prices_provider(provider)
         if provider is not None and provider_id is None:
-            return _unpriced(
-                f"provider {provider!r} is not in the genai-prices table (model {model!r}); "
-                "add the model to the pricing overrides file"
+            return _Route(
+                unpriced=f"provider {provider!r} is not in the genai-prices table (model "
+                f"{model!r}); add the model to the pricing overrides file"
             )
         entry = self.table.lookup(provider_id, model)
         if isinstance(entry, str):
-            return _unpriced(
-                f"no price for model {model!r} of provider {provider!r} in the genai-prices "
-                f"table ({entry}); add it to the pricing overrides file"
+            return _Route(
+                unpriced=f"no price for model {model!r} of provider {provider!r} in the "
+                f"genai-prices table ({entry}); add it to the pricing overrides file"
             )
-        try:
-            price = self.table.price(entry, usage, start_time_unix_nano)
-        except PricingError as exc:
-            return _unpriced(f"{entry.name}: {exc}")
-        if rule is not None and rule.discount is not None:
-            return _discounted(price, rule.discount)
-        return _cost(semconv.SOURCE_PRICE_TABLE, price.total, price[1:5], price.pricing_model)
+        discount = rule.discount if rule is not None else None
+        source = semconv.SOURCE_OVERRIDE if discount is not None else semconv.SOURCE_PRICE_TABLE
+        return _Route(source, name=entry.name, entry=entry, discount=discount)
 
-    def _rule_for(self, provider: str | None, model: str) -> OverrideRule | None:
-        for rule in self.rules:
-            if rule.matches(provider, model):
-                return rule
-        return None
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """How calls to one (provider, model) are priced."""
+
+    source: str = semconv.SOURCE_PRICE_TABLE
+    name: str = ""
+    """The pricing model, ``provider/model-id``."""
+    plan: PricePlan | None = None
+    """An override's own prices."""
+    entry: TableEntry | None = None
+    """The price-table entry."""
+    discount: Decimal | None = None
+    """An override's discount on the price-table entry."""
+    unpriced: str | None = None
+    """Why such calls cannot be priced from their tokens."""
 
 
 def _cost(source: str, total: Decimal, parts: list[Decimal] | tuple, model: str) -> Cost:

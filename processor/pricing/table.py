@@ -272,35 +272,44 @@ def _integer_source(
 ) -> str:
     """Straight-line Python pricing one ``Usage`` in integers at the plan's common scale.
 
-    It reads the counts it needs, carves the leaves (raising through ``invalid`` when finer
-    counts exceed the count holding them), sums each component, and returns the total and the
-    four components as Decimals (exact: multiplying by a power of ten only moves the exponent),
-    or None when the sum has more digits than the Decimal precision, where genai-prices would
-    have rounded. It returns a ``TablePrice`` named ``name``.
+    It reads the counts it needs, carves the leaves (raising through ``invalid`` when a leaf
+    is negative, as genai-prices refuses such usage), sums each component, and returns a
+    ``TablePrice`` named ``name`` whose Decimals are exact (multiplying by a power of ten only
+    moves the exponent), or None when the sum has more digits than the Decimal precision,
+    where genai-prices would have rounded.
     """
     needed = sorted({source for _, source, _ in carve} | ({0} if tiered else set()))
     lines = ["def integer_price(usage, name):"]
     for index in needed:
         fields = " + ".join(f"usage.{name}" for name in COUNT_FIELDS[index][1])
         lines.append(f"    c{index} = {fields}")
+    leaf_names: dict[int, str] = {}
     for slot, source, finer in carve:
-        lines.append(f"    l{slot} = c{source}" + "".join(f" - l{other}" for other in finer))
-        lines.append(f"    if l{slot} < 0:")
+        if finer:
+            leaf_names[slot] = f"l{slot}"
+            lines.append(f"    l{slot} = c{source}" + "".join(f" - {leaf_names[o]}" for o in finer))
+        else:
+            leaf_names[slot] = f"c{source}"
+        lines.append(f"    if {leaf_names[slot]} < 0:")
         lines.append(f"        invalid({source}, c{source})")
     sums: list[list[str]] = [[], [], [], []]
     for slot, rate, tiers, component in terms:
         chosen = str(rate)
         for start, tier_rate in tiers:
             chosen = f"({tier_rate} if c0 > {start} else {chosen})"
-        sums[component].append(chosen if slot < 0 else f"{chosen} * l{slot}")
+        sums[component].append(chosen if slot < 0 else f"{chosen} * {leaf_names[slot]}")
+    used = [index for index, parts in enumerate(sums) if parts]
+    lines += [f"    s{index} = {' + '.join(sums[index])}" for index in used]
     lines += [
-        *(f"    s{index} = {' + '.join(parts) or '0'}" for index, parts in enumerate(sums)),
-        "    total = s0 + s1 + s2 + s3",
+        f"    total = {' + '.join(f's{index}' for index in used) or '0'}",
         "    if total >= LIMIT:",
         "        return None",
         "    return new(TablePrice, (",
-        "        D(total) * SCALE if total else ZERO,",
-        *(f"        D(s{i}) * SCALE if s{i} else ZERO," for i in range(4)),
+        "        SCALE * total if total else ZERO,",
+        *(
+            f"        SCALE * s{index} if s{index} else ZERO," if index in used else "        ZERO,"
+            for index in range(4)
+        ),
         "        name,",
         "    ))",
     ]
@@ -379,17 +388,19 @@ class PriceTable:
 
     def __init__(self, snapshot: DataSnapshot | None = None) -> None:
         self.snapshot = snapshot or get_snapshot()
-        self._entries: dict[tuple[str | None, str], TableEntry | str] = {}
+        self._entries: dict[str | None, dict[str, TableEntry | str]] = {}
         self._plans: dict[int, tuple[ModelPrice, PricePlan | str]] = {}
 
     def lookup(self, provider_id: str | None, model: str) -> TableEntry | str:
         """The entry for ``model`` at ``provider_id`` (None: any provider), or why there is none."""
-        key = (provider_id, model)
-        entry = self._entries.get(key)
+        models = self._entries.get(provider_id)
+        if models is None:
+            models = self._entries[provider_id] = {}
+        entry = models.get(model)
         if entry is None:
-            if len(self._entries) >= _CACHE_LIMIT:
-                self._entries.clear()
-            entry = self._entries[key] = self._find(provider_id, model)
+            if len(models) >= _CACHE_LIMIT:
+                models.clear()
+            entry = models[model] = self._find(provider_id, model)
         return entry
 
     def _find(self, provider_id: str | None, model: str) -> TableEntry | str:
