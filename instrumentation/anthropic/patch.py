@@ -74,9 +74,15 @@ def to_inference_usage(facts: MessageFacts) -> InferenceUsage:
 
 def _record_facts(span: Span, facts: MessageFacts) -> None:
     record_usage(span, to_inference_usage(facts))
-    hour = facts.usage.cache_creation_1h_input_tokens
-    if hour is not None and span.is_recording():
-        span.set_attribute(semconv.USAGE_CACHE_CREATION_1H_INPUT_TOKENS, hour)
+    if span.is_recording():
+        usage = facts.usage
+        for name, value in (
+            (semconv.USAGE_CACHE_CREATION_1H_INPUT_TOKENS, usage.cache_creation_1h_input_tokens),
+            (semconv.ANTHROPIC_USAGE_COMPACTION_INPUT_TOKENS, usage.compaction_input_tokens),
+            (semconv.ANTHROPIC_USAGE_COMPACTION_OUTPUT_TOKENS, usage.compaction_output_tokens),
+        ):
+            if value is not None:
+                span.set_attribute(name, value)
     if facts.output_text or facts.stop_reason:
         record_output_messages(
             span,

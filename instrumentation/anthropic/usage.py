@@ -49,6 +49,9 @@ class TokenUsage:
     cache_creation_5m_input_tokens: int | None = None
     cache_creation_1h_input_tokens: int | None = None
     thinking_output_tokens: int | None = None
+    compaction_input_tokens: int | None = None
+    """Input of the compaction iterations (beta), which the top-level fields leave out."""
+    compaction_output_tokens: int | None = None
 
     @property
     def total_input_tokens(self) -> int | None:
@@ -81,6 +84,19 @@ class TokenUsage:
         thinking = _count(get(get(usage, "output_tokens_details"), "thinking_tokens"))
         if thinking is not None:
             self.thinking_output_tokens = thinking
+        iterations = get(usage, "iterations")
+        if isinstance(iterations, list | tuple):
+            compactions = [i for i in iterations if get(i, "type") == "compaction"]
+            if compactions:
+                self.compaction_input_tokens = sum(
+                    (_count(get(i, "input_tokens")) or 0)
+                    + (_count(get(i, "cache_read_input_tokens")) or 0)
+                    + (_count(get(i, "cache_creation_input_tokens")) or 0)
+                    for i in compactions
+                )
+                self.compaction_output_tokens = sum(
+                    _count(get(i, "output_tokens")) or 0 for i in compactions
+                )
 
 
 @dataclass

@@ -247,3 +247,42 @@ def test_tool_runner_keeps_the_sdk_agent_span_around_our_calls(
     chats = [span for span in spans if span.name == f"chat {MODEL}"]
     assert all(chat.parent.span_id == agent.context.span_id for chat in chats)
     assert [chat.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] for chat in chats] == [2, 30]
+
+
+def test_compaction_iterations_are_kept_for_the_processor(
+    client: anthropic.Anthropic, only_span
+) -> None:
+    from spanledger.processor.usage.extract import extract_usage
+
+    iterations = [
+        {
+            "type": "compaction",
+            "input_tokens": 900,
+            "cache_read_input_tokens": 100,
+            "cache_creation_input_tokens": 0,
+            "output_tokens": 50,
+        },
+        {
+            "type": "message",
+            "input_tokens": 10,
+            "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": 0,
+            "output_tokens": 2,
+        },
+    ]
+    scenario = Scenario(text="abcdefgh", usage={"input_tokens": 10, "iterations": iterations})
+    message = client.beta.messages.create(**call_kwargs(scenario))
+    assert message.usage.iterations is not None
+    span = only_span()
+    attributes = dict(span.attributes or {})
+    assert attributes[semconv.ANTHROPIC_USAGE_COMPACTION_INPUT_TOKENS] == 1000
+    assert attributes[semconv.ANTHROPIC_USAGE_COMPACTION_OUTPUT_TOKENS] == 50
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 10
+    usage = extract_usage(attributes, span.name)
+    assert usage is not None
+    assert (usage.input_tokens, usage.output_tokens) == (1010, 52)
+    with client.beta.messages.stream(**call_kwargs(scenario)) as stream:
+        stream.until_done()
+    attributes = dict(only_span().attributes or {})
+    assert attributes[semconv.ANTHROPIC_USAGE_COMPACTION_INPUT_TOKENS] == 1000
+    assert attributes[semconv.ANTHROPIC_USAGE_COMPACTION_OUTPUT_TOKENS] == 50
