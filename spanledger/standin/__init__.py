@@ -7,7 +7,8 @@ dropped streams and timing per request. Default token counts follow the rules in
 """
 
 from spanledger.standin.scenario import SCENARIO_HEADER, Scenario, ScenarioError
-from spanledger.standin.server import RecordedRequest, StandIn
+from spanledger.standin.server import StandIn
+from spanledger.standin.state import RecordedRequest
 from spanledger.standin.tokens import DEFAULT_TEXT, estimate_tokens, prompt_tokens
 
 __all__ = [

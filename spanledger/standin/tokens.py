@@ -16,6 +16,9 @@ The rules:
   character. Reasoning given as an integer ``n`` is thinking text of ``4 * n`` characters
   (so exactly ``n`` tokens); given as text, it counts ``estimate_tokens(text)``.
 - Cached and cache-write tokens, and ``cost``, are zero or absent unless a scenario sets them.
+- Structured output (a ``json_schema`` response format) replaces the reply text with compact
+  JSON built from the schema (:mod:`spanledger.standin.structured`); it counts like any text.
+- Embedding vectors have the request's ``dimensions`` (default 8) and depend only on the input.
 """
 
 from __future__ import annotations

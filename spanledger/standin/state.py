@@ -1,0 +1,71 @@
+"""What the stand-in remembers: the requests it answered and the scenarios waiting in line."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from spanledger.standin.scenario import Scenario
+
+
+@dataclass
+class RecordedRequest:
+    """One API request the stand-in received (control requests under ``/_standin`` are not)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    json: Any
+    query: dict[str, str] = field(default_factory=dict)
+    scenario: Scenario | None = None
+    """The scenario that answered it (from the header or the queue), if any."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "headers": self.headers,
+            "json": self.json,
+            "scenario": self.scenario.to_dict() if self.scenario else None,
+        }
+
+
+class SharedState:
+    """Recorded requests and queued scenarios, shared by the handler threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests: list[RecordedRequest] = []
+        self.queue: deque[Scenario] = deque()
+        self.remaining: int = 0
+        self.count = 0
+
+    def push(self, scenarios: list[Scenario]) -> None:
+        with self.lock:
+            self.queue.extend(scenarios)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.queue.clear()
+            self.remaining = 0
+
+    def take(self, header_scenario: Scenario | None) -> tuple[int, Scenario | None]:
+        """A number for the request and its scenario: the header's, else the queue's head."""
+        with self.lock:
+            self.count += 1
+            if header_scenario is not None or not self.queue:
+                return self.count, header_scenario
+            head = self.queue[0]
+            self.remaining = self.remaining or head.repeat
+            self.remaining -= 1
+            if self.remaining == 0:
+                self.queue.popleft()
+            return self.count, head
+
+    def record(self, request: RecordedRequest) -> None:
+        with self.lock:
+            self.requests.append(request)
