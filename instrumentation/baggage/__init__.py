@@ -6,7 +6,8 @@ tracer provider:
 - ``TagSpanProcessor``: copies the baggage keys named in ``SPANLEDGER_TAG_KEYS`` onto every span;
 - ``GuardedPropagator`` around the global propagator: inbound policy (``SPANLEDGER_INBOUND_TAGS``)
   and no baggage on requests that the outbound guards withhold it from;
-- the outbound guards on httpx2, httpx, requests and aiohttp (``SPANLEDGER_BAGGAGE_HOSTS``);
+- the outbound guards on httpx2, httpx, requests, aiohttp, urllib3 and urllib
+  (``SPANLEDGER_BAGGAGE_HOSTS``);
 - the trace and tags of ``TRACEPARENT``/``BAGGAGE`` in the environment, when a parent set them.
 
 Under ``opentelemetry-instrument`` this runs after the distro configured the tracer provider.

@@ -129,6 +129,49 @@ def _aiohttp_wrapper(policy: BaggagePolicy) -> Callable[..., Any]:
     return wrapper
 
 
+def _urllib3_wrapper(policy: BaggagePolicy) -> Callable[..., Any]:
+    """Wraps ``urllib3.HTTPConnectionPool.urlopen`` (one hop: redirects call it again)."""
+
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+        try:
+            headers = kwargs.get("headers", args[3] if len(args) > 3 else None) or {}
+            allowed = policy.allows(instance.host, list(headers))
+            if not allowed and any(name.lower() == BAGGAGE_HEADER for name in headers):
+                headers = {k: v for k, v in headers.items() if k.lower() != BAGGAGE_HEADER}
+                if len(args) > 3:
+                    args = (*args[:3], headers, *args[4:])
+                else:
+                    kwargs = {**kwargs, "headers": headers}
+        except Exception:
+            _logger.debug("Could not inspect an outgoing urllib3 request", exc_info=True)
+            allowed = False
+        with withholding_baggage(not allowed):
+            return wrapped(*args, **kwargs)
+
+    return wrapper
+
+
+def _urllib_wrapper(policy: BaggagePolicy) -> Callable[..., Any]:
+    """Wraps ``urllib.request.OpenerDirector._open`` (one hop: redirects open again)."""
+
+    def wrapper(wrapped: Callable[..., Any], _instance: Any, args: tuple, kwargs: dict) -> Any:
+        request = args[0] if args else kwargs.get("req")
+        try:
+            names = [*request.headers, *request.unredirected_hdrs]
+            allowed = policy.allows(urlsplit(request.full_url).hostname, names)
+            if not allowed:
+                for name in names:
+                    if name.lower() == BAGGAGE_HEADER:
+                        request.remove_header(name)
+        except Exception:
+            _logger.debug("Could not inspect an outgoing urllib request", exc_info=True)
+            allowed = False
+        with withholding_baggage(not allowed):
+            return wrapped(*args, **kwargs)
+
+    return wrapper
+
+
 @dataclass(frozen=True)
 class _Patch:
     module: str
@@ -143,6 +186,8 @@ _PATCHES = (
     _Patch("httpx", "AsyncClient._send_single_request", _httpx_async_wrapper),
     _Patch("requests", "Session.send", _requests_wrapper),
     _Patch("aiohttp", "ClientSession._request", _aiohttp_wrapper),
+    _Patch("urllib3.connectionpool", "HTTPConnectionPool.urlopen", _urllib3_wrapper),
+    _Patch("urllib.request", "OpenerDirector._open", _urllib_wrapper),
 )
 
 

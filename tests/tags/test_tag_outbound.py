@@ -7,6 +7,7 @@ and ``baggage``) and sends to a local server that records the headers it receive
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 from collections.abc import Callable
 
 import aiohttp
@@ -14,11 +15,14 @@ import httpx
 import httpx2
 import pytest
 import requests
-from conftest import Echo, Pipeline
+import urllib3
 from opentelemetry import propagate
 from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
+from opentelemetry.instrumentation.urllib import URLLibInstrumentor
+from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
+from tag_pipeline import Echo, Pipeline
 
 import spanledger
 from spanledger.instrumentation.baggage.instrumentor import TagsInstrumentor
@@ -70,6 +74,17 @@ def send_aiohttp(url: str, headers: dict[str, str]) -> None:
     asyncio.run(main())
 
 
+def send_urllib3(url: str, headers: dict[str, str]) -> None:
+    with urllib3.PoolManager() as pool:
+        assert pool.request("POST", url, headers=headers, body=b"x").status == 200
+
+
+def send_urllib(url: str, headers: dict[str, str]) -> None:
+    request = urllib.request.Request(url, data=b"x", headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
 CLIENTS: dict[str, Callable[[str, dict[str, str]], None]] = {
     "httpx2": send_httpx2,
     "httpx2-async": send_httpx2_async,
@@ -77,15 +92,19 @@ CLIENTS: dict[str, Callable[[str, dict[str, str]], None]] = {
     "httpx-async": send_httpx_async,
     "requests": send_requests,
     "aiohttp": send_aiohttp,
+    "urllib3": send_urllib3,
+    "urllib": send_urllib,
 }
 
 
 @pytest.fixture
 def clients(pipeline: Pipeline) -> Pipeline:
-    """Adds the contrib instrumentation of httpx, requests and aiohttp to the pipeline."""
+    """Adds the contrib instrumentation of the other HTTP clients to the pipeline."""
     pipeline.instrument(HTTPXClientInstrumentor())
     pipeline.instrument(RequestsInstrumentor())
     pipeline.instrument(AioHttpClientInstrumentor())
+    pipeline.instrument(URLLib3Instrumentor())
+    pipeline.instrument(URLLibInstrumentor())
     return pipeline
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import tag_worker
-from conftest import Pipeline
+from tag_pipeline import Pipeline
 from tag_sink import OtlpSink, ReceivedSpan
 
 import spanledger

@@ -14,7 +14,7 @@ from typing import Any
 import anthropic
 import openai
 import pytest
-from conftest import Pipeline
+from tag_pipeline import Pipeline
 
 import spanledger
 

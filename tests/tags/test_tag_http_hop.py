@@ -24,10 +24,10 @@ import httpx
 import httpx2
 import pytest
 import requests
-from conftest import Pipeline
 from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
+from tag_pipeline import Pipeline
 from tag_sink import OtlpSink, ReceivedSpan
 
 import spanledger
