@@ -44,6 +44,8 @@ def install_tags(
     threading_instrumentor = ThreadingInstrumentor()
     if not threading_instrumentor.is_instrumented_by_opentelemetry:
         threading_instrumentor.instrument()
-    TagsInstrumentor().instrument(
-        tracer_provider=tracer_provider, config=config, attach_env=attach_env
-    )
+    tags_instrumentor = TagsInstrumentor()
+    if not tags_instrumentor.is_instrumented_by_opentelemetry:
+        tags_instrumentor.instrument(
+            tracer_provider=tracer_provider, config=config, attach_env=attach_env
+        )
