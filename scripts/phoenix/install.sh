@@ -10,12 +10,17 @@ PHOENIX_VERSION=${PHOENIX_VERSION:-20.26.1}
 VENV=.phoenix-venv
 PYTHON=${PYTHON:-python3}
 
-if [ -x "$VENV/bin/phoenix" ] && "$VENV/bin/python" -c "import phoenix" >/dev/null 2>&1; then
-  "$VENV/bin/python" -c "import phoenix; print('arize-phoenix', phoenix.__version__)"
+installed_version() {
+  "$VENV/bin/python" -c "from importlib.metadata import version; print(version('arize-phoenix'))" \
+    2>/dev/null
+}
+
+if [ -x "$VENV/bin/phoenix" ] && [ "$(installed_version)" = "$PHOENIX_VERSION" ]; then
+  echo "arize-phoenix $PHOENIX_VERSION"
   exit 0
 fi
 
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet "arize-phoenix==${PHOENIX_VERSION}"
-"$VENV/bin/python" -c "import phoenix; print('arize-phoenix', phoenix.__version__)"
+echo "arize-phoenix $(installed_version)"
