@@ -34,6 +34,8 @@ CACHE_READ = (
     semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
     "gen_ai.usage.cache_read_input_tokens",
     "llm.token_count.prompt_details.cache_read",
+    "llm.token_count.prompt_details.cache_input",
+    "gen_ai.usage.input_tokens.cached",
     "gen_ai.usage.cache_read_tokens",
 )
 CACHE_WRITE = (
@@ -41,6 +43,7 @@ CACHE_WRITE = (
     "gen_ai.usage.cache_write.input_tokens",
     "gen_ai.usage.cache_creation_input_tokens",
     "llm.token_count.prompt_details.cache_write",
+    "gen_ai.usage.input_tokens.cache_write",
     "gen_ai.usage.cache_write_tokens",
 )
 CACHE_WRITE_5M = ("anthropic.usage.cache_creation.ephemeral_5m_input_tokens",)
@@ -51,6 +54,7 @@ CACHE_WRITE_1H = (
 REASONING = (
     semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
     "llm.token_count.completion_details.reasoning",
+    "gen_ai.usage.output_tokens.reasoning",
     "gen_ai.usage.reasoning_tokens",
     "llm.usage.reasoning_tokens",
 )

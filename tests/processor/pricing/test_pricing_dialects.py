@@ -403,3 +403,20 @@ def test_calls_to_cloud_providers_find_their_prices(book, system, model):
     cost = book.price(usage, SEPTEMBER_2025)
     assert cost.status == semconv.STATUS_PRICED, cost.reason
     assert cost.total > 0
+
+
+def test_sentry_detail_names_are_subsets_of_the_totals():
+    usage = extract_usage(
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.system": "openai",
+            "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.usage.input_tokens": 1000,
+            "gen_ai.usage.input_tokens.cached": 600,
+            "gen_ai.usage.output_tokens": 300,
+            "gen_ai.usage.output_tokens.reasoning": 100,
+        }
+    )
+    assert usage is not None and usage.problems == []
+    assert (usage.input_tokens, usage.cache_read_tokens) == (1000, 600)
+    assert (usage.output_tokens, usage.reasoning_tokens) == (300, 100)
