@@ -10,7 +10,7 @@ import pydantic
 from spanledger.standin import DEFAULT_TEXT, Scenario, StandIn, estimate_tokens
 from spanledger.standin.anthropic_wire import signature
 
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-sonnet-4-6"
 SYSTEM = [{"type": "text", "text": "You are terse."}]
 MESSAGES = [{"role": "user", "content": "Rerank these results."}]
 PROMPT_TOKENS = estimate_tokens("You are terse." + "Rerank these results.")
