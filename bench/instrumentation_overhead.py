@@ -7,10 +7,18 @@ block of uninstrumented and a block of instrumented work on one keep-alive clien
 - per call: ``chat.completions.create`` (not streamed), whole call;
 - per chunk: iterating streamed replies of many chunks (stream creation is not timed).
 
+Two transports, same SDK calls:
+
+- ``standin``: over HTTP to the stand-in process (end to end; noisy on a busy machine);
+- ``replay``: the stand-in's recorded replies served in-process by an ``httpx2.MockTransport``,
+  so no socket or other process is involved and the SDK's own work plus the instrumentation's
+  is all that is timed.
+
 Both CPU time of the calling thread (what the instrumentation adds to the application; steady
 under load) and wall-clock time are measured. Reported: the medians over rounds of the
 instrumented-minus-uninstrumented difference, with its range, and the ratio of the medians.
-Spans go through a BatchSpanProcessor to an exporter that discards them.
+Spans go through a BatchSpanProcessor to an exporter that discards them. For reference, the
+OpenTelemetry SDK's own cost of one span carrying the same attributes is timed too.
 
     python bench/instrumentation_overhead.py              # writes bench/RESULTS.md
     python bench/instrumentation_overhead.py --rounds 9 --calls 400 --no-write
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -27,18 +36,52 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
+import httpx2
 import openai
+from openai._models import FinalRequestOptions, construct_type
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind
 
+from spanledger.instrumentation.genai import StreamSpan, observe
 from spanledger.instrumentation.openai import OpenAIInstrumentor
+from spanledger.instrumentation.openai.calls import new_call, read_chunk
+from spanledger.instrumentation.openai.requests import read_request
+from spanledger.instrumentation.openai.wrappers import parse_wrapper, request_wrapper
 from spanledger.standin import SCENARIO_HEADER
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 BEGIN, END = "<!-- instrumentation:begin -->", "<!-- instrumentation:end -->"
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
+COMPLETION = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "gpt-4o-mini",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "Paris."}, "finish_reason": "stop"}
+    ],
+    "usage": {
+        "prompt_tokens": 8,
+        "completion_tokens": 2,
+        "total_tokens": 10,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    },
+}
+CHUNK = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion.chunk",
+    "created": 1,
+    "model": "gpt-4o-mini",
+    "choices": [{"index": 0, "delta": {"content": "Pa"}, "finish_reason": None}],
+    "usage": None,
+}
 CALL_TARGET_US = 50.0
 CHUNK_TARGET_US = 2.0
 
@@ -107,12 +150,47 @@ def chunk_block(client: openai.OpenAI, streams: int, chunks: int) -> Callable[[]
     return run
 
 
-def measure(args: argparse.Namespace, base_url: str) -> dict[str, list[tuple[Sample, Sample]]]:
+class Replay:
+    """The stand-in's replies, recorded once, served in-process to the SDK."""
+
+    def __init__(self, base_url: str, chunks: int) -> None:
+        recorder = httpx2.Client(base_url=base_url)
+        body = {"model": "gpt-4o-mini", "messages": MESSAGES}
+        headers = {SCENARIO_HEADER: json.dumps({"chunks": chunks})}
+        self.reply = recorder.post("/chat/completions", json=body).content
+        streamed = {**body, "stream": True}
+        self.stream = recorder.post("/chat/completions", json=streamed, headers=headers).content
+        with_usage = {**streamed, "stream_options": {"include_usage": True}}
+        self.stream_with_usage = recorder.post(
+            "/chat/completions", json=with_usage, headers=headers
+        ).content
+        recorder.close()
+
+    def handle(self, request: httpx2.Request) -> httpx2.Response:
+        body = json.loads(request.content)
+        if not body.get("stream"):
+            return httpx2.Response(
+                200, content=self.reply, headers={"content-type": "application/json"}
+            )
+        asked = (body.get("stream_options") or {}).get("include_usage")
+        content = self.stream_with_usage if asked else self.stream
+        return httpx2.Response(200, content=content, headers={"content-type": "text/event-stream"})
+
+    def client(self) -> openai.OpenAI:
+        transport = httpx2.MockTransport(self.handle)
+        return openai.OpenAI(
+            api_key="bench",
+            base_url="http://replay.invalid/v1",
+            max_retries=0,
+            http_client=httpx2.Client(transport=transport),
+        )
+
+
+def measure(
+    args: argparse.Namespace, client: openai.OpenAI, provider: TracerProvider
+) -> dict[str, list[tuple[Sample, Sample]]]:
     """Per round: (uninstrumented, instrumented) samples for calls and for chunks."""
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(DiscardExporter()))
     instrumentor = OpenAIInstrumentor()
-    client = openai.OpenAI(api_key="bench", base_url=base_url, max_retries=0)
     calls = call_block(client, args.calls)
     chunks = chunk_block(client, args.streams, args.chunks)
 
@@ -134,8 +212,106 @@ def measure(args: argparse.Namespace, base_url: str) -> dict[str, list[tuple[Sam
         results["call"].append((samples[False][0], samples[True][0]))
         results["chunk"].append((samples[False][1], samples[True][1]))
     client.close()
-    provider.shutdown()
     return results
+
+
+class RawResponse:
+    """Stands for the SDK response object whose ``_parse`` builds the result."""
+
+    http_response = SimpleNamespace(headers={})
+
+
+def isolated(provider: TracerProvider, calls: int, chunks: int, rounds: int) -> dict[str, list]:
+    """CPU µs of the instrumentation's own work, with the SDK's work taken out.
+
+    Per call: the installed wrappers' code (``request`` around ``_parse``) with a wrapped
+    function that hands back a ready ``ChatCompletion``. Per chunk: the stream observer and the
+    chunk reader over ready ``ChatCompletionChunk`` objects. Both against the same loop without
+    the instrumentation.
+    """
+    tracer = provider.get_tracer("bench.isolated")
+    client = openai.OpenAI(api_key="bench", base_url="http://127.0.0.1:8000/v1")
+    body = {"model": "gpt-4o-mini", "messages": MESSAGES}
+    options = FinalRequestOptions.construct(method="post", url="/chat/completions", json_data=body)
+    stream_options = FinalRequestOptions.construct(
+        method="post", url="/chat/completions", json_data={**body, "stream": True}
+    )
+    completion = construct_type(type_=ChatCompletion, value=COMPLETION)
+    chunk_objects = [construct_type(type_=ChatCompletionChunk, value=CHUNK) for _ in range(chunks)]
+    raw = RawResponse()
+    request = request_wrapper(tracer, inject_stream_usage=True)
+
+    def parse() -> object:
+        return completion
+
+    def sdk_call(*args: object, **kwargs: object) -> object:
+        return parse()
+
+    def instrumented_sdk_call(*args: object, **kwargs: object) -> object:
+        return parse_wrapper(parse, raw, (), {})
+
+    def plain_calls() -> int:
+        for _ in range(calls):
+            sdk_call(ChatCompletion, options, stream=False)
+        return calls
+
+    def instrumented_calls() -> int:
+        for _ in range(calls):
+            request(instrumented_sdk_call, client, (ChatCompletion, options), {"stream": False})
+        return calls
+
+    def plain_chunks() -> int:
+        for _chunk in iter(chunk_objects):
+            pass
+        return chunks
+
+    def instrumented_chunks() -> int:
+        request_info = read_request(stream_options, True)
+        span = tracer.start_span("chat gpt-4o-mini")
+        call = new_call(request_info, StreamSpan(span), usage_injected=True)
+        for _chunk in observe(iter(chunk_objects), call.state, partial(read_chunk, call)):
+            pass
+        return chunks
+
+    pairs: dict[str, list] = {"call": [], "chunk": []}
+    for work in (plain_calls, instrumented_calls, plain_chunks, instrumented_chunks):
+        work()
+    for _ in range(rounds):
+        pairs["call"].append((timed(plain_calls), timed(instrumented_calls)))
+        pairs["chunk"].append((timed(plain_chunks), timed(instrumented_chunks)))
+    return pairs
+
+
+def span_floor(provider: TracerProvider, spans: int, rounds: int) -> list[float]:
+    """CPU µs for the OpenTelemetry SDK to start and end one span with a call's attributes."""
+    tracer = provider.get_tracer("bench.floor")
+    start = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.request.stream": False,
+        "server.address": "127.0.0.1",
+        "server.port": 8000,
+    }
+    usage = {
+        "gen_ai.usage.input_tokens": 8,
+        "gen_ai.usage.output_tokens": 9,
+        "gen_ai.usage.cache_read.input_tokens": 0,
+        "gen_ai.usage.reasoning.output_tokens": 0,
+        "gen_ai.response.model": "gpt-4o-mini",
+        "gen_ai.response.id": "chatcmpl-1",
+        "gen_ai.response.finish_reasons": ("stop",),
+    }
+
+    def work() -> int:
+        for _ in range(spans):
+            span = tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=start)
+            span.set_attributes(usage)
+            span.end()
+        return spans
+
+    work()
+    return [timed(work).cpu_us for _ in range(rounds)]
 
 
 def summarise(name: str, pairs: list[tuple[Sample, Sample]], target_us: float) -> str:
@@ -149,40 +325,50 @@ def summarise(name: str, pairs: list[tuple[Sample, Sample]], target_us: float) -
         label = "CPU " if clock == "cpu_us" else "wall"
         verdict = ""
         if clock == "cpu_us":
-            verdict = "  (target ≤ {:g} µs: {})".format(
-                target_us, "met" if statistics.median(added) <= target_us else "NOT met"
-            )
+            met = statistics.median(added) <= target_us
+            verdict = f"  target ≤ {target_us:g} µs: {'met' if met else 'NOT met'}"
         lines.append(
-            f"per {name:5} {label}: uninstrumented {median_plain:9.2f} µs, instrumented "
-            f"{median_instrumented:9.2f} µs, ratio {median_instrumented / median_plain:5.3f}; "
-            f"added {statistics.median(added):+8.2f} µs "
+            f"per {name:5} {label}: plain {median_plain:8.1f} µs, instrumented "
+            f"{median_instrumented:8.1f} µs, ratio {median_instrumented / median_plain:5.3f}, "
+            f"added {statistics.median(added):+7.2f} µs "
             f"(range {min(added):+.2f} … {max(added):+.2f}){verdict}"
         )
     return "\n".join(lines)
 
 
-def report(args: argparse.Namespace, results: dict[str, list[tuple[Sample, Sample]]]) -> str:
+def report(
+    args: argparse.Namespace,
+    results: dict[str, dict[str, list[tuple[Sample, Sample]]]],
+    floor: list[float],
+) -> str:
     command = (
         f"python bench/instrumentation_overhead.py --rounds {args.rounds} --calls {args.calls} "
         f"--streams {args.streams} --chunks {args.chunks}"
     )
-    figures = "\n".join(
-        [
-            summarise("call", results["call"], CALL_TARGET_US),
-            summarise("chunk", results["chunk"], CHUNK_TARGET_US),
-        ]
+    blocks = []
+    for transport, figures in results.items():
+        blocks.append(f"[{transport}]")
+        blocks.append(summarise("call", figures["call"], CALL_TARGET_US))
+        blocks.append(summarise("chunk", figures["chunk"], CHUNK_TARGET_US))
+    blocks.append(
+        f"[reference] OpenTelemetry SDK, one span with a call's 13 attributes: "
+        f"{statistics.median(floor):.1f} µs CPU (range {min(floor):.1f} … {max(floor):.1f})"
     )
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     return (
         "## Instrumentation overhead (`bench/instrumentation_overhead.py`)\n\n"
-        "What is timed: the real `openai` SDK against the stand-in (in its own process), with and\n"
-        "without `OpenAIInstrumentor`, alternating blocks in one run: whole non-streamed\n"
-        "`chat.completions.create` calls, and iteration of streamed replies per chunk. Medians\n"
-        'over rounds; "added" is instrumented minus uninstrumented in the same round, with its\n'
-        "range over rounds. CPU is the calling thread's CPU time, the figure that matters to the\n"
-        "application and the one that stays steady on a loaded machine.\n\n"
-        f"Machine: {platform.machine()}, Python {platform.python_version()}, "
-        f"openai {openai.__version__}.\n\n"
-        f"```\n$ {command}\n{figures}\n```"
+        "What is timed: the real `openai` SDK with and without `OpenAIInstrumentor`, alternating\n"
+        "blocks in one run: whole non-streamed `chat.completions.create` calls, and iteration of\n"
+        "streamed replies (per chunk). `standin`: over HTTP to the stand-in in its own process;\n"
+        "`replay`: the stand-in's recorded replies served in-process by `httpx2.MockTransport`\n"
+        "(no socket, so only the SDK's and the instrumentation's work). Medians over rounds;\n"
+        '"added" is instrumented minus plain in the same round, with its range over rounds. CPU\n'
+        "is the calling thread's CPU time, the figure that matters to the application and the one\n"
+        "that stays steady on a loaded machine.\n\n"
+        f"Machine: {os.cpu_count()} CPUs ({platform.machine()}), Python "
+        f"{platform.python_version()}, openai {openai.__version__}; load average during the run "
+        f"{load}.\n\n"
+        f"```\n$ {command}\n" + "\n".join(blocks) + "\n```"
     )
 
 
@@ -208,13 +394,23 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
     args = parser.parse_args()
 
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(DiscardExporter()))
     process, base_url = start_standin()
     try:
-        results = measure(args, base_url)
+        replay = Replay(base_url, args.chunks)
+        standin_client = openai.OpenAI(api_key="bench", base_url=base_url, max_retries=0)
+        results: dict[str, dict[str, list[tuple[Sample, Sample]]]] = {
+            "standin": measure(args, standin_client, provider),
+            "replay": measure(args, replay.client(), provider),
+        }
     finally:
         process.terminate()
         process.wait(timeout=10)
-    text = report(args, results)
+    results["isolated"] = isolated(provider, args.calls, args.chunks, args.rounds)
+    floor = span_floor(provider, args.calls, args.rounds)
+    provider.shutdown()
+    text = report(args, results, floor)
     print(text)
     if not args.no_write:
         write_section(text)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 logger = logging.getLogger("spanledger.instrumentation")
@@ -19,13 +18,26 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-@contextmanager
-def guarded(what: str) -> Iterator[None]:
+class guarded:
     """Run a block of instrumentation code; log and swallow any ``Exception`` it raises."""
-    try:
-        yield
-    except Exception:
-        logger.exception("spanledger instrumentation fault while %s; the call is unaffected", what)
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> bool:
+        if exc_type is None or not issubclass(exc_type, Exception):
+            return False
+        logger.error(
+            "spanledger instrumentation fault while %s; the call is unaffected",
+            self.what,
+            exc_info=(exc_type, exc, tb),
+        )
+        return True
 
 
 def safe(default: R | None = None) -> Callable[[Callable[P, R]], Callable[P, R | None]]:

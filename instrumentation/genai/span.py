@@ -45,15 +45,13 @@ class InferenceUsage:
 
     def update(self, other: InferenceUsage) -> None:
         """Take every field ``other`` knows; finish reasons accumulate without duplicates."""
-        for item in fields(self):
-            if item.name == "finish_reasons":
-                for reason in other.finish_reasons:
-                    if reason not in self.finish_reasons:
-                        self.finish_reasons.append(reason)
-                continue
-            value = getattr(other, item.name)
+        for name in _SCALAR_FIELDS:
+            value = getattr(other, name)
             if value is not None:
-                setattr(self, item.name, value)
+                setattr(self, name, value)
+        for reason in other.finish_reasons:
+            if reason not in self.finish_reasons:
+                self.finish_reasons.append(reason)
 
     def attributes(self) -> dict[str, Any]:
         """The span attributes for the known fields."""
@@ -71,6 +69,11 @@ class InferenceUsage:
         if self.finish_reasons:
             attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = list(self.finish_reasons)
         return attributes
+
+
+_SCALAR_FIELDS = tuple(
+    item.name for item in fields(InferenceUsage) if item.name != "finish_reasons"
+)
 
 
 def start_inference_span(

@@ -163,23 +163,26 @@ def observe_stream(call: Call, stream: Stream[Any] | AsyncStream[Any]) -> None:
 
 def read_chunk(call: Call, chunk: Any) -> Any:
     """Read one Chat Completions / Completions chunk; hide the usage chunk we asked for."""
+    fields = chunk if type(chunk) is dict else getattr(chunk, "__dict__", None)
+    if fields is None:
+        return chunk
     usage = call.state.usage
     if usage.response_id is None:
-        usage.response_id = read_field(chunk, "id")
-        usage.response_model = read_field(chunk, "model")
-    choices = read_field(chunk, "choices") or ()
+        usage.response_id = fields.get("id")
+        usage.response_model = fields.get("model")
+    choices = fields.get("choices") or ()
     for choice in choices:
         reason = read_field(choice, "finish_reason")
         if reason and reason not in usage.finish_reasons:
             usage.finish_reasons.append(reason)
         if call.capture_content:
             _gather_text(call, choice, reason)
-    tokens = read_field(chunk, "usage")
+    tokens = fields.get("usage")
     if tokens is not None:
         usage.update(usage_from_tokens(tokens))
         if call.usage_injected and not choices:
             return HIDE
-    elif call.usage_injected:
+    elif call.usage_injected and fields is not chunk:
         # The caller did not ask for usage: leave no trace of ``"usage": null`` in the chunk.
         fields_set = getattr(chunk, "__pydantic_fields_set__", None)
         if fields_set is not None:

@@ -12,6 +12,8 @@ from typing import Any
 
 from spanledger.instrumentation.genai import InferenceUsage
 
+_ABSENT = object()
+
 # Responses API stream events that carry the whole ``response`` object.
 RESPONSE_EVENTS = frozenset(
     {
@@ -26,10 +28,24 @@ RESPONSE_EVENTS = frozenset(
 
 
 def read_field(obj: Any, name: str) -> Any:
-    """``obj.name`` for a model, ``obj[name]`` for decoded JSON; ``None`` when absent."""
+    """``obj.name`` for a model, ``obj[name]`` for decoded JSON; ``None`` when absent.
+
+    Pydantic models are read through their field and extra-field dicts: asking a model for a
+    field it lacks (``usage.cost`` from OpenAI itself) would raise and catch an AttributeError,
+    which costs more than the rest of the read.
+    """
     if type(obj) is dict:
         return obj.get(name)
-    return getattr(obj, name, None)
+    fields = getattr(obj, "__dict__", None)
+    if fields is None:
+        return getattr(obj, name, None)
+    value = fields.get(name, _ABSENT)
+    if value is not _ABSENT:
+        return value
+    extra = getattr(obj, "__pydantic_extra__", None)
+    if extra:
+        return extra.get(name)
+    return getattr(obj, name, None) if not hasattr(type(obj), "model_fields") else None
 
 
 def _int(value: Any) -> int | None:

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
+from openai._legacy_response import LegacyAPIResponse
+from openai._response import BaseAPIResponse
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Tracer
@@ -121,7 +123,7 @@ def _settle(call: Call, result: Any) -> None:
     call.returned = True
     if call.state.ended or call.stream_observed:
         return
-    if result is not None and hasattr(result, "http_response") and hasattr(result, "_parse"):
+    if isinstance(result, BaseAPIResponse | LegacyAPIResponse):
         _RAW_RESPONSES[result] = call
         settle_raw_response(call, result)
         return
@@ -185,10 +187,8 @@ def async_request_wrapper(tracer: Tracer, inject_stream_usage: bool) -> Callable
 def parse_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
     """Wrapper for the response classes' ``_parse``: read usage, observe streams."""
     result = wrapped(*args, **kwargs)
-    call = _RAW_RESPONSES.get(instance)
-    if call is None:
-        call = _ACTIVE_CALL.get()
-    if call is not None and not call.state.ended:
-        with guarded("reading an OpenAI result"):
+    with guarded("reading an OpenAI result"):
+        call = _RAW_RESPONSES.get(instance) or _ACTIVE_CALL.get()
+        if call is not None and not call.state.ended:
             take_parsed(call, instance, result)
     return result
