@@ -72,6 +72,8 @@ class StandInHandler(BaseHTTPRequestHandler):
     server_version = "spanledger-standin"
     sys_version = ""
     disable_nagle_algorithm = True
+    wbufsize = 64 * 1024
+    """Buffered: a JSON reply leaves in one send; streams flush after every event."""
     server: StandInHTTPServer
     request_id = "req_standin_control"
     """Sent as ``x-request-id`` (OpenAI) or ``request-id`` (Anthropic); set per API request."""
@@ -263,6 +265,7 @@ class StandInHandler(BaseHTTPRequestHandler):
             if sent and scenario.chunk_delay:
                 time.sleep(scenario.chunk_delay)
             self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+            self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
 
     def _drop(self) -> None:
