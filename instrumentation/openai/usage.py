@@ -13,6 +13,7 @@ from typing import Any
 from spanledger.instrumentation.genai import InferenceUsage
 
 _ABSENT = object()
+_EMPTY: dict[str, Any] = {}
 
 # Responses API stream events that carry the whole ``response`` object.
 RESPONSE_EVENTS = frozenset(
@@ -65,51 +66,64 @@ def _float(value: Any) -> float | None:
     return None
 
 
+def fields_of(obj: Any) -> dict[str, Any]:
+    """The fields of a model (extra fields included) or decoded JSON object, as a dict."""
+    if type(obj) is dict:
+        return obj
+    fields = getattr(obj, "__dict__", None)
+    if not isinstance(fields, dict):
+        return _EMPTY
+    extra = getattr(obj, "__pydantic_extra__", None)
+    return {**fields, **extra} if extra else fields
+
+
 def usage_from_tokens(usage: Any) -> InferenceUsage:
     """Token counts from a ``usage`` object of any OpenAI API shape."""
     if usage is None:
         return InferenceUsage()
-    prompt = _int(read_field(usage, "prompt_tokens"))
+    tokens = fields_of(usage)
+    prompt = _int(tokens.get("prompt_tokens"))
     if prompt is not None:
         # Chat Completions, Completions, Embeddings.
-        input_details = read_field(usage, "prompt_tokens_details")
-        output_details = read_field(usage, "completion_tokens_details")
-        output = _int(read_field(usage, "completion_tokens"))
-        cached = _int(read_field(input_details, "cached_tokens"))
+        output = _int(tokens.get("completion_tokens"))
+        input_details = fields_of(tokens.get("prompt_tokens_details"))
+        output_details = fields_of(tokens.get("completion_tokens_details"))
+        cached = _int(input_details.get("cached_tokens"))
         if cached is None:
-            cached = _int(read_field(usage, "prompt_cache_hit_tokens"))
+            cached = _int(tokens.get("prompt_cache_hit_tokens"))
     else:
         # Responses API.
-        prompt = _int(read_field(usage, "input_tokens"))
-        output = _int(read_field(usage, "output_tokens"))
-        input_details = read_field(usage, "input_tokens_details")
-        output_details = read_field(usage, "output_tokens_details")
-        cached = _int(read_field(input_details, "cached_tokens"))
+        prompt = _int(tokens.get("input_tokens"))
+        output = _int(tokens.get("output_tokens"))
+        input_details = fields_of(tokens.get("input_tokens_details"))
+        output_details = fields_of(tokens.get("output_tokens_details"))
+        cached = _int(input_details.get("cached_tokens"))
     return InferenceUsage(
         input_tokens=prompt,
         output_tokens=output,
         cache_read_input_tokens=cached,
-        reasoning_output_tokens=_int(read_field(output_details, "reasoning_tokens")),
-        reported_cost=_float(read_field(usage, "cost")),
+        reasoning_output_tokens=_int(output_details.get("reasoning_tokens")),
+        reported_cost=_float(tokens.get("cost")),
     )
 
 
 def usage_from_result(result: Any) -> InferenceUsage:
     """Usage, response id, model and finish reasons of a whole (non-streamed) result."""
-    usage = usage_from_tokens(read_field(result, "usage"))
-    response_id = read_field(result, "id")
-    model = read_field(result, "model")
+    fields = fields_of(result)
+    usage = usage_from_tokens(fields.get("usage"))
+    response_id = fields.get("id")
+    model = fields.get("model")
     usage.response_id = response_id if isinstance(response_id, str) else None
     usage.response_model = model if isinstance(model, str) else None
-    choices = read_field(result, "choices")
+    choices = fields.get("choices")
     if isinstance(choices, list):
         for choice in choices:
             reason = read_field(choice, "finish_reason")
             if reason and reason not in usage.finish_reasons:
                 usage.finish_reasons.append(str(reason))
     else:
-        status = read_field(result, "status")
-        reason = read_field(read_field(result, "incomplete_details"), "reason")
+        status = fields.get("status")
+        reason = fields_of(fields.get("incomplete_details")).get("reason")
         if reason or status:
             usage.finish_reasons.append(str(reason or status))
     return usage

@@ -12,6 +12,7 @@ from openai_support import MESSAGES, async_client, only_span, scenario
 from opentelemetry.trace import SpanKind, StatusCode
 
 from spanledger import semconv
+from spanledger.instrumentation.openai.usage import usage_from_result
 from spanledger.standin import DEFAULT_TEXT, StandIn, estimate_tokens
 
 PROMPT_TOKENS = 8
@@ -214,3 +215,28 @@ def test_other_endpoints_get_no_span(client, span_exporter):
         client.moderations.create(input="anything")
 
     assert span_exporter.get_finished_spans() == ()
+
+
+def test_usage_from_decoded_json_of_compatible_providers():
+    deepseek = usage_from_result(
+        {
+            "id": "ds-1",
+            "model": "deepseek-chat",
+            "choices": [{"finish_reason": "length"}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 7, "prompt_cache_hit_tokens": 64},
+        }
+    )
+    openrouter = usage_from_result(
+        {"model": "x", "choices": [], "usage": {"prompt_tokens": 5, "cost": "0.25"}}
+    )
+
+    assert deepseek.attributes() == {
+        semconv.GEN_AI_USAGE_INPUT_TOKENS: 100,
+        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 7,
+        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 64,
+        semconv.GEN_AI_RESPONSE_MODEL: "deepseek-chat",
+        semconv.GEN_AI_RESPONSE_ID: "ds-1",
+        semconv.GEN_AI_RESPONSE_FINISH_REASONS: ["length"],
+    }
+    assert openrouter.reported_cost == 0.25
+    assert openrouter.input_tokens == 5
