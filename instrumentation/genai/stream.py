@@ -6,11 +6,16 @@ once, on the first of:
 - exhaustion (``spanledger.stream.completed=true``),
 - an error raised while reading (status ERROR, ``error.type``, ``completed=false``),
 - ``close()`` / leaving ``with`` / ``async with`` before the end (``completed=false``),
-- garbage collection of an abandoned stream (``completed=false``), via :meth:`watch`.
+- garbage collection of an abandoned stream (``completed=false``), via :meth:`watch`;
+- the connection being closed outside a read, via :meth:`transport_closed` (for SDK helpers that
+  close the HTTP response rather than the stream object).
 
-Partial usage seen before an early end is kept. :func:`observe` and :func:`observe_async` wrap an
-iterator so that it feeds each item to a callback and ends the span on exhaustion, error and
-``close()``; a callback returning :data:`HIDE` keeps an item from the caller.
+Partial usage seen before an early end is kept. A non-streamed call can use the same object to
+get the same exactly-once end: ``finish(completed=None)`` writes no ``spanledger.stream.*``.
+
+:func:`observe` and :func:`observe_async` wrap an iterator so that it feeds each item to a
+callback and ends the span on exhaustion, error and ``close()``; a callback returning
+:data:`HIDE` keeps an item from the caller.
 :class:`StreamProxy` and :class:`AsyncStreamProxy` wrap a whole stream object (isinstance checks
 on the proxy still hold) for SDKs whose stream classes cannot be adjusted in place.
 """
@@ -39,7 +44,7 @@ ItemCallback = Callable[[Any], Any]
 
 
 class StreamSpan:
-    """The span of one streamed call, its usage so far, and the exactly-once end."""
+    """The span of one call, its usage so far, and the exactly-once end."""
 
     __slots__ = ("__weakref__", "_ended", "_finalizer", "_lock", "reading", "span", "usage")
 
