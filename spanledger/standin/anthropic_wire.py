@@ -58,8 +58,9 @@ def _stream_error(sent: int, message: str | None) -> bytes:
 
 def count_tokens(call: Call, s: Scenario) -> JsonReply:
     """``POST /v1/messages/count_tokens``: the default input tokens, or ``usage.input_tokens``."""
-    counted = {"input_tokens": tokens.prompt_tokens(call.body)}
-    return JsonReply(tokens.merge(counted, {k: v for k, v in (s.usage or {}).items()}))
+    override = (s.usage or {}).get("input_tokens")
+    counted = tokens.prompt_tokens(call.body) if override is None else override
+    return JsonReply({"input_tokens": counted})
 
 
 def signature(thinking: str) -> str:

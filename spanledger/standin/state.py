@@ -40,14 +40,18 @@ class SharedState:
         self.lock = threading.Lock()
         self.requests: list[RecordedRequest] = []
         self.queue: deque[Scenario] = deque()
-        self.remaining: int = 0
+        self.remaining = 0
+        """Requests the queue's head still answers (it leaves the queue at zero)."""
         self.count = 0
+        """API requests numbered so far; numbers make response ids unique."""
 
     def push(self, scenarios: list[Scenario]) -> None:
+        """Queue scenarios behind those already waiting."""
         with self.lock:
             self.queue.extend(scenarios)
 
     def clear(self) -> None:
+        """Forget recorded requests and queued scenarios (the request numbering goes on)."""
         with self.lock:
             self.requests.clear()
             self.queue.clear()
@@ -67,5 +71,6 @@ class SharedState:
             return self.count, head
 
     def record(self, request: RecordedRequest) -> None:
+        """Remember an answered API request."""
         with self.lock:
             self.requests.append(request)
