@@ -180,7 +180,8 @@ def test_stop_releases_port_and_kept_alive_connections() -> None:
         _ = llm.url
 
 
-def test_cli_serves_until_sigterm() -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_cli_serves_until_signalled(stop_signal: signal.Signals) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "spanledger.standin", "--port", "0"],
         stdout=subprocess.PIPE,
@@ -197,7 +198,7 @@ def test_cli_serves_until_sigterm() -> None:
             assert reply["usage"]["prompt_tokens"] == 99
             recorded = http.get("/_standin/requests").json()
             assert json.dumps(recorded[0]["json"]) == json.dumps(CHAT)
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(stop_signal)
         assert process.wait(timeout=10) == 0
     finally:
         if process.poll() is None:
