@@ -38,6 +38,8 @@ class Usage:
     reported_cost: Decimal | None = None
     problems: list[str] = field(default_factory=list)
     """Values that were present but unusable (negative, non-numeric, absurd), as readable text."""
+    service_tier: str | None = None
+    """The provider's service tier for the call (``flex``, ``priority``, ``batch``...), if said."""
 
     @property
     def model(self) -> str | None:

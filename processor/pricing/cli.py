@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(flag, type=_tokens, default=0, metavar="N", help=text)
     parser.add_argument("--reported-cost", type=_usd, metavar="USD", help="provider-reported cost")
     parser.add_argument(
+        "--service-tier", metavar="TIER", help="the tier that served the call (flex, batch...)"
+    )
+    parser.add_argument(
         "--at",
         type=_moment,
         metavar="WHEN",
@@ -91,6 +94,7 @@ def run_price(args: list[str]) -> int:
         input_audio_tokens=options.input_audio,
         output_audio_tokens=options.output_audio,
         reported_cost=options.reported_cost,
+        service_tier=options.service_tier.strip().lower() if options.service_tier else None,
     )
     start = options.at if options.at is not None else time.time_ns()
     cost = book.price(usage, start)

@@ -116,6 +116,19 @@ class TablePrice(NamedTuple):
     """``provider/model-id`` of the table entry."""
 
 
+def price_context(service_tier: str | None) -> tuple[tuple[str, str], ...]:
+    """The genai-prices price-variant context of a service tier; empty for the standard tier.
+
+    ``batch`` selects the ``processing: batch`` variants; other tiers (``flex``, ``priority``,
+    ``default``...) select ``service_tier`` variants of that name.
+    """
+    if not service_tier or service_tier in ("standard", "auto"):
+        return ()
+    if service_tier == "batch":
+        return (("processing", "batch"),)
+    return (("service_tier", service_tier),)
+
+
 class PricingError(ValueError):
     """The usage cannot be priced with this price set (the message says why)."""
 
@@ -375,6 +388,8 @@ class TableEntry:
     """(first UTC day since the epoch, price set), latest first, for prices that start on a date."""
     by_clock: bool = False
     """Some prices depend on the time of day: resolved through genai-prices on every call."""
+    variants: bool = False
+    """The model has price variants (service tiers, batch) that a call's context can select."""
     quick: Callable[[Usage, str], TablePrice | None] | None = field(init=False, default=None)
     """The integer fast path of the only price set, when the price does not depend on time."""
 
@@ -390,6 +405,7 @@ class PriceTable:
         self.snapshot = snapshot or get_snapshot()
         self._entries: dict[str | None, dict[str, TableEntry | str]] = {}
         self._plans: dict[int, tuple[ModelPrice, PricePlan | str]] = {}
+        self._in_context: dict[tuple[int, tuple[tuple[str, str], ...], int], PricePlan | str] = {}
 
     def lookup(self, provider_id: str | None, model: str) -> TableEntry | str:
         """The entry for ``model`` at ``provider_id`` (None: any provider), or why there is none."""
@@ -409,14 +425,18 @@ class PriceTable:
         except LookupError as exc:
             return str(exc)
         name = f"{provider.id}/{info.id}"
+        # genai-prices applies price variants only to a model of the provider itself, not to
+        # one it falls back to (an OpenAI model priced for Azure).
+        variants = bool(info.price_variants) and any(info is model for model in provider.models)
         prices = info.prices
         if isinstance(prices, ModelPrice):
-            return TableEntry(provider, info, name, self._compiled(prices))
+            return TableEntry(provider, info, name, self._compiled(prices), variants=variants)
         if not all(
             item.constraint is None or isinstance(item.constraint, StartDateConstraint)
             for item in prices
         ):
-            return TableEntry(provider, info, name, self._compiled(prices[0].prices), by_clock=True)
+            default = self._compiled(prices[0].prices)
+            return TableEntry(provider, info, name, default, by_clock=True, variants=variants)
         # genai-prices takes the last price whose constraint holds, else the first price.
         schedule = []
         default = prices[0].prices
@@ -426,13 +446,19 @@ class PriceTable:
                 break
             first_day = (item.constraint.start_date - _EPOCH.date()).days
             schedule.append((first_day, self._compiled(item.prices)))
-        return TableEntry(provider, info, name, self._compiled(default), tuple(schedule))
+        return TableEntry(
+            provider, info, name, self._compiled(default), tuple(schedule), variants=variants
+        )
 
     def price(self, entry: TableEntry, usage: Usage, start_time_unix_nano: int) -> TablePrice:
         """Price ``usage`` with ``entry``; raise ``PricingError`` when genai-prices would refuse.
 
         A start time of zero or less means "now".
         """
+        if entry.variants and usage.service_tier:
+            context = price_context(usage.service_tier)
+            if context:
+                return self._price_in_context(entry, usage, start_time_unix_nano, context)
         quick = entry.quick
         if quick is not None:
             priced = quick(usage, entry.name)
@@ -451,6 +477,33 @@ class PriceTable:
                     if day >= first_day:
                         plan = dated
                         break
+        if plan.__class__ is str:
+            raise PricingError(plan)
+        return plan.price(usage, entry.name)
+
+    def _price_in_context(
+        self,
+        entry: TableEntry,
+        usage: Usage,
+        start_time_unix_nano: int,
+        context: tuple[tuple[str, str], ...],
+    ) -> TablePrice:
+        """Price with the variant prices ``context`` selects (cached per UTC day)."""
+        if start_time_unix_nano <= 0:
+            start_time_unix_nano = time.time_ns()
+        key = (id(entry.model), context, start_time_unix_nano // NANOS_PER_DAY)
+        plan = None if entry.by_clock else self._in_context.get(key)
+        if plan is None:
+            moment = timestamp(start_time_unix_nano)
+            model_price = entry.model.get_prices(moment, dict(context))
+            try:
+                plan = PricePlan(model_price)
+            except ValueError as exc:
+                plan = f"the price-table entry is not usable: {exc}"
+            if not entry.by_clock:
+                if len(self._in_context) >= _CACHE_LIMIT:
+                    self._in_context.clear()
+                self._in_context[key] = plan
         if plan.__class__ is str:
             raise PricingError(plan)
         return plan.price(usage, entry.name)

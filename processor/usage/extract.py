@@ -68,6 +68,14 @@ PROVIDER = (semconv.GEN_AI_PROVIDER_NAME, "gen_ai.system", "llm.provider", "llm.
 REQUEST_MODEL = (semconv.GEN_AI_REQUEST_MODEL, "llm.request.model")
 RESPONSE_MODEL = (semconv.GEN_AI_RESPONSE_MODEL, "llm.response.model", "llm.model_name")
 REPORTED_COST = (semconv.COST_REPORTED,)
+SERVICE_TIER = (
+    "openai.response.service_tier",
+    "gen_ai.openai.response.service_tier",
+    "anthropic.response.service_tier",
+    "openai.request.service_tier",
+    "gen_ai.openai.request.service_tier",
+)
+"""The tier that served the call (the response's, else the one asked for)."""
 
 TELEMETRY_SDK_NAME = "telemetry.sdk.name"
 ANTHROPIC_EXCLUSIVE_INPUT = frozenset({"anthropic"})
@@ -104,6 +112,8 @@ def extract_usage(attributes: Mapping[str, object], span_name: str = "") -> Usag
     )
     _read_counts(reader, usage, attributes)
     usage.reported_cost = reader.cost(REPORTED_COST)
+    tier = reader.text(SERVICE_TIER)
+    usage.service_tier = tier.lower() if tier else None
     usage.problems = reader.problems
     return usage
 

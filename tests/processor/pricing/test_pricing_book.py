@@ -68,6 +68,25 @@ def test_claude_sonnet_4_published_prices(book):
     assert cost.total == Decimal("28.05")
 
 
+def test_service_tiers_select_variant_prices(book):
+    november_2026 = int(datetime(2026, 11, 2, tzinfo=UTC).timestamp()) * 1_000_000_000
+    costs = {
+        tier: book.price(
+            chat("gpt-5", input_tokens=MILLION, output_tokens=MILLION, service_tier=tier),
+            november_2026,
+        ).total
+        for tier in (None, "default", "flex", "priority", "batch")
+    }
+    # gpt-5: $1.25 / $10 per million standard; flex and batch half; priority double.
+    assert costs == {
+        None: Decimal("11.25"),
+        "default": Decimal("11.25"),
+        "flex": Decimal("5.625"),
+        "priority": Decimal("22.5"),
+        "batch": Decimal("5.625"),
+    }
+
+
 def test_zero_tokens_on_a_known_model_is_a_priced_zero(book):
     cost = book.price(chat("gpt-4o-mini"), SEPTEMBER_2025)
     assert cost.status == semconv.STATUS_PRICED and cost.total == 0

@@ -55,6 +55,12 @@ def test_markup_and_reported_cost(capsys):
     assert document["total_usd"] == "0.2" and document["billable_usd"] == "0.22"
 
 
+def test_service_tier(capsys):
+    args = ["--model", "gpt-5", "--provider", "openai", "--input", "1000000", "--format", "json"]
+    code = run_price([*args, "--service-tier", "flex", "--at", "2026-11-02"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["total_usd"] == "0.625"
+
+
 def test_overrides_file(tmp_path, capsys):
     prices = tmp_path / "prices.yaml"
     prices.write_text("models:\n  - model: acme-ft\n    input_mtok: 2\n    output_mtok: 4\n")

@@ -420,3 +420,25 @@ def test_sentry_detail_names_are_subsets_of_the_totals():
     assert usage is not None and usage.problems == []
     assert (usage.input_tokens, usage.cache_read_tokens) == (1000, 600)
     assert (usage.output_tokens, usage.reasoning_tokens) == (300, 100)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "tier"),
+    [
+        ("openai.response.service_tier", "flex", "flex"),
+        ("gen_ai.openai.response.service_tier", "Priority", "priority"),
+        ("anthropic.response.service_tier", "batch", "batch"),
+        ("gen_ai.openai.request.service_tier", "auto", "auto"),
+    ],
+)
+def test_the_service_tier_is_read(attribute, value, tier):
+    usage = extract_usage(
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-5",
+            "gen_ai.usage.input_tokens": 10,
+            attribute: value,
+        }
+    )
+    assert usage is not None and usage.service_tier == tier

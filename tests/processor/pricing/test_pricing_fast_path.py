@@ -26,6 +26,7 @@ from spanledger.processor.pricing.table import (
     PricingError,
     component_of,
     genai_usage,
+    price_context,
     timestamp,
 )
 
@@ -45,6 +46,7 @@ def reference(usage: Usage, provider_id: str, model: str, start_ns: int):
                 model,
                 provider_id=provider_id,
                 genai_request_timestamp=timestamp(start_ns),
+                price_context=dict(price_context(usage.service_tier)) or None,
             )
         except (ValueError, LookupError) as exc:
             return exc
@@ -86,6 +88,7 @@ def check_identical(table: PriceTable, usage: Usage, provider_id: str, model: st
 
 
 counts = st.one_of(st.just(0), st.integers(0, 5_000), st.integers(0, 3_000_000))
+tiers = st.sampled_from([None, None, "default", "flex", "priority", "fast", "batch", "standard"])
 
 
 @st.composite
@@ -102,6 +105,7 @@ def usages(draw) -> Usage:
         reasoning_tokens=reasoning,
         input_audio_tokens=audio_in,
         output_audio_tokens=audio_out,
+        service_tier=draw(tiers),
     )
 
 
@@ -140,6 +144,21 @@ def test_every_model_of_the_snapshot_prices_identically(table, year):
         cache_write_tokens=30_000,
         cache_write_1h_tokens=10_000,
         reasoning_tokens=15_000,
+    )
+    for provider_id, model_id in MODELS:
+        check_identical(table, usage, provider_id, model_id, start_ns)
+
+
+@pytest.mark.parametrize("tier", ["flex", "priority", "batch"])
+def test_every_model_prices_service_tiers_identically(table, tier):
+    start_ns = int(datetime(2026, 11, 2, 9, tzinfo=UTC).timestamp()) * 1_000_000_000
+    usage = Usage(
+        operation="chat",
+        input_tokens=90_000,
+        output_tokens=4_000,
+        cache_read_tokens=60_000,
+        cache_write_tokens=5_000,
+        service_tier=tier,
     )
     for provider_id, model_id in MODELS:
         check_identical(table, usage, provider_id, model_id, start_ns)
