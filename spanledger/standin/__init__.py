@@ -1,9 +1,24 @@
 """A local stand-in for the OpenAI and Anthropic HTTP APIs, for tests, examples and benchmarks.
 
 ``StandIn`` serves the real wire protocols (JSON and server-sent events) on ``127.0.0.1`` so
-the real SDKs run unchanged against it; a :class:`Scenario` sets usage figures, text, errors,
-dropped streams and timing per request. Default token counts follow the rules in
-:mod:`spanledger.standin.tokens`.
+the real SDKs run unchanged against it::
+
+    with StandIn() as llm:
+        client = openai.OpenAI(base_url=llm.openai_base_url, api_key="test", max_retries=0)
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers=Scenario(usage={"prompt_tokens": 1200}).to_header(),
+        )
+        llm.requests[0].json["model"]  # "gpt-4o-mini"
+
+A :class:`Scenario` sets usage figures, text, errors, dropped streams and timing for one
+request (``x-standin-scenario`` header) or for the next requests in line (:meth:`StandIn.push`,
+or ``POST /_standin/scenarios`` from another process; ``GET /_standin/requests`` lists what was
+received). Routes: ``/v1/chat/completions``, ``/v1/completions``, ``/v1/responses``,
+``/v1/embeddings``, ``/v1/messages`` (beta included) and ``/v1/messages/count_tokens``.
+Default token counts follow the rules in :mod:`spanledger.standin.tokens`.
+``python -m spanledger.standin --port N`` serves from the command line.
 """
 
 from spanledger.standin.scenario import SCENARIO_HEADER, Scenario, ScenarioError
