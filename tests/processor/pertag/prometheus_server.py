@@ -85,9 +85,18 @@ class PrometheusServer:
             raise AssertionError(f"query {promql!r} failed: {body}")
         return body["data"]["result"]
 
-    def by_label(self, promql: str, label: str) -> dict[str, float]:
-        """``{label value: sample value}`` for a query returning one series per label value."""
-        return {r["metric"].get(label, ""): float(r["value"][1]) for r in self.query(promql)}
+    def by_label(self, promql: str, label: str, timeout: float = 10.0) -> dict[str, float]:
+        """``{label value: sample value}`` for a query returning one series per label value.
+
+        A scrape that times out on a loaded machine marks every series stale until the next
+        good scrape, so an empty answer is asked again until ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.query(promql)
+            if result or time.monotonic() > deadline:
+                return {r["metric"].get(label, ""): float(r["value"][1]) for r in result}
+            time.sleep(0.2)
 
     def wait_for(self, promql: str, expected: float, timeout: float = 20.0) -> float:
         """Wait until the scalar result of ``promql`` equals ``expected``; returns it."""
