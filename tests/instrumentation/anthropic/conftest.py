@@ -6,6 +6,7 @@ SDK would add lands in the same exporter and the tests can count spans from both
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 
 import anthropic
@@ -18,6 +19,16 @@ from spanledger.standin import StandIn
 
 OUR_SCOPE = "spanledger.instrumentation.anthropic"
 SDK_SCOPE = "com.anthropic.sdk.python"
+
+
+@pytest.fixture(autouse=True)
+def no_touching_ended_spans(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fails a test in which any span was ended twice or written to after its end."""
+    with caplog.at_level(logging.WARNING, logger="opentelemetry.sdk.trace"):
+        yield
+    records = caplog.get_records("setup") + caplog.get_records("call")
+    late = [r.getMessage() for r in records if "ended span" in r.getMessage()]
+    assert late == []
 
 
 @pytest.fixture
