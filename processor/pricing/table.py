@@ -479,6 +479,11 @@ class PriceTable:
                         break
         if plan.__class__ is str:
             raise PricingError(plan)
+        fast = plan.integer_price
+        if fast is not None:
+            priced = fast(usage, entry.name)
+            if priced is not None:
+                return priced
         return plan.price(usage, entry.name)
 
     def _price_in_context(
