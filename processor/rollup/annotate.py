@@ -1,6 +1,6 @@
 """Price a complete trace and write its cost attributes: per call, per subtree, per trace.
 
-Work happens once per trace, at flush. Only spans that mention a ``gen_ai.`` or ``llm.`` key are
+Work happens once per trace, at flush. Only spans whose bytes contain ``gen_ai.`` or ``llm.`` are
 parsed and asked for usage; only spans that receive attributes are parsed and serialized again;
 every other span is forwarded as the bytes it arrived as.
 """
