@@ -19,6 +19,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from spanledger import semconv
 from spanledger.processor.components import (
     Backpressure,
     CallSink,
@@ -217,7 +218,7 @@ class Pipeline:
                 calls += annotated.calls
                 counts["llm_calls"] += len(annotated.calls)
                 counts["unpriced_calls"] += sum(
-                    1 for call in annotated.calls if call.cost.status != "priced"
+                    1 for call in annotated.calls if call.cost.status != semconv.STATUS_PRICED
                 )
                 counts["not_counted"] += annotated.not_counted
                 counts["roots_missing"] += annotated.root_missing
