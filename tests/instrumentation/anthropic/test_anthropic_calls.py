@@ -73,7 +73,7 @@ def test_create(client: anthropic.Anthropic, only_span) -> None:
 
 def test_create_stream_true(client: anthropic.Anthropic, only_span) -> None:
     stream = client.messages.create(stream=True, **call_kwargs())
-    assert isinstance(stream, anthropic.Stream)
+    assert type(stream) is anthropic.Stream
     kinds = [event.type for event in stream]
     assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
     assert_counted(only_span(), stream=True, completed=True)
