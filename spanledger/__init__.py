@@ -35,7 +35,10 @@ def install_tags(
     ``opentelemetry-instrument`` does all of this by itself.
 
     ``config`` replaces the ``SPANLEDGER_*`` environment variables; ``attach_env=False`` ignores
-    a ``TRACEPARENT``/``BAGGAGE`` handed down by a parent process. A second call does nothing.
+    a ``TRACEPARENT``/``BAGGAGE`` handed down by a parent process. Once installed (by an earlier
+    call or by ``opentelemetry-instrument``), a call only adds tag copying to ``tracer_provider``
+    if it lacks it, so an application that sets its own provider under
+    ``opentelemetry-instrument`` can still call it.
     """
     from opentelemetry.instrumentation.threading import ThreadingInstrumentor
 
@@ -45,7 +48,9 @@ def install_tags(
     if not threading_instrumentor.is_instrumented_by_opentelemetry:
         threading_instrumentor.instrument()
     tags_instrumentor = TagsInstrumentor()
-    if not tags_instrumentor.is_instrumented_by_opentelemetry:
+    if tags_instrumentor.is_instrumented_by_opentelemetry:
+        tags_instrumentor.add_tracer_provider(tracer_provider)
+    else:
         tags_instrumentor.instrument(
             tracer_provider=tracer_provider, config=config, attach_env=attach_env
         )

@@ -63,6 +63,20 @@ class TagsInstrumentor(BaseInstrumentor):
         self.processor = None
         set_active_config(None)
 
+    def add_tracer_provider(self, provider: Any = None) -> TagSpanProcessor | None:
+        """Copies tags onto the spans of ``provider`` (default: global) too, once instrumented.
+
+        For a provider created after ``instrument`` ran, as when an application sets its own
+        provider under ``opentelemetry-instrument``. Does nothing before ``instrument``.
+        """
+        if not self.is_instrumented_by_opentelemetry or self._propagator is None:
+            return None
+        provider = provider or trace.get_tracer_provider()
+        existing = self._processors.get(provider)
+        if existing is not None and existing.enabled:
+            return existing
+        return self._add_processor(provider, self._propagator.config)
+
     def _add_processor(self, provider: Any, config: TagConfig) -> TagSpanProcessor | None:
         if not hasattr(provider, "add_span_processor"):
             _logger.warning(

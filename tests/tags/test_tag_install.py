@@ -48,6 +48,7 @@ def test_install_tags_copies_tags_into_threads_and_guards_propagation(
     with caplog.at_level(logging.WARNING):
         spanledger.install_tags(tracer_provider)
     assert caplog.records == []
+    assert len(tracer_provider._active_span_processor._span_processors) == 2
 
     attributes = {span.name: dict(span.attributes or {}) for span in exporter.get_finished_spans()}
     assert attributes == {"in a thread": {"customer": "acme", "team": "search"}, "outside": {}}
@@ -68,3 +69,22 @@ def test_install_tags_on_a_provider_without_processors_warns_and_goes_on(
     finally:
         TagsInstrumentor().uninstrument()
         ThreadingInstrumentor().uninstrument()
+
+
+def test_install_tags_again_adds_a_provider_created_later(
+    provider: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    first, _ = provider
+    spanledger.install_tags(first, config=TagConfig.from_env({}), attach_env=False)
+    # As under opentelemetry-instrument, when the application then sets up its own provider.
+    later_exporter = InMemorySpanExporter()
+    later = TracerProvider()
+    later.add_span_processor(SimpleSpanProcessor(later_exporter))
+    try:
+        spanledger.install_tags(later)
+        with spanledger.tags(customer="acme"):
+            later.get_tracer("app").start_span("later").end()
+        (span,) = later_exporter.get_finished_spans()
+        assert dict(span.attributes or {}) == {"customer": "acme"}
+    finally:
+        later.shutdown()
