@@ -296,15 +296,20 @@ def _integer_source(
     for index in needed:
         fields = " + ".join(f"usage.{name}" for name in COUNT_FIELDS[index][1])
         lines.append(f"    c{index} = {fields}")
+    raw = [source for _, source, finer in carve if not finer]
+    if raw:
+        # An int or-ed with others is negative exactly when one of them is.
+        lines.append(f"    if ({' | '.join(f'c{source}' for source in raw)}) < 0:")
+        lines.append(f"        negative({', '.join(f'c{source}' for source in raw)})")
     leaf_names: dict[int, str] = {}
     for slot, source, finer in carve:
         if finer:
             leaf_names[slot] = f"l{slot}"
             lines.append(f"    l{slot} = c{source}" + "".join(f" - {leaf_names[o]}" for o in finer))
+            lines.append(f"    if l{slot} < 0:")
+            lines.append(f"        invalid({source}, c{source})")
         else:
             leaf_names[slot] = f"c{source}"
-        lines.append(f"    if {leaf_names[slot]} < 0:")
-        lines.append(f"        invalid({source}, c{source})")
     sums: list[list[str]] = [[], [], [], []]
     for slot, rate, tiers, component in terms:
         chosen = str(rate)
@@ -338,16 +343,21 @@ def _compile(source: str, scale: Decimal) -> Callable[[Usage, str], TablePrice |
         "ZERO": _ZERO,
         "LIMIT": _EXACT_LIMIT,
         "invalid": _invalid,
+        "negative": _negative,
     }
     exec(compile(source, "<spanledger price plan>", "exec"), namespace)
     return namespace["integer_price"]
 
 
+def _negative(*counts: int) -> None:
+    raise PricingError(f"invalid usage: negative token count among {counts}")
+
+
 def _invalid(source: int, count: int) -> None:
     name = COUNT_KEYS[source]
-    raise PricingError(
-        f"invalid usage: the counts inside {name} add up to more than {name} ({count})"
-    )
+    if count < 0:
+        raise PricingError(f"invalid usage: {name} is negative ({count})")
+    raise PricingError(f"invalid usage: {name} ({count}) is less than the counts inside it")
 
 
 def _exponent(price: Decimal) -> int:
@@ -418,6 +428,18 @@ class PriceTable:
                 models.clear()
             entry = models[model] = self._find(provider_id, model)
         return entry
+
+    def quote(
+        self, provider_id: str | None, model: str, usage: Usage, start_time_unix_nano: int
+    ) -> TablePrice | str:
+        """``lookup`` and ``price`` in one call: the price, or why there is none."""
+        entry = self.lookup(provider_id, model)
+        if entry.__class__ is str:
+            return entry  # type: ignore[return-value]
+        try:
+            return self.price(entry, usage, start_time_unix_nano)  # type: ignore[arg-type]
+        except PricingError as exc:
+            return str(exc)
 
     def _find(self, provider_id: str | None, model: str) -> TableEntry | str:
         try:
