@@ -22,15 +22,16 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.trace import get_tracer
 from wrapt import wrap_function_wrapper
 
+from spanledger.instrumentation.genai import logger
 from spanledger.version import __version__
 
 from .package import _instruments
-from .wrappers import async_request_wrapper, parse_wrapper, request_wrapper
 
 __all__ = ["OpenAIInstrumentor"]
 
@@ -49,6 +50,14 @@ class OpenAIInstrumentor(BaseInstrumentor):
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
+        # ``opentelemetry-instrument`` may skip the per-instrumentor version check (it checks the
+        # distribution as a whole); never patch an SDK whose internals this code does not know.
+        conflict = get_dependency_conflicts(_instruments)
+        if conflict is not None:
+            logger.warning("spanledger OpenAI instrumentation not installed: %s", conflict)
+            return
+        from .wrappers import async_request_wrapper, parse_wrapper, request_wrapper
+
         tracer = get_tracer(__name__, __version__, kwargs.get("tracer_provider"), schema_url=None)
         inject = bool(kwargs.get("inject_stream_usage", True))
         wrap_function_wrapper(

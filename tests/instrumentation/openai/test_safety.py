@@ -231,3 +231,18 @@ def test_responses_content_is_captured_when_asked(client, span_exporter, monkeyp
     ]
     output = json.loads(attributes["gen_ai.output.messages"])
     assert output == [{"role": "assistant", "content": response.output_text}]
+
+
+def test_an_unsupported_sdk_version_is_left_alone(tracer_provider, monkeypatch):
+    import spanledger.instrumentation.openai as package
+
+    monkeypatch.setattr(package, "_instruments", ("openai >= 99",))
+    originals = [getattr(owner, name) for owner, name in PATCHED]
+    instrumentor = OpenAIInstrumentor()
+
+    # As opentelemetry-instrument does after its own, distribution-wide check.
+    instrumentor.instrument(tracer_provider=tracer_provider, skip_dep_check=True)
+    try:
+        assert [getattr(owner, name) for owner, name in PATCHED] == originals
+    finally:
+        instrumentor.uninstrument()
