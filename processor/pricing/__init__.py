@@ -11,7 +11,8 @@ cost = book.price(usage, start_time_unix_nano)
 from spanledger.processor.pricing.book import PriceBook
 from spanledger.processor.pricing.config import PricingConfig
 from spanledger.processor.pricing.overrides import OverrideRule, OverridesError, load_overrides
-from spanledger.processor.pricing.table import PriceTable, TablePrice
+from spanledger.processor.pricing.plan import TablePrice
+from spanledger.processor.pricing.table import PriceTable
 
 __all__ = [
     "OverrideRule",

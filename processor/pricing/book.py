@@ -10,14 +10,9 @@ from spanledger import semconv
 from spanledger.processor.model import ZERO, Cost, Usage
 from spanledger.processor.pricing.config import PricingConfig
 from spanledger.processor.pricing.overrides import OverrideRule, load_overrides
+from spanledger.processor.pricing.plan import PricePlan, PricingError, TablePrice
 from spanledger.processor.pricing.providers import genai_prices_provider
-from spanledger.processor.pricing.table import (
-    PricePlan,
-    PriceTable,
-    PricingError,
-    TableEntry,
-    TablePrice,
-)
+from spanledger.processor.pricing.table import PriceTable, TableEntry
 from spanledger.processor.usage import has_incomplete_totals
 
 log = logging.getLogger(__name__)

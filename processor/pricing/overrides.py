@@ -28,8 +28,8 @@ from typing import Any
 
 import yaml
 
+from spanledger.processor.pricing.plan import PricePlan, plan_for_prices
 from spanledger.processor.pricing.providers import genai_prices_provider
-from spanledger.processor.pricing.table import PricePlan, plan_for_prices
 from spanledger.processor.usage import normalize_provider
 
 PRICE_KEYS = (

@@ -20,15 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spanledger.processor.model import Usage
-from spanledger.processor.pricing.table import (
-    REGISTRY,
-    PriceTable,
-    PricingError,
-    component_of,
-    genai_usage,
-    price_context,
-    timestamp,
-)
+from spanledger.processor.pricing.plan import REGISTRY, PricingError, component_of, genai_usage
+from spanledger.processor.pricing.table import PriceTable, price_context, timestamp
 
 MODELS = [
     (provider.id, model.id) for provider in get_snapshot().providers for model in provider.models
