@@ -8,6 +8,7 @@ token figures (set per request through the stand-in's scenario header).
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -19,6 +20,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from spanledger import tags
 from spanledger.instrumentation.anthropic import AnthropicInstrumentor
@@ -31,6 +33,19 @@ CUSTOMERS = ("acme", "globex", "initech", None)
 FEATURES = ("search", "summarize", "triage")
 OPENAI_MODEL = "gpt-4o-mini"
 ANTHROPIC_MODEL = "claude-haiku-4-5"
+
+
+class SeededIds(IdGenerator):
+    """Trace and span ids from a seeded generator, so every run makes the same traces."""
+
+    def __init__(self, seed: int) -> None:
+        self._random = random.Random(seed)
+
+    def generate_trace_id(self) -> int:
+        return self._random.getrandbits(128) or 1
+
+    def generate_span_id(self) -> int:
+        return self._random.getrandbits(64) or 1
 
 
 def openai_usage(prompt: int, completion: int, cached: int = 0) -> dict[str, object]:
@@ -50,10 +65,15 @@ def scenario(usage: dict[str, object]) -> dict[str, str]:
 
 
 @contextmanager
-def instrumented() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
-    """A tracer provider with the tag processor and both SDK instrumentors, spans kept in memory."""
+def instrumented(seed: int = 0) -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
+    """A tracer provider with the tag processor and both SDK instrumentors, spans kept in memory.
+
+    Ids come from ``seed``, so the traces (and how they partition) are the same on every run.
+    """
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": "e2e-agent"}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "e2e-agent"}), id_generator=SeededIds(seed)
+    )
     provider.add_span_processor(TagSpanProcessor(TAG_KEYS, 256))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     instrumentors = [OpenAIInstrumentor(), AnthropicInstrumentor()]
