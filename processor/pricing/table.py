@@ -149,27 +149,24 @@ class PriceTable:
             priced = quick(usage, entry.name)
             if priced is not None:
                 return priced
+        if start_time_unix_nano <= 0:
+            start_time_unix_nano = time.time_ns()
+        return self.plan_at(entry, start_time_unix_nano).price(usage, entry.name)
+
+    def plan_at(self, entry: TableEntry, start_time_unix_nano: int) -> PricePlan:
+        """The compiled price set ``entry`` has at a start time (standard tier)."""
         plan = entry.default
-        if entry.schedule or entry.by_clock:
-            if start_time_unix_nano <= 0:
-                start_time_unix_nano = time.time_ns()
-            if entry.by_clock:
-                moment = timestamp(start_time_unix_nano)
-                plan = self._compiled(entry.model.get_prices(moment))
-            else:
-                day = start_time_unix_nano // NANOS_PER_DAY
-                for first_day, dated in entry.schedule:
-                    if day >= first_day:
-                        plan = dated
-                        break
-        if plan.__class__ is str:
+        if entry.by_clock:
+            plan = self._compiled(entry.model.get_prices(timestamp(start_time_unix_nano)))
+        else:
+            day = start_time_unix_nano // NANOS_PER_DAY
+            for first_day, dated in entry.schedule:
+                if day >= first_day:
+                    plan = dated
+                    break
+        if isinstance(plan, str):
             raise PricingError(plan)
-        fast = plan.integer_price
-        if fast is not None:
-            priced = fast(usage, entry.name)
-            if priced is not None:
-                return priced
-        return plan.price(usage, entry.name)
+        return plan
 
     def _price_in_context(
         self,

@@ -20,7 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spanledger.processor.model import Usage
-from spanledger.processor.pricing.plan import REGISTRY, PricingError, component_of, genai_usage
+from spanledger.processor.pricing.plan import (
+    REGISTRY,
+    PricingError,
+    component_of,
+    genai_usage,
+    usage_counts,
+)
 from spanledger.processor.pricing.table import PriceTable, price_context, timestamp
 
 MODELS = [
@@ -176,3 +182,36 @@ def test_time_of_day_prices_follow_the_clock(table):
         entry = table.lookup(*clocked[0])
         totals.add(table.price(entry, usage, start_ns).total)
     assert len(totals) > 1, "the price did not change over the day"
+
+
+def test_the_decimal_path_agrees_with_calc_price_for_every_model(table):
+    """Price sets without an integer path (and sums too long for it) are computed in Decimal."""
+    start_ns = int(datetime(2025, 9, 1, tzinfo=UTC).timestamp()) * 1_000_000_000
+    usage = Usage(
+        operation="chat",
+        input_tokens=310_000,
+        output_tokens=12_345,
+        cache_read_tokens=100_001,
+        cache_write_tokens=7_777,
+        cache_write_1h_tokens=3_333,
+        reasoning_tokens=999,
+    )
+    compared = 0
+    for provider_id, model_id in MODELS:
+        expected = reference(usage, provider_id, model_id, start_ns)
+        entry = table.lookup(provider_id, model_id)
+        if isinstance(expected, Exception) or isinstance(entry, str):
+            continue
+        plan = table.plan_at(entry, start_ns)
+        total, parts = plan.compute(usage_counts(usage))
+        assert total == expected[0], (provider_id, model_id)
+        assert parts == expected[3]
+        compared += 1
+    assert compared > 1000
+
+
+def test_sums_past_the_decimal_precision_round_as_calc_price_does(table):
+    usage = Usage(operation="chat", input_tokens=10**27 + 7, output_tokens=3 * 10**26 + 1)
+    start_ns = int(datetime(2025, 9, 1, tzinfo=UTC).timestamp()) * 1_000_000_000
+    for model in ("gpt-4o-mini", "gpt-4o", "o3"):
+        check_identical(table, usage, "openai", model, start_ns)
