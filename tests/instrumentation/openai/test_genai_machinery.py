@@ -193,3 +193,19 @@ def test_async_proxy_completes_and_ends_early(tracer_provider, span_exporter):
         span.attributes[semconv.STREAM_COMPLETED] for span in span_exporter.get_finished_spans()
     ]
     assert completed == [True, False]
+
+
+def test_azure_client_is_named_azure_whatever_its_host():
+    import openai
+
+    from spanledger.instrumentation.openai.wrappers import _endpoint
+
+    azure = openai.AzureOpenAI(
+        api_key="k", api_version="2024-10-21", base_url="https://gateway.example.com/openai"
+    )
+    plain = openai.OpenAI(api_key="k", base_url="https://api.groq.com/openai/v1")
+
+    assert _endpoint(azure) == ("azure.ai.openai", "gateway.example.com", 443)
+    assert _endpoint(plain) == ("groq", "api.groq.com", 443)
+    plain.base_url = "http://localhost:11434/v1"
+    assert _endpoint(plain) == ("ollama", "localhost", 11434)
