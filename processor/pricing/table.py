@@ -95,12 +95,24 @@ class PriceTable:
     def quote(
         self, provider_id: str | None, model: str, usage: Usage, start_time_unix_nano: int
     ) -> TablePrice | str:
-        """``lookup`` and ``price`` in one call: the price, or why there is none."""
-        entry = self.lookup(provider_id, model)
-        if entry.__class__ is str:
-            return entry  # type: ignore[return-value]
+        """``lookup`` and ``price`` in one call: the price, or why there is none.
+
+        The common case (a cached entry whose price does not depend on time or tier) takes
+        the entry's integer path directly.
+        """
+        models = self._entries.get(provider_id)
+        entry = models.get(model) if models is not None else None
+        if entry is None:
+            entry = self.lookup(provider_id, model)
+        if isinstance(entry, str):
+            return entry
+        quick = entry.quick
+        if quick is not None and not (entry.variants and usage.service_tier):
+            priced = quick(usage, entry.name)
+            if priced is not None:
+                return priced
         try:
-            return self.price(entry, usage, start_time_unix_nano)  # type: ignore[arg-type]
+            return self.price(entry, usage, start_time_unix_nano)
         except PricingError as exc:
             return str(exc)
 

@@ -215,3 +215,18 @@ def test_sums_past_the_decimal_precision_round_as_calc_price_does(table):
     start_ns = int(datetime(2025, 9, 1, tzinfo=UTC).timestamp()) * 1_000_000_000
     for model in ("gpt-4o-mini", "gpt-4o", "o3"):
         check_identical(table, usage, "openai", model, start_ns)
+
+
+def test_quote_is_lookup_and_price_in_one(table):
+    start_ns = int(datetime(2026, 11, 2, tzinfo=UTC).timestamp()) * 1_000_000_000
+    usage = Usage(operation="chat", input_tokens=1000, output_tokens=10, cache_read_tokens=400)
+    for tier in (None, "flex"):
+        usage.service_tier = tier
+        for model in ("gpt-4o-mini", "gpt-5", "o3"):
+            quoted = table.quote("openai", model, usage, start_ns)
+            assert quoted == table.price(table.lookup("openai", model), usage, start_ns)
+    missing = table.quote("openai", "no-such-model-anywhere", usage, start_ns)
+    assert isinstance(missing, str) and "no-such-model-anywhere" in missing
+    usage.cache_read_tokens = 5000
+    refused = table.quote("openai", "gpt-4o-mini", usage, start_ns)
+    assert isinstance(refused, str) and "input_tokens" in refused
