@@ -351,6 +351,18 @@ class Pipeline:
             except Exception:
                 log.exception("shutting down %s failed", type(component).__name__)
 
+    def settled_before(self) -> float | None:
+        """A time on the pipeline's clock before which every accepted span has left the pipeline.
+
+        Every span accepted before it was handed to the exporters and sinks (or given up on).
+        None while spans are being processed. Used to retire a write-ahead log.
+        """
+        with self._lock:
+            if self._in_flight:
+                return None
+            now = self._clock()
+            return min((trace.first_seen for trace in self._buffer.pending.values()), default=now)
+
     @property
     def stats(self) -> dict[str, int]:
         """Counters since start, plus what is held right now."""
