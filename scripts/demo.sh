@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/install.sh instruments
+bash scripts/install.sh instruments-any
 exec .venv/bin/spanledger demo "$@"
