@@ -5,12 +5,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
+
+# pip's notes about index locations configured on this machine but absent are noise here.
+quiet_pip() { .venv/bin/python -m pip "$@" 2> >(grep -v "^WARNING: Location" >&2); }
+
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
+quiet_pip install --quiet --upgrade pip
 if [ $# -gt 0 ]; then
-  .venv/bin/python -m pip install --quiet -e ".[$1]"
+  quiet_pip install --quiet -e ".[$1]"
 else
-  .venv/bin/python -m pip install --quiet -e .
+  quiet_pip install --quiet -e .
 fi
