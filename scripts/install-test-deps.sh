@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Idempotent set-up for the tests: a virtualenv with the project and its test extras, plus the
-# system programs the tests start or call themselves (Prometheus, openssl for test certificates).
+# system programs the tests start or call themselves (Prometheus, openssl for test certificates),
+# and Arize Phoenix in its own virtualenv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install.sh test
+
+# Arize Phoenix, the real tracing UI of the end-to-end tests, in a venv of its own.
+bash scripts/phoenix/install.sh
 
 missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
