@@ -85,7 +85,13 @@ INCOMPLETE = "usage incomplete:"
 """Prefix of the problem that makes a call impossible to price from its tokens."""
 
 _COUNT_KEYS = (
-    INPUT_TOTAL + OUTPUT_TOTAL + CACHE_READ + CACHE_WRITE + CACHE_WRITE_5M + CACHE_WRITE_1H
+    INPUT_TOTAL
+    + OUTPUT_TOTAL
+    + CACHE_READ
+    + CACHE_WRITE
+    + CACHE_WRITE_5M
+    + CACHE_WRITE_1H
+    + TOTAL_ONLY
 )
 
 

@@ -442,3 +442,19 @@ def test_the_service_tier_is_read(attribute, value, tier):
         }
     )
     assert usage is not None and usage.service_tier == tier
+
+
+def test_a_span_with_only_a_total_is_an_unpriced_call_not_a_silent_zero(book):
+    usage = extract_usage(
+        {
+            "gen_ai.system": "openai",
+            "llm.request.type": "chat",
+            "gen_ai.request.model": "gpt-4o-mini",
+            "llm.usage.total_tokens": 1234,
+        },
+        "openai.chat",
+    )
+    assert usage is not None
+    cost = book.price(usage, SEPTEMBER_2025)
+    assert cost.status == semconv.STATUS_UNPRICED
+    assert "only a total token count" in cost.reason
