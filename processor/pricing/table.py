@@ -27,6 +27,8 @@ from spanledger.processor.pricing.plan import PricePlan, PricingError, TablePric
 NANOS_PER_DAY = 86_400 * 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CACHE_LIMIT = 50_000
+_ALWAYS = -(2**63)
+"""A start time before every other."""
 
 
 def price_context(service_tier: str | None) -> tuple[tuple[str, str], ...]:
@@ -64,11 +66,19 @@ class TableEntry:
     variants: bool = False
     """The model has price variants (service tiers, batch) that a call's context can select."""
     quick: Callable[[Usage, str], TablePrice | None] | None = field(init=False, default=None)
-    """The integer fast path of the only price set, when the price does not depend on time."""
+    """The integer fast path of the latest price set (standard tier), for calls from
+    ``quick_from`` on; None with time-of-day prices."""
+    quick_from: int = field(init=False, default=_ALWAYS)
+    """Start time (ns) from which the latest price set applies."""
 
     def __post_init__(self) -> None:
-        if not self.schedule and not self.by_clock and isinstance(self.default, PricePlan):
-            self.quick = self.default.integer_price
+        if self.by_clock:
+            return
+        latest = self.schedule[0][1] if self.schedule else self.default
+        if isinstance(latest, PricePlan):
+            self.quick = latest.integer_price
+            if self.schedule:
+                self.quick_from = self.schedule[0][0] * NANOS_PER_DAY
 
 
 class PriceTable:
@@ -107,7 +117,11 @@ class PriceTable:
         if isinstance(entry, str):
             return entry
         quick = entry.quick
-        if quick is not None and not (entry.variants and usage.service_tier):
+        if (
+            quick is not None
+            and start_time_unix_nano >= entry.quick_from
+            and not (entry.variants and usage.service_tier)
+        ):
             priced = quick(usage, entry.name)
             if priced is not None:
                 return priced
@@ -157,7 +171,7 @@ class PriceTable:
             if context:
                 return self._price_in_context(entry, usage, start_time_unix_nano, context)
         quick = entry.quick
-        if quick is not None:
+        if quick is not None and start_time_unix_nano >= entry.quick_from:
             priced = quick(usage, entry.name)
             if priced is not None:
                 return priced
