@@ -140,8 +140,6 @@ def from_mapping(raw: object, problems: Problems, base_dir: Path | None = None) 
     )
     if base_dir is not None:
         _resolve_paths(config, raw, base_dir)
-        for message in config.pricing.overrides_problems():
-            problems.add("pricing", message)
     return config
 
 
