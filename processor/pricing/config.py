@@ -40,8 +40,8 @@ class PricingConfig:
     def overrides_problems(self) -> list[str]:
         """What is wrong with the overrides file, each with its line.
 
-        ``problems()`` checks only an absolute path: a relative one is checked by the config
-        loader once it is resolved against the config file's directory.
+        ``problems()`` checks only an absolute path (the config loader makes a path written in
+        a config file absolute first); ``PriceBook`` checks any path when it is built.
         """
         if not self.overrides:
             return []
