@@ -302,7 +302,8 @@ def test_config_file_pricing_section_resolves_and_checks_the_overrides(tmp_path)
     config_path = tmp_path / "spanledger.yaml"
     config_path.write_text("pricing: {overrides: prices.yaml, markup_percent: 10}\n")
     config, problems = check_config(config_path)
-    assert any("pricing" in p and "needs output_mtok" in p for p in problems), problems
+    found = [p for p in problems if "pricing" in p and "needs output_mtok" in p]
+    assert len(found) == 1, problems
     (tmp_path / "prices.yaml").write_text(
         "models:\n  - model: x\n    input_mtok: 1\n    output_mtok: 2\n"
     )
