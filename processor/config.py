@@ -138,8 +138,6 @@ def from_mapping(raw: object, problems: Problems, base_dir: Path | None = None) 
     config.service = (
         build(ServiceConfig, raw.get("service"), "service", problems) or ServiceConfig()
     )
-    if base_dir is not None:
-        _resolve_paths(config, raw, base_dir)
     return config
 
 
