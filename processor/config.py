@@ -8,7 +8,7 @@ pricing: {overrides: prices.yaml, markup_percent: 0, prefer_reported: true}
 rollup: {trace_idle: 2s, root_grace: 1s, max_traces: 100000}
 metrics: {prometheus: {endpoint: 127.0.0.1:9464}, otlp: {endpoint: ..., protocol: grpc}}
 ledger: {path: spanledger.db, retention_days: 90}
-service: {shutdown_timeout: 10s}
+service: {shutdown_timeout: 10s, write_ahead: {directory: wal, max_bytes: 536870912}}
 ```
 
 ``${env:NAME}`` anywhere in a string value is replaced by that environment variable, so secrets
@@ -37,6 +37,7 @@ from spanledger.processor.metrics import MetricsConfig
 from spanledger.processor.pricing import PricingConfig
 from spanledger.processor.receivers import GrpcReceiverConfig, HttpReceiverConfig
 from spanledger.processor.rollup import RollupConfig
+from spanledger.processor.writeahead import WriteAheadConfig
 from spanledger.semconv import DEFAULT_TAG_KEYS
 
 SECTIONS = ("receivers", "exporters", "tags", "pricing", "rollup", "metrics", "ledger", "service")
@@ -62,6 +63,8 @@ class ServiceConfig:
 
     shutdown_timeout: float = 10.0
     """Seconds to drain waiting traces and exporter queues after SIGTERM before exiting."""
+    write_ahead: WriteAheadConfig | None = None
+    """Log accepted requests on disk before answering, so a killed processor loses nothing."""
 
     def problems(self) -> list[str]:
         return [] if self.shutdown_timeout > 0 else ["shutdown_timeout must be positive"]
@@ -248,7 +251,8 @@ def _endpoint_of(value: object, where: str, problems: Problems) -> object:
 def _resolve_paths(raw: Any, base_dir: Path, where: str = "") -> Any:
     """Take relative file paths written in the file from the file's directory.
 
-    File paths are every ``*_file`` key (TLS), ``pricing.overrides`` and ``ledger.path``.
+    File paths are every ``*_file`` key (TLS), every ``directory`` key (disk queues and the
+    write-ahead log), ``pricing.overrides`` and ``ledger.path``.
     """
     if isinstance(raw, list):
         return [_resolve_paths(item, base_dir, where) for item in raw]
@@ -257,7 +261,8 @@ def _resolve_paths(raw: Any, base_dir: Path, where: str = "") -> Any:
     resolved = {}
     for key, value in raw.items():
         place = f"{where}.{key}" if where else str(key)
-        is_path = str(key).endswith("_file") or place in ("pricing.overrides", "ledger.path")
+        is_path = str(key).endswith("_file") or key == "directory"
+        is_path = is_path or place in ("pricing.overrides", "ledger.path")
         if is_path and isinstance(value, str) and value and not Path(value).is_absolute():
             resolved[key] = str(base_dir / value)
         else:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
-from spanledger.processor.components import CallSink, SpanExporter
+from spanledger.processor.components import CallSink, SpanExporter, TraceConsumer
 from spanledger.processor.config import Config
 from spanledger.processor.exporters import (
     OtlpGrpcExporter,
@@ -25,6 +25,7 @@ from spanledger.processor.metrics import MetricsSink
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook
 from spanledger.processor.receivers import GrpcReceiver, HttpReceiver
+from spanledger.processor.writeahead import WriteAhead
 
 log = logging.getLogger("spanledger.processor")
 
@@ -46,6 +47,7 @@ class Service:
         self.http: HttpReceiver | None = None
         self.metrics: MetricsSink | None = None
         self.ledger: LedgerSink | None = None
+        self.write_ahead: WriteAhead | None = None
         self._stopped = threading.Event()
 
     def start(self) -> None:
@@ -65,11 +67,17 @@ class Service:
             config.rollup, config.tags, PriceBook(config.pricing), exporters, sinks
         )
         self.pipeline.start()
+        consumer: TraceConsumer = self.pipeline
+        if config.service.write_ahead is not None:
+            self.write_ahead = WriteAhead(config.service.write_ahead, self.pipeline)
+            self.write_ahead.replay()
+            self.write_ahead.start()
+            consumer = self.write_ahead
         if config.grpc is not None:
-            self.grpc = GrpcReceiver(config.grpc, self.pipeline)
+            self.grpc = GrpcReceiver(config.grpc, consumer)
             self.grpc.start()
         if config.http is not None:
-            self.http = HttpReceiver(config.http, self.pipeline)
+            self.http = HttpReceiver(config.http, consumer)
             self.http.start()
         log.info(
             "spanledger processor listening: %s; forwarding to %d exporter(s); ledger %s",
@@ -101,6 +109,8 @@ class Service:
                 receiver.stop(grace=min(1.0, self.config.service.shutdown_timeout / 4))
         if self.pipeline is not None:
             self.pipeline.shutdown(max(0.1, deadline - time.monotonic()))
+        if self.write_ahead is not None:
+            self.write_ahead.close()
         log.info("spanledger processor stopped")
 
     def run(self) -> None:

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 DEFAULT_QUEUE_SPANS = 100_000
 DEFAULT_BATCH_SPANS = 2048
+DEFAULT_DISK_QUEUE_BYTES = 1024 * 1024 * 1024
+"""1 GiB of queued requests on disk."""
 DEFAULT_BATCH_BYTES = 4 * 1024 * 1024
 """4 MiB: the default largest message of gRPC servers, the Collector's among them."""
 
@@ -39,6 +41,29 @@ class TlsClientConfig:
         return found
 
 
+@dataclass
+class DiskQueueConfig:
+    """Keep the exporter's queue in files under ``directory`` so it survives restarts and kills.
+
+    At most ``max_bytes`` are queued; beyond it ``export`` raises ``Backpressure``. ``sync``
+    also flushes each write to the device (survives power loss, costs an fsync per batch).
+    """
+
+    directory: str = ""
+    max_bytes: int = DEFAULT_DISK_QUEUE_BYTES
+    sync: bool = False
+
+    def problems(self) -> list[str]:
+        found = []
+        if not self.directory:
+            found.append("directory is required")
+        elif os.path.exists(self.directory) and not os.path.isdir(self.directory):
+            found.append(f"directory {self.directory!r} is not a directory")
+        if self.max_bytes < 1:
+            found.append(f"max_bytes must be at least 1, got {self.max_bytes}")
+        return found
+
+
 @dataclass(kw_only=True)
 class _ExporterConfig:
     """Settings shared by both exporters (keyword-only; ``endpoint`` may be given by position)."""
@@ -52,6 +77,8 @@ class _ExporterConfig:
     tls: TlsClientConfig | None = None
     queue_size: int = DEFAULT_QUEUE_SPANS
     """Spans held waiting for delivery; ``export`` raises ``Backpressure`` beyond it."""
+    queue: DiskQueueConfig | None = None
+    """Keep the queue on disk instead (then bounded by ``queue.max_bytes``, not ``queue_size``)."""
     max_batch_spans: int = DEFAULT_BATCH_SPANS
     """Queued requests are merged into one export of at most this many spans..."""
     max_batch_bytes: int = DEFAULT_BATCH_BYTES
@@ -85,7 +112,8 @@ class _ExporterConfig:
     def all_problems(self) -> list[str]:
         """The problems of this config and of its ``tls`` section."""
         tls = [f"tls.{p}" for p in self.tls.problems()] if self.tls is not None else []
-        return self.problems() + tls  # type: ignore[attr-defined]
+        queue = [f"queue.{p}" for p in self.queue.problems()] if self.queue is not None else []
+        return self.problems() + tls + queue  # type: ignore[attr-defined]
 
 
 @dataclass

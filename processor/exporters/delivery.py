@@ -24,6 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from spanledger.processor.exporters.config import _ExporterConfig
+from spanledger.processor.exporters.disk_queue import open_queue
 from spanledger.processor.exporters.queue import ExportQueue, MemoryQueue, QueuedRequest
 
 log = logging.getLogger("spanledger.processor.exporters")
@@ -84,7 +85,9 @@ class QueuedExporter(ABC):
         if problems:
             raise ValueError(f"invalid {type(self).__name__} config: " + "; ".join(problems))
         self.config = config
-        self._queue: ExportQueue = queue if queue is not None else MemoryQueue(config.queue_size)
+        if queue is None:
+            queue = MemoryQueue(config.queue_size) if config.queue is None else open_queue(config)
+        self._queue: ExportQueue = queue
         self._lock = threading.Lock()
         self._counts = {"sent": 0, "failed": 0, "retried": 0, "dropped": 0}
         self._closing = False
@@ -187,13 +190,16 @@ class QueuedExporter(ABC):
                 continue
             spans = sum(item.spans for item in batch)
             payload = batch[0].payload if len(batch) == 1 else b"".join(i.payload for i in batch)
+            finished = True
             try:
-                self._deliver(self._prepare(payload), spans)
+                finished = self._deliver(self._prepare(payload), spans)
             except Exception:
                 self._count("dropped", spans)
                 log.exception("%s: unexpected failure, %d spans dropped", self.name, spans)
+            self._queue.settle(batch, finished)
 
-    def _deliver(self, body: bytes, spans: int) -> None:
+    def _deliver(self, body: bytes, spans: int) -> bool:
+        """Send until delivered, refused or given up on (True); False when shutdown interrupts."""
         config = self.config
         started = time.monotonic()
         retries = 0
@@ -201,19 +207,18 @@ class QueuedExporter(ABC):
             attempt = self._send(body, self._attempt_timeout())
             if attempt.verdict is Verdict.DELIVERED:
                 self._delivered(spans, attempt.response)
-                return
+                return True
             if attempt.verdict is Verdict.PERMANENT:
                 self._count("failed", spans)
                 log.error("%s refused %d spans for good: %s", self.name, spans, attempt.detail)
-                return
+                return True
             delay = self._backoff(retries, attempt.retry_after)
             now = time.monotonic()
             if now + delay - started > config.max_elapsed:
                 self._give_up(spans, f"still failing after {now - started:.1f}s", attempt)
-                return
+                return True
             if self._deadline is not None and now + delay > self._deadline:
-                self._give_up(spans, "shutdown deadline reached", attempt)
-                return
+                return self._interrupted(spans, attempt)
             log.warning(
                 "%s: export of %d spans failed (%s), retrying in %.2fs",
                 self.name,
@@ -224,8 +229,7 @@ class QueuedExporter(ABC):
             self._count("retried", 1)
             retries += 1
             if self._abort.wait(delay):
-                self._give_up(spans, "shutdown deadline reached", attempt)
-                return
+                return self._interrupted(spans, attempt)
 
     def _attempt_timeout(self) -> float:
         if self._deadline is None:
@@ -253,6 +257,20 @@ class QueuedExporter(ABC):
                 spans,
                 partial.error_message or "(no message)",
             )
+
+    def _interrupted(self, spans: int, attempt: Attempt) -> bool:
+        """Shutdown stopped a batch's retries: a persistent queue keeps it, else it is dropped."""
+        if getattr(self._queue, "persistent", False):
+            log.warning(
+                "%s: shutdown deadline reached, %d spans stay queued for the next start "
+                "(last error: %s)",
+                self.name,
+                spans,
+                attempt.detail,
+            )
+        else:
+            self._give_up(spans, "shutdown deadline reached", attempt)
+        return False
 
     def _give_up(self, spans: int, why: str, attempt: Attempt) -> None:
         self._count("dropped", spans)

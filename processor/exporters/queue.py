@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from spanledger.processor.components import Backpressure
@@ -21,6 +21,8 @@ class QueuedRequest:
 
     payload: bytes
     spans: int
+    position: object = field(default=None, compare=False)
+    """Where a persistent queue keeps the item (None in memory)."""
 
 
 class ExportQueue(Protocol):
@@ -37,12 +39,23 @@ class ExportQueue(Protocol):
         """
         ...
 
+    def settle(self, batch: list[QueuedRequest], done: bool) -> None:
+        """Report the end of a batch ``take`` returned.
+
+        ``done``: delivered, refused or given up on for good. Not done: interrupted by shutdown;
+        a persistent queue keeps it for the next start.
+        """
+        ...
+
     def close(self) -> None:
         """Refuse new items; ``take`` keeps returning what is left, then empty lists at once."""
         ...
 
     def drain(self) -> list[QueuedRequest]:
-        """Remove and return everything left."""
+        """Remove and return everything left that would not survive the process.
+
+        A persistent queue keeps its items for the next start and returns none.
+        """
         ...
 
     @property
@@ -99,6 +112,9 @@ class MemoryQueue:
                 size += len(head.payload)
             self._spans -= spans
             return batch
+
+    def settle(self, batch: list[QueuedRequest], done: bool) -> None:
+        """Nothing to do: a taken item is already gone from memory."""
 
     def close(self) -> None:
         with self._ready:

@@ -1,0 +1,8 @@
+"""The reliability tests import their helpers from ``support`` beside them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
