@@ -1,0 +1,116 @@
+"""A stopped backend fills the exporter queue and the rollup; clients are told to retry.
+
+The processor runs in this process with both receivers; its exporter's queue and its rollup are
+small, and the backend is down. The pipeline's backpressure must reach the senders as the OTLP
+retry signals (gRPC UNAVAILABLE with RetryInfo, HTTP 503 with Retry-After) while the spans held
+stay within the bounds; once the backend returns, everything that was answered OK is delivered.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+from google.rpc.error_details_pb2 import RetryInfo
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from support import Backend, build_request, post, send_until_accepted
+
+from spanledger.processor.config import Config
+from spanledger.processor.exporters import OtlpHttpExporterConfig
+from spanledger.processor.ledger import LedgerConfig
+from spanledger.processor.metrics import MetricsConfig
+from spanledger.processor.receivers import GrpcReceiverConfig, HttpReceiverConfig
+from spanledger.processor.rollup import RollupConfig
+from spanledger.processor.service import Service
+
+MAX_SPANS = 60
+EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+def _grpc_export(port: int, body: bytes) -> grpc.RpcError | None:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.unary_unary(
+            EXPORT_METHOD,
+            request_serializer=None,
+            response_deserializer=ExportTraceServiceResponse.FromString,
+        )
+        try:
+            call(body, timeout=20)
+        except grpc.RpcError as error:
+            return error
+    return None
+
+
+def test_a_full_pipeline_tells_grpc_and_http_senders_to_retry_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    backend = Backend()
+    backend.start()
+    backend.stop()  # known port, nobody listening
+    config = Config(
+        grpc=GrpcReceiverConfig("127.0.0.1:0"),
+        http=HttpReceiverConfig("127.0.0.1:0"),
+        exporters=[
+            OtlpHttpExporterConfig(
+                backend.endpoint, queue_size=20, initial_backoff=0.05, max_backoff=0.2
+            )
+        ],
+        rollup=RollupConfig(trace_idle=0.05, root_grace=0.05, max_wait=1.0, max_spans=MAX_SPANS),
+        ledger=LedgerConfig(path=str(tmp_path / "ledger.db")),
+        metrics=MetricsConfig(prometheus_endpoint=None),
+    )
+    service = Service(config)
+    service.start()
+    assert service.grpc is not None and service.http is not None and service.pipeline
+    http_url = f"http://127.0.0.1:{service.http.port}/v1/traces"
+    bodies = [
+        build_request(range(n * 5, n * 5 + 5), calls=1).SerializeToString() for n in range(40)
+    ]
+    accepted: set[int] = set()
+    try:
+        # Fill: requests are answered while there is room, then pushed back.
+        answers: dict[int, tuple[int, dict[str, str]]] = {}
+        held_most = 0
+        with ThreadPoolExecutor(8) as pool:
+            futures = {n: pool.submit(post, http_url, bodies[n]) for n in range(20)}
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not any(
+                f.done() and f.result()[0] == 503 for f in futures.values()
+            ):
+                stats = service.pipeline.stats
+                held_most = max(held_most, stats["spans_held"] + stats["spans_in_flight"])
+                time.sleep(0.02)
+            refused = _grpc_export(service.grpc.port, bodies[20])
+            backend.start()  # the backend comes back: blocked exports complete
+            for n, future in futures.items():
+                status, headers, _ = future.result(timeout=30)
+                answers[n] = (status, headers)
+
+        statuses = [status for status, _ in answers.values()]
+        assert 503 in statuses, statuses
+        assert set(statuses) <= {200, 503}
+        for status, headers in answers.values():
+            if status == 503:
+                assert int(headers["Retry-After"]) >= 1
+        assert refused is not None and refused.code() is grpc.StatusCode.UNAVAILABLE
+        trailers = dict(refused.trailing_metadata())
+        delay = RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"]).retry_delay
+        assert delay.seconds + delay.nanos / 1e9 > 0
+        # Spans flushed early to make room stay in memory until exported: the bound is about
+        # twice max_spans (docs/RELIABILITY.md), never growing with the number of requests.
+        assert 0 < held_most <= 2 * MAX_SPANS
+
+        # Senders retry what was refused, as OTLP clients do; everything arrives once.
+        accepted = {n for n, (status, _) in answers.items() if status == 200}
+        for n in [*range(20), 20]:
+            if n not in accepted:
+                send_until_accepted(http_url, bodies[n], timeout=20)
+                accepted.add(n)
+        assert backend.wait_for(len(accepted) * 10, timeout=15)
+        assert backend.distinct() == 21 * 10
+        assert service.pipeline.stats["backpressure"] >= 1
+    finally:
+        service.stop()
+        backend.stop()
