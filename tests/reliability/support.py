@@ -194,6 +194,15 @@ class Backend:
             costs = [a.get("gen_ai.usage.cost") for a in self.spans.values()]
         return sum((Decimal(repr(c)) for c in costs if c is not None), Decimal(0))
 
+    def wait_for_span(self, trace: bytes, span: bytes, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if (trace, span) in self.spans:
+                    return True
+            time.sleep(0.02)
+        return False
+
     def wait_for(self, count: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
