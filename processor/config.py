@@ -9,6 +9,7 @@ rollup: {trace_idle: 2s, root_grace: 1s, max_traces: 100000}
 metrics: {prometheus: {endpoint: 127.0.0.1:9464}, otlp: {endpoint: ..., protocol: grpc}}
 ledger: {path: spanledger.db, retention_days: 90}
 service: {shutdown_timeout: 10s, write_ahead: {directory: wal, max_bytes: 536870912}}
+budgets: {limits: [{name: acme, match: {customer: acme}, amount_usd: 100, period: monthly}]}
 ```
 
 ``${env:NAME}`` anywhere in a string value is replaced by that environment variable, so secrets
@@ -27,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from spanledger.processor.budgets import BudgetsConfig
 from spanledger.processor.config_schema import Problems, build, parse_duration
 from spanledger.processor.exporters import (
     OtlpGrpcExporterConfig,
@@ -40,7 +42,17 @@ from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.writeahead import WriteAheadConfig
 from spanledger.semconv import DEFAULT_TAG_KEYS
 
-SECTIONS = ("receivers", "exporters", "tags", "pricing", "rollup", "metrics", "ledger", "service")
+SECTIONS = (
+    "receivers",
+    "exporters",
+    "tags",
+    "pricing",
+    "rollup",
+    "metrics",
+    "ledger",
+    "service",
+    "budgets",
+)
 EXPORTER_KINDS: dict[str, type] = {
     "otlp_http": OtlpHttpExporterConfig,
     "otlp_grpc": OtlpGrpcExporterConfig,
@@ -83,6 +95,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
+    budgets: BudgetsConfig = field(default_factory=BudgetsConfig)
     source: Path | None = None
     """The file this came from, if any."""
 
@@ -141,6 +154,11 @@ def from_mapping(raw: object, problems: Problems, base_dir: Path | None = None) 
     config.service = (
         build(ServiceConfig, raw.get("service"), "service", problems) or ServiceConfig()
     )
+    config.budgets = (
+        build(BudgetsConfig, raw.get("budgets"), "budgets", problems) or BudgetsConfig()
+    )
+    for message in config.budgets.tag_problems(config.tags):
+        problems.add("", message)
     return config
 
 

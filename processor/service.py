@@ -10,9 +10,10 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
+from spanledger.processor.budgets import BudgetSink
 from spanledger.processor.components import CallSink, SpanExporter, TraceConsumer
 from spanledger.processor.config import Config
 from spanledger.processor.exporters import (
@@ -38,6 +39,7 @@ class Service:
         config: Config,
         extra_exporters: Sequence[SpanExporter] = (),
         extra_sinks: Sequence[CallSink] = (),
+        budget_clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self._extra_exporters = list(extra_exporters)
@@ -48,6 +50,8 @@ class Service:
         self.metrics: MetricsSink | None = None
         self.ledger: LedgerSink | None = None
         self.write_ahead: WriteAhead | None = None
+        self.budgets: BudgetSink | None = None
+        self._budget_clock = budget_clock
         self._stopped = threading.Event()
 
     def start(self) -> None:
@@ -62,6 +66,16 @@ class Service:
         if config.ledger.path:
             self.ledger = LedgerSink(config.ledger, config.tags)
             sinks.append(self.ledger)
+        if config.budgets.active:
+            self.budgets = BudgetSink(
+                config.budgets,
+                config.tags,
+                ledger_path=config.ledger.path,
+                clock=self._budget_clock,
+            )
+            sinks.append(self.budgets)
+            for meter in self.metrics.meters() if self.metrics is not None else ():
+                self.budgets.register_gauge(meter)
         sinks += self._extra_sinks
         self.pipeline = Pipeline(
             config.rollup, config.tags, PriceBook(config.pricing), exporters, sinks
@@ -96,6 +110,8 @@ class Service:
         if self.metrics is not None and self.metrics.prometheus_port:
             endpoint = self.config.metrics.prometheus_endpoint or ""
             found.append(f"metrics http://{_host(endpoint)}:{self.metrics.prometheus_port}/metrics")
+        if self.budgets is not None and self.budgets.server is not None:
+            found.append(f"budget status {self.budgets.server.url}/v1/budget/status")
         return found
 
     def stop(self) -> None:

@@ -207,6 +207,10 @@ class MetricsSink:
             except Exception:
                 log.exception("could not count call %s/%s in metrics", call.trace_id, call.span_id)
 
+    def meters(self) -> list[Meter]:
+        """This sink's meter on each of its providers, for other instruments to report on."""
+        return [provider.get_meter(METER_NAME) for provider in self._providers]
+
     def shutdown(self, timeout: float) -> None:
         """Push the final totals over OTLP within ``timeout`` seconds; stop serving ``/metrics``."""
         for provider in self._providers:

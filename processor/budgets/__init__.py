@@ -1,0 +1,36 @@
+"""Budgets, alerts and limits: spend against USD limits per tag, threshold alerts (log line,
+gauge, signed webhook), request-rate limits, and the status endpoint the instrumentation asks
+before each LLM call when ``SPANLEDGER_BUDGET_ENFORCE=1``. See docs/budgets.md."""
+
+from spanledger.processor.budgets.alerts import Alert, WebhookSender, sign
+from spanledger.processor.budgets.config import (
+    BudgetsConfig,
+    RateLimit,
+    SpendLimit,
+    StatusConfig,
+    WebhookConfig,
+)
+from spanledger.processor.budgets.evaluation import BudgetBook, Decision
+from spanledger.processor.budgets.rates import MemoryCounter, RateLimiter
+from spanledger.processor.budgets.sink import UTILIZATION, BudgetSink
+from spanledger.processor.budgets.status import CHECK_PATH, STATUS_PATH, StatusServer
+
+__all__ = [
+    "CHECK_PATH",
+    "STATUS_PATH",
+    "UTILIZATION",
+    "Alert",
+    "BudgetBook",
+    "BudgetSink",
+    "BudgetsConfig",
+    "Decision",
+    "MemoryCounter",
+    "RateLimit",
+    "RateLimiter",
+    "SpendLimit",
+    "StatusConfig",
+    "StatusServer",
+    "WebhookConfig",
+    "WebhookSender",
+    "sign",
+]
