@@ -1,0 +1,127 @@
+"""Processor throughput: spans/s through ``spanledger serve``, against a raw-bytes gRPC forwarder.
+
+Four processes share the machine: the load generator (OTLP/gRPC, 512-span requests, a few in
+flight), the process under test, and a sink that parses and counts every span. The process under
+test is either the real processor (receive, group by trace, price, roll up, ledger and Prometheus
+counters, OTLP/gRPC out) or a bare forwarder that relays the request bytes unparsed on the same
+grpcio. Rounds alternate forwarder, processor at 10% GenAI spans and at 100%; each figure is the
+median over rounds with its range, and the ratio is taken within each round.
+
+    python bench/processor_throughput.py                  # 5 rounds
+    python bench/processor_throughput.py --rounds 1 --copies 2 --traces 200   # seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (  # noqa: E402
+    Flow,
+    Forwarder,
+    Processor,
+    Sink,
+    build_traffic,
+    drive,
+    fmt_spread,
+    median_spread,
+)
+
+TARGETS = {0.1: 100_000, 1.0: 50_000}
+TARGET_RATIO = 0.3
+
+
+def run(
+    rounds: int,
+    traces: int,
+    spans_per_trace: int,
+    copies: int,
+    cardinality: int = 50,
+    in_flight: int = 4,
+) -> dict[str, list[Flow]]:
+    """Alternate forwarder and processor runs; return the flows of each case."""
+    traffic = {
+        share: build_traffic(traces, spans_per_trace, share, cardinality) for share in (0.1, 1.0)
+    }
+    sink = Sink()
+    forwarder = Forwarder(sink.port)
+    processor = Processor(sink.port)
+    next_copy = 1
+    flows: dict[str, list[Flow]] = {"forwarder": [], "processor 10%": [], "processor 100%": []}
+    try:
+        warm = range(0, 1)
+        drive(forwarder.port, forwarder.pid, sink, traffic[0.1], warm, in_flight=in_flight)
+        drive(processor.port, processor.pid, sink, traffic[1.0], warm, in_flight=in_flight)
+        for _ in range(rounds):
+            for name, port, pid, share in (
+                ("forwarder", forwarder.port, forwarder.pid, 0.1),
+                ("processor 10%", processor.port, processor.pid, 0.1),
+                ("processor 100%", processor.port, processor.pid, 1.0),
+            ):
+                batch = range(next_copy, next_copy + copies)
+                next_copy += copies
+                flow = drive(port, pid, sink, traffic[share], batch, in_flight=in_flight)
+                flows[name].append(flow)
+    finally:
+        processor.close()
+        forwarder.close()
+        sink.close()
+    return flows
+
+
+def report(flows: dict[str, list[Flow]]) -> list[str]:
+    """Readable lines: rates, per-CPU rates, cores used, ratio to the forwarder per round."""
+    lines = []
+    base = flows["forwarder"]
+    for name, items in flows.items():
+        line = (
+            f"{name:<15} {fmt_spread([f.rate for f in items]):>28} spans/s wall, "
+            f"{fmt_spread([f.rate_per_cpu for f in items]):>28} per CPU-second, "
+            f"{fmt_spread([f.cores for f in items], '.2f')} cores"
+        )
+        if name != "forwarder":
+            ratios = [f.rate / b.rate for f, b in zip(items, base, strict=True)]
+            share = 0.1 if "10%" in name else 1.0
+            mid = median_spread([f.rate for f in items])[0]
+            line += (
+                f"; ratio to forwarder {fmt_spread(ratios, '.2f')} "
+                f"[target ≥ {TARGET_RATIO} and ≥ {TARGETS[share]:,} spans/s: "
+                f"{'met' if median_spread(ratios)[0] >= TARGET_RATIO else 'ratio NOT met'}, "
+                f"{'met' if mid >= TARGETS[share] else 'rate NOT met'}]"
+            )
+        failures = sum(f.load_report["failures"] for f in items)
+        retries = sum(f.load_report["retries"] for f in items)
+        if failures or retries:
+            line += f" (load generator: {retries} retries, {failures} failed requests)"
+        lines.append(line)
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--traces", type=int, default=2000, help="traces per copy")
+    parser.add_argument("--spans-per-trace", type=int, default=10)
+    parser.add_argument("--copies", type=int, default=5, help="copies sent per measured run")
+    parser.add_argument("--in-flight", type=int, default=4)
+    args = parser.parse_args(argv)
+    flows = run(
+        args.rounds, args.traces, args.spans_per_trace, args.copies, in_flight=args.in_flight
+    )
+    spans = flows["forwarder"][0].spans
+    print(
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {args.rounds} rounds of "
+        f"{spans:,.0f} spans per case ({args.traces * args.copies:,} traces of "
+        f"{args.spans_per_trace} spans, 512-span requests, {args.in_flight} in flight); "
+        "timed: first request sent to last span at the sink; median (min–max)"
+    )
+    for line in report(flows):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
