@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from spanledger.errors import BudgetExceededError
 from spanledger.instrumentation.baggage.process import carry, context_env
 from spanledger.instrumentation.baggage.propagator import inbound_tags
 from spanledger.tags import current_tags, tags
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
     from spanledger.instrumentation.baggage.config import TagConfig
 
 __all__ = [
+    "BudgetExceededError",
     "__version__",
     "carry",
     "context_env",
