@@ -48,6 +48,8 @@ _INVALID_TRACE_ID = bytes(_TRACE_ID_BYTES)
 _INVALID_SPAN_ID = bytes(_SPAN_ID_BYTES)
 _MAX_EXPORT_SPANS = 8192
 """Flushed spans are handed to exporters in requests of at most this many spans."""
+MAX_TAG_VALUE_CHARS = 256
+"""Tag values reaching the sinks (metrics labels, ledger rows) are cut to this many characters."""
 
 _COUNTERS = (
     "spans_received",
@@ -215,7 +217,7 @@ class Pipeline:
                     errors += 1
                     annotated = AnnotatedTrace([(h.origin, h.data) for h in trace.spans.values()])
                 spans += annotated.spans
-                calls += annotated.calls
+                calls += _capped_tags(annotated.calls)
                 counts["llm_calls"] += len(annotated.calls)
                 counts["unpriced_calls"] += sum(
                     1 for call in annotated.calls if call.cost.status != semconv.STATUS_PRICED
@@ -373,3 +375,14 @@ class Pipeline:
             found["spans_in_flight"] = self._in_flight
             found["remembered_spans"] = self._buffer.remembered_spans
         return found
+
+
+def _capped_tags(calls: list[CountedCall]) -> list[CountedCall]:
+    """``calls`` with any tag value longer than ``MAX_TAG_VALUE_CHARS`` cut to that length.
+
+    Senders are not trusted: a huge value would otherwise become a metrics label and a ledger key.
+    """
+    for call in calls:
+        if any(len(value) > MAX_TAG_VALUE_CHARS for value in call.tags.values()):
+            call.tags = {key: value[:MAX_TAG_VALUE_CHARS] for key, value in call.tags.items()}
+    return calls

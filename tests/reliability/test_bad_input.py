@@ -31,6 +31,7 @@ from spanledger.processor.exporters import OtlpHttpExporterConfig
 from spanledger.processor.ledger import LedgerConfig
 from spanledger.processor.metrics import MetricsConfig
 from spanledger.processor.otlp_attrs import to_any_value
+from spanledger.processor.pipeline import MAX_TAG_VALUE_CHARS
 from spanledger.processor.receivers import GrpcReceiverConfig, HttpReceiverConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.service import Service
@@ -299,3 +300,22 @@ def test_a_20000_span_trace_is_rolled_up_whole(running: Running) -> None:
     assert running.service.pipeline is not None
     assert running.service.pipeline.stats["early_flushes"] == 0
     running.assert_still_serving()
+
+
+def test_a_huge_tag_value_is_cut_before_it_becomes_a_label_or_a_ledger_key(
+    running: Running,
+) -> None:
+    request = ExportTraceServiceRequest()
+    add_trace(request, 557, 1)
+    chat = request.resource_spans[0].scope_spans[0].spans[1]
+    for attribute in chat.attributes:
+        if attribute.key == "customer":
+            attribute.value.string_value = "c" * 100_000
+    assert post(running.url, request.SerializeToString())[0] == 200
+    assert running.backend.wait_for_span(trace_id(557), span_id(557, 1), timeout=10)
+    running.assert_still_serving()  # the ledger has written the call by now
+    assert running.service.ledger is not None
+    rows = running.service.ledger.ledger.aggregate(["customer"])
+    customers = {row.key[0] for row in rows}
+    assert "c" * MAX_TAG_VALUE_CHARS in customers
+    assert all(len(customer) <= MAX_TAG_VALUE_CHARS for customer in customers)
