@@ -254,10 +254,10 @@ class Processor:
         self.log_path = directory / "processor.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, http_port: int, timeout: float = 20.0) -> None:
+    def start(self, http_port: int, timeout: float = 20.0, *options: str) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [*SPANLEDGER, "serve", "--config", str(self.config_path)],
+            [*SPANLEDGER, "serve", "--config", str(self.config_path), *options],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.directory,
