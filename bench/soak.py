@@ -147,6 +147,12 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -159,6 +165,12 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=2000, help="spans per second")
     parser.add_argument("--sample", type=float, default=10.0, help="seconds between RSS samples")
     parser.add_argument("--durable", action="store_true", help="write-ahead log and disk queue")
+    parser.add_argument(
+        "--remember-spans",
+        type=int,
+        default=100_000,
+        help="rollup.remember_spans: flushed span ids kept to spot duplicates (memory plateau)",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     options = parser.parse_args()
 
@@ -169,7 +181,11 @@ def main() -> int:
     config: dict[str, object] = {
         "receivers": {"otlp": {"grpc": None, "http": {"endpoint": f"127.0.0.1:{port}"}}},
         "exporters": [{"otlp_http": exporter}],
-        "rollup": {"trace_idle": "1s", "root_grace": "500ms"},
+        "rollup": {
+            "trace_idle": "1s",
+            "root_grace": "500ms",
+            "remember_spans": options.remember_spans,
+        },
         "ledger": {"path": str(workdir / "ledger.db")},
         "service": {"shutdown_timeout": "10s"},
     }
@@ -220,6 +236,7 @@ def main() -> int:
     samples.append((elapsed, rss_mib(process.pid)))
     print(f"{samples[-1][0]:8.0f} {samples[-1][1]:8.1f} {accepted:15d}")
 
+    cpu = cpu_seconds(process.pid)
     stop_started = time.monotonic()
     process.send_signal(signal.SIGTERM)
     code = process.wait(60)
@@ -241,9 +258,12 @@ def main() -> int:
         "rss_mib_after_warmup": round(samples[min(2, len(samples) - 1)][1], 1),
         "rss_mib_max": round(max(rss for _, rss in samples), 1),
         "rss_mib_last": round(samples[-1][1], 1),
+        "processor_cpu_seconds": round(cpu, 1),
+        "cpu_ms_per_1000_spans": round(cpu * 1e6 / max(accepted, 1), 2),
         "sigterm_exit_code": code,
         "sigterm_seconds": round(stop_seconds, 2),
         "durable": options.durable,
+        "remember_spans": options.remember_spans,
     }
     print(
         json.dumps(summary) if options.json else "\n".join(f"{k}: {v}" for k, v in summary.items())
