@@ -25,6 +25,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
 from spanledger import semconv
+from spanledger.instrumentation.budgets import acheck_budget, check_budget
 from spanledger.instrumentation.genai import (
     ERROR_TYPE,
     OPERATION_CHAT,
@@ -277,6 +278,7 @@ def messages_request(tracer: Tracer) -> Callable[..., Any]:
                     set_status_on_exception=False,
                 ),
             ):
+                check_budget()
                 result = wrapped(*args, **kwargs)
         except BaseException as error:
             _fail(call, error)
@@ -304,6 +306,7 @@ def async_messages_request(tracer: Tracer) -> Callable[..., Awaitable[Any]]:
                     set_status_on_exception=False,
                 ),
             ):
+                await acheck_budget()
                 result = await wrapped(*args, **kwargs)
         except BaseException as error:
             _fail(call, error)

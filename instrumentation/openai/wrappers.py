@@ -23,6 +23,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Tracer
 
+from spanledger.instrumentation.budgets import acheck_budget, check_budget
 from spanledger.instrumentation.genai import (
     StreamSpan,
     guarded,
@@ -144,6 +145,7 @@ def request_wrapper(tracer: Tracer, inject_stream_usage: bool) -> Callable[..., 
         token = _ACTIVE_CALL.set(call)
         try:
             with _current(call):
+                check_budget()
                 result = wrapped(*args, **kwargs)
         except BaseException as error:
             _fail(call, error)
@@ -171,6 +173,7 @@ def async_request_wrapper(tracer: Tracer, inject_stream_usage: bool) -> Callable
         token = _ACTIVE_CALL.set(call)
         try:
             with _current(call):
+                await acheck_budget()
                 result = await wrapped(*args, **kwargs)
         except BaseException as error:
             _fail(call, error)
