@@ -70,6 +70,9 @@ class HttpReceiverConfig:
     """Open client connections served at once (one thread each); more are refused."""
     idle_timeout: float = 60.0
     """Seconds a connection may stay silent (between or within requests) before it is closed."""
+    max_inflight_bytes: int = 4 * DEFAULT_MAX_REQUEST_BYTES
+    """Request bodies (as received, and again once decompressed) held at once across all
+    connections; beyond it requests get 503 with Retry-After. One request is always let in."""
 
     def problems(self) -> list[str]:
         found = _common_problems(self.endpoint, self.max_request_bytes, self.bearer_token)
@@ -79,6 +82,8 @@ class HttpReceiverConfig:
             found.append("max_connections must be at least 1")
         if self.idle_timeout <= 0:
             found.append("idle_timeout must be positive")
+        if self.max_inflight_bytes < 1:
+            found.append(f"max_inflight_bytes must be positive, got {self.max_inflight_bytes}")
         return found
 
     def all_problems(self) -> list[str]:

@@ -52,6 +52,8 @@ _LINGER_SECONDS = 2.0
 _MAX_CHUNK_LINE = 1024
 _CHUNKED = -1
 _INVALID_LENGTH = -2
+_LEFT_UNREAD = -3
+"""A body deliberately not read (refused before reading); the connection is closed."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,7 @@ class _Server(ThreadingHTTPServer):
         self._lock = threading.Lock()
         self._connections: dict[socket.socket, _Handler | None] = {}
         self._idle = threading.Condition(self._lock)
+        self._inflight_bytes = 0
         super().__init__(address, _Handler)
         if tls is not None:
             self.socket = tls.wrap_socket(
@@ -186,6 +189,20 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: object, client_address: object) -> None:
         log.debug("OTLP/HTTP connection from %s ended with an error", client_address, exc_info=True)
+
+    def reserve(self, size: int) -> bool:
+        """Take ``size`` bytes of the in-flight budget; False when they do not fit."""
+        with self._lock:
+            used = self._inflight_bytes
+            if used and used + size > self.config.max_inflight_bytes:
+                return False
+            self._inflight_bytes = used + size
+            return True
+
+    def release(self, size: int) -> None:
+        if size:
+            with self._lock:
+                self._inflight_bytes -= size
 
     def mark_busy(self, request: socket.socket, handler: _Handler | None) -> None:
         with self._idle:
@@ -254,17 +271,39 @@ class _Handler(BaseHTTPRequestHandler):
                 f"unsupported Content-Encoding {encoding!r}: use gzip or none",
             )
             return
+        held = 0
         try:
             check_bearer(config.bearer_token, self.headers.get("Authorization"))
+            held = self._hold(
+                config.max_request_bytes if self._body_pending == _CHUNKED else self._body_pending
+            )
             body = self._read_body(config.max_request_bytes)
             if encoding == "gzip":
                 body = gunzip(body, config.max_request_bytes)
+                held += self._hold(len(body))
             response = deliver(self.server.receiver.consumer, codec.decode(body))
         except Rejection as rejection:
             self._reply_status(codec, rejection)
             return
+        finally:
+            self.server.release(held)
         payload = _EMPTY_BODIES[codec] if response is EMPTY_RESPONSE else codec.encode(response)
         self._reply(HTTPStatus.OK, codec.content_type, payload)
+
+    def _hold(self, size: int) -> int:
+        """Count ``size`` bytes against the receiver's in-flight budget, or refuse with 503."""
+        if size > self.server.config.max_request_bytes:
+            return 0  # refused as too large when read
+        if not self.server.reserve(size):
+            if self._body_pending:
+                self._body_pending = _LEFT_UNREAD
+            raise Rejection(
+                grpc.StatusCode.UNAVAILABLE,
+                503,
+                "the receiver holds too many request bytes at once, retry later",
+                retry_after=1.0,
+            )
+        return size
 
     def _method_not_allowed(self) -> None:
         self._body_pending = self._declared_length()

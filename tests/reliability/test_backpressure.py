@@ -8,6 +8,7 @@ stay within the bounds; once the backend returns, everything that was answered O
 
 from __future__ import annotations
 
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -111,6 +112,50 @@ def test_a_full_pipeline_tells_grpc_and_http_senders_to_retry_and_loses_nothing(
         assert backend.wait_for(len(accepted) * 10, timeout=15)
         assert backend.distinct() == 21 * 10
         assert service.pipeline.stats["backpressure"] >= 1
+    finally:
+        service.stop()
+        backend.stop()
+
+
+def test_the_http_receiver_bounds_the_request_bytes_it_holds_across_connections(
+    tmp_path: Path,
+) -> None:
+    """A slow sender holding a large body makes others wait (503) instead of adding memory."""
+    backend = Backend()
+    backend.start()
+    config = Config(
+        grpc=None,
+        http=HttpReceiverConfig(
+            "127.0.0.1:0", max_request_bytes=1024 * 1024, max_inflight_bytes=200_000
+        ),
+        exporters=[OtlpHttpExporterConfig(backend.endpoint)],
+        rollup=RollupConfig(trace_idle=0.05, root_grace=0.05),
+        ledger=LedgerConfig(path=None),
+        metrics=MetricsConfig(prometheus_endpoint=None),
+    )
+    service = Service(config)
+    service.start()
+    assert service.http is not None
+    url = f"http://127.0.0.1:{service.http.port}/v1/traces"
+    slow_body = build_request(range(1000, 1400), calls=1).SerializeToString()
+    assert 150_000 < len(slow_body) < 200_000
+    small = build_request(range(2000, 2100), calls=1).SerializeToString()
+    try:
+        with socket.create_connection(("127.0.0.1", service.http.port)) as slow:
+            slow.sendall(
+                b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/x-protobuf\r\n"
+                + f"Content-Length: {len(slow_body)}\r\n\r\n".encode()
+                + slow_body[:1000]
+            )
+            time.sleep(0.3)  # the receiver has read the headers and holds the reservation
+            status, headers, _ = post(url, small)
+            assert status == 503 and headers["Retry-After"] == "1"
+            slow.sendall(slow_body[1000:])
+            answer = slow.recv(1024)
+            assert answer.startswith(b"HTTP/1.1 200")
+        assert post(url, small)[0] == 200  # the budget was given back
+        assert backend.wait_for(500 * 2, timeout=10)
     finally:
         service.stop()
         backend.stop()
