@@ -8,6 +8,7 @@ rounded value of an exact sum rather than an accumulation of float additions.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections import OrderedDict
@@ -192,7 +193,7 @@ class MetricsSink:
                 reader = PeriodicExportingMetricReader(
                     _otlp_exporter(config),
                     export_interval_millis=config.export_interval * 1000,
-                    cardinality_limits=limits,
+                    **_series_limits(PeriodicExportingMetricReader, limits),
                 )
                 self._add_provider(reader, resource, cost_unit="USD")
         except Exception:
@@ -233,7 +234,9 @@ class MetricsSink:
 
         host, port = split_host_port(endpoint)
         registry = CollectorRegistry(auto_describe=False)
-        reader = PrometheusMetricReader(registry=registry, cardinality_limits=limits)
+        reader = PrometheusMetricReader(
+            registry=registry, **_series_limits(PrometheusMetricReader, limits)
+        )
         # The exporter appends unknown units verbatim ("USD" would give spanledger_cost_USD_total);
         # Prometheus names carry lower-case unit suffixes, hence "usd" on this side only.
         self._add_provider(reader, resource, cost_unit="usd")
@@ -249,6 +252,17 @@ class MetricsSink:
         provider = MeterProvider(metric_readers=[reader], resource=resource)
         self._providers.append(provider)
         _register(provider.get_meter(METER_NAME), self._totals, cost_unit)
+
+
+def _series_limits(reader: type, limits: dict[type, int]) -> dict[str, dict[type, int]]:
+    """``reader``'s argument raising the SDK's per-metric series cap, where the SDK has one.
+
+    SDKs from 1.45.2 drop series past 2,000 per metric unless the reader raises the cap; earlier
+    ones neither cap nor take the argument. Our own label caps bound the series either way.
+    """
+    if "cardinality_limits" in inspect.signature(reader.__init__).parameters:  # type: ignore[misc]
+        return {"cardinality_limits": limits}
+    return {}
 
 
 def _register(meter: Meter, totals: _Totals, cost_unit: str) -> None:
