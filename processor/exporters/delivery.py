@@ -5,7 +5,8 @@ threads take what is queued, merge it into one request (serialized OTLP requests
 one request holding all their resource spans), and send it. Retryable failures are retried with
 exponential backoff and jitter, or after the delay the server asked for, until ``max_elapsed``;
 permanent failures are not retried. ``shutdown`` delivers what is queued within its deadline and
-counts the rest as dropped.
+counts the rest as dropped, unless the queue is persistent (``DiskQueue``): then it stays queued
+for the next start. Each batch is settled with the queue once it is delivered or given up on.
 """
 
 from __future__ import annotations
