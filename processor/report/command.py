@@ -30,6 +30,7 @@ examples:
   spanledger report --ledger spanledger.db --by customer --by model --format json
   spanledger report --by month --by team --since 2026-01-01 --until 2026-07-01 --format csv
   spanledger report --by feature --compare version=v1,v2 --since 7d
+  spanledger report --config processor.yaml --budgets
 """
 
 
@@ -67,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--billable", action="store_true", help="use the marked-up cost where a markup was set"
     )
+    parser.add_argument(
+        "--budgets",
+        action="store_true",
+        help="spend against every budget of --config in its current window",
+    )
     parser.add_argument("--format", choices=FORMATS, default="table", help="[table]")
     return parser
 
@@ -83,7 +89,7 @@ def run_report(argv: Sequence[str], out: TextIO | None = None) -> int:
         request = _Request.from_options(options)
         path = _ledger_path(options)
         with Ledger(path) as ledger:
-            text = request.run(ledger)
+            text = _budgets(options, ledger) if options.budgets else request.run(ledger)
     except (ValueError, LedgerError) as exc:
         print(f"spanledger report: {exc}", file=sys.stderr)
         return 2
@@ -103,6 +109,15 @@ def _ledger_path(options: argparse.Namespace) -> str:
             raise ValueError(f"{options.config} turns the ledger off (ledger.path is empty)")
         return config.ledger.path
     return options.ledger or DEFAULT_LEDGER
+
+
+def _budgets(options: argparse.Namespace, ledger: Ledger) -> str:
+    from spanledger.processor.budgets.report import budget_report
+    from spanledger.processor.config import load_config
+
+    if not options.config:
+        raise ValueError("--budgets reads the budgets from --config FILE")
+    return budget_report(load_config(options.config).budgets, ledger, options.format)
 
 
 @dataclass
