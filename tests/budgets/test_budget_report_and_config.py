@@ -72,7 +72,7 @@ def test_report_budgets_shows_spend_against_every_budget(tmp_path: Path) -> None
 def _problems(tmp_path: Path, budgets: object, **extra: object) -> list[str]:
     config = tmp_path / "processor.yaml"
     config.write_text(yaml.safe_dump({"budgets": budgets, **extra}))
-    result, problems = check_config(config)
+    _config, problems = check_config(config)
     return [p.split(": ", 1)[1] for p in problems]
 
 
