@@ -151,7 +151,7 @@ def median_spread(values: Sequence[float]) -> tuple[float, float, float]:
 
 def fmt_spread(values: Sequence[float], spec: str = ",.0f") -> str:
     mid, low, high = median_spread(values)
-    return f"{mid:{spec}} ({low:{spec}}–{high:{spec}})"
+    return f"{mid:{spec}} ({low:{spec}}-{high:{spec}})"
 
 
 # The sink.
@@ -220,7 +220,7 @@ def forwarder_main(port_out: multiprocessing.Value, target_port: int, workers: i
 # The load generator.
 
 
-def load_main(
+def load_main(  # noqa: PLR0917 (a process target takes its arguments by position)
     port: int,
     traffic: Traffic,
     copies: range,
@@ -230,7 +230,7 @@ def load_main(
     go,  # type: ignore[no-untyped-def]
     pace: float | None = None,
 ) -> None:
-    """Send ``copies`` of ``traffic`` with ``in_flight`` requests outstanding; report to ``results``.
+    """Send ``copies`` of ``traffic``, ``in_flight`` requests outstanding; report to ``results``.
 
     With ``pace`` (spans per second) sending is throttled to that rate. A request refused with
     RESOURCE_EXHAUSTED or UNAVAILABLE (backpressure) is sent again after a short pause.
@@ -354,6 +354,7 @@ class Processor:
         *,
         trace_idle: str = "0.5s",
         root_grace: str = "0.2s",
+        max_wait: str = "60s",
         extra: str = "",
         ledger: bool = True,
         metrics: bool = True,
@@ -369,7 +370,8 @@ class Processor:
         config.write_text(
             "receivers: {otlp: {grpc: {endpoint: '127.0.0.1:0'}, http: null}}\n"
             f"exporters: {exporters}\n"
-            f"rollup: {{trace_idle: {trace_idle}, root_grace: {root_grace}}}\n"
+            f"rollup: {{trace_idle: {trace_idle}, root_grace: {root_grace}, "
+            f"max_wait: {max_wait}}}\n"
             + (
                 "metrics: {prometheus: {endpoint: '127.0.0.1:0'}}\n"
                 if metrics
@@ -428,6 +430,8 @@ class Flow:
     cpu: float
     """CPU seconds the process under test spent over the same window."""
     load_report: dict
+    rss: int
+    """RSS of the process under test at the end of the run."""
 
     @property
     def rate(self) -> float:
@@ -486,4 +490,4 @@ def drive(
     report = results.get(timeout=60)
     loader.join(10)
     (t0, c0), (t1, c1) = marks[0.0], marks[1.0]
-    return Flow(expected, t1 - t0, c1 - c0, report)
+    return Flow(expected, t1 - t0, c1 - c0, report, rss_bytes(measured_pid))

@@ -16,15 +16,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (  # noqa: E402
+from harness import (
     Flow,
     Forwarder,
     Processor,
     Sink,
+    Traffic,
     build_traffic,
     drive,
     fmt_spread,
@@ -33,39 +35,41 @@ from harness import (  # noqa: E402
 
 TARGETS = {0.1: 100_000, 1.0: 50_000}
 TARGET_RATIO = 0.3
+TARGETS_BY_CASE = {"processor 10%": 0.1, "processor 100%": 1.0}
+
+
+CASES = (("forwarder", 0.1), ("processor 10%", 0.1), ("processor 100%", 1.0))
+"""Each round runs these, in this order: (name, share of GenAI spans)."""
 
 
 def run(
     rounds: int,
-    traces: int,
-    spans_per_trace: int,
+    traffic: dict[float, Traffic],
     copies: int,
-    cardinality: int = 50,
+    *,
+    cases: Sequence[tuple[str, float]] = CASES,
     in_flight: int = 4,
 ) -> dict[str, list[Flow]]:
-    """Alternate forwarder and processor runs; return the flows of each case."""
-    traffic = {
-        share: build_traffic(traces, spans_per_trace, share, cardinality) for share in (0.1, 1.0)
-    }
+    """Alternate forwarder and processor runs (fresh processes); return the flows of each case."""
     sink = Sink()
     forwarder = Forwarder(sink.port)
     processor = Processor(sink.port)
+    ends = {"forwarder": (forwarder.port, forwarder.pid)}
+    flows: dict[str, list[Flow]] = {name: [] for name, _share in cases}
     next_copy = 1
-    flows: dict[str, list[Flow]] = {"forwarder": [], "processor 10%": [], "processor 100%": []}
     try:
-        warm = range(0, 1)
-        drive(forwarder.port, forwarder.pid, sink, traffic[0.1], warm, in_flight=in_flight)
-        drive(processor.port, processor.pid, sink, traffic[1.0], warm, in_flight=in_flight)
+        for name, share in cases:  # warm-up: one copy through each
+            port, pid = ends.get(name, (processor.port, processor.pid))
+            drive(port, pid, sink, traffic[share], range(next_copy, next_copy + 1))
+            next_copy += 1
         for _ in range(rounds):
-            for name, port, pid, share in (
-                ("forwarder", forwarder.port, forwarder.pid, 0.1),
-                ("processor 10%", processor.port, processor.pid, 0.1),
-                ("processor 100%", processor.port, processor.pid, 1.0),
-            ):
+            for name, share in cases:
+                port, pid = ends.get(name, (processor.port, processor.pid))
                 batch = range(next_copy, next_copy + copies)
                 next_copy += copies
-                flow = drive(port, pid, sink, traffic[share], batch, in_flight=in_flight)
-                flows[name].append(flow)
+                flows[name].append(
+                    drive(port, pid, sink, traffic[share], batch, in_flight=in_flight)
+                )
     finally:
         processor.close()
         forwarder.close()
@@ -83,9 +87,9 @@ def report(flows: dict[str, list[Flow]]) -> list[str]:
             f"{fmt_spread([f.rate_per_cpu for f in items]):>28} per CPU-second, "
             f"{fmt_spread([f.cores for f in items], '.2f')} cores"
         )
-        if name != "forwarder":
+        if name in TARGETS_BY_CASE:
             ratios = [f.rate / b.rate for f, b in zip(items, base, strict=True)]
-            share = 0.1 if "10%" in name else 1.0
+            share = TARGETS_BY_CASE[name]
             mid = median_spread([f.rate for f in items])[0]
             line += (
                 f"; ratio to forwarder {fmt_spread(ratios, '.2f')} "
@@ -109,15 +113,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--copies", type=int, default=5, help="copies sent per measured run")
     parser.add_argument("--in-flight", type=int, default=4)
     args = parser.parse_args(argv)
-    flows = run(
-        args.rounds, args.traces, args.spans_per_trace, args.copies, in_flight=args.in_flight
-    )
+    traffic = {
+        share: build_traffic(args.traces, args.spans_per_trace, share) for share in (0.1, 1.0)
+    }
+    flows = run(args.rounds, traffic, args.copies, in_flight=args.in_flight)
     spans = flows["forwarder"][0].spans
     print(
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {args.rounds} rounds of "
         f"{spans:,.0f} spans per case ({args.traces * args.copies:,} traces of "
         f"{args.spans_per_trace} spans, 512-span requests, {args.in_flight} in flight); "
-        "timed: first request sent to last span at the sink; median (min–max)"
+        "timed: first request sent to last span at the sink; median (min-max)"
     )
     for line in report(flows):
         print(line)
