@@ -7,6 +7,7 @@ sample and a summary; ``lost`` is spans answered 200 minus distinct spans delive
 
     python bench/soak.py                        # 3 minutes, 2,000 spans/s
     python bench/soak.py --seconds 60 --rate 5000 --durable   # with write-ahead and disk queue
+    python bench/soak.py --write-ahead-cost     # in-process: consume with and without the log
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import gzip
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -159,6 +161,45 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def write_ahead_cost(requests: int = 3000, rounds: int = 5) -> None:
+    """Time ``consume`` of 40-span requests on a pipeline alone and behind ``WriteAhead``."""
+    from spanledger.processor.pipeline import Pipeline
+    from spanledger.processor.pricing import PriceBook, PricingConfig
+    from spanledger.processor.rollup import RollupConfig
+    from spanledger.processor.writeahead import WriteAhead, WriteAheadConfig
+
+    bodies = [
+        ExportTraceServiceRequest.FromString(build_request(n * TRACES_PER_REQUEST))
+        for n in range(requests)
+    ]
+    book = PriceBook(PricingConfig())
+    best: dict[str, float] = {}
+    for _ in range(rounds):
+        for label in ("pipeline", "write-ahead"):
+            pipeline = Pipeline(RollupConfig(remember_spans=0), [], book, [], [])
+            consumer: object = pipeline
+            directory = tempfile.mkdtemp(prefix="spanledger-wal-")
+            if label == "write-ahead":
+                consumer = WriteAhead(WriteAheadConfig(directory), pipeline)
+            started = time.perf_counter()
+            for request in bodies:
+                consumer.consume(request)  # type: ignore[attr-defined]
+            elapsed = time.perf_counter() - started
+            pipeline.flush_all()
+            if isinstance(consumer, WriteAhead):
+                consumer.close()  # everything has left the pipeline: the log is deleted
+            shutil.rmtree(directory)
+            best[label] = min(best.get(label, elapsed), elapsed)
+    size = len(bodies[0].SerializeToString())
+    for label, elapsed in best.items():
+        per_request = elapsed / requests * 1e6
+        print(f"{label:12} {per_request:8.1f} µs per {SPANS_PER_REQUEST}-span request ({size} B)")
+    added = (best["write-ahead"] - best["pipeline"]) / requests * 1e6
+    print(
+        f"write-ahead adds {added:.1f} µs per request, {added / SPANS_PER_REQUEST:.2f} µs per span"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=180.0)
@@ -172,7 +213,13 @@ def main() -> int:
         help="rollup.remember_spans: flushed span ids kept to spot duplicates (memory plateau)",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--write-ahead-cost", action="store_true", help="time the write-ahead log in-process"
+    )
     options = parser.parse_args()
+    if options.write_ahead_cost:
+        write_ahead_cost()
+        return 0
 
     backend = Backend()
     port = free_port()
