@@ -6,6 +6,7 @@ from spanledger.processor.budgets.alerts import Alert, WebhookSender, sign
 from spanledger.processor.budgets.config import (
     BudgetsConfig,
     RateLimit,
+    SharedConfig,
     SpendLimit,
     StatusConfig,
     WebhookConfig,
@@ -14,6 +15,7 @@ from spanledger.processor.budgets.evaluation import BudgetBook, Decision
 from spanledger.processor.budgets.rates import MemoryCounter, RateLimiter
 from spanledger.processor.budgets.sink import UTILIZATION, BudgetSink
 from spanledger.processor.budgets.status import CHECK_PATH, STATUS_PATH, StatusServer
+from spanledger.processor.budgets.stores import MemoryStore, RedisClient, RedisStore
 
 __all__ = [
     "CHECK_PATH",
@@ -25,8 +27,12 @@ __all__ = [
     "BudgetsConfig",
     "Decision",
     "MemoryCounter",
+    "MemoryStore",
     "RateLimit",
     "RateLimiter",
+    "RedisClient",
+    "RedisStore",
+    "SharedConfig",
     "SpendLimit",
     "StatusConfig",
     "StatusServer",

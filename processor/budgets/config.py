@@ -11,6 +11,7 @@ budgets:
   thresholds: [50, 80, 100]                 # default alert thresholds, percent of the amount
   status: {endpoint: 127.0.0.1:4319, bearer_token: ...}   # null: no status endpoint
   webhook: {url: https://hooks.example/budgets, secret: ..., timeout: 5s, max_attempts: 6}
+  shared: {redis: "redis://127.0.0.1:6379/0", key_prefix: spanledger}   # for several replicas
 ```
 """
 
@@ -253,6 +254,27 @@ class WebhookConfig:
         return found
 
 
+@dataclass
+class SharedConfig:
+    """Keep spend totals and request counts in Redis, shared by every processor replica."""
+
+    redis: str = ""
+    """``redis://[:password@]host:port/db``"""
+    key_prefix: str = "spanledger"
+    timeout: float = 2.0
+
+    def problems(self) -> list[str]:
+        found = []
+        parts = urlsplit(self.redis)
+        if parts.scheme != "redis" or not parts.hostname:
+            found.append(f"redis: expected redis://host:port/db, got {self.redis!r}")
+        if not _NAME.match(self.key_prefix):
+            found.append(f"key_prefix: letters, digits, _ . - only, got {self.key_prefix!r}")
+        if self.timeout <= 0:
+            found.append("timeout must be positive")
+        return found
+
+
 def threshold_problems(thresholds: Sequence[float] | None) -> list[str]:
     if thresholds is None:
         return []
@@ -276,6 +298,7 @@ class BudgetsConfig:
     thresholds: list[float] = field(default_factory=lambda: list(DEFAULT_THRESHOLDS))
     status: StatusConfig | None = None
     webhook: WebhookConfig | None = None
+    shared: SharedConfig | None = None
 
     @property
     def active(self) -> bool:

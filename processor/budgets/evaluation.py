@@ -28,6 +28,7 @@ from spanledger.processor.budgets.periods import (
     iso,
     to_unix_nano,
 )
+from spanledger.processor.budgets.stores import MemoryStore, SpendStore
 from spanledger.processor.ledger.store import TAG_PREFIX
 from spanledger.processor.model import CountedCall
 from spanledger.semconv import STATUS_PRICED, UNTAGGED
@@ -41,20 +42,32 @@ _HUNDRED = Decimal(100)
 
 @dataclass(slots=True)
 class Tally:
-    """Spend of one limit, scope and window kind, in the current window."""
+    """Spend of one limit and scope in one window."""
 
     limit: SpendLimit
     scope: str
     window: Window
     amount: Decimal
     spend: Decimal = Decimal(0)
-    fired: set[Decimal] = field(default_factory=set)
+
+    @property
+    def key(self) -> str:
+        """The store key: limit, window kind and start, scope."""
+        start = iso(self.window.start) or "-"
+        return f"spend:{self.limit.name}:{self.window.kind}:{start}:{self.scope}"
+
+    @property
+    def expire_at(self) -> float | None:
+        return self.window.end.timestamp() if self.window.end is not None else None
 
     @property
     def utilization(self) -> Decimal:
         return self.spend / self.amount
 
-    def status(self, now: datetime) -> dict[str, object]:
+    def crossed(self, thresholds: Sequence[Decimal]) -> list[Decimal]:
+        return [t for t in thresholds if self.spend >= self.amount * t / _HUNDRED]
+
+    def status(self, now: datetime, thresholds: Sequence[Decimal]) -> dict[str, object]:
         """The tally as the status endpoint and the report show it."""
         return {
             "budget": self.limit.name,
@@ -68,7 +81,7 @@ class Tally:
             "utilization": float(self.utilization),
             "exceeded": self.spend >= self.amount,
             "enforced": self.limit.enforce,
-            "thresholds_crossed": [float(t) for t in sorted(self.fired)],
+            "thresholds_crossed": [float(t) for t in self.crossed(thresholds)],
         }
 
 
@@ -82,12 +95,13 @@ class Decision:
     """Seconds until the first blocking window ends (None: not before a config change)."""
 
 
-Key = tuple[str, str, str]
-"""(limit name, scope, window kind)"""
-
-
 class BudgetBook:
-    """Spend against every limit, updated from counted calls; thread-safe."""
+    """Spend against every limit, updated from counted calls; thread-safe.
+
+    ``store`` keeps the totals (``MemoryStore`` by default; ``RedisStore`` to share them between
+    replicas). A threshold fires when an addition carries the total from below it to at or
+    above it, which happens once per window, whichever replica adds.
+    """
 
     def __init__(
         self,
@@ -95,11 +109,12 @@ class BudgetBook:
         *,
         clock: Callable[[], float] = time.time,
         on_alert: Callable[[Alert], None] = lambda alert: None,
+        store: SpendStore | None = None,
     ) -> None:
         self.config = config
+        self.store: SpendStore = store or MemoryStore(clock)
         self._clock = clock
         self._on_alert = on_alert
-        self._tallies: dict[Key, Tally] = {}
         self._scopes: dict[str, set[str]] = {limit.name: set() for limit in config.limits}
         self._warned: set[str] = set()
         self._lock = threading.Lock()
@@ -127,61 +142,47 @@ class BudgetBook:
         fire each threshold crossed, once per window."""
         now = self.now()
         alerts: list[Alert] = []
-        with self._lock:
-            for call in calls:
-                if call.cost.status != STATUS_PRICED:
+        for call in calls:
+            if call.cost.status != STATUS_PRICED:
+                continue
+            cost = call.cost.billable if call.cost.billable is not None else call.cost.total
+            started = from_unix_nano(call.start_time_unix_nano)
+            for limit in self.config.limits:
+                scope = limit.selector.scope_of(call.tags)
+                if scope is None or not self._track(limit, scope):
                     continue
-                cost = call.cost.billable if call.cost.billable is not None else call.cost.total
-                started = from_unix_nano(call.start_time_unix_nano)
-                for limit in self.config.limits:
-                    scope = limit.selector.scope_of(call.tags)
-                    if scope is None:
-                        continue
-                    for window, amount in self.windows(limit, now):
-                        if not _counts_in(window, started):
-                            continue
-                        tally = self._tally(limit, scope, window, amount)
-                        if tally is not None:
-                            alerts += self._add(tally, cost, now)
+                for window, amount in self.windows(limit, now):
+                    if _counts_in(window, started):
+                        tally = Tally(limit, scope, window, amount)
+                        alerts += self._add(tally, cost, now)
         for alert in alerts:
             self._on_alert(alert)
 
-    def _tally(
-        self, limit: SpendLimit, scope: str, window: Window, amount: Decimal
-    ) -> Tally | None:
-        key = (limit.name, scope, window.kind)
-        tally = self._tallies.get(key)
-        if tally is None:
+    def _track(self, limit: SpendLimit, scope: str) -> bool:
+        with self._lock:
             scopes = self._scopes[limit.name]
-            if scope not in scopes and len(scopes) >= MAX_SCOPES:
-                if limit.name not in self._warned:
-                    self._warned.add(limit.name)
-                    log.warning(
-                        "budget %s: %d scopes tracked; spend of further %s values is not tracked",
-                        limit.name,
-                        MAX_SCOPES,
-                        limit.per,
-                    )
-                return None
-            scopes.add(scope)
-            tally = self._tallies[key] = Tally(limit, scope, window, amount)
-        elif tally.window != window or tally.amount != amount:
-            if tally.window != window:
-                tally.spend = Decimal(0)
-                tally.fired.clear()
-            tally.window, tally.amount = window, amount
-        return tally
+            if scope in scopes:
+                return True
+            if len(scopes) < MAX_SCOPES:
+                scopes.add(scope)
+                return True
+            if limit.name not in self._warned:
+                self._warned.add(limit.name)
+                log.warning(
+                    "budget %s: %d scopes tracked; spend of further %s values is not tracked",
+                    limit.name,
+                    MAX_SCOPES,
+                    limit.per,
+                )
+            return False
 
     def _add(self, tally: Tally, cost: Decimal, now: datetime) -> list[Alert]:
-        before = tally.spend
-        tally.spend += cost
+        tally.spend = self.store.add(tally.key, cost, tally.expire_at)
+        before = tally.spend - cost
         alerts = []
         for threshold in self.config.thresholds_of(tally.limit):
             line = tally.amount * threshold / _HUNDRED
-            if threshold in tally.fired or tally.spend < line:
-                continue
-            tally.fired.add(threshold)
-            if before < line:
+            if before < line <= tally.spend:
                 alerts.append(Alert.crossed(tally, threshold, now))
         return alerts
 
@@ -189,99 +190,97 @@ class BudgetBook:
         """Start from the spend already recorded (e.g. in the ledger) in each current window.
 
         ``spend_of(limit, window)`` returns spend per scope. Thresholds that spend has already
-        reached count as fired, so a restart does not repeat alerts. Returns the scopes loaded.
+        reached do not fire again. Returns the scopes loaded. Does nothing with a shared store,
+        which keeps the totals itself (a replica's ledger holds only its share).
         """
+        if self.store.shared:
+            return 0
         now = self.now()
         loaded = 0
-        with self._lock:
-            for limit in self.config.limits:
-                for window, amount in self.windows(limit, now):
-                    for scope, spend in spend_of(limit, window).items():
-                        if limit.per is not None and scope == UNTAGGED:
-                            continue
-                        tally = self._tally(limit, scope, window, amount)
-                        if tally is None:
-                            continue
-                        tally.spend = spend
-                        tally.fired = {
-                            t
-                            for t in self.config.thresholds_of(limit)
-                            if spend >= amount * t / _HUNDRED
-                        }
+        for limit in self.config.limits:
+            for window, amount in self.windows(limit, now):
+                for scope, spend in spend_of(limit, window).items():
+                    if limit.per is not None and scope == UNTAGGED:
+                        continue
+                    if self._track(limit, scope):
+                        tally = Tally(limit, scope, window, amount)
+                        self.store.put(tally.key, spend, tally.expire_at)
                         loaded += 1
         return loaded
 
     # Reading.
 
+    def _current(self, limit: SpendLimit, scope: str, window: Window, amount: Decimal) -> Tally:
+        tally = Tally(limit, scope, window, amount)
+        tally.spend = self.store.get(tally.key)
+        return tally
+
     def check(self, tags: Mapping[str, str]) -> Decision:
         """Deny when an enforced limit covering ``tags`` has spent its amount in a window now."""
         now = self.now()
         decision = Decision(allow=True)
-        with self._lock:
-            for limit in self.config.limits:
-                if not limit.enforce:
+        for limit in self.config.limits:
+            if not limit.enforce:
+                continue
+            scope = limit.selector.scope_of(tags)
+            if scope is None:
+                continue
+            for window, amount in self.windows(limit, now):
+                if not window.contains(now):
                     continue
-                scope = limit.selector.scope_of(tags)
-                if scope is None:
+                tally = self._current(limit, scope, window, amount)
+                if tally.spend < amount:
                     continue
-                for window, amount in self.windows(limit, now):
-                    if not window.contains(now):
-                        continue
-                    tally = self._tallies.get((limit.name, scope, window.kind))
-                    spend = tally.spend if tally is not None and tally.window == window else 0
-                    if spend < amount:
-                        continue
-                    decision.allow = False
-                    decision.reasons.append(
-                        {
-                            "budget": limit.name,
-                            "scope": limit.selector.scope_tags(scope),
-                            "window": window.kind,
-                            "spend_usd": format(spend, "f"),
-                            "amount_usd": format(amount, "f"),
-                            "end": iso(window.end),
-                        }
-                    )
-                    left = window.seconds_left(now)
-                    if left is not None and (
-                        decision.retry_after is None or left < decision.retry_after
-                    ):
-                        decision.retry_after = left
+                decision.allow = False
+                decision.reasons.append(
+                    {
+                        "budget": limit.name,
+                        "scope": limit.selector.scope_tags(scope),
+                        "window": window.kind,
+                        "spend_usd": format(tally.spend, "f"),
+                        "amount_usd": format(amount, "f"),
+                        "end": iso(window.end),
+                    }
+                )
+                left = window.seconds_left(now)
+                if left is not None and (
+                    decision.retry_after is None or left < decision.retry_after
+                ):
+                    decision.retry_after = left
         return decision
 
-    def status(self) -> list[dict[str, object]]:
-        """Every tracked tally in its current window, plus zero rows for unsplit limits."""
-        now = self.now()
-        rows = []
+    def _tallies(self, now: datetime) -> list[Tally]:
+        """Every scope seen, in every current window; unsplit limits always have their row."""
         with self._lock:
-            for limit in self.config.limits:
-                scopes = sorted(self._scopes[limit.name]) or ([""] if limit.per is None else [])
-                for scope in scopes:
-                    for window, amount in self.windows(limit, now):
-                        tally = self._tallies.get((limit.name, scope, window.kind))
-                        if tally is None or tally.window != window:
-                            tally = Tally(limit, scope, window, amount)
-                        rows.append(tally.status(now))
-        return rows
+            scopes = {name: sorted(seen) for name, seen in self._scopes.items()}
+        found = []
+        for limit in self.config.limits:
+            for scope in scopes[limit.name] or ([""] if limit.per is None else []):
+                for window, amount in self.windows(limit, now):
+                    found.append(self._current(limit, scope, window, amount))
+        return found
+
+    def status(self) -> list[dict[str, object]]:
+        """Every tracked scope's spend in its current windows."""
+        now = self.now()
+        return [
+            tally.status(now, self.config.thresholds_of(tally.limit))
+            for tally in self._tallies(now)
+        ]
 
     def utilization(self) -> list[tuple[float, dict[str, str]]]:
-        """``(spend / amount, labels)`` for every tally in its current window, for the gauge."""
-        now = self.now()
-        points = []
-        with self._lock:
-            for limit in self.config.limits:
-                current = {window.kind: window for window, _ in self.windows(limit, now)}
-                for scope in self._scopes[limit.name]:
-                    for kind, window in current.items():
-                        tally = self._tallies.get((limit.name, scope, kind))
-                        value = tally.utilization if tally and tally.window == window else 0
-                        labels = {
-                            "budget": limit.name,
-                            "budget.window": kind,
-                            **limit.selector.scope_tags(scope),
-                        }
-                        points.append((float(value), labels))
-        return points
+        """``(spend / amount, labels)`` for every tracked scope and window, for the gauge."""
+        return [
+            (
+                float(tally.utilization),
+                {
+                    "budget": tally.limit.name,
+                    "budget.window": tally.window.kind,
+                    **tally.limit.selector.scope_tags(tally.scope),
+                },
+            )
+            for tally in self._tallies(self.now())
+        ]
 
 
 def _counts_in(window: Window, started: datetime) -> bool:

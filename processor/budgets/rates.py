@@ -61,7 +61,7 @@ class RateLimiter:
             scope = limit.selector.scope_of(tags)
             if scope is None:
                 continue
-            count = self.counter.incr(f"spanledger:rate:{limit.name}:{scope}:{minute}", ttl=120)
+            count = self.counter.incr(f"rate:{limit.name}:{scope}:{minute}", ttl=120)
             if count > limit.requests_per_minute:
                 exceeded.append(
                     {

@@ -16,6 +16,7 @@ from spanledger.processor.budgets.config import BudgetsConfig
 from spanledger.processor.budgets.evaluation import BudgetBook, ledger_spend
 from spanledger.processor.budgets.rates import Counter, RateLimiter
 from spanledger.processor.budgets.status import StatusServer
+from spanledger.processor.budgets.stores import RedisClient, RedisStore
 from spanledger.processor.model import CountedCall
 from spanledger.semconv import UNTAGGED
 
@@ -51,9 +52,13 @@ class BudgetSink:
         self._clock = clock
         self.recent_alerts: deque[dict[str, object]] = deque(maxlen=RECENT_ALERTS)
         self.webhook = WebhookSender(config.webhook) if config.webhook is not None else None
-        self.book = BudgetBook(config, clock=clock, on_alert=self._alert)
-        self.rates = RateLimiter(config.rate_limits, counter)
-        if ledger_path and Path(ledger_path).is_file():
+        store: RedisStore | None = None
+        if config.shared is not None:
+            client = RedisClient(config.shared.redis, timeout=config.shared.timeout)
+            store = RedisStore(client, config.shared.key_prefix)
+        self.book = BudgetBook(config, clock=clock, on_alert=self._alert, store=store)
+        self.rates = RateLimiter(config.rate_limits, counter or store)
+        if ledger_path and Path(ledger_path).is_file() and store is None:
             self._rebuild(ledger_path)
         self.server: StatusServer | None = None
         if config.status is not None:
@@ -128,6 +133,9 @@ class BudgetSink:
         if self.webhook is not None:
             self.webhook.shutdown(timeout)
             self.webhook = None
+        store = getattr(getattr(self, "book", None), "store", None)
+        if isinstance(store, RedisStore):
+            store.client.close()
 
     def _alert(self, alert: Alert) -> None:
         log_alert(alert)

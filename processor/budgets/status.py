@@ -93,7 +93,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.split("?", 1)[0] != STATUS_PATH:
             self._answer(HTTPStatus.NOT_FOUND, {"error": f"no such path; try {STATUS_PATH}"})
             return
-        self._answer(HTTPStatus.OK, self.server.status())
+        try:
+            document = self.server.status()
+        except Exception as exc:
+            log.exception("budget status failed")
+            self._answer(HTTPStatus.SERVICE_UNAVAILABLE, {"error": f"status unavailable: {exc}"})
+            return
+        self._answer(HTTPStatus.OK, document)
 
     def do_POST(self) -> None:
         length = self.headers.get("Content-Length", "")
@@ -118,7 +124,12 @@ class _Handler(BaseHTTPRequestHandler):
                 {"error": 'expected {"tags": {"key": "value", ...}} with string values'},
             )
             return
-        allowed, answer = self.server.check(tags)
+        try:
+            allowed, answer = self.server.check(tags)
+        except Exception as exc:
+            log.exception("budget check failed")
+            self._answer(HTTPStatus.SERVICE_UNAVAILABLE, {"error": f"check unavailable: {exc}"})
+            return
         if allowed:
             self._answer(HTTPStatus.OK, answer)
             return

@@ -1,0 +1,138 @@
+"""Two processor replicas sharing spend and request counts through a real Redis server: each
+threshold fires once across both, either replica denies once the shared total is spent, and
+the per-minute count is shared."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from spanledger.processor.budgets import (
+    BudgetsConfig,
+    BudgetSink,
+    RateLimit,
+    RedisClient,
+    SharedConfig,
+    SpendLimit,
+    StatusConfig,
+    WebhookConfig,
+)
+from spanledger.semconv import DEFAULT_TAG_KEYS
+
+from .support import Clock, WebhookReceiver, counted, wait_for
+
+NOW = datetime(2026, 11, 10, 12, 0, 10, tzinfo=UTC)
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    server = shutil.which("redis-server")
+    assert server, "redis-server is missing: run scripts/install-test-deps.sh"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/3"
+    client = RedisClient(url, timeout=0.5)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            assert client.command("PING") == "PONG"
+            break
+        except Exception:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise
+            time.sleep(0.05)
+    client.close()
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def check(sink: BudgetSink, **tags: str) -> tuple[int, dict]:
+    assert sink.server is not None
+    body = json.dumps({"tags": tags}).encode()
+    request = urllib.request.Request(sink.server.url + "/v1/budget/check", body, method="POST")
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_replicas_share_spend_alerts_and_rate_counts(redis_url: str) -> None:
+    webhook = WebhookReceiver()
+    config = BudgetsConfig(
+        limits=[SpendLimit(name="acme", match={"customer": "acme"}, amount_usd=10)],
+        rate_limits=[RateLimit(name="rpm", per="team", requests_per_minute=3)],
+        thresholds=[50, 80, 100],
+        status=StatusConfig("127.0.0.1:0", cache_seconds=0),
+        webhook=WebhookConfig(url=webhook.url),
+        shared=SharedConfig(redis=redis_url, key_prefix="test"),
+    )
+    clock = Clock(NOW)
+    replicas = [BudgetSink(config, DEFAULT_TAG_KEYS, clock=clock) for _ in range(2)]
+    try:
+        a, b = replicas
+        # Spend lands on whichever replica got the trace; 4 + 3.5 + 3 = 10.5 of 10.
+        a.record([counted(0, NOW, "4", customer="acme")])
+        b.record([counted(1, NOW, "3.5", customer="acme")])
+        assert check(a, customer="acme")[0] == 200
+        a.record([counted(2, NOW, "3", customer="acme")])
+        for replica in replicas:
+            status, answer = check(replica, customer="acme")
+            assert status == 429
+            assert answer["reasons"][0]["spend_usd"] == "10.500000000"
+        (row,) = b.status()["budgets"]
+        assert Decimal(row["spend_usd"]) == Decimal("10.5")
+
+        wait_for(lambda: len(webhook.deliveries) == 3, "three alerts")
+        assert [d.json["threshold_percent"] for d in webhook.deliveries] == [50.0, 80.0, 100.0]
+        assert [d.json["spend_usd"] for d in webhook.deliveries] == [
+            "7.500000000",
+            "10.500000000",
+            "10.500000000",
+        ]
+        assert len(a.recent_alerts) + len(b.recent_alerts) == 3
+
+        assert [check(r, team="growth")[0] for r in (a, b, a, b)] == [200, 200, 200, 429]
+        clock.advance(60)
+        assert check(b, team="growth")[0] == 200
+    finally:
+        for replica in replicas:
+            replica.shutdown(2.0)
+        webhook.stop()
+
+
+def test_redis_down_makes_the_check_unavailable_not_wrong(redis_url: str) -> None:
+    config = BudgetsConfig(
+        limits=[SpendLimit(name="all", amount_usd=1)],
+        status=StatusConfig("127.0.0.1:0"),
+        shared=SharedConfig(redis="redis://127.0.0.1:1/0", timeout=0.2),
+    )
+    sink = BudgetSink(config, DEFAULT_TAG_KEYS, clock=Clock(NOW))
+    try:
+        status, answer = check(sink, customer="acme")
+        assert status == 503
+        assert "check unavailable" in answer["error"]
+        sink.record([counted(0, NOW, "1")])  # logged, never raised
+    finally:
+        sink.shutdown(1.0)
