@@ -83,6 +83,11 @@ class Service:
         self.pipeline.start()
         consumer: TraceConsumer = self.pipeline
         if config.service.write_ahead is not None:
+            if any(exporter.queue is None for exporter in config.exporters):
+                log.warning(
+                    "service.write_ahead is set but not every exporter has a disk queue: "
+                    "spans in an in-memory exporter queue are lost if the process is killed"
+                )
             self.write_ahead = WriteAhead(config.service.write_ahead, self.pipeline)
             self.write_ahead.replay()
             self.write_ahead.start()
