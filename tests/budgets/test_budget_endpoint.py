@@ -213,3 +213,47 @@ def _alert(threshold: str) -> Alert:
         amount_usd=Decimal("2"),
         at="2026-11-10T12:00:00Z",
     )
+
+
+def test_a_stopped_call_leaves_an_error_span_and_no_vendor_request(sink, llm, monkeypatch) -> None:
+    import anthropic
+    import openai
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import spanledger
+    from spanledger.instrumentation.anthropic import AnthropicInstrumentor
+    from spanledger.instrumentation.openai import OpenAIInstrumentor
+
+    budget_sink = sink()
+    budget_sink.record([counted(0, NOW, "2", customer="acme")])
+    monkeypatch.setenv(ENFORCE_ENV, "1")
+    monkeypatch.setenv(ENDPOINT_ENV, budget_sink.server.url)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrumentors = [OpenAIInstrumentor(), AnthropicInstrumentor()]
+    for instrumentor in instrumentors:
+        instrumentor.instrument(tracer_provider=provider)
+    try:
+        message = [{"role": "user", "content": "x"}]
+        with (
+            spanledger.tags(customer="acme"),
+            openai.OpenAI(api_key="k", base_url=llm.openai_base_url) as client,
+            anthropic.Anthropic(api_key="k", base_url=llm.anthropic_base_url) as claude,
+        ):
+            with pytest.raises(BudgetExceededError):
+                client.chat.completions.create(model="gpt-4o-mini", messages=message)
+            with pytest.raises(BudgetExceededError):
+                claude.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=message)
+    finally:
+        for instrumentor in instrumentors:
+            instrumentor.uninstrument()
+    assert llm.requests == []
+    spans = exporter.get_finished_spans()
+    assert [s.name for s in spans] == ["chat gpt-4o-mini", "chat claude-haiku-4-5"]
+    for span in spans:
+        assert span.status.status_code.name == "ERROR"
+        assert span.attributes["error.type"] == "BudgetExceededError"
+        assert "gen_ai.usage.input_tokens" not in span.attributes
