@@ -8,23 +8,30 @@ stay within the bounds; once the backend returns, everything that was answered O
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
+import pytest
 from google.rpc.error_details_pb2 import RetryInfo
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from support import Backend, build_request, post, send_until_accepted
 
-from spanledger.processor.config import Config
+from spanledger.processor.config import Config, ServiceConfig
 from spanledger.processor.exporters import OtlpHttpExporterConfig
 from spanledger.processor.ledger import LedgerConfig
 from spanledger.processor.metrics import MetricsConfig
 from spanledger.processor.receivers import GrpcReceiverConfig, HttpReceiverConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.service import Service
+from spanledger.processor.writeahead import WriteAheadConfig
 
 MAX_SPANS = 60
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -157,5 +164,49 @@ def test_the_http_receiver_bounds_the_request_bytes_it_holds_across_connections(
         assert post(url, small)[0] == 200  # the budget was given back
         assert backend.wait_for(500 * 2, timeout=10)
     finally:
+        service.stop()
+        backend.stop()
+
+
+def test_the_opentelemetry_sdk_exporter_waits_out_the_retry_after_and_gets_through(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The write-ahead log is full while the first trace waits for its rollup: the SDK's own
+    OTLP/HTTP exporter is answered 503, waits the second it is told, and is accepted."""
+    backend = Backend()
+    backend.start()
+    config = Config(
+        grpc=None,
+        http=HttpReceiverConfig("127.0.0.1:0"),
+        exporters=[OtlpHttpExporterConfig(backend.endpoint)],
+        rollup=RollupConfig(trace_idle=0.5, root_grace=0.5),
+        ledger=LedgerConfig(path=None),
+        metrics=MetricsConfig(prometheus_endpoint=None),
+        service=ServiceConfig(write_ahead=WriteAheadConfig(str(tmp_path / "wal"), max_bytes=1)),
+    )
+    service = Service(config)
+    service.start()
+    assert service.http is not None
+    recorded = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(recorded))
+    tracer = provider.get_tracer("reliability")
+    for name in ("first", "second"):
+        with tracer.start_as_current_span(name), tracer.start_as_current_span(f"{name} child"):
+            pass
+    first, second = recorded.get_finished_spans()[:2], recorded.get_finished_spans()[2:]
+    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{service.http.port}/v1/traces")
+    try:
+        assert exporter.export(first) is SpanExportResult.SUCCESS
+        with caplog.at_level(logging.WARNING):
+            started = time.monotonic()
+            assert exporter.export(second) is SpanExportResult.SUCCESS
+            waited = time.monotonic() - started
+        assert "retrying in 1.00s" in caplog.text  # the Retry-After the processor sent
+        assert 0.9 < waited < 5.0
+        assert backend.wait_for(4, timeout=10)
+    finally:
+        exporter.shutdown()
+        provider.shutdown()
         service.stop()
         backend.stop()
