@@ -355,6 +355,7 @@ class Processor:
         trace_idle: str = "0.5s",
         root_grace: str = "0.2s",
         max_wait: str = "60s",
+        remember_spans: int = 1_000_000,
         extra: str = "",
         ledger: bool = True,
         metrics: bool = True,
@@ -371,7 +372,7 @@ class Processor:
             "receivers: {otlp: {grpc: {endpoint: '127.0.0.1:0'}, http: null}}\n"
             f"exporters: {exporters}\n"
             f"rollup: {{trace_idle: {trace_idle}, root_grace: {root_grace}, "
-            f"max_wait: {max_wait}}}\n"
+            f"max_wait: {max_wait}, remember_spans: {remember_spans}}}\n"
             + (
                 "metrics: {prometheus: {endpoint: '127.0.0.1:0'}}\n"
                 if metrics

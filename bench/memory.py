@@ -91,14 +91,18 @@ def _slope(points: list[tuple[int, int]]) -> float:
     return cov / var
 
 
-def steady(seconds: float, pace: float) -> list[tuple[float, int]]:
-    """(seconds since start, RSS) of a processor forwarding ``pace`` spans/s for ``seconds``."""
+def steady(seconds: float, pace: float, remember_spans: int) -> list[tuple[float, int]]:
+    """(seconds since start, RSS) of a processor forwarding ``pace`` spans/s for ``seconds``.
+
+    The processor remembers the ids of up to ``remember_spans`` forwarded spans (to spot late
+    duplicates), so its memory rises until that many have passed, then stays flat.
+    """
     from harness import SPAWN, load_main
 
     traffic = build_traffic(1000, 10, 0.1)
     copies = max(1, math.ceil(pace * seconds / traffic.spans))
     sink = Sink()
-    processor = Processor(sink.port)
+    processor = Processor(sink.port, remember_spans=remember_spans)
     samples: list[tuple[float, int]] = []
     try:
         results, ready, go = SPAWN.Queue(), SPAWN.Event(), SPAWN.Event()
@@ -127,8 +131,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--step-traces", type=int, default=2000, help="10-span traces per step")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steady-seconds", type=float, default=30.0)
+    parser.add_argument("--steady-seconds", type=float, default=40.0)
     parser.add_argument("--pace", type=float, default=5000.0, help="spans/s in the steady run")
+    parser.add_argument(
+        "--remember-spans",
+        type=int,
+        default=50_000,
+        help="rollup.remember_spans in the steady run (memory plateaus once that many passed)",
+    )
     args = parser.parse_args(argv)
 
     per_span, per_trace, beyond = [], [], []
@@ -149,12 +159,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"waiting traces (1-span traces against 10-span traces): {_fmt(per_trace)} B per trace")
 
-    samples = steady(args.steady_seconds, args.pace)
+    samples = steady(args.steady_seconds, args.pace, args.remember_spans)
     quarter = max(1, len(samples) // 4)
     second = statistics.median(r for _, r in samples[quarter : 2 * quarter])
     last = statistics.median(r for _, r in samples[-quarter:])
     print(
-        f"steady run ({args.pace:,.0f} spans/s, 10% GenAI, {samples[-1][0]:.0f} s, "
+        f"steady run ({args.pace:,.0f} spans/s, 10% GenAI, remember_spans "
+        f"{args.remember_spans:,}, {samples[-1][0]:.0f} s, "
         f"{len(samples)} samples): RSS median {second / 2**20:.1f} MiB in the second quarter, "
         f"{last / 2**20:.1f} MiB in the last, change {(last - second) / 2**20:+.1f} MiB "
         f"({(last - second) / second:+.1%}); peak {max(r for _, r in samples) / 2**20:.1f} MiB"
