@@ -6,6 +6,7 @@ drains the traces waiting for rollup and the exporter queues within the shutdown
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -29,6 +30,9 @@ from spanledger.processor.receivers import GrpcReceiver, HttpReceiver
 from spanledger.processor.writeahead import WriteAhead
 
 log = logging.getLogger("spanledger.processor")
+
+_SERVING_GC_THRESHOLDS = (50_000, 20, 100)
+"""Allocations before a young collection, and young/middle collections before the next older."""
 
 
 class Service:
@@ -135,7 +139,13 @@ class Service:
         log.info("spanledger processor stopped")
 
     def run(self) -> None:
-        """Start, serve until SIGTERM or SIGINT, then stop; previous handlers are restored."""
+        """Start, serve until SIGTERM or SIGINT, then stop; previous handlers are restored.
+
+        While serving, the cycle collector runs less often and skips the objects that exist once
+        started (price table, configuration, modules): most of what the processor allocates per
+        span is acyclic and freed by reference counting, and the collector's scans of the
+        long-lived objects cost 15-20% of the CPU under load.
+        """
         wake = threading.Event()
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -143,12 +153,17 @@ class Service:
             wake.set()
 
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        thresholds = gc.get_threshold()
         try:
             self.start()
+            gc.freeze()
+            gc.set_threshold(*_SERVING_GC_THRESHOLDS)
             while not wake.wait(0.5):
                 pass
         finally:
             self.stop()
+            gc.set_threshold(*thresholds)
+            gc.unfreeze()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
