@@ -116,6 +116,15 @@ class StreamSpan:
         end_with_error(self.span, error, self.usage)
 
 
+def _keeps(item: Any, on_item: ItemCallback) -> bool:
+    """Feed ``item`` to ``on_item``; whether the caller still sees it (a fault keeps it)."""
+    try:
+        return on_item(item) is not HIDE
+    except Exception:
+        logger.exception("spanledger instrumentation fault reading a stream item")
+        return True
+
+
 def observe(iterator: Iterator[T], state: StreamSpan, on_item: ItemCallback) -> Iterator[T]:
     """Yield from ``iterator``, feeding ``on_item`` and ending ``state`` however iteration ends."""
     try:
@@ -127,12 +136,7 @@ def observe(iterator: Iterator[T], state: StreamSpan, on_item: ItemCallback) -> 
                 break
             finally:
                 state.reading = False
-            try:
-                hidden = on_item(item) is HIDE
-            except Exception:
-                logger.exception("spanledger instrumentation fault reading a stream item")
-                hidden = False
-            if not hidden:
+            if _keeps(item, on_item):
                 yield item
     except GeneratorExit:
         state.finish(completed=False)
@@ -156,12 +160,7 @@ async def observe_async(
                 break
             finally:
                 state.reading = False
-            try:
-                hidden = on_item(item) is HIDE
-            except Exception:
-                logger.exception("spanledger instrumentation fault reading a stream item")
-                hidden = False
-            if not hidden:
+            if _keeps(item, on_item):
                 yield item
     except GeneratorExit:
         state.finish(completed=False)
