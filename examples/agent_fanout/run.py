@@ -9,14 +9,11 @@ tags they carry. Exits 1 if any LLM span misses or mixes up its customer or feat
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import sysconfig
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from collector import Collector, Span
@@ -24,49 +21,27 @@ from collector import Collector, Span
 from spanledger.semconv import GEN_AI_OPERATION_NAME
 from spanledger.standin import StandIn
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _support import INSTRUMENT, instrumented_environment, instrumented_service
+
 HERE = Path(__file__).parent
-INSTRUMENT = str(Path(sysconfig.get_path("scripts")) / "opentelemetry-instrument")
 CUSTOMERS = ("acme", "globex")
 EXPECTED_CALLS = {"research": 3, "drafting": 4, "indexing": 3, "review": 1}
 """LLM calls per customer run, by feature (see agent.py)."""
 
 
 def environment(llm: StandIn, collector: Collector, service: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANLEDGER_"))}
-    env.update(
-        OTEL_SERVICE_NAME=service,
-        OTEL_TRACES_EXPORTER="otlp",
-        OTEL_METRICS_EXPORTER="none",
-        OTEL_LOGS_EXPORTER="none",
-        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+    return instrumented_environment(
+        llm.openai_base_url,
+        llm.anthropic_base_url,
+        service,
         OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector.endpoint,
-        OTEL_BSP_SCHEDULE_DELAY="100",
         OTEL_EXPERIMENTAL_RESOURCE_DETECTORS="otel,process",
-        OPENAI_BASE_URL=llm.openai_base_url,
-        OPENAI_API_KEY="example-key",
-        ANTHROPIC_BASE_URL=llm.anthropic_base_url,
-        ANTHROPIC_API_KEY="example-key",
     )
-    return env
 
 
-@contextmanager
-def review_service(env: dict[str, str]) -> Iterator[str]:
-    process = subprocess.Popen(
-        [INSTRUMENT, sys.executable, str(HERE / "service.py")],
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        ready = process.stdout.readline().split()
-        if ready[:1] != ["READY"]:
-            raise RuntimeError("the review service did not start")
-        yield ready[1]
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+def review_service(env: dict[str, str]) -> AbstractContextManager[str]:
+    return instrumented_service(HERE / "service.py", env, "review service")
 
 
 def wait_for_llm_spans(collector: Collector, count: int, timeout: float = 30.0) -> list[Span]:

@@ -8,15 +8,16 @@ baggage, so the review's LLM span is billed to the caller's customer and feature
 from __future__ import annotations
 
 import json
-import signal
 import sys
-from wsgiref.simple_server import WSGIRequestHandler, make_server
+from pathlib import Path
 
 import anthropic
-from opentelemetry import trace
 from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 
 import spanledger
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _support import serve
 
 claude = anthropic.Anthropic(max_retries=0)
 
@@ -34,22 +35,8 @@ def review(environ: dict, start_response) -> list[bytes]:
     return [body]
 
 
-class QuietHandler(WSGIRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def main() -> None:
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    server = make_server(
-        "127.0.0.1", 0, OpenTelemetryMiddleware(review), handler_class=QuietHandler
-    )
-    print(f"READY http://127.0.0.1:{server.server_port}", flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-        trace.get_tracer_provider().shutdown()
+    serve(OpenTelemetryMiddleware(review))
 
 
 if __name__ == "__main__":

@@ -9,16 +9,17 @@ names one. It adds its own ``feature=retrieval`` for the work it does. Run under
 from __future__ import annotations
 
 import json
-import signal
 import sys
+from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import openai
-from opentelemetry import trace
 from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 
 import spanledger
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _support import serve
 
 client = openai.OpenAI(max_retries=0)
 
@@ -37,22 +38,8 @@ def search(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [body]
 
 
-class QuietHandler(WSGIRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def main() -> None:
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    server = make_server(
-        "127.0.0.1", 0, OpenTelemetryMiddleware(search), handler_class=QuietHandler
-    )
-    print(f"READY http://127.0.0.1:{server.server_port}", flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-        trace.get_tracer_provider().shutdown()  # type: ignore[attr-defined]
+    serve(OpenTelemetryMiddleware(search))
 
 
 if __name__ == "__main__":

@@ -11,15 +11,13 @@ the sum of its calls in both services.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -34,8 +32,10 @@ from spanledger.processor.service import Service
 from spanledger.semconv import TRACE_COST
 from spanledger.standin import StandIn
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _support import INSTRUMENT, instrumented_environment, instrumented_service
+
 HERE = Path(__file__).parent
-INSTRUMENT = str(Path(sysconfig.get_path("scripts")) / "opentelemetry-instrument")
 CUSTOMERS = ("acme", "globex")
 CALLS_PER_TICKET = {"support-app": 2, "retriever": 2}
 
@@ -79,40 +79,16 @@ class Recorder:
 
 def environment(llm: StandIn, processor: Service, service: str) -> dict[str, str]:
     assert processor.http is not None
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANLEDGER_"))}
-    env.update(
-        OTEL_SERVICE_NAME=service,
-        OTEL_TRACES_EXPORTER="otlp",
-        OTEL_METRICS_EXPORTER="none",
-        OTEL_LOGS_EXPORTER="none",
-        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+    return instrumented_environment(
+        llm.openai_base_url,
+        llm.anthropic_base_url,
+        service,
         OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{processor.http.port}",
-        OTEL_BSP_SCHEDULE_DELAY="100",
-        OPENAI_BASE_URL=llm.openai_base_url,
-        OPENAI_API_KEY="example-key",
-        ANTHROPIC_BASE_URL=llm.anthropic_base_url,
-        ANTHROPIC_API_KEY="example-key",
     )
-    return env
 
 
-@contextmanager
-def retriever(env: dict[str, str]) -> Iterator[str]:
-    process = subprocess.Popen(
-        [INSTRUMENT, sys.executable, str(HERE / "retriever.py")],
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        ready = process.stdout.readline().split()
-        if ready[:1] != ["READY"]:
-            raise RuntimeError("the retriever service did not start")
-        yield ready[1]
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+def retriever(env: dict[str, str]) -> AbstractContextManager[str]:
+    return instrumented_service(HERE / "retriever.py", env, "retriever service")
 
 
 @contextmanager
