@@ -99,24 +99,31 @@ def build_traffic(
             )
             _add(span, "customer", f"customer-{trace % cardinality}")
             _add(span, "feature", "search")
-            if index and serial % every == 0:
+            chat = bool(index) and serial % every == 0
+            if chat:
                 calls += 1
-                span.name = "chat gpt-4o-mini"
-                span.kind = 3
-                _add(span, "gen_ai.operation.name", "chat")
-                _add(span, "gen_ai.provider.name", "openai")
-                _add(span, "gen_ai.request.model", "gpt-4o-mini")
-                _add(span, "gen_ai.response.model", "gpt-4o-mini-2024-07-18")
-                _add(span, "gen_ai.usage.input_tokens", 1200 + trace % 7)
-                _add(span, "gen_ai.usage.output_tokens", 300)
-            else:
-                _add(span, "http.request.method", "GET")
-                _add(span, "url.path", "/items/42")
-                _add(span, "server.address", "inventory.internal")
-                _add(span, "http.response.status_code", 200)
+            add_work(span, trace, chat)
             count += 1
     bodies = [r.SerializeToString() for r in requests]
     return Traffic(bodies, count, calls)
+
+
+def add_work(span: object, trace: int, chat: bool) -> None:
+    """Make ``span`` an OpenAI chat call (``chat``) or an outgoing HTTP request, attributes too."""
+    if chat:
+        span.name = "chat gpt-4o-mini"  # type: ignore[attr-defined]
+        span.kind = 3  # type: ignore[attr-defined]
+        _add(span, "gen_ai.operation.name", "chat")
+        _add(span, "gen_ai.provider.name", "openai")
+        _add(span, "gen_ai.request.model", "gpt-4o-mini")
+        _add(span, "gen_ai.response.model", "gpt-4o-mini-2024-07-18")
+        _add(span, "gen_ai.usage.input_tokens", 1200 + trace % 7)
+        _add(span, "gen_ai.usage.output_tokens", 300)
+    else:
+        _add(span, "http.request.method", "GET")
+        _add(span, "url.path", "/items/42")
+        _add(span, "server.address", "inventory.internal")
+        _add(span, "http.response.status_code", 200)
 
 
 def _add(span: object, key: str, value: str | int) -> None:

@@ -16,6 +16,7 @@ import time
 import tracemalloc
 from collections.abc import Sequence
 
+from harness import add_work
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
@@ -93,20 +94,7 @@ def build_requests(
             )
             _add(span, "customer", f"c{trace % 50}")
             _add(span, "feature", "search")
-            if index and (genai_share >= 1 or serial % genai_every == 0):
-                span.name = "chat gpt-4o-mini"
-                span.kind = 3
-                _add(span, "gen_ai.operation.name", "chat")
-                _add(span, "gen_ai.provider.name", "openai")
-                _add(span, "gen_ai.request.model", "gpt-4o-mini")
-                _add(span, "gen_ai.response.model", "gpt-4o-mini-2024-07-18")
-                _add(span, "gen_ai.usage.input_tokens", 1200 + trace % 7)
-                _add(span, "gen_ai.usage.output_tokens", 300)
-            else:
-                _add(span, "http.request.method", "GET")
-                _add(span, "url.path", "/items/42")
-                _add(span, "server.address", "inventory.internal")
-                _add(span, "http.response.status_code", 200)
+            add_work(span, trace, bool(index) and serial % genai_every == 0)
             count += 1
     return requests
 
