@@ -116,6 +116,28 @@ class StreamSpan:
         end_with_error(self.span, error, self.usage)
 
 
+class _Ending:
+    """Ends ``state``'s span however an observed iteration ends: done, closed early, or failed."""
+
+    def __init__(self, state: StreamSpan) -> None:
+        self._state = state
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: Any
+    ) -> bool:
+        if kind is None:
+            self._state.finish(completed=True)
+        elif issubclass(kind, GeneratorExit):
+            self._state.finish(completed=False)
+        else:
+            assert error is not None
+            self._state.fail(error)
+        return False
+
+
 def _keeps(item: Any, on_item: ItemCallback) -> bool:
     """Feed ``item`` to ``on_item``; whether the caller still sees it (a fault keeps it)."""
     try:
@@ -127,7 +149,7 @@ def _keeps(item: Any, on_item: ItemCallback) -> bool:
 
 def observe(iterator: Iterator[T], state: StreamSpan, on_item: ItemCallback) -> Iterator[T]:
     """Yield from ``iterator``, feeding ``on_item`` and ending ``state`` however iteration ends."""
-    try:
+    with _Ending(state):
         while True:
             state.reading = True
             try:
@@ -138,20 +160,13 @@ def observe(iterator: Iterator[T], state: StreamSpan, on_item: ItemCallback) -> 
                 state.reading = False
             if _keeps(item, on_item):
                 yield item
-    except GeneratorExit:
-        state.finish(completed=False)
-        raise
-    except BaseException as error:
-        state.fail(error)
-        raise
-    state.finish(completed=True)
 
 
 async def observe_async(
     iterator: AsyncIterator[T], state: StreamSpan, on_item: ItemCallback
 ) -> AsyncIterator[T]:
     """Async twin of :func:`observe`."""
-    try:
+    with _Ending(state):
         while True:
             state.reading = True
             try:
@@ -162,13 +177,6 @@ async def observe_async(
                 state.reading = False
             if _keeps(item, on_item):
                 yield item
-    except GeneratorExit:
-        state.finish(completed=False)
-        raise
-    except BaseException as error:
-        state.fail(error)
-        raise
-    state.finish(completed=True)
 
 
 class StreamProxy(wrapt.ObjectProxy):
