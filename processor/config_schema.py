@@ -7,6 +7,7 @@ checks shapes and types against the dataclass fields and says where a problem is
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import types
 import typing
@@ -33,6 +34,18 @@ class Problems:
 
     def __bool__(self) -> bool:
         return bool(self.items)
+
+
+def storage_problems(directory: str, max_bytes: int) -> list[str]:
+    """Problems of an on-disk store's settings: a usable ``directory`` and a positive size."""
+    found = []
+    if not directory:
+        found.append("directory is required")
+    elif os.path.exists(directory) and not os.path.isdir(directory):
+        found.append(f"directory {directory!r} is not a directory")
+    if max_bytes < 1:
+        found.append(f"max_bytes must be at least 1, got {max_bytes}")
+    return found
 
 
 def parse_duration(value: object) -> float:

@@ -32,6 +32,7 @@ from spanledger.processor.components import (
     PermanentError,
     TraceConsumer,
 )
+from spanledger.processor.config_schema import storage_problems
 from spanledger.processor.exporters.disk_queue import lock_directory, read_records, write_record
 
 log = logging.getLogger("spanledger.processor.writeahead")
@@ -57,14 +58,7 @@ class WriteAheadConfig:
     sync: bool = False
 
     def problems(self) -> list[str]:
-        found = []
-        if not self.directory:
-            found.append("directory is required")
-        elif os.path.exists(self.directory) and not os.path.isdir(self.directory):
-            found.append(f"directory {self.directory!r} is not a directory")
-        if self.max_bytes < 1:
-            found.append(f"max_bytes must be at least 1, got {self.max_bytes}")
-        return found
+        return storage_problems(self.directory, self.max_bytes)
 
 
 class SettlingConsumer(TraceConsumer, Protocol):

@@ -177,7 +177,7 @@ class RedisStore:
         self.prefix = prefix
 
     def add(self, key: str, amount: Decimal, expire_at: float | None) -> Decimal:
-        nanos = int(amount.quantize(NANO, rounding=ROUND_HALF_EVEN) / NANO)
+        nanos = _nanos(amount)
         full = f"{self.prefix}:{key}"
         total = self.client.command("INCRBY", full, nanos)
         if expire_at is not None and total == nanos:
@@ -189,7 +189,11 @@ class RedisStore:
         return Decimal(int(value)) * NANO if value is not None else Decimal(0)  # type: ignore[arg-type]
 
     def put(self, key: str, amount: Decimal, expire_at: float | None) -> None:
-        raise NotImplementedError("shared spend is kept by Redis, not loaded from one ledger")
+        """Set ``key``; the evaluator does not load a shared store from one replica's ledger."""
+        full = f"{self.prefix}:{key}"
+        self.client.command("SET", full, _nanos(amount))
+        if expire_at is not None:
+            self.client.command("EXPIREAT", full, int(expire_at) + 86_400)
 
     def incr(self, key: str, ttl: int) -> int:
         """The rate counter: add one to ``key`` (expiring after ``ttl`` seconds)."""
@@ -198,3 +202,8 @@ class RedisStore:
         if count == 1:
             self.client.command("EXPIRE", full, ttl)
         return count
+
+
+def _nanos(amount: Decimal) -> int:
+    """``amount`` in whole billionths of a dollar, the unit Redis counters hold."""
+    return int(amount.quantize(NANO, rounding=ROUND_HALF_EVEN) / NANO)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
+from spanledger.processor.config_schema import storage_problems
+
 DEFAULT_QUEUE_SPANS = 100_000
 DEFAULT_BATCH_SPANS = 2048
 DEFAULT_DISK_QUEUE_BYTES = 1024 * 1024 * 1024
@@ -54,14 +56,7 @@ class DiskQueueConfig:
     sync: bool = False
 
     def problems(self) -> list[str]:
-        found = []
-        if not self.directory:
-            found.append("directory is required")
-        elif os.path.exists(self.directory) and not os.path.isdir(self.directory):
-            found.append(f"directory {self.directory!r} is not a directory")
-        if self.max_bytes < 1:
-            found.append(f"max_bytes must be at least 1, got {self.max_bytes}")
-        return found
+        return storage_problems(self.directory, self.max_bytes)
 
 
 @dataclass(kw_only=True)

@@ -136,3 +136,12 @@ def test_redis_down_makes_the_check_unavailable_not_wrong(redis_url: str) -> Non
         sink.record([counted(0, NOW, "1")])  # logged, never raised
     finally:
         sink.shutdown(1.0)
+
+
+def test_redis_store_put_sets_and_add_continues_from_it(redis_url: str) -> None:
+    from spanledger.processor.budgets.stores import RedisStore
+
+    store = RedisStore(RedisClient(redis_url, timeout=0.5), prefix="put-test")
+    store.put("acme", Decimal("1.25"), time.time() + 3600)
+    assert store.get("acme") == Decimal("1.25")
+    assert store.add("acme", Decimal("0.000000001"), None) == Decimal("1.250000001")
