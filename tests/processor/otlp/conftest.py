@@ -108,14 +108,12 @@ def consumer() -> RecordingConsumer:
     return RecordingConsumer()
 
 
-@pytest.fixture
-def grpc_receiver_factory(
-    consumer: RecordingConsumer,
-) -> Iterator[Callable[..., GrpcReceiver]]:
-    started: list[GrpcReceiver] = []
+def _receivers(receiver_class: type, config_class: type, consumer: RecordingConsumer) -> Iterator:
+    """A factory starting receivers on free ports; every one started is stopped afterwards."""
+    started: list = []
 
-    def start(**settings: object) -> GrpcReceiver:
-        receiver = GrpcReceiver(GrpcReceiverConfig(endpoint="127.0.0.1:0", **settings), consumer)
+    def start(**settings: object) -> object:
+        receiver = receiver_class(config_class(endpoint="127.0.0.1:0", **settings), consumer)
         receiver.start()
         started.append(receiver)
         return receiver
@@ -123,23 +121,20 @@ def grpc_receiver_factory(
     yield start
     for receiver in started:
         receiver.stop(0.5)
+
+
+@pytest.fixture
+def grpc_receiver_factory(
+    consumer: RecordingConsumer,
+) -> Iterator[Callable[..., GrpcReceiver]]:
+    yield from _receivers(GrpcReceiver, GrpcReceiverConfig, consumer)
 
 
 @pytest.fixture
 def http_receiver_factory(
     consumer: RecordingConsumer,
 ) -> Iterator[Callable[..., HttpReceiver]]:
-    started: list[HttpReceiver] = []
-
-    def start(**settings: object) -> HttpReceiver:
-        receiver = HttpReceiver(HttpReceiverConfig(endpoint="127.0.0.1:0", **settings), consumer)
-        receiver.start()
-        started.append(receiver)
-        return receiver
-
-    yield start
-    for receiver in started:
-        receiver.stop(0.5)
+    yield from _receivers(HttpReceiver, HttpReceiverConfig, consumer)
 
 
 @pytest.fixture
