@@ -27,6 +27,11 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
         [],
         ["--rounds", "1", "--calls", "5", "--streams", "1", "--chunks", "20", "--no-write"],
     ),
+    # Runs in bench/.compare-venv (bash bench/setup_compare_venv.sh); --quick skips without it.
+    "instrumentation_compare": (
+        [],
+        ["--rounds=1", "--calls=5", "--streams=1", "--chunks=20", "--no-write", "--if-available"],
+    ),
     "processor_throughput": ([], ["--rounds", "1", "--copies", "1", "--traces", "100"]),
     "memory": (
         [],

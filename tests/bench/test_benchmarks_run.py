@@ -18,6 +18,11 @@ EXPECTED_LINES = {
     "pricing": [r"fast path .* faster", r"totals differing from `calc_price`: 0 of"],
     "rollup": [r"GenAI share  10%: .* spans/s", r"GenAI share 100%: .* spans/s"],
     "instrumentation_overhead": [r"per call  CPU : plain", r"per chunk CPU : plain"],
+    # Compared in bench/.compare-venv if it exists; else the one line saying how to make it.
+    "instrumentation_compare": [
+        r"^(  spanledger/openai-v2 added: per call .+, per chunk .+"
+        r"|instrumentation_compare: skipped, no \.compare-venv; create it with .+)$"
+    ],
     "processor_throughput": [
         r"forwarder +[\d,]+ .*spans/s wall",
         r"processor 10% +[\d,]+ .*ratio to forwarder [\d.]+",
