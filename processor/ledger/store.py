@@ -131,6 +131,22 @@ def _decimal_text(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
+_TAGS_TEXT_CACHE = 4096
+_tags_text: dict[tuple[tuple[object, object], ...], str] = {}
+"""Recently stored tag sets and their JSON text: calls mostly repeat a few tag sets."""
+
+
+def _tags_json(tags: Mapping[object, object]) -> str:
+    key = tuple(tags.items())
+    text = _tags_text.get(key)
+    if text is None:
+        text = json.dumps({str(k): str(v) for k, v in key}, sort_keys=True)
+        if len(_tags_text) >= _TAGS_TEXT_CACHE:
+            _tags_text.clear()
+        _tags_text[key] = text
+    return text
+
+
 def _row(call: CountedCall) -> tuple[object, ...]:
     usage, cost = call.usage, call.cost
     priced = cost.status == "priced"
@@ -138,7 +154,7 @@ def _row(call: CountedCall) -> tuple[object, ...]:
         call.trace_id,
         call.span_id,
         int(call.start_time_unix_nano),
-        json.dumps({str(k): str(v) for k, v in call.tags.items()}, sort_keys=True),
+        _tags_json(call.tags),
         usage.provider,
         usage.model,
         usage.operation,

@@ -57,6 +57,8 @@ MAX_SERIES = 100_000
 DEDUP_WINDOW = 20_000
 """How many recent (trace_id, span_id) pairs are remembered to ignore a repeated delivery (the
 pipeline already drops duplicates; this guards the counters against a sink called twice)."""
+_LABEL_CACHE_SIZE = 50_000
+_ZERO = Decimal(0)
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -74,17 +76,48 @@ class _Totals:
         self._series: set[Labels] = set()
         self._series_full = False
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._label_names = (*self.label_keys, GEN_AI_PROVIDER_NAME, MODEL)
+        self._label_cache: dict[tuple[str, ...], tuple[Labels, tuple[str, ...]]] = {}
         self.lock = threading.Lock()
 
-    def add(self, call: CountedCall) -> None:
-        """Count one call; raises (changing nothing) when the call is malformed."""
-        key = (call.trace_id, call.span_id)
-        values = self._values(call)
+    def add(self, calls: Sequence[CountedCall]) -> None:
+        """Count ``calls``; a malformed call is logged and skipped, changing nothing."""
+        counted = []
+        for call in calls:
+            try:
+                counted.append(self._read(call))
+            except Exception:
+                log.exception("could not count call %s/%s in metrics", call.trace_id, call.span_id)
+        with self.lock:
+            recent = self._recent
+            cost_totals, call_totals, token_totals = self.cost, self.calls, self.tokens
+            for key, values, status, cost, tokens in counted:
+                if key in recent:
+                    continue
+                recent[key] = None
+                if len(recent) > DEDUP_WINDOW:
+                    recent.popitem(last=False)
+                labels = self._labels(values)
+                if cost is not None:
+                    cost_totals[labels] = cost_totals.get(labels, _ZERO) + cost
+                call_totals[(labels, status)] = call_totals.get((labels, status), 0) + 1
+                for kind, count in tokens:
+                    token_totals[(labels, kind)] = token_totals.get((labels, kind), 0) + count
+
+    def _read(
+        self, call: CountedCall
+    ) -> tuple[tuple[str, str], tuple[str, ...], str, Decimal | None, list[tuple[str, int]]]:
         status = call.cost.status
         cost = call.cost.total if status == STATUS_PRICED else None
         if status == STATUS_PRICED and not isinstance(cost, Decimal | int):
             raise TypeError(f"cost must be a Decimal, got {cost!r}")
         usage = call.usage
+        tags = call.tags
+        values = (
+            *[tags.get(key) or UNTAGGED for key in self.label_keys],
+            usage.provider or UNTAGGED,
+            usage.model or UNTAGGED,
+        )
         tokens = [
             (kind, int(count))
             for kind, count in (
@@ -96,31 +129,31 @@ class _Totals:
             )
             if count
         ]
-        with self.lock:
-            if key in self._recent:
-                return
-            self._recent[key] = None
-            if len(self._recent) > DEDUP_WINDOW:
-                self._recent.popitem(last=False)
-            labels = self._labels(values)
-            if cost is not None:
-                self.cost[labels] = self.cost.get(labels, Decimal(0)) + cost
-            self.calls[(labels, status)] = self.calls.get((labels, status), 0) + 1
-            for kind, count in tokens:
-                self.tokens[(labels, kind)] = self.tokens.get((labels, kind), 0) + count
+        return (call.trace_id, call.span_id), values, status, cost, tokens
 
-    def _values(self, call: CountedCall) -> dict[str, str]:
-        raw = {key: call.tags.get(key) or UNTAGGED for key in self.label_keys}
-        raw[GEN_AI_PROVIDER_NAME] = call.usage.provider or UNTAGGED
-        raw[MODEL] = call.usage.model or UNTAGGED
-        return raw
+    def _labels(self, values: tuple[str, ...]) -> Labels:
+        """The label set for ``values`` (tag values, provider, model), caps applied.
 
-    def _labels(self, raw: dict[str, str]) -> Labels:
+        A value's fate under the caps never changes once decided (kept values stay kept,
+        folded ones stay folded), so each distinct ``values`` is worked out once and cached.
+        """
+        known = self._label_cache.get(values)
+        if known is None:
+            known = self._label_cache[values] = self._new_labels(values)
+            if len(self._label_cache) > _LABEL_CACHE_SIZE:
+                self._label_cache.clear()
+        labels, folded = known
+        for key in folded:
+            self.overflows[key] = self.overflows.get(key, 0) + 1
+        return labels
+
+    def _new_labels(self, values: tuple[str, ...]) -> tuple[Labels, tuple[str, ...]]:
         pairs = []
-        for key, value in raw.items():
-            kept, folded = self.cap.bucket(key, value)
-            if folded:
-                self.overflows[key] = self.overflows.get(key, 0) + 1
+        folded = []
+        for key, value in zip(self._label_names, values, strict=True):
+            kept, was_folded = self.cap.bucket(key, value)
+            if was_folded:
+                folded.append(key)
             pairs.append((key, kept))
         labels = tuple(pairs)
         if labels not in self._series:
@@ -130,7 +163,7 @@ class _Totals:
                     self._series_full = True
                 labels = tuple((key, OVERFLOW) for key, _ in pairs)
             self._series.add(labels)
-        return labels
+        return labels, tuple(folded)
 
     def cost_points(self, _options: CallbackOptions | None = None) -> list[Observation]:
         with self.lock:
@@ -202,11 +235,7 @@ class MetricsSink:
 
     def record(self, calls: Sequence[CountedCall]) -> None:
         """Add each counted call to the running totals; a malformed call is logged and skipped."""
-        for call in calls:
-            try:
-                self._totals.add(call)
-            except Exception:
-                log.exception("could not count call %s/%s in metrics", call.trace_id, call.span_id)
+        self._totals.add(calls)
 
     def meters(self) -> list[Meter]:
         """This sink's meter on each of its providers, for other instruments to report on."""

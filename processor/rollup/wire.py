@@ -161,21 +161,24 @@ def encode(spans: Iterable[tuple[Origin, bytes]]) -> bytes:
 
     Spans keep their relative order within each (resource, scope) group.
     """
-    groups: dict[tuple[bytes, str], dict[tuple[bytes, str], list[bytes]]] = {}
+    by_origin: dict[Origin, list[bytes]] = {}
     for origin, span in spans:
-        by_scope = groups.get((origin.resource, origin.resource_schema_url))
-        if by_scope is None:
-            by_scope = groups[(origin.resource, origin.resource_schema_url)] = {}
-        by_scope.setdefault((origin.scope, origin.scope_schema_url), []).append(span)
+        group = by_origin.get(origin)
+        if group is None:
+            group = by_origin[origin] = []
+        group.append(span)
+    by_resource: dict[tuple[bytes, str], list[bytes]] = {}
+    for origin, group in by_origin.items():
+        scope_parts = [_field(1, origin.scope)] if origin.scope else []
+        scope_parts.append(_span_fields(group))
+        if origin.scope_schema_url:
+            scope_parts.append(_field(3, origin.scope_schema_url.encode()))
+        resource = (origin.resource, origin.resource_schema_url)
+        by_resource.setdefault(resource, []).append(_field(2, b"".join(scope_parts)))
     out = []
-    for (resource, resource_schema_url), by_scope in groups.items():
+    for (resource, resource_schema_url), scopes in by_resource.items():
         parts = [_field(1, resource)] if resource else []
-        for (scope, scope_schema_url), group in by_scope.items():
-            scope_parts = [_field(1, scope)] if scope else []
-            scope_parts.append(_span_fields(group))
-            if scope_schema_url:
-                scope_parts.append(_field(3, scope_schema_url.encode()))
-            parts.append(_field(2, b"".join(scope_parts)))
+        parts += scopes
         if resource_schema_url:
             parts.append(_field(3, resource_schema_url.encode()))
         out.append(_field(1, b"".join(parts)))

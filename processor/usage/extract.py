@@ -93,6 +93,8 @@ _COUNT_KEYS = (
     + CACHE_WRITE_1H
     + TOTAL_ONLY
 )
+_COUNT_KEY_SET = frozenset(_COUNT_KEYS)
+_REPORTED_COST_SET = frozenset(REPORTED_COST)
 
 
 def extract_usage(attributes: Mapping[str, object], span_name: str = "") -> Usage | None:
@@ -102,9 +104,8 @@ def extract_usage(attributes: Mapping[str, object], span_name: str = "") -> Usag
     carries token counts or a reported cost and names an inference operation (or names none,
     as old conventions did); agent, tool and workflow spans are not.
     """
-    has_counts = any(key in attributes for key in _COUNT_KEYS)
-    has_cost = any(key in attributes for key in REPORTED_COST)
-    if not has_counts and not has_cost:
+    present = attributes.keys()
+    if present.isdisjoint(_COUNT_KEY_SET) and present.isdisjoint(_REPORTED_COST_SET):
         return None
     operation = resolve_operation(attributes, span_name)
     if operation == "":
@@ -136,9 +137,13 @@ def _read_counts(reader: _Reader, usage: Usage, attributes: Mapping[str, object]
         ("input", input_total, INPUT_TOTAL),
         ("output", output_total, OUTPUT_TOTAL),
     ):
-        if total is None and any(key in attributes for key in keys):
+        if total is None and not attributes.keys().isdisjoint(keys):
             reader.problems.append(f"{INCOMPLETE} no usable {name} token count")
-    if input_total is None and output_total is None and any(k in attributes for k in TOTAL_ONLY):
+    if (
+        input_total is None
+        and output_total is None
+        and not attributes.keys().isdisjoint(TOTAL_ONLY)
+    ):
         reader.problems.append(f"{INCOMPLETE} only a total token count, no input/output split")
     cache_read = reader.count(CACHE_READ) or 0
     write_5m = reader.count(CACHE_WRITE_5M)
@@ -202,8 +207,11 @@ class _Reader:
         self.problems: list[str] = []
 
     def count(self, keys: Sequence[str]) -> int | None:
+        attributes = self.attributes
+        if attributes.keys().isdisjoint(keys):
+            return None
         for key in keys:
-            value = self.attributes.get(key)
+            value = attributes.get(key)
             if value is None:
                 continue
             try:
@@ -213,6 +221,8 @@ class _Reader:
         return None
 
     def cost(self, keys: Sequence[str]) -> Decimal | None:
+        if self.attributes.keys().isdisjoint(keys):
+            return None
         for key in keys:
             value = self.attributes.get(key)
             if value is None:
@@ -224,6 +234,8 @@ class _Reader:
         return None
 
     def text(self, keys: Sequence[str]) -> str | None:
+        if self.attributes.keys().isdisjoint(keys):
+            return None
         for key in keys:
             value = self.attributes.get(key)
             if isinstance(value, str) and value.strip():
