@@ -1,22 +1,26 @@
 """Instrumentation compared: spanledger's and the contrib OpenAI instrumentation, same run.
 
-Directional only: compare runs on the same machine. The same SDK calls are timed in one
-process for each variant, in blocks whose order rotates from round to round:
+Directional only: compare runs on the same machine. The same SDK calls are made in one process
+for each variant, in blocks whose order rotates from round to round:
 
 - ``plain``: the ``openai`` SDK, not instrumented;
 - ``spanledger``: ``spanledger.instrumentation.openai.OpenAIInstrumentor``;
 - ``openai-v2``: ``opentelemetry.instrumentation.openai_v2.OpenAIInstrumentor``
   (``opentelemetry-instrumentation-openai-v2``), spans only, as spanledger;
-- ``openai-v2+metrics``: the same with the meter and logger providers it asks for, so its
+- ``openai-v2+metrics``: the same given the meter and logger providers it asks for, so its
   duration and token histograms are recorded too (what ``opentelemetry-instrument`` sets up).
 
 Each variant is instrumented before its block and uninstrumented after it. Per call: whole
-non-streamed ``chat.completions.create`` calls; per chunk: iteration of streamed replies (stream
-creation not timed), the caller asking for no usage chunk. Spans go through a
-BatchSpanProcessor to an exporter that discards them, the same TracerProvider for both. Two
-transports: ``replay`` (the stand-in's recorded replies served in-process by an
-``httpx2.MockTransport``: the SDK's work and the instrumentation's only) and ``standin`` (over
-HTTP to the stand-in process). Neither instrumentation captures message content.
+non-streamed ``chat.completions.create`` calls; per chunk: each chunk of streamed replies the
+caller receives (stream creation and end not timed), the caller asking for no usage chunk.
+Spans go through a BatchSpanProcessor to an exporter that discards them, the same
+TracerProvider for all. Two transports: ``replay`` (the stand-in's recorded replies served
+in-process by an ``httpx2.MockTransport``: the SDK's work and the instrumentation's only) and
+``standin`` (over HTTP to the stand-in process). Neither instrumentation captures message
+content. Timing is the median call or chunk of each block, CPU time of the calling thread and
+wall time; on a shared machine it moves by more than what either instrumentation adds, so each
+variant's instructions are also counted under callgrind (when valgrind is installed), in a
+process of its own, over the same replayed calls: a figure the machine's load does not move.
 
 The compared package must not be installed next to spanledger in the project's venv (its
 ``opentelemetry_instrumentor`` entry point would double every span under
@@ -24,27 +28,50 @@ The compared package must not be installed next to spanledger in the project's v
 ``bash bench/setup_compare_venv.sh``; started from another interpreter, it re-runs itself there.
 
     python bench/instrumentation_compare.py                # writes its section of RESULTS.md
-    python bench/instrumentation_compare.py --rounds 9 --calls 400 --no-write
+    python bench/instrumentation_compare.py --rounds 9 --no-instructions --no-write
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import gc
 import importlib.util
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from textwrap import fill
 from typing import Any
+
+import httpx2
+import openai
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from spanledger.instrumentation.openai import OpenAIInstrumentor
+from spanledger.standin import SCENARIO_HEADER
 
 HERE = Path(__file__).resolve().parent
 COMPARE_VENV = HERE / ".compare-venv"
@@ -94,7 +121,11 @@ def ensure_compare_venv(if_available: bool) -> None:
     os.execv(python, [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
 
 
-# Everything below runs in the comparison venv (imports are made after the check above).
+class DiscardExporter(SpanExporter):
+    """Accepts every span and keeps none."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
 
 
 @dataclass
@@ -130,25 +161,40 @@ def start_standin() -> tuple[subprocess.Popen[str], str]:
 class Replay:
     """The stand-in's replies, recorded once, served in-process to the SDK."""
 
-    def __init__(self, base_url: str, chunks: int) -> None:
-        import httpx2
+    def __init__(self, replies: dict[str, str]) -> None:
+        self.reply = replies["reply"].encode()
+        self.stream = replies["stream"].encode()
+        self.stream_with_usage = replies["stream_with_usage"].encode()
 
-        from spanledger.standin import SCENARIO_HEADER
-
+    @classmethod
+    def record(cls, base_url: str, chunks: int) -> Replay:
         body = {"model": MODEL, "messages": MESSAGES}
         streamed = {**body, "stream": True}
         with_usage = {**streamed, "stream_options": {"include_usage": True}}
         headers = {SCENARIO_HEADER: json.dumps({"chunks": chunks})}
         with httpx2.Client(base_url=base_url) as recorder:
-            self.reply = recorder.post("/chat/completions", json=body).content
-            self.stream = recorder.post("/chat/completions", json=streamed, headers=headers).content
-            self.stream_with_usage = recorder.post(
-                "/chat/completions", json=with_usage, headers=headers
-            ).content
+            replies = {
+                "reply": recorder.post("/chat/completions", json=body).text,
+                "stream": recorder.post("/chat/completions", json=streamed, headers=headers).text,
+                "stream_with_usage": recorder.post(
+                    "/chat/completions", json=with_usage, headers=headers
+                ).text,
+            }
+        return cls(replies)
+
+    def save(self, path: Path) -> None:
+        replies = {
+            "reply": self.reply.decode(),
+            "stream": self.stream.decode(),
+            "stream_with_usage": self.stream_with_usage.decode(),
+        }
+        path.write_text(json.dumps(replies), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Replay:
+        return cls(json.loads(path.read_text(encoding="utf-8")))
 
     def handle(self, request: Any) -> Any:
-        import httpx2
-
         body = json.loads(request.content)
         if not body.get("stream"):
             return httpx2.Response(
@@ -159,9 +205,6 @@ class Replay:
         return httpx2.Response(200, content=content, headers={"content-type": "text/event-stream"})
 
     def client(self) -> Any:
-        import httpx2
-        import openai
-
         return openai.OpenAI(
             api_key="bench",
             base_url="http://replay.invalid/v1",
@@ -170,41 +213,57 @@ class Replay:
         )
 
 
-def timed(work: Callable[[], int]) -> Sample:
-    """Run ``work`` (which returns how many units it did); per-unit CPU and wall microseconds."""
-    cpu, wall = time.thread_time_ns(), time.perf_counter_ns()
-    units = work()
-    cpu, wall = time.thread_time_ns() - cpu, time.perf_counter_ns() - wall
-    return Sample(cpu / units / 1000, wall / units / 1000)
+class Clock:
+    """CPU time of the calling thread and wall time of each unit of work in a block."""
+
+    def __init__(self) -> None:
+        self.cpu_ns: list[int] = []
+        self.wall_ns: list[int] = []
+
+    def time(self, work: Callable[[], object]) -> object:
+        cpu, wall = time.thread_time_ns(), time.perf_counter_ns()
+        result = work()
+        self.cpu_ns.append(time.thread_time_ns() - cpu)
+        self.wall_ns.append(time.perf_counter_ns() - wall)
+        return result
+
+    def median(self) -> Sample:
+        """The block's median unit: steady against collector pauses and preemption."""
+        return Sample(statistics.median(self.cpu_ns) / 1000, statistics.median(self.wall_ns) / 1000)
 
 
-def call_block(client: Any, calls: int) -> Callable[[], int]:
-    def work() -> int:
+def call_block(client: Any, calls: int) -> Callable[[], Sample]:
+    def create() -> object:
+        return client.chat.completions.create(model=MODEL, messages=MESSAGES)
+
+    def run() -> Sample:
+        clock = Clock()
         for _ in range(calls):
-            client.chat.completions.create(model=MODEL, messages=MESSAGES)
-        return calls
+            clock.time(create)
+        return clock.median()
 
-    return work
+    return run
 
 
 def chunk_block(client: Any, streams: int, chunks: int) -> Callable[[], tuple[Sample, int]]:
-    """Iterate ``streams`` streamed replies; per-chunk sample and the chunks the caller saw."""
-    from spanledger.standin import SCENARIO_HEADER
-
+    """Iterate ``streams`` streamed replies, timing each chunk the caller receives (stream
+    creation and the end of the stream are not timed); the median chunk and how many there were."""
     headers = {SCENARIO_HEADER: json.dumps({"chunks": chunks})}
+    done = object()
 
     def run() -> tuple[Sample, int]:
-        cpu = wall = received = 0
+        clock = Clock()
         for _ in range(streams):
             stream = client.chat.completions.create(
                 model=MODEL, messages=MESSAGES, stream=True, extra_headers=headers
             )
-            start_cpu, start_wall = time.thread_time_ns(), time.perf_counter_ns()
-            for _chunk in stream:
-                received += 1
-            cpu += time.thread_time_ns() - start_cpu
-            wall += time.perf_counter_ns() - start_wall
-        return Sample(cpu / received / 1000, wall / received / 1000), received
+            chunk_iterator = iter(stream)
+            receive = functools.partial(next, chunk_iterator, done)
+            while clock.time(receive) is not done:
+                pass
+            clock.cpu_ns.pop()  # the step that found the stream's end
+            clock.wall_ns.pop()
+        return clock.median(), len(clock.cpu_ns)
 
     return run
 
@@ -214,16 +273,7 @@ class Telemetry:
     compared package's metrics and log events) a meter provider with an in-memory reader and a
     logger provider whose records are kept in memory."""
 
-    def __init__(self, span_processor: Any) -> None:
-        from opentelemetry.sdk._logs import LoggerProvider
-        from opentelemetry.sdk._logs.export import (
-            InMemoryLogRecordExporter,
-            SimpleLogRecordProcessor,
-        )
-        from opentelemetry.sdk.metrics import MeterProvider
-        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-        from opentelemetry.sdk.trace import TracerProvider
-
+    def __init__(self, span_processor: SpanProcessor) -> None:
         self.tracer_provider = TracerProvider()
         self.tracer_provider.add_span_processor(span_processor)
         self.metric_reader = InMemoryMetricReader()
@@ -249,9 +299,8 @@ class Telemetry:
 
 
 def variants(telemetry: Telemetry) -> list[Variant]:
+    """The four ways of making the same calls, each switched off to begin with."""
     from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as ComparedInstrumentor
-
-    from spanledger.instrumentation.openai import OpenAIInstrumentor
 
     ours, other = OpenAIInstrumentor(), ComparedInstrumentor()
     tracing = {"tracer_provider": telemetry.tracer_provider}
@@ -281,9 +330,10 @@ def measure(
     seen: dict[str, int] = {}
 
     def block(variant: Variant) -> tuple[Sample, Sample, int]:
+        gc.collect()
         variant.on()
         try:
-            call_sample = timed(calls)
+            call_sample = calls()
             chunk_sample, received = chunks()
             return call_sample, chunk_sample, received
         finally:
@@ -300,6 +350,114 @@ def measure(
             seen[variant.name] = received
     client.close()
     return figures, seen
+
+
+# Instruction counts: each variant in its own process under callgrind, counting only inside
+# ``functools.reduce`` (a C function callgrind can toggle on), the same on a loaded machine.
+TOGGLE = "functools_reduce"
+Counts = dict[str, tuple[float, float]]  # variant -> (instructions per call, per chunk)
+
+
+def count_in_child(args: argparse.Namespace) -> None:
+    """Under callgrind: one variant's non-streamed calls, then its chunks, each counted once."""
+    telemetry = Telemetry(BatchSpanProcessor(DiscardExporter(), schedule_delay_millis=3_600_000))
+    variant = next(v for v in variants(telemetry) if v.name == args.count)
+    client = Replay.load(args.replay).client()
+
+    def create(**extra: Any) -> Any:
+        return client.chat.completions.create(model=MODEL, messages=MESSAGES, **extra)
+
+    variant.on()
+    for _chunk in create(stream=True):  # warm-up: first-call caches and imports
+        pass
+    for _ in range(3):
+        create()
+
+    def calls(_first: object, _second: object) -> None:
+        for _ in range(args.calls):
+            create()
+
+    functools.reduce(calls, [0, 0])
+    streams = [create(stream=True) for _ in range(args.streams)]
+    received = 0
+
+    def chunks(_first: object, _second: object) -> None:
+        nonlocal received
+        for stream in streams:
+            for _chunk in stream:
+                received += 1
+
+    functools.reduce(chunks, [0, 0])
+    variant.off()
+    client.close()
+    print(json.dumps({"chunks": received}), flush=True)
+
+
+def callgrind_total(path: Path) -> int:
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("totals:"):
+            return int(line.split()[1])
+    raise SystemExit(f"no totals in {path}")
+
+
+def count_instructions(args: argparse.Namespace, replay: Replay) -> Counts:
+    """Instructions per call and per chunk for each variant, two callgrind runs at a time."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    names = ["plain", OURS, OTHER, OTHER_METRICS]
+    with tempfile.TemporaryDirectory(prefix="spanledger-compare-") as folder:
+        replies = Path(folder) / "replies.json"
+        replay.save(replies)
+
+        def run(name: str) -> tuple[float, float]:
+            out = Path(folder) / f"{name}.callgrind"
+            command = [
+                valgrind,
+                "--tool=callgrind",
+                f"--toggle-collect={TOGGLE}",
+                f"--dump-after={TOGGLE}",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                str(Path(__file__).resolve()),
+                *("--count", name, "--replay", str(replies)),
+                *("--calls", str(args.count_calls), "--streams", "1"),
+            ]
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=1800, check=False
+            )
+            if done.returncode != 0:
+                raise SystemExit(f"callgrind run of {name} failed:\n{done.stderr[-2000:]}")
+            received = json.loads(done.stdout.strip().splitlines()[-1])["chunks"]
+            per_call = callgrind_total(Path(f"{out}.1")) / args.count_calls
+            return per_call, callgrind_total(Path(f"{out}.2")) / received
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return dict(zip(names, pool.map(run, names), strict=True))
+
+
+def summarise_counts(counts: Counts, plain_call_us: float, calls: int, chunks: int) -> list[str]:
+    """Instructions per unit and added to plain; the added share in µs at the plain call's rate."""
+    rate = counts["plain"][0] / plain_call_us  # instructions per µs of a plain call, this machine
+    lines = [
+        f"[instructions, callgrind: {calls} calls, 1 stream of {chunks} chunks]  "
+        "per call, added vs plain (≈ µs)     per chunk, added vs plain (≈ µs)"
+    ]
+    for name, (per_call, per_chunk) in counts.items():
+        cells = []
+        for kind, value in (("call", per_call), ("chunk", per_chunk)):
+            plain = counts["plain"][0 if kind == "call" else 1]
+            added = value - plain
+            extra = "" if name == "plain" else f"{added:+12,.0f} ({added / rate:+.1f})"
+            cells.append(f"{value:12,.0f} {extra:26}")
+        lines.append(f"  {name:18}{cells[0]} {cells[1]}".rstrip())
+    ratios = []
+    for index in (0, 1):
+        ours = counts[OURS][index] - counts["plain"][index]
+        other = counts[OTHER][index] - counts["plain"][index]
+        ratios.append(f"{ours / other:.2f}" if other > 0 else f"n/a ({OTHER} added ≤ 0)")
+    lines.append(f"  {OURS}/{OTHER} added: per call {ratios[0]}, per chunk {ratios[1]}")
+    return lines
 
 
 @dataclass
@@ -327,15 +485,21 @@ PRODUCED_CALLS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-def produced(base_url: str, chunks: int) -> tuple[dict[str, list[Produced]], list[str], int]:
+@dataclass
+class Recorded:
+    """The spans each variant made for the same calls; the compared package's other signals."""
+
+    spans: dict[str, list[Produced]]
+    metric_names: list[str]
+    log_records: int
+
+
+def produced(base_url: str, chunks: int) -> Recorded:
     """The spans each variant made for the same calls, the compared package's metric names
     and its log records, set up as in the timed runs; checks that both uninstrument fully."""
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
     exporter = InMemorySpanExporter()
     telemetry = Telemetry(SimpleSpanProcessor(exporter))
-    client = Replay(base_url, chunks).client()
+    client = Replay.record(base_url, chunks).client()
     spans: dict[str, list[Produced]] = {}
     for variant in variants(telemetry):
         variant.on()
@@ -356,11 +520,10 @@ def produced(base_url: str, chunks: int) -> tuple[dict[str, list[Produced]], lis
     client.chat.completions.create(model=MODEL, messages=MESSAGES)
     if exporter.get_finished_spans():
         raise SystemExit("a span was recorded after every instrumentor was uninstrumented")
-    metrics = telemetry.metric_names()
-    log_records = len(telemetry.logs.get_finished_logs())
+    recorded = Recorded(spans, telemetry.metric_names(), len(telemetry.logs.get_finished_logs()))
     client.close()
     telemetry.shutdown()
-    return spans, metrics, log_records
+    return recorded
 
 
 def spread(values: Sequence[float]) -> str:
@@ -417,22 +580,25 @@ def only_in(spans: dict[str, list[Produced]], index: int) -> tuple[list[str], li
 def report(
     args: argparse.Namespace,
     results: dict[str, tuple[Figures, dict[str, int]]],
-    spans: dict[str, list[Produced]],
-    metrics: list[str],
-    log_records: int,
+    counts: Counts | None,
+    recorded: Recorded,
 ) -> str:
-    import openai
-
     command = (
         f"python bench/instrumentation_compare.py --rounds {args.rounds} --calls {args.calls} "
         f"--streams {args.streams} --chunks {args.chunks}"
+        + (f" --count-calls {args.count_calls}" if counts is not None else " --no-instructions")
     )
+    spans = recorded.spans
     names = ["plain", OURS, OTHER, OTHER_METRICS]
     blocks = []
     for transport, (figures, seen) in results.items():
         blocks.extend(summarise(transport, figures, names))
-        counts = sorted(set(seen.values()))
-        blocks.append(f"  chunks the caller saw per block: {', '.join(map(str, counts))}")
+        received = sorted(set(seen.values()))
+        blocks.append(f"  chunks the caller saw per block: {', '.join(map(str, received))}")
+    if counts is not None:
+        plain = results["replay"][0]["call"]["plain"]
+        plain_call_us = statistics.median(sample.cpu_us for sample in plain)
+        blocks.extend(summarise_counts(counts, plain_call_us, args.count_calls, args.chunks))
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     ours_only, other_only = only_in(spans, 0)
     stream_ours, stream_other = only_in(spans, 1)
@@ -462,9 +628,9 @@ def report(
         "Neither captures message content. With this util-genai the compared package always "
         "takes its latest-conventions path (`TelemetryHandler`), whatever "
         "`OTEL_SEMCONV_STABILITY_OPT_IN` says; its log events are off unless content capture "
-        f"asks for them ({log_records} log records here); its metrics "
-        f"({', '.join(metrics)}) are recorded when it is given a meter provider. After "
-        "uninstrumenting both, a call made no span."
+        f"asks for them ({recorded.log_records} log records here); its metrics "
+        f"({', '.join(recorded.metric_names)}) are recorded when it is given a meter provider. "
+        "After uninstrumenting both, a call made no span."
     )
     run = (
         f"Run {when} in `bench/.compare-venv` (`{SETUP_HINT}`): {versions}. Machine: "
@@ -509,51 +675,54 @@ def write_section(text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=9, help="timed rounds [9]")
-    parser.add_argument("--calls", type=int, default=200, help="non-streamed calls per block [200]")
-    parser.add_argument("--streams", type=int, default=5, help="streams per block [5]")
+    parser.add_argument("--rounds", type=int, default=21, help="timed rounds [21]")
+    parser.add_argument("--calls", type=int, default=60, help="non-streamed calls per block [60]")
+    parser.add_argument("--streams", type=int, default=2, help="streams per block [2]")
     parser.add_argument("--chunks", type=int, default=400, help="chunks per stream [400]")
+    parser.add_argument(
+        "--instructions",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="count instructions under callgrind too [when valgrind is installed]",
+    )
+    parser.add_argument(
+        "--count-calls", type=int, default=40, help="calls counted under callgrind [40]"
+    )
     parser.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
     parser.add_argument(
         "--if-available",
         action="store_true",
         help=f"without {COMPARE_VENV.name}, say how to create it and exit 0",
     )
+    parser.add_argument("--count", help=argparse.SUPPRESS)  # a callgrind child: this variant
+    parser.add_argument("--replay", type=Path, help=argparse.SUPPRESS)  # its recorded replies
     args = parser.parse_args()
     ensure_compare_venv(args.if_available)
     for name in CONTENT_SETTINGS:
         os.environ.pop(name, None)
-
-    import openai
-    from opentelemetry.sdk.trace import ReadableSpan
-    from opentelemetry.sdk.trace.export import (
-        BatchSpanProcessor,
-        SpanExporter,
-        SpanExportResult,
-    )
-
-    class DiscardExporter(SpanExporter):
-        """Accepts every span and keeps none."""
-
-        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-            return SpanExportResult.SUCCESS
+    if args.count:
+        count_in_child(args)
+        return
+    if args.instructions is None:
+        args.instructions = shutil.which("valgrind") is not None
 
     telemetry = Telemetry(BatchSpanProcessor(DiscardExporter()))
     runs = variants(telemetry)
     process, base_url = start_standin()
     try:
-        replay = Replay(base_url, args.chunks)
+        replay = Replay.record(base_url, args.chunks)
         standin_client = openai.OpenAI(api_key="bench", base_url=base_url, max_retries=0)
         results = {
             "replay": measure(args, replay.client(), runs),
             "standin": measure(args, standin_client, runs),
         }
-        spans, metrics, log_records = produced(base_url, chunks=5)
+        recorded = produced(base_url, chunks=5)
     finally:
         process.terminate()
         process.wait(timeout=10)
     telemetry.shutdown()
-    text = report(args, results, spans, metrics, log_records)
+    counts = count_instructions(args, replay) if args.instructions else None
+    text = report(args, results, counts, recorded)
     print(text)
     if not args.no_write:
         write_section(text)

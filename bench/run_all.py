@@ -27,10 +27,19 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
         [],
         ["--rounds", "1", "--calls", "5", "--streams", "1", "--chunks", "20", "--no-write"],
     ),
-    # Runs in bench/.compare-venv (bash bench/setup_compare_venv.sh); --quick skips without it.
+    # Runs in bench/.compare-venv (bash bench/setup_compare_venv.sh); --quick skips without it
+    # and counts no instructions under callgrind.
     "instrumentation_compare": (
         [],
-        ["--rounds=1", "--calls=5", "--streams=1", "--chunks=20", "--no-write", "--if-available"],
+        [
+            "--rounds=1",
+            "--calls=5",
+            "--streams=1",
+            "--chunks=20",
+            "--no-write",
+            "--if-available",
+            "--no-instructions",
+        ],
     ),
     "processor_throughput": ([], ["--rounds", "1", "--copies", "1", "--traces", "100"]),
     "memory": (
