@@ -618,11 +618,17 @@ def report(
         "records its duration and token histograms). Each is instrumented before its block and "
         "uninstrumented after it; spans go to one TracerProvider with a BatchSpanProcessor and "
         "a discarding exporter. Per call: whole non-streamed `chat.completions.create`; per "
-        "chunk: iterating streamed replies, the caller asking for no usage chunk (spanledger "
-        "asks for it and hides it, so its figure includes reading one more chunk). `replay`: "
-        "the stand-in's recorded replies served in-process by `httpx2.MockTransport`; "
-        '`standin`: over HTTP to the stand-in process. Medians over rounds; "added" is the '
-        "variant minus `plain` in the same round, with its range; CPU is the calling thread's."
+        "chunk: each chunk of streamed replies the caller receives, the caller asking for no "
+        "usage chunk (spanledger asks for it and hides it, so its figure includes reading one "
+        "more chunk). `replay`: the stand-in's recorded replies served in-process by "
+        "`httpx2.MockTransport`; `standin`: over HTTP to the stand-in process. Timing: the "
+        "median call or chunk of each block (CPU time of the calling thread, and wall time), "
+        'then medians over rounds; "added" is the variant minus `plain` in the same round, '
+        "with its range over rounds. On a shared machine these move by more than either "
+        "instrumentation adds, so the instructions are also counted under callgrind, each "
+        "variant in a process of its own making the same replayed calls (only the calls, or "
+        "the iteration of one stream, are counted): the load does not move that figure. The "
+        "≈ µs beside an instruction count converts it at the rate of a plain `replay` call."
     )
     setup = (
         "Neither captures message content. With this util-genai the compared package always "
