@@ -36,7 +36,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -50,7 +49,7 @@ from opentelemetry.trace import SpanKind
 
 from spanledger.instrumentation.genai import StreamSpan, observe
 from spanledger.instrumentation.openai import OpenAIInstrumentor
-from spanledger.instrumentation.openai.calls import new_call, read_chunk
+from spanledger.instrumentation.openai.calls import item_reader, new_call
 from spanledger.instrumentation.openai.requests import read_request
 from spanledger.instrumentation.openai.wrappers import parse_wrapper, request_wrapper
 from spanledger.standin import SCENARIO_HEADER
@@ -269,7 +268,7 @@ def isolated(provider: TracerProvider, calls: int, chunks: int, rounds: int) -> 
         request_info = read_request(stream_options, True)
         span = tracer.start_span("chat gpt-4o-mini")
         call = new_call(request_info, StreamSpan(span), usage_injected=True)
-        for _chunk in observe(iter(chunk_objects), call.state, partial(read_chunk, call)):
+        for _chunk in observe(iter(chunk_objects), call.state, item_reader(call)):
             pass
         return chunks
 

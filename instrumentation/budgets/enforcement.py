@@ -21,7 +21,6 @@ import http.client
 import json
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Mapping
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from spanledger.errors import BudgetExceededError, BudgetStatusUnavailable
+from spanledger.instrumentation.genai.environment import EnvSetting
 
 logger = logging.getLogger("spanledger.instrumentation.budgets")
 
@@ -220,16 +220,26 @@ _enforcer: Enforcer | None = None
 _enforcer_lock = threading.Lock()
 
 
+def _enforce_asked(env: Mapping[str, str]) -> bool:
+    value = env.get(ENFORCE_ENV)
+    return value is not None and value.strip().lower() in _TRUE
+
+
+_ENFORCE = EnvSetting(_enforce_asked, ENFORCE_ENV)
+_CONFIG = EnvSetting(
+    EnforcementConfig.from_env, ENDPOINT_ENV, TOKEN_ENV, FAIL_ENV, TIMEOUT_ENV, CACHE_ENV
+)
+
+
 def enabled() -> bool:
     """Whether ``SPANLEDGER_BUDGET_ENFORCE`` asks for checks."""
-    value = os.environ.get(ENFORCE_ENV)
-    return value is not None and value.strip().lower() in _TRUE
+    return _ENFORCE.get()
 
 
 def enforcer() -> Enforcer:
     """The enforcer for the current environment (a new one when the settings changed)."""
     global _enforcer  # noqa: PLW0603
-    config = EnforcementConfig.from_env(os.environ)
+    config = _CONFIG.get()
     current = _enforcer
     if current is not None and current.config == config:
         return current

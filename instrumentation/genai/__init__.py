@@ -24,7 +24,7 @@ from .content import (
     record_input_messages,
     record_output_messages,
 )
-from .guard import guarded, logger, safe
+from .guard import guarded, log_fault, logger, safe
 from .providers import provider_from_url, server_address_port
 from .span import (
     ERROR_TYPE,
@@ -67,6 +67,7 @@ __all__ = [
     "error_type",
     "finish_reasons_of",
     "guarded",
+    "log_fault",
     "logger",
     "observe",
     "observe_async",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.trace import Span
+
+from .environment import EnvSetting
 
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"
@@ -16,9 +18,16 @@ GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"
 _ENABLED_VALUES = frozenset({"true", "1", "yes", "span_only", "span_and_event"})
 
 
+def _capture_asked(env: Mapping[str, str]) -> bool:
+    return env.get(CAPTURE_CONTENT_ENV, "").strip().lower() in _ENABLED_VALUES
+
+
+_CAPTURE_CONTENT = EnvSetting(_capture_asked, CAPTURE_CONTENT_ENV)
+
+
 def capture_content_enabled() -> bool:
     """True only when the environment explicitly asks for message content on spans."""
-    return os.environ.get(CAPTURE_CONTENT_ENV, "").strip().lower() in _ENABLED_VALUES
+    return _CAPTURE_CONTENT.get()
 
 
 def _to_json(value: Any) -> str:

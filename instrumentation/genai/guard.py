@@ -1,8 +1,9 @@
 """Keep faults inside the instrumentation away from the user's program.
 
 Everything the instrumentation does around an SDK call (reading requests, parsing usage, setting
-attributes) runs under :func:`guarded` or a :func:`safe` function: a fault is logged once per call
-site with its traceback and swallowed, and the SDK call itself proceeds untouched.
+attributes) runs under :func:`guarded`, a :func:`safe` function or an ``except Exception`` block
+that calls :func:`log_fault`: a fault is logged with its traceback and swallowed, and the SDK
+call itself proceeds untouched.
 """
 
 from __future__ import annotations
@@ -16,6 +17,18 @@ logger = logging.getLogger("spanledger.instrumentation")
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+FAULT_MESSAGE = "spanledger instrumentation fault while %s; the call is unaffected"
+
+
+def log_fault(what: str) -> None:
+    """Log the exception being handled as a fault of the instrumentation while doing ``what``.
+
+    For ``except Exception:`` blocks on paths run for every call, where :class:`guarded` would
+    cost an object and two method calls even when nothing fails.
+    """
+    logger.error(FAULT_MESSAGE, what, exc_info=True)
 
 
 class guarded:
@@ -32,11 +45,7 @@ class guarded:
     def __exit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> bool:
         if exc_type is None or not issubclass(exc_type, Exception):
             return False
-        logger.error(
-            "spanledger instrumentation fault while %s; the call is unaffected",
-            self.what,
-            exc_info=(exc_type, exc, tb),
-        )
+        logger.error(FAULT_MESSAGE, self.what, exc_info=(exc_type, exc, tb))
         return True
 
 

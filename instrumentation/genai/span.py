@@ -8,7 +8,7 @@ from an :class:`InferenceUsage` record; only fields that are known are written.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
@@ -25,7 +25,7 @@ OPERATION_TEXT_COMPLETION = "text_completion"
 OPERATION_EMBEDDINGS = "embeddings"
 
 
-@dataclass
+@dataclass(slots=True)
 class InferenceUsage:
     """What a provider reported about one inference call; ``None`` means "not reported".
 
@@ -45,35 +45,53 @@ class InferenceUsage:
 
     def update(self, other: InferenceUsage) -> None:
         """Take every field ``other`` knows; finish reasons accumulate without duplicates."""
-        for name in _SCALAR_FIELDS:
-            value = getattr(other, name)
-            if value is not None:
-                setattr(self, name, value)
-        for reason in other.finish_reasons:
-            if reason not in self.finish_reasons:
-                self.finish_reasons.append(reason)
+        # Spelled out field by field: this runs for every call and every usage-bearing chunk.
+        if other.input_tokens is not None:
+            self.input_tokens = other.input_tokens
+        if other.output_tokens is not None:
+            self.output_tokens = other.output_tokens
+        if other.cache_read_input_tokens is not None:
+            self.cache_read_input_tokens = other.cache_read_input_tokens
+        if other.cache_creation_input_tokens is not None:
+            self.cache_creation_input_tokens = other.cache_creation_input_tokens
+        if other.reasoning_output_tokens is not None:
+            self.reasoning_output_tokens = other.reasoning_output_tokens
+        if other.response_model is not None:
+            self.response_model = other.response_model
+        if other.response_id is not None:
+            self.response_id = other.response_id
+        if other.reported_cost is not None:
+            self.reported_cost = other.reported_cost
+        if other.finish_reasons:
+            reasons = self.finish_reasons
+            for reason in other.finish_reasons:
+                if reason not in reasons:
+                    reasons.append(reason)
 
     def attributes(self) -> dict[str, Any]:
         """The span attributes for the known fields."""
-        pairs = (
-            (semconv.GEN_AI_USAGE_INPUT_TOKENS, self.input_tokens),
-            (semconv.GEN_AI_USAGE_OUTPUT_TOKENS, self.output_tokens),
-            (semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, self.cache_read_input_tokens),
-            (semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, self.cache_creation_input_tokens),
-            (semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, self.reasoning_output_tokens),
-            (semconv.GEN_AI_RESPONSE_MODEL, self.response_model),
-            (semconv.GEN_AI_RESPONSE_ID, self.response_id),
-            (semconv.COST_REPORTED, self.reported_cost),
-        )
-        attributes: dict[str, Any] = {key: value for key, value in pairs if value is not None}
+        attributes: dict[str, Any] = {}
+        if self.input_tokens is not None:
+            attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = self.input_tokens
+        if self.output_tokens is not None:
+            attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = self.output_tokens
+        if self.cache_read_input_tokens is not None:
+            attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = self.cache_read_input_tokens
+        if self.cache_creation_input_tokens is not None:
+            attributes[semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = (
+                self.cache_creation_input_tokens
+            )
+        if self.reasoning_output_tokens is not None:
+            attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = self.reasoning_output_tokens
+        if self.response_model is not None:
+            attributes[semconv.GEN_AI_RESPONSE_MODEL] = self.response_model
+        if self.response_id is not None:
+            attributes[semconv.GEN_AI_RESPONSE_ID] = self.response_id
+        if self.reported_cost is not None:
+            attributes[semconv.COST_REPORTED] = self.reported_cost
         if self.finish_reasons:
             attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = list(self.finish_reasons)
         return attributes
-
-
-_SCALAR_FIELDS = tuple(
-    item.name for item in fields(InferenceUsage) if item.name != "finish_reasons"
-)
 
 
 def start_inference_span(

@@ -32,8 +32,8 @@ from opentelemetry.trace import Span
 
 from spanledger import semconv
 
-from .guard import guarded, logger
-from .span import InferenceUsage, end_with_error, record_usage
+from .guard import guarded, log_fault, logger
+from .span import InferenceUsage, end_with_error
 
 T = TypeVar("T")
 
@@ -100,11 +100,16 @@ class StreamSpan:
         """
         if not self._claim():
             return
-        with guarded("ending a stream span"):
-            record_usage(self.span, self.usage)
-            if completed is not None and self.span.is_recording():
-                self.span.set_attribute(semconv.STREAM_COMPLETED, completed)
-        self.span.end()
+        span = self.span
+        try:
+            if span.is_recording():
+                attributes = self.usage.attributes()
+                if completed is not None:
+                    attributes[semconv.STREAM_COMPLETED] = completed
+                span.set_attributes(attributes)
+        except Exception:
+            log_fault("ending a stream span")
+        span.end()
 
     def fail(self, error: BaseException, streamed: bool = True) -> None:
         """End the span as failed, keeping the usage seen; a no-op after the first end."""
@@ -138,17 +143,14 @@ class _Ending:
         return False
 
 
-def _keeps(item: Any, on_item: ItemCallback) -> bool:
-    """Feed ``item`` to ``on_item``; whether the caller still sees it (a fault keeps it)."""
-    try:
-        return on_item(item) is not HIDE
-    except Exception:
-        logger.exception("spanledger instrumentation fault reading a stream item")
-        return True
+_ITEM_FAULT = "spanledger instrumentation fault reading a stream item"
 
 
 def observe(iterator: Iterator[T], state: StreamSpan, on_item: ItemCallback) -> Iterator[T]:
-    """Yield from ``iterator``, feeding ``on_item`` and ending ``state`` however iteration ends."""
+    """Yield from ``iterator``, feeding ``on_item`` and ending ``state`` however iteration ends.
+
+    A fault in ``on_item`` is logged and the item is passed on as it is.
+    """
     with _Ending(state):
         while True:
             state.reading = True
@@ -158,8 +160,12 @@ def observe(iterator: Iterator[T], state: StreamSpan, on_item: ItemCallback) -> 
                 break
             finally:
                 state.reading = False
-            if _keeps(item, on_item):
-                yield item
+            try:
+                if on_item(item) is HIDE:
+                    continue
+            except Exception:
+                logger.exception(_ITEM_FAULT)
+            yield item
 
 
 async def observe_async(
@@ -175,8 +181,12 @@ async def observe_async(
                 break
             finally:
                 state.reading = False
-            if _keeps(item, on_item):
-                yield item
+            try:
+                if on_item(item) is HIDE:
+                    continue
+            except Exception:
+                logger.exception(_ITEM_FAULT)
+            yield item
 
 
 class StreamProxy(wrapt.ObjectProxy):

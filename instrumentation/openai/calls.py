@@ -28,6 +28,7 @@ from spanledger.instrumentation.genai import (
     observe_async,
     record_output_messages,
 )
+from spanledger.instrumentation.genai.stream import ItemCallback
 
 from .requests import RESPONSES, InferenceRequest
 from .usage import (
@@ -116,10 +117,13 @@ def settle_raw_response(call: Call, raw: Any) -> None:
     call.state.watch(raw, completed=False if call.streamed else None)
 
 
+_STREAMS = (Stream, AsyncStream)
+
+
 def take_parsed(call: Call, raw: Any, result: Any) -> None:
     """Observe what a raw response was parsed into: a stream, or a whole result."""
     call.note_headers(raw.http_response.headers)
-    if isinstance(result, Stream | AsyncStream):
+    if isinstance(result, _STREAMS):
         observe_stream(call, result)
         return
     call.take_result(result)
@@ -133,8 +137,7 @@ def observe_stream(call: Call, stream: Stream[Any] | AsyncStream[Any]) -> None:
         return
     call.stream_observed = True
     state = call.state
-    reader = read_response_event if call.request.path == RESPONSES else read_chunk
-    on_item = partial(reader, call)
+    on_item = item_reader(call)
     response = stream.response
     if isinstance(stream, AsyncStream):
         stream._iterator = observe_async(stream._iterator, state, on_item)
@@ -161,33 +164,62 @@ def observe_stream(call: Call, stream: Stream[Any] | AsyncStream[Any]) -> None:
     state.watch(stream, completed=False)
 
 
-def read_chunk(call: Call, chunk: Any) -> Any:
-    """Read one Chat Completions / Completions chunk; hide the usage chunk we asked for."""
-    fields = chunk if type(chunk) is dict else getattr(chunk, "__dict__", None)
-    if fields is None:
-        return chunk
+def item_reader(call: Call) -> ItemCallback:
+    """The callback that reads each item of ``call``'s stream, for :func:`observe`."""
+    if call.request.path == RESPONSES:
+        return partial(read_response_event, call)
+    return chunk_reader(call)
+
+
+def chunk_reader(call: Call) -> ItemCallback:
+    """Read each Chat Completions / Completions chunk; hide the usage chunk we asked for.
+
+    This runs for every chunk, so what stays the same for the whole stream is looked up once
+    here, and a content chunk costs a handful of lookups: its fields, its choices' finish
+    reasons, its (absent) usage.
+    """
     usage = call.state.usage
-    if usage.response_id is None:
-        usage.response_id = fields.get("id")
-        usage.response_model = fields.get("model")
-    choices = fields.get("choices") or ()
-    for choice in choices:
-        reason = read_field(choice, "finish_reason")
-        if reason and reason not in usage.finish_reasons:
-            usage.finish_reasons.append(reason)
-        if call.capture_content:
-            _gather_text(call, choice, reason)
-    tokens = fields.get("usage")
-    if tokens is not None:
-        usage.update(usage_from_tokens(tokens))
-        if call.usage_injected and not choices:
-            return HIDE
-    elif call.usage_injected and fields is not chunk:
-        # The caller did not ask for usage: leave no trace of ``"usage": null`` in the chunk.
-        fields_set = getattr(chunk, "__pydantic_fields_set__", None)
-        if fields_set is not None:
+    reasons = usage.finish_reasons
+    injected = call.usage_injected
+    capture = call.capture_content
+
+    def read_chunk(chunk: Any) -> Any:
+        if type(chunk) is dict:
+            fields = chunk
+        else:
+            try:
+                fields = chunk.__dict__
+            except AttributeError:
+                return chunk
+        if usage.response_id is None:
+            usage.response_id = fields.get("id")
+            usage.response_model = fields.get("model")
+        choices = fields.get("choices")
+        if choices:
+            for choice in choices:
+                try:
+                    reason = choice.finish_reason
+                except AttributeError:
+                    reason = read_field(choice, "finish_reason")
+                if reason and reason not in reasons:
+                    reasons.append(reason)
+                if capture:
+                    _gather_text(call, choice, reason)
+        tokens = fields.get("usage")
+        if tokens is not None:
+            usage.update(usage_from_tokens(tokens))
+            if injected and not choices:
+                return HIDE
+        elif injected and fields is not chunk:
+            # The caller did not ask for usage: leave no trace of ``"usage": null`` in the chunk.
+            try:
+                fields_set = chunk.__pydantic_fields_set__
+            except AttributeError:
+                return chunk
             fields_set.discard("usage")
-    return chunk
+        return chunk
+
+    return read_chunk
 
 
 def _gather_text(call: Call, choice: Any, reason: Any) -> None:

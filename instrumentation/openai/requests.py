@@ -8,6 +8,7 @@ to the inference paths below become spans; anything else (files, batches, retrie
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from spanledger.instrumentation.genai import (
@@ -46,9 +47,14 @@ class InferenceRequest:
 
 def route_of(options: Any) -> tuple[str, str] | None:
     """``(path, operation)`` for an inference POST, else ``None``."""
-    if str(getattr(options, "method", "")).lower() != "post":
+    return _route(str(getattr(options, "method", "")), str(getattr(options, "url", "")))
+
+
+@lru_cache(maxsize=256)
+def _route(method: str, url: str) -> tuple[str, str] | None:
+    if method.lower() != "post":
         return None
-    path = str(getattr(options, "url", "")).split("?", 1)[0].rstrip("/")
+    path = url.split("?", 1)[0].rstrip("/")
     for suffix, operation in ROUTES:
         if path.endswith(suffix):
             return suffix, operation
@@ -65,7 +71,10 @@ def read_request(options: Any, stream: bool) -> InferenceRequest | None:
     if route is None:
         return None
     path, operation = route
-    body = {**_json_mapping(options.json_data), **_json_mapping(options.extra_json)}
+    body = _json_mapping(options.json_data)
+    extra = options.extra_json
+    if extra:
+        body = {**body, **_json_mapping(extra)}
     model = body.get("model")
     return InferenceRequest(
         path=path,

@@ -19,14 +19,15 @@ from typing import Any
 
 from openai._legacy_response import LegacyAPIResponse
 from openai._response import BaseAPIResponse
-from opentelemetry import trace
+from opentelemetry.context import attach, detach
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from opentelemetry.trace import Tracer
+from opentelemetry.trace import Tracer, set_span_in_context
 
 from spanledger.instrumentation.budgets import acheck_budget, check_budget
 from spanledger.instrumentation.genai import (
     StreamSpan,
     guarded,
+    log_fault,
     provider_from_url,
     record_input_messages,
     server_address_port,
@@ -40,21 +41,32 @@ _ACTIVE_CALL: ContextVar[Call | None] = ContextVar("spanledger_openai_call", def
 _RAW_RESPONSES: weakref.WeakKeyDictionary[Any, Call] = weakref.WeakKeyDictionary()
 
 AZURE_PROVIDER = "azure.ai.openai"
-_endpoints: weakref.WeakKeyDictionary[Any, tuple[Any, tuple[str, str | None, int | None]]] = (
-    weakref.WeakKeyDictionary()
-)
+_RAW_RESPONSE_TYPES = (BaseAPIResponse, LegacyAPIResponse)
+
+Endpoint = tuple[str, str | None, int | None]
+_ENDPOINTS_KEPT = 64
+# id(base URL object) -> (that object, client class, endpoint): a client's base URL object is
+# replaced, never changed in place, when its base URL is set, so the same object under the same
+# client class means the same endpoint. The objects are held, so their ids cannot be reused.
+_endpoints: dict[int, tuple[Any, type, Endpoint]] = {}
 
 
-def _endpoint(client: Any) -> tuple[str, str | None, int | None]:
+def _endpoint(client: Any) -> Endpoint:
     """``(provider, server.address, server.port)`` of a client, kept until its base URL changes."""
-    base_url = client.base_url
-    cached = _endpoints.get(client)
-    if cached is not None and cached[0] is base_url:
-        return cached[1]
+    # ``base_url`` is a property that does an import on every read; it returns ``_base_url``.
+    base_url = getattr(client, "_base_url", None)
+    if base_url is None:
+        base_url = client.base_url
+    client_type = type(client)
+    cached = _endpoints.get(id(base_url))
+    if cached is not None and cached[0] is base_url and cached[1] is client_type:
+        return cached[2]
     text = str(base_url)
-    default = AZURE_PROVIDER if type(client).__name__.startswith("Azure") else "openai"
+    default = AZURE_PROVIDER if client_type.__name__.startswith("Azure") else "openai"
     endpoint = (provider_from_url(text, default), *server_address_port(text))
-    _endpoints[client] = (base_url, endpoint)
+    if len(_endpoints) >= _ENDPOINTS_KEPT:
+        _endpoints.clear()
+    _endpoints[id(base_url)] = (base_url, client_type, endpoint)
     return endpoint
 
 
@@ -90,7 +102,12 @@ def _begin(
     )
     try:
         # A span that is not recording gets nothing from the usage chunk: leave the request be.
-        inject = inject_stream_usage and span.is_recording() and not asked_for_usage(request)
+        inject = (
+            inject_stream_usage
+            and request.streamed
+            and not asked_for_usage(request)
+            and span.is_recording()
+        )
         if inject:
             replaced = with_usage_requested(options)
             if len(args) > 1:
@@ -107,16 +124,11 @@ def _begin(
     return call, args, kwargs
 
 
-def _current(call: Call) -> Any:
-    """Make the call's span current while the client sends, without ending or annotating it."""
-    return trace.use_span(
-        call.state.span, end_on_exit=False, record_exception=False, set_status_on_exception=False
-    )
-
-
 def _fail(call: Call, error: BaseException) -> None:
-    with guarded("ending a failed OpenAI span"):
+    try:
         call.state.fail(error, streamed=call.streamed)
+    except Exception:
+        log_fault("ending a failed OpenAI span")
 
 
 def _settle(call: Call, result: Any) -> None:
@@ -124,7 +136,7 @@ def _settle(call: Call, result: Any) -> None:
     call.returned = True
     if call.state.ended or call.stream_observed:
         return
-    if isinstance(result, BaseAPIResponse | LegacyAPIResponse):
+    if isinstance(result, _RAW_RESPONSE_TYPES):
         _RAW_RESPONSES[result] = call
         settle_raw_response(call, result)
         return
@@ -132,56 +144,75 @@ def _settle(call: Call, result: Any) -> None:
 
 
 def request_wrapper(tracer: Tracer, inject_stream_usage: bool) -> Callable[..., Any]:
-    """Wrapper for ``SyncAPIClient.request``."""
+    """Wrapper for ``SyncAPIClient.request``.
+
+    The call's span is current while the client sends (so HTTP client spans nest under it), by
+    attaching a context rather than through ``trace.use_span``: the same effect with neither a
+    generator-based context manager nor its exception handling, neither of which is used here.
+    """
 
     def request(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
         if not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
-        call = None
-        with guarded("starting an OpenAI span"):
+        try:
             call, args, kwargs = _begin(tracer, inject_stream_usage, instance, args, kwargs)
+        except Exception:
+            log_fault("starting an OpenAI span")
+            call = None
         if call is None:
             return wrapped(*args, **kwargs)
-        token = _ACTIVE_CALL.set(call)
+        call_token = _ACTIVE_CALL.set(call)
         try:
-            with _current(call):
+            span_token = attach(set_span_in_context(call.state.span))
+            try:
                 check_budget()
                 result = wrapped(*args, **kwargs)
+            finally:
+                detach(span_token)
         except BaseException as error:
             _fail(call, error)
             raise
         finally:
-            _ACTIVE_CALL.reset(token)
-        with guarded("settling an OpenAI result"):
+            _ACTIVE_CALL.reset(call_token)
+        try:
             _settle(call, result)
+        except Exception:
+            log_fault("settling an OpenAI result")
         return result
 
     return request
 
 
 def async_request_wrapper(tracer: Tracer, inject_stream_usage: bool) -> Callable[..., Any]:
-    """Wrapper for ``AsyncAPIClient.request``."""
+    """Wrapper for ``AsyncAPIClient.request``; see :func:`request_wrapper`."""
 
     async def request(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
         if not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
-        call = None
-        with guarded("starting an OpenAI span"):
+        try:
             call, args, kwargs = _begin(tracer, inject_stream_usage, instance, args, kwargs)
+        except Exception:
+            log_fault("starting an OpenAI span")
+            call = None
         if call is None:
             return await wrapped(*args, **kwargs)
-        token = _ACTIVE_CALL.set(call)
+        call_token = _ACTIVE_CALL.set(call)
         try:
-            with _current(call):
+            span_token = attach(set_span_in_context(call.state.span))
+            try:
                 await acheck_budget()
                 result = await wrapped(*args, **kwargs)
+            finally:
+                detach(span_token)
         except BaseException as error:
             _fail(call, error)
             raise
         finally:
-            _ACTIVE_CALL.reset(token)
-        with guarded("settling an OpenAI result"):
+            _ACTIVE_CALL.reset(call_token)
+        try:
             _settle(call, result)
+        except Exception:
+            log_fault("settling an OpenAI result")
         return result
 
     return request
@@ -190,8 +221,10 @@ def async_request_wrapper(tracer: Tracer, inject_stream_usage: bool) -> Callable
 def parse_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
     """Wrapper for the response classes' ``_parse``: read usage, observe streams."""
     result = wrapped(*args, **kwargs)
-    with guarded("reading an OpenAI result"):
-        call = _RAW_RESPONSES.get(instance) or _ACTIVE_CALL.get()
+    try:
+        call = (_RAW_RESPONSES.get(instance) if _RAW_RESPONSES else None) or _ACTIVE_CALL.get()
         if call is not None and not call.state.ended:
             take_parsed(call, instance, result)
+    except Exception:
+        log_fault("reading an OpenAI result")
     return result
