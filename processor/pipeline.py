@@ -29,7 +29,6 @@ from spanledger.processor.components import (
 from spanledger.processor.model import CountedCall, Usage
 from spanledger.processor.rollup import (
     AnnotatedTrace,
-    Origin,
     OriginTable,
     PendingTrace,
     PriceBook,
@@ -37,7 +36,7 @@ from spanledger.processor.rollup import (
     TraceAnnotator,
     TraceBuffer,
 )
-from spanledger.processor.rollup.buffer import Arrival
+from spanledger.processor.rollup.buffer import Arrival, HeldSpan
 from spanledger.processor.rollup.wire import encode
 
 log = logging.getLogger("spanledger.processor.pipeline")
@@ -209,13 +208,13 @@ class Pipeline:
         counts = dict.fromkeys(("llm_calls", "unpriced_calls", "not_counted", "roots_missing"), 0)
         errors = 0
         try:
-            spans: list[tuple[Origin, bytes]] = []
+            spans: list[HeldSpan] = []
             calls: list[CountedCall] = []
             for trace in traces:
                 annotated = self._annotate(trace)
                 if annotated is None:
                     errors += 1
-                    annotated = AnnotatedTrace([(h.origin, h.data) for h in trace.spans.values()])
+                    annotated = AnnotatedTrace(list(trace.spans.values()))
                 spans += annotated.spans
                 calls += _capped_tags(annotated.calls)
                 counts["llm_calls"] += len(annotated.calls)
@@ -245,7 +244,7 @@ class Pipeline:
             )
             return None
 
-    def _deliver(self, spans: list[tuple[Origin, bytes]], calls: list[CountedCall]) -> None:
+    def _deliver(self, spans: list[HeldSpan], calls: list[CountedCall]) -> None:
         """Hand ``spans`` to every exporter and ``calls`` to every sink, one batch at a time.
 
         Exporters that offer ``export_serialized(payload, spans)`` get the encoded request as

@@ -43,7 +43,8 @@ class PriceBook(Protocol):
 class AnnotatedTrace:
     """A flushed trace ready to forward: its spans (annotated where needed) and counted calls."""
 
-    spans: list[tuple[Origin, bytes]]
+    spans: list[HeldSpan]
+    """Each span's ``HeldSpan``, with the annotated bytes where attributes were written."""
     calls: list[CountedCall] = field(default_factory=list)
     not_counted: int = 0
     root_missing: bool = False
@@ -108,7 +109,7 @@ class TraceAnnotator:
         parsed: dict[bytes, Span] = {}
         inference = self._find_inference(spans, parsed)
         if not inference and not trace.late and trace.early is None:
-            return AnnotatedTrace([(held.origin, held.data) for held in spans.values()])
+            return AnnotatedTrace(list(spans.values()))
 
         written: dict[bytes, dict[str, object]] = {}
         counted, enclosing = _innermost(spans, inference)
@@ -150,9 +151,10 @@ class TraceAnnotator:
             span_id: _with_attributes(spans[span_id].data, values, inference.get(span_id))
             for span_id, values in written.items()
         }
-        result.spans = [
-            (held.origin, annotated.get(span_id, held.data)) for span_id, held in spans.items()
-        ]
+        for span_id, data in annotated.items():
+            origin, _, parent, candidate = spans[span_id]
+            spans[span_id] = HeldSpan(origin, data, parent, candidate)
+        result.spans = list(spans.values())
         return result
 
     def _find_inference(

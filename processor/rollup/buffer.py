@@ -33,12 +33,13 @@ class HeldSpan(NamedTuple):
     """A span waiting in the buffer, kept in its serialized form.
 
     A tuple of immutable values, so Python's cycle collector stops tracking it: a buffer of a
-    million spans does not slow every collection down.
+    million spans does not slow every collection down. Its first two items are the
+    ``(origin, span bytes)`` pair that ``wire.encode`` takes.
     """
 
+    origin: Origin
     data: bytes
     parent: bytes
-    origin: Origin
     candidate: bool
 
 
@@ -187,7 +188,7 @@ class TraceBuffer:
             elif span_id in trace.spans or (trace.memory is not None and span_id in trace.memory):
                 admission.duplicates += 1
                 continue
-            trace.spans[span_id] = HeldSpan(data, parent, origin, candidate)
+            trace.spans[span_id] = HeldSpan(origin, data, parent, candidate)
             touched[trace_id] = trace
             if not parent and trace.root_seen is None:
                 trace.root_seen = now

@@ -14,7 +14,7 @@ Wire layout used here (all fields length-delimited, wire type 2):
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -89,10 +89,12 @@ def _span_fields(spans: Iterable[bytes]) -> bytes:
 
 _DOUBLE = struct.Struct("<d")
 _CACHE_LIMIT = 4096
+_KEY_FIELDS: dict[str, bytes] = {}
+"""Per key: the ``KeyValue.key`` field, encoded."""
 _FLOAT_PREFIXES: dict[str, bytes] = {}
 """Per key: a ``Span.attributes`` entry holding a double, up to the 8 bytes of the value."""
 _ENCODED: dict[tuple[str, type, object], bytes] = {}
-"""Whole ``Span.attributes`` entries for str, bool and int values seen recently."""
+"""Whole ``Span.attributes`` entries for str, int and bool values seen recently."""
 
 
 def _any_value(value: object) -> bytes:
@@ -112,21 +114,22 @@ def _any_value(value: object) -> bytes:
     raise TypeError(f"cannot store {kind.__name__} as an OTLP attribute value")
 
 
+def _key_field(key: str) -> bytes:
+    found = _KEY_FIELDS.get(key)
+    if found is None:
+        raw_key = key.encode()
+        found = b"\x0a" + _varint(len(raw_key)) + raw_key
+        if len(_KEY_FIELDS) >= _CACHE_LIMIT:
+            _KEY_FIELDS.clear()
+        _KEY_FIELDS[key] = found
+    return found
+
+
 def _attribute(key: str, value: object) -> bytes:
     """One ``Span.attributes`` entry (field 9): ``KeyValue{key = 1, value = 2}``."""
-    raw_key = key.encode()
     encoded = _any_value(value)
-    key_value = (
-        b"\x0a" + _varint(len(raw_key)) + raw_key + b"\x12" + _varint(len(encoded)) + encoded
-    )
+    key_value = _key_field(key) + b"\x12" + _varint(len(encoded)) + encoded
     return b"\x4a" + _varint(len(key_value)) + key_value
-
-
-def _cached(cache: dict, key: object, make: Callable[[], bytes]) -> bytes:
-    if len(cache) >= _CACHE_LIMIT:
-        cache.clear()
-    made = cache[key] = make()
-    return made
 
 
 def with_attributes(span: bytes, values: Mapping[str, object]) -> bytes:
@@ -142,31 +145,36 @@ def with_attributes(span: bytes, values: Mapping[str, object]) -> bytes:
         if kind is float:
             prefix = _FLOAT_PREFIXES.get(key)
             if prefix is None:
-                prefix = _cached(_FLOAT_PREFIXES, key, lambda k=key: _attribute(k, 0.0)[:-8])
+                if len(_FLOAT_PREFIXES) >= _CACHE_LIMIT:
+                    _FLOAT_PREFIXES.clear()
+                prefix = _FLOAT_PREFIXES[key] = _attribute(key, 0.0)[:-8]
             parts.append(prefix + _DOUBLE.pack(value))  # type: ignore[arg-type]
-        elif kind not in (str, bool, int):
-            parts.append(_attribute(key, value))
-        else:
+        elif kind is str or kind is int or kind is bool:
             entry = _ENCODED.get((key, kind, value))
             if entry is None:
-                entry = _cached(
-                    _ENCODED, (key, kind, value), lambda k=key, v=value: _attribute(k, v)
-                )
+                if len(_ENCODED) >= _CACHE_LIMIT:
+                    _ENCODED.clear()
+                entry = _ENCODED[(key, kind, value)] = _attribute(key, value)
             parts.append(entry)
+        else:
+            parts.append(_attribute(key, value))
     return b"".join(parts)
 
 
-def encode(spans: Iterable[tuple[Origin, bytes]]) -> bytes:
+def encode(spans: Iterable[Sequence]) -> bytes:
     """Serialized ``ExportTraceServiceRequest`` holding ``spans`` grouped by resource and scope.
 
-    Spans keep their relative order within each (resource, scope) group.
+    Each item starts with its ``Origin`` and serialized span; items may carry more after those
+    two (the rollup's held spans do). Spans keep their relative order within each
+    (resource, scope) group.
     """
     by_origin: dict[Origin, list[bytes]] = {}
-    for origin, span in spans:
+    for item in spans:
+        origin = item[0]
         group = by_origin.get(origin)
         if group is None:
             group = by_origin[origin] = []
-        group.append(span)
+        group.append(item[1])
     by_resource: dict[tuple[bytes, str], list[bytes]] = {}
     for origin, group in by_origin.items():
         scope_parts = [_field(1, origin.scope)] if origin.scope else []
