@@ -23,6 +23,11 @@ from genai_prices.units import UnitDef, UnitRegistry
 from genai_prices.validation import validate_priced_units
 
 from spanledger.processor.model import Usage
+from spanledger.processor.pricing.integer_code import (
+    IntegerTerm,
+    factory_arguments,
+    factory_source,
+)
 
 INPUT, OUTPUT, CACHE_READ, CACHE_WRITE = range(4)
 """Indexes of the cost components."""
@@ -51,6 +56,7 @@ genai-prices counts are nested: ``cache_write_tokens`` includes ``cache_write_1h
 """
 
 COUNT_KEYS: tuple[str, ...] = tuple(key for key, _ in COUNT_FIELDS)
+COUNT_FIELD_NAMES: tuple[tuple[str, ...], ...] = tuple(names for _, names in COUNT_FIELDS)
 
 
 def usage_counts(usage: Usage) -> tuple[int, ...]:
@@ -115,9 +121,6 @@ class _Term:
     component: int
 
 
-_IntegerTerm = tuple[int, int, tuple[tuple[int, int], ...], int]
-"""(leaf slot, rate, ((tier start, tier rate), ...), component) at the plan's common scale."""
-
 _EXACT_LIMIT = 10**28
 """Integers below this have at most 28 digits, the default Decimal precision."""
 
@@ -132,7 +135,17 @@ class PricePlan:
     at a common scale; otherwise in Decimal, step by step in genai-prices' order.
     """
 
-    __slots__ = ("_carve", "_slots", "_terms", "_tiered", "code", "integer_price", "source")
+    __slots__ = (
+        "_carve",
+        "_integer_terms",
+        "_scale",
+        "_slots",
+        "_terms",
+        "_tiered",
+        "code",
+        "integer_price",
+        "source",
+    )
 
     def __init__(self, model_price: ModelPrice) -> None:
         self.source = model_price
@@ -172,13 +185,50 @@ class PricePlan:
         )
         self._tiered = any(isinstance(price, TieredPrices) for price in prices)
         scale, integer_terms = _integer_terms(self._terms)
+        self._integer_terms = integer_terms
+        self._scale = Decimal(1).scaleb(scale)
         self.code: str | None = None
-        """Source of the integer fast path, when the price set has one."""
+        """Source of the integer fast path's factory, when the price set has one."""
         self.integer_price: Callable[[Usage, str], TablePrice | None] | None = None
         """The integer fast path: ``integer_price(usage, name)``, None when it would round."""
         if integer_terms is not None:
-            self.code = _integer_source(self._carve, integer_terms, self._tiered)
-            self.integer_price = _compile(self.code, Decimal(1).scaleb(scale))
+            self.code = self._source(quote=False)
+            build = _factory(self.code)
+            self.integer_price = build(*factory_arguments(integer_terms), self._scale)
+
+    def quoter(
+        self,
+        name: str,
+        slow: Callable[[Usage, int], TablePrice | str],
+        *,
+        start_from: int | None = None,
+        variants: bool = False,
+    ) -> Callable[[Usage, int], TablePrice | str] | None:
+        """``quote(usage, start_time_unix_nano)``: this price set's integer path for one entry.
+
+        The price is named ``name``. Calls it does not price itself go to ``slow``: calls that
+        start before ``start_from`` (ns), calls naming a service tier when ``variants`` is set,
+        counts genai-prices refuses, sums past the Decimal precision. None when the price set
+        has no integer path.
+        """
+        if self._integer_terms is None:
+            return None
+        dated = start_from is not None
+        build = _factory(self._source(quote=True, dated=dated, variants=variants))
+        arguments = factory_arguments(self._integer_terms)
+        return build(*arguments, self._scale, name, start_from, slow)
+
+    def _source(self, *, quote: bool, dated: bool = False, variants: bool = False) -> str:
+        assert self._integer_terms is not None
+        return factory_source(
+            self._carve,
+            self._integer_terms,
+            self._tiered,
+            COUNT_FIELD_NAMES,
+            quote=quote,
+            dated=dated,
+            variants=variants,
+        )
 
     def price(self, usage: Usage, name: str) -> TablePrice:
         """What ``usage`` costs, named ``name``; ``PricingError`` as in ``compute``."""
@@ -223,10 +273,16 @@ class PricePlan:
         return total, parts
 
 
-def _integer_terms(terms: tuple[_Term, ...]) -> tuple[int, tuple[_IntegerTerm, ...] | None]:
-    """The terms as integer rates at one common power-of-ten scale, when they all have one."""
+def _integer_terms(terms: tuple[_Term, ...]) -> tuple[int, tuple[IntegerTerm, ...] | None]:
+    """The terms as integer rates at one common power-of-ten scale, when they all have one.
+
+    Every rate must be finite and not negative: the parts then never exceed the total, so
+    one check of the total against the precision covers them all.
+    """
     for term in terms:
         if term.per != 10 ** (len(str(term.per)) - 1):
+            return 0, None
+        if not all(price.is_finite() and price >= 0 for price in _all_prices(term.price)):
             return 0, None
     exponents = [
         _exponent(price) - (len(str(term.per)) - 1)
@@ -240,7 +296,7 @@ def _integer_terms(terms: tuple[_Term, ...]) -> tuple[int, tuple[_IntegerTerm, .
         coefficient = int(price.scaleb(-exponent))
         return coefficient * 10 ** (exponent - (len(str(per)) - 1) - scale)
 
-    compiled: list[_IntegerTerm] = []
+    compiled: list[IntegerTerm] = []
     for term in terms:
         price = term.price
         if isinstance(price, TieredPrices):
@@ -251,75 +307,26 @@ def _integer_terms(terms: tuple[_Term, ...]) -> tuple[int, tuple[_IntegerTerm, .
     return scale, tuple(compiled)
 
 
-def _integer_source(
-    carve: tuple[tuple[int, int, tuple[int, ...]], ...],
-    terms: tuple[_IntegerTerm, ...],
-    tiered: bool,
-) -> str:
-    """Straight-line Python pricing one ``Usage`` in integers at the plan's common scale.
-
-    It reads the counts it needs, carves the leaves (raising through ``invalid`` when a leaf
-    is negative, as genai-prices refuses such usage), sums each component, and returns a
-    ``TablePrice`` named ``name`` whose Decimals are exact (multiplying by a power of ten only
-    moves the exponent), or None when the sum has more digits than the Decimal precision,
-    where genai-prices would have rounded.
-    """
-    needed = sorted({source for _, source, _ in carve} | ({0} if tiered else set()))
-    lines = ["def integer_price(usage, name):"]
-    for index in needed:
-        fields = " + ".join(f"usage.{name}" for name in COUNT_FIELDS[index][1])
-        lines.append(f"    c{index} = {fields}")
-    raw = [source for _, source, finer in carve if not finer]
-    if raw:
-        # An int or-ed with others is negative exactly when one of them is.
-        lines.append(f"    if ({' | '.join(f'c{source}' for source in raw)}) < 0:")
-        lines.append(f"        negative({', '.join(f'c{source}' for source in raw)})")
-    leaf_names: dict[int, str] = {}
-    for slot, source, finer in carve:
-        if finer:
-            leaf_names[slot] = f"l{slot}"
-            lines.append(f"    l{slot} = c{source}" + "".join(f" - {leaf_names[o]}" for o in finer))
-            lines.append(f"    if l{slot} < 0:")
-            lines.append(f"        invalid({source}, c{source})")
-        else:
-            leaf_names[slot] = f"c{source}"
-    sums: list[list[str]] = [[], [], [], []]
-    for slot, rate, tiers, component in terms:
-        chosen = str(rate)
-        for start, tier_rate in tiers:
-            chosen = f"({tier_rate} if c0 > {start} else {chosen})"
-        sums[component].append(chosen if slot < 0 else f"{chosen} * {leaf_names[slot]}")
-    used = [index for index, parts in enumerate(sums) if parts]
-    lines += [f"    s{index} = {' + '.join(sums[index])}" for index in used]
-    lines += [
-        f"    total = {' + '.join(f's{index}' for index in used) or '0'}",
-        "    if total >= LIMIT:",
-        "        return None",
-        "    return new(TablePrice, (",
-        "        SCALE * total if total else ZERO,",
-        *(
-            f"        SCALE * s{index} if s{index} else ZERO," if index in used else "        ZERO,"
-            for index in range(4)
-        ),
-        "        name,",
-        "    ))",
-    ]
-    return "\n".join(lines)
+_FACTORIES: dict[str, Callable[..., Callable[..., Any]]] = {}
+"""Compiled factories by source: one per price-set shape and form."""
 
 
-def _compile(source: str, scale: Decimal) -> Callable[[Usage, str], TablePrice | None]:
+def _factory(source: str) -> Callable[..., Callable[..., Any]]:
+    """The ``build`` function of ``source``, compiled once per distinct source."""
+    known = _FACTORIES.get(source)
+    if known is not None:
+        return known
     namespace: dict[str, Any] = {
         "new": tuple.__new__,
         "TablePrice": TablePrice,
-        "D": Decimal,
-        "SCALE": scale,
         "ZERO": _ZERO,
         "LIMIT": _EXACT_LIMIT,
         "invalid": _invalid,
         "negative": _negative,
     }
     exec(compile(source, "<spanledger price plan>", "exec"), namespace)
-    return namespace["integer_price"]
+    built = _FACTORIES[source] = namespace["build"]
+    return built
 
 
 def _negative(*counts: int) -> None:

@@ -14,17 +14,27 @@ Service tiers select genai-prices' price variants, resolved once per model, tier
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
+from functools import partial
 
 from genai_prices.data_snapshot import DataSnapshot, get_snapshot
-from genai_prices.types import ModelInfo, ModelPrice, Provider, StartDateConstraint
+from genai_prices.types import (
+    ModelInfo,
+    ModelPrice,
+    Provider,
+    StartDateConstraint,
+    TimeOfDateConstraint,
+)
 
 from spanledger.processor.model import Usage
 from spanledger.processor.pricing.plan import PricePlan, PricingError, TablePrice
 
 NANOS_PER_DAY = 86_400 * 1_000_000_000
+MICROS_PER_DAY = 86_400 * 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CACHE_LIMIT = 50_000
 _ALWAYS = -(2**63)
@@ -62,7 +72,12 @@ class TableEntry:
     schedule: tuple[tuple[int, PricePlan | str], ...] = ()
     """(first UTC day since the epoch, price set), latest first, for prices that start on a date."""
     by_clock: bool = False
-    """Some prices depend on the time of day: resolved through genai-prices on every call."""
+    """Some prices depend on the time of day (or on another condition than a start date)."""
+    clock: tuple[int, ...] | None = None
+    """With time-of-day prices, the UTC times of day (µs) at which one starts or ends:
+    between two of them the price set depends on the date only. None when the conditions
+    are not all start dates and times of day: the price set is then resolved through
+    genai-prices on every call."""
     variants: bool = False
     """The model has price variants (service tiers, batch) that a call's context can select."""
     quick: Callable[[Usage, str], TablePrice | None] | None = field(init=False, default=None)
@@ -74,11 +89,16 @@ class TableEntry:
     def __post_init__(self) -> None:
         if self.by_clock:
             return
-        latest = self.schedule[0][1] if self.schedule else self.default
+        latest = self.latest
         if isinstance(latest, PricePlan):
             self.quick = latest.integer_price
             if self.schedule:
                 self.quick_from = self.schedule[0][0] * NANOS_PER_DAY
+
+    @property
+    def latest(self) -> PricePlan | str:
+        """The price set of the latest start date (the only one, without dated prices)."""
+        return self.schedule[0][1] if self.schedule else self.default
 
 
 class PriceTable:
@@ -88,7 +108,10 @@ class PriceTable:
         self.snapshot = snapshot or get_snapshot()
         self._entries: dict[str | None, dict[str, TableEntry | str]] = {}
         self._plans: dict[int, tuple[ModelPrice, PricePlan | str]] = {}
-        self._in_context: dict[tuple[int, tuple[tuple[str, str], ...], int], PricePlan | str] = {}
+        self._in_context: dict[
+            tuple[int, tuple[tuple[str, str], ...], int, int], PricePlan | str
+        ] = {}
+        self._quoters: dict[str | None, dict[str, Quoter]] = {}
 
     def lookup(self, provider_id: str | None, model: str) -> TableEntry | str:
         """The entry for ``model`` at ``provider_id`` (None: any provider), or why there is none."""
@@ -107,24 +130,42 @@ class PriceTable:
     ) -> TablePrice | str:
         """``lookup`` and ``price`` in one call: the price, or why there is none.
 
-        The common case (a cached entry whose price does not depend on time or tier) takes
-        the entry's integer path directly.
+        Each (provider, model) gets one quoting function, built on its first call: for an
+        entry with an integer path, that path specialised to the entry (its name, the start
+        of its latest price, whether it has tier variants), which hands every other case to
+        ``price``; for a model the table does not have, the reason.
         """
-        models = self._entries.get(provider_id)
-        entry = models.get(model) if models is not None else None
-        if entry is None:
-            entry = self.lookup(provider_id, model)
+        try:
+            quoter = self._quoters[provider_id][model]
+        except KeyError:
+            quoter = self._quoter(provider_id, model)
+        return quoter(usage, start_time_unix_nano)
+
+    def _quoter(self, provider_id: str | None, model: str) -> Quoter:
+        entry = self.lookup(provider_id, model)
+        quoters = self._quoters.get(provider_id)
+        if quoters is None:
+            quoters = self._quoters[provider_id] = {}
+        elif len(quoters) >= _CACHE_LIMIT:
+            quoters.clear()
         if isinstance(entry, str):
-            return entry
-        quick = entry.quick
-        if (
-            quick is not None
-            and start_time_unix_nano >= entry.quick_from
-            and not (entry.variants and usage.service_tier)
-        ):
-            priced = quick(usage, entry.name)
-            if priced is not None:
-                return priced
+            quoter: Quoter = partial(_refuse, entry)
+        else:
+            slow = partial(self._quote_slowly, entry)
+            latest = entry.latest
+            fast = None
+            if not entry.by_clock and isinstance(latest, PricePlan):
+                start_from = entry.quick_from if entry.schedule else None
+                fast = latest.quoter(
+                    entry.name, slow, start_from=start_from, variants=entry.variants
+                )
+            quoter = fast or slow
+        quoters[model] = quoter
+        return quoter
+
+    def _quote_slowly(
+        self, entry: TableEntry, usage: Usage, start_time_unix_nano: int
+    ) -> TablePrice | str:
         try:
             return self.price(entry, usage, start_time_unix_nano)
         except PricingError as exc:
@@ -140,14 +181,19 @@ class PriceTable:
         # one it falls back to (an OpenAI model priced for Azure).
         variants = bool(info.price_variants) and any(info is model for model in provider.models)
         prices = info.prices
+        clock = _clock(info)
         if isinstance(prices, ModelPrice):
-            return TableEntry(provider, info, name, self._compiled(prices), variants=variants)
+            return TableEntry(
+                provider, info, name, self._compiled(prices), clock=clock, variants=variants
+            )
         if not all(
             item.constraint is None or isinstance(item.constraint, StartDateConstraint)
             for item in prices
         ):
             default = self._compiled(prices[0].prices)
-            return TableEntry(provider, info, name, default, by_clock=True, variants=variants)
+            return TableEntry(
+                provider, info, name, default, by_clock=True, clock=clock, variants=variants
+            )
         # genai-prices takes the last price whose constraint holds, else the first price.
         schedule = []
         default = prices[0].prices
@@ -158,7 +204,13 @@ class PriceTable:
             first_day = (item.constraint.start_date - _EPOCH.date()).days
             schedule.append((first_day, self._compiled(item.prices)))
         return TableEntry(
-            provider, info, name, self._compiled(default), tuple(schedule), variants=variants
+            provider,
+            info,
+            name,
+            self._compiled(default),
+            tuple(schedule),
+            clock=clock,
+            variants=variants,
         )
 
     def price(self, entry: TableEntry, usage: Usage, start_time_unix_nano: int) -> TablePrice:
@@ -183,7 +235,7 @@ class PriceTable:
         """The compiled price set ``entry`` has at a start time (standard tier)."""
         plan = entry.default
         if entry.by_clock:
-            plan = self._compiled(entry.model.get_prices(timestamp(start_time_unix_nano)))
+            plan = self._resolved(entry, start_time_unix_nano, ())
         else:
             day = start_time_unix_nano // NANOS_PER_DAY
             for first_day, dated in entry.schedule:
@@ -201,25 +253,48 @@ class PriceTable:
         start_time_unix_nano: int,
         context: tuple[tuple[str, str], ...],
     ) -> TablePrice:
-        """Price with the variant prices ``context`` selects (cached per UTC day)."""
+        """Price with the variant prices ``context`` selects."""
         if start_time_unix_nano <= 0:
             start_time_unix_nano = time.time_ns()
-        key = (id(entry.model), context, start_time_unix_nano // NANOS_PER_DAY)
-        plan = None if entry.by_clock else self._in_context.get(key)
-        if plan is None:
-            moment = timestamp(start_time_unix_nano)
-            model_price = entry.model.get_prices(moment, dict(context))
-            try:
-                plan = PricePlan(model_price)
-            except ValueError as exc:
-                plan = f"the price-table entry is not usable: {exc}"
-            if not entry.by_clock:
-                if len(self._in_context) >= _CACHE_LIMIT:
-                    self._in_context.clear()
-                self._in_context[key] = plan
+        plan = self._resolved(entry, start_time_unix_nano, context)
         if plan.__class__ is str:
             raise PricingError(plan)
         return plan.price(usage, entry.name)
+
+    def _resolved(
+        self, entry: TableEntry, start_time_unix_nano: int, context: tuple[tuple[str, str], ...]
+    ) -> PricePlan | str:
+        """The price set genai-prices selects for ``entry`` at a start time, in ``context``.
+
+        Within one UTC day and one stretch of the day between two of the entry's time-of-day
+        bounds, every condition holds or fails throughout, so the answer is remembered per
+        (day, stretch); an entry with other conditions is resolved on every call.
+        """
+        clock = entry.clock
+        if clock is None:
+            return self._selected(entry, start_time_unix_nano, context)
+        stretch = bisect_right(clock, start_time_unix_nano // 1000 % MICROS_PER_DAY) if clock else 0
+        key = (id(entry.model), context, start_time_unix_nano // NANOS_PER_DAY, stretch)
+        plan = self._in_context.get(key)
+        if plan is None:
+            plan = self._selected(entry, start_time_unix_nano, context)
+            if len(self._in_context) >= _CACHE_LIMIT:
+                self._in_context.clear()
+            self._in_context[key] = plan
+        return plan
+
+    def _selected(
+        self, entry: TableEntry, start_time_unix_nano: int, context: tuple[tuple[str, str], ...]
+    ) -> PricePlan | str:
+        moment = timestamp(start_time_unix_nano)
+        if not context:
+            return self._compiled(entry.model.get_prices(moment))
+        # A variant's prices are a new price set for every call: compiled, not remembered
+        # by identity.
+        try:
+            return PricePlan(entry.model.get_prices(moment, dict(context)))
+        except ValueError as exc:
+            return f"the price-table entry is not usable: {exc}"
 
     def _compiled(self, model_price: ModelPrice) -> PricePlan | str:
         known = self._plans.get(id(model_price))
@@ -232,3 +307,41 @@ class PriceTable:
         # Holding the price set keeps its id from being reused by another object.
         self._plans[id(model_price)] = (model_price, plan)
         return plan
+
+
+Quoter = Callable[[Usage, int], TablePrice | str]
+"""``quoter(usage, start_time_unix_nano)``: one (provider, model)'s price, or why there is none."""
+
+
+def _refuse(reason: str, usage: Usage, start_time_unix_nano: int) -> str:
+    return reason
+
+
+def _clock(info: ModelInfo) -> tuple[int, ...] | None:
+    """The UTC times of day (µs) at which a time-of-day condition of ``info`` starts or ends.
+
+    Conditions of the prices and of the price variants count. None when one is neither a
+    start date nor a time of day.
+    """
+    prices = info.prices if isinstance(info.prices, list) else []
+    conditions = [item.constraint for item in prices]
+    conditions += [variant.constraint for variant in info.price_variants or ()]
+    bounds: set[int] = set()
+    for condition in conditions:
+        if condition is None or isinstance(condition, StartDateConstraint):
+            continue
+        if not isinstance(condition, TimeOfDateConstraint):
+            return None
+        bounds.update((_micros_of_day(condition.start_time), _micros_of_day(condition.end_time)))
+    bounds.discard(0)
+    return tuple(sorted(bounds))
+
+
+def _micros_of_day(value: dt_time) -> int:
+    """A time of day as microseconds since UTC midnight (a naive time is UTC).
+
+    genai-prices converts a time with an offset to UTC on 1970-01-01; so does this.
+    """
+    if value.tzinfo is not None:
+        value = datetime.combine(date(1970, 1, 1), value).astimezone(UTC).time()
+    return ((value.hour * 60 + value.minute) * 60 + value.second) * 1_000_000 + value.microsecond

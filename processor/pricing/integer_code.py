@@ -1,0 +1,144 @@
+"""Straight-line integer code pricing one ``Usage``, shared by every price set of one shape.
+
+A price set's integer path reads the counts it prices, carves the leaf counts, multiplies
+each by an integer rate at a common power-of-ten scale and sums the four cost components.
+The code depends only on the price set's *shape* (which counts, how they nest, which
+component each term feeds, how many tiers); rates, tier starts, scale and name are arguments
+of a factory that returns the pricing function. Price sets of one shape share one code
+object, which the interpreter specialises once however many models use it.
+
+Two forms are generated from one shape:
+
+- ``price``: ``integer_price(usage, name) -> TablePrice | None``; raises through
+  ``negative``/``invalid`` on counts genai-prices refuses, None when the sum has more digits
+  than the Decimal precision.
+- ``quote``: ``quote(usage, start_time_unix_nano) -> TablePrice | str`` for one table entry,
+  its name bound; every case it does not price itself (a start before the entry's latest
+  price change, a service tier, a refused count, a long sum) goes to the entry's ``slow``
+  path, which gives the same answer the long way.
+
+Decimals are built from the scaled integers by one exact multiplication each (a power of
+ten only moves the exponent); the total of one or two nonzero parts is their Decimal sum,
+exact because it is below the precision limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+Carve = tuple[tuple[int, int, tuple[int, ...]], ...]
+"""(leaf slot, count index, slots of the finer leaves inside it) per carved count."""
+
+IntegerTerm = tuple[int, int, tuple[tuple[int, int], ...], int]
+"""(leaf slot or -1 for the per-request fee, rate, ((tier start, tier rate), ...), component)."""
+
+COMPONENTS = 4
+
+
+def factory_arguments(terms: Sequence[IntegerTerm]) -> list[int]:
+    """The rates and tier bounds of ``terms``, in the order of the factory's parameters."""
+    arguments: list[int] = []
+    for _, rate, tiers, _ in terms:
+        arguments.append(rate)
+        for start, tier_rate in tiers:
+            arguments += (start, tier_rate)
+    return arguments
+
+
+def factory_source(
+    carve: Carve,
+    terms: Sequence[IntegerTerm],
+    tiered: bool,
+    count_fields: Sequence[tuple[str, ...]],
+    *,
+    quote: bool,
+    dated: bool = False,
+    variants: bool = False,
+) -> str:
+    """Source of ``build(<rates and tier bounds>, SCALE[, NAME, FROM, slow])``.
+
+    ``build`` returns the ``quote`` form when ``quote`` is set, else the ``price`` form (see
+    the module). ``dated``: the quote form sends calls that start before ``FROM`` to
+    ``slow``; ``variants``: it sends calls naming a service tier there.
+    """
+    parameters = []
+    for index, (_, _, tiers, _) in enumerate(terms):
+        parameters.append(f"r{index}")
+        for tier in range(len(tiers)):
+            parameters += (f"b{index}_{tier}", f"t{index}_{tier}")
+    parameters.append("SCALE")
+    if quote:
+        parameters += ("NAME", "FROM", "slow")
+        inner = ["    def quote(usage, start):"]
+        fallback = "return slow(usage, start)"
+        if dated:
+            inner += ["        if start < FROM:", f"            {fallback}"]
+        if variants:
+            inner += ["        if usage.service_tier:", f"            {fallback}"]
+    else:
+        inner = ["    def integer_price(usage, name):"]
+    body = _body(carve, terms, tiered, count_fields, quote)
+    inner += [f"        {line}" for line in body]
+    result = "quote" if quote else "integer_price"
+    return "\n".join([f"def build({', '.join(parameters)}):", *inner, f"    return {result}"])
+
+
+def _body(
+    carve: Carve,
+    terms: Sequence[IntegerTerm],
+    tiered: bool,
+    count_fields: Sequence[tuple[str, ...]],
+    quote: bool,
+) -> list[str]:
+    fallback = "return slow(usage, start)"
+    lines = []
+    needed = sorted({source for _, source, _ in carve} | ({0} if tiered else set()))
+    for index in needed:
+        fields = " + ".join(f"usage.{name}" for name in count_fields[index])
+        lines.append(f"c{index} = {fields}")
+    raw = [source for _, source, finer in carve if not finer]
+    if raw:
+        # An int or-ed with others is negative exactly when one of them is.
+        counts = ", ".join(f"c{source}" for source in raw)
+        lines.append(f"if ({' | '.join(f'c{source}' for source in raw)}) < 0:")
+        lines.append(f"    {fallback if quote else f'negative({counts})'}")
+    leaf_names: dict[int, str] = {}
+    for slot, source, finer in carve:
+        if finer:
+            leaf_names[slot] = f"l{slot}"
+            lines.append(f"l{slot} = c{source}" + "".join(f" - {leaf_names[o]}" for o in finer))
+            lines.append(f"if l{slot} < 0:")
+            lines.append(f"    {fallback if quote else f'invalid({source}, c{source})'}")
+        else:
+            leaf_names[slot] = f"c{source}"
+    sums: list[list[str]] = [[] for _ in range(COMPONENTS)]
+    for index, (slot, _, tiers, component) in enumerate(terms):
+        chosen = f"r{index}"
+        for tier in range(len(tiers)):
+            chosen = f"(t{index}_{tier} if c0 > b{index}_{tier} else {chosen})"
+        sums[component].append(chosen if slot < 0 else f"{chosen} * {leaf_names[slot]}")
+    used = [index for index, parts in enumerate(sums) if parts]
+    lines += [f"s{index} = {' + '.join(sums[index])}" for index in used]
+    lines += [
+        f"total = {' + '.join(f's{index}' for index in used) or '0'}",
+        "if total >= LIMIT:",
+        f"    {fallback if quote else 'return None'}",
+    ]
+    lines += [f"d{index} = SCALE * s{index} if s{index} else ZERO" for index in used]
+    parts = [f"d{index}" if index in used else "ZERO" for index in range(COMPONENTS)]
+    name = "NAME" if quote else "name"
+    return [*lines, f"return new(TablePrice, ({_total(used)}, {', '.join(parts)}, {name}))"]
+
+
+def _total(used: list[int]) -> str:
+    """The total as a Decimal: a sum of at most two parts, else the scaled integer total."""
+    if not used:
+        return "ZERO"
+    if len(used) == 1:
+        return f"d{used[0]}"
+    first, second, *rest = used
+    pair = f"d{first} + d{second}"
+    if not rest:
+        return pair
+    others = " or ".join(f"s{index}" for index in rest)
+    return f"(SCALE * total if {others} else {pair})"
