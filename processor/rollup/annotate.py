@@ -59,16 +59,22 @@ def cost_attributes(cost: Cost) -> dict[str, object]:
         if cost.pricing_model:
             values[semconv.PRICING_MODEL] = cost.pricing_model
         return values
+    total = float(cost.total)
+    input_cost = float(cost.input)
+    output_cost = float(cost.output)
+    cached = cost.cache_read or cost.cache_write
     values = {
-        semconv.GEN_AI_USAGE_COST: float(cost.total),
-        semconv.COST_INPUT: float(cost.input),
-        semconv.COST_OUTPUT: float(cost.output),
-        semconv.COST_CACHE_READ: float(cost.cache_read),
-        semconv.COST_CACHE_WRITE: float(cost.cache_write),
+        semconv.GEN_AI_USAGE_COST: total,
+        semconv.COST_INPUT: input_cost,
+        semconv.COST_OUTPUT: output_cost,
+        semconv.COST_CACHE_READ: float(cost.cache_read) if cached else 0.0,
+        semconv.COST_CACHE_WRITE: float(cost.cache_write) if cached else 0.0,
         semconv.COST_STATUS: semconv.STATUS_PRICED,
-        semconv.LLM_COST_TOTAL: float(cost.total),
-        semconv.LLM_COST_PROMPT: float(cost.input + cost.cache_read + cost.cache_write),
-        semconv.LLM_COST_COMPLETION: float(cost.output),
+        semconv.LLM_COST_TOTAL: total,
+        semconv.LLM_COST_PROMPT: (
+            float(cost.input + cost.cache_read + cost.cache_write) if cached else input_cost
+        ),
+        semconv.LLM_COST_COMPLETION: output_cost,
     }
     if cost.source:
         values[semconv.COST_SOURCE] = cost.source
