@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     # name: (full arguments, quick arguments)
     "pricing": ([], ["--calls", "200", "--rounds", "1", "--no-write"]),
     "rollup": ([], ["--traces", "100", "--rounds", "1"]),
+    "span_floor": ([], ["--traces", "50", "--rounds", "1", "--no-write"]),
     "instrumentation_overhead": (
         [],
         ["--rounds", "1", "--calls", "5", "--streams", "1", "--chunks", "20", "--no-write"],

@@ -17,6 +17,10 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 EXPECTED_LINES = {
     "pricing": [r"fast path .* faster", r"totals differing from `calc_price`: 0 of"],
     "rollup": [r"GenAI share  10%: .* spans/s", r"GenAI share 100%: .* spans/s"],
+    "span_floor": [
+        r"^pipeline 10% \+ sinks +[\d.]+ µs",
+        r"^per LLM call beyond a plain span: +[\d.-]+ µs",
+    ],
     "instrumentation_overhead": [r"per call  CPU : plain", r"per chunk CPU : plain"],
     # Compared in bench/.compare-venv if it exists; else the one line saying how to make it.
     "instrumentation_compare": [
