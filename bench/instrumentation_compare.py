@@ -619,24 +619,45 @@ def report(
         "uninstrumented after it; spans go to one TracerProvider with a BatchSpanProcessor and "
         "a discarding exporter. Per call: whole non-streamed `chat.completions.create`; per "
         "chunk: each chunk of streamed replies the caller receives, the caller asking for no "
-        "usage chunk (spanledger asks for it and hides it, so its figure includes reading one "
-        "more chunk). `replay`: the stand-in's recorded replies served in-process by "
+        "usage chunk (spanledger asks for it and hides it: reading that chunk is in its "
+        "instruction count, not in its median chunk). `replay`: the stand-in's recorded "
+        "replies served in-process by "
         "`httpx2.MockTransport`; `standin`: over HTTP to the stand-in process. Timing: the "
         "median call or chunk of each block (CPU time of the calling thread, and wall time), "
         'then medians over rounds; "added" is the variant minus `plain` in the same round, '
         "with its range over rounds. On a shared machine these move by more than either "
         "instrumentation adds, so the instructions are also counted under callgrind, each "
         "variant in a process of its own making the same replayed calls (only the calls, or "
-        "the iteration of one stream, are counted): the load does not move that figure. The "
+        "the iteration of one stream to its end, are counted): the load does not move that "
+        "figure. The "
         "≈ µs beside an instruction count converts it at the rate of a plain `replay` call."
     )
+    from opentelemetry.util.genai.utils import is_experimental_mode
+
+    path = (
+        "always takes its latest-conventions path (`TelemetryHandler`), whatever "
+        "`OTEL_SEMCONV_STABILITY_OPT_IN` says"
+        if is_experimental_mode()
+        else "takes its semantic conventions 1.30 path"
+    )
     setup = (
-        "Neither captures message content. With this util-genai the compared package always "
-        "takes its latest-conventions path (`TelemetryHandler`), whatever "
-        "`OTEL_SEMCONV_STABILITY_OPT_IN` says; its log events are off unless content capture "
+        "Neither captures message content. With this util-genai the compared package "
+        f"{path}; its log events are off unless content capture "
         f"asks for them ({recorded.log_records} log records here); its metrics "
         f"({', '.join(recorded.metric_names)}) are recorded when it is given a meter provider. "
         "After uninstrumenting both, a call made no span."
+    )
+    if "server.address" not in spans[OTHER][0].attributes:
+        setup += (
+            f" With openai 3.x, `{OTHER}` records no `server.address` or `server.port`: it "
+            "expects the client's base URL to be an `httpx.URL`, and it is an `httpx2.URL` "
+            "(open-telemetry/opentelemetry-python-contrib#4953)."
+        )
+    setup += (
+        " To import at all beside openai 3.x it needs `httpx` 1.x, which it does not declare "
+        "(openai 3.x brings `httpx2` only), and an opentelemetry-util-genai before 1.2b0 (later "
+        "ones no longer have `opentelemetry.util.genai.instruments`): the setup script "
+        "installs both."
     )
     run = (
         f"Run {when} in `bench/.compare-venv` (`{SETUP_HINT}`): {versions}. Machine: "
