@@ -16,13 +16,14 @@ Return values are passed back as they are: the same ``Stream``, ``Message`` or `
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from functools import cache, lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
-from opentelemetry import trace
+from opentelemetry.context import attach, detach
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from opentelemetry.trace import Span, Status, StatusCode, Tracer
+from opentelemetry.trace import Span, Status, StatusCode, Tracer, set_span_in_context
 
 from spanledger import semconv
 from spanledger.instrumentation.budgets import acheck_budget, check_budget
@@ -34,17 +35,16 @@ from spanledger.instrumentation.genai import (
     capture_content_enabled,
     end_with_error,
     guarded,
-    provider_from_url,
+    log_fault,
     record_input_messages,
     record_output_messages,
-    record_usage,
-    server_address_port,
     start_inference_span,
 )
+from spanledger.instrumentation.genai.providers import endpoint_of
 
 from .body import watch_body
 from .message_body import BodyOutcome, MessageBodyWatcher, read_whole_body
-from .sdk_spans import sdk_span_suppressed
+from .sdk_spans import restore_sdk_spans, suppress_sdk_spans
 from .usage import MessageFacts, facts_from_message, get
 
 MESSAGES_PATH = "/v1/messages"
@@ -61,21 +61,22 @@ _REQUEST_NUMBERS: Mapping[str, tuple[str, type | tuple[type, ...]]] = {
 def to_inference_usage(facts: MessageFacts) -> InferenceUsage:
     """The shared usage record for a Message: input includes cache reads and cache writes."""
     usage = facts.usage
+    # Positional, in field order: calling a class with keywords builds a dict of them.
     return InferenceUsage(
-        input_tokens=usage.total_input_tokens,
-        output_tokens=usage.output_tokens,
-        cache_read_input_tokens=usage.cache_read_input_tokens,
-        cache_creation_input_tokens=usage.cache_creation_input_tokens,
-        reasoning_output_tokens=usage.thinking_output_tokens,
-        response_model=facts.response_model,
-        response_id=facts.response_id,
-        finish_reasons=[facts.stop_reason] if facts.stop_reason else [],
+        usage.total_input_tokens,
+        usage.output_tokens,
+        usage.cache_read_input_tokens,
+        usage.cache_creation_input_tokens,
+        usage.thinking_output_tokens,
+        facts.response_model,
+        facts.response_id,
+        [facts.stop_reason] if facts.stop_reason else [],
     )
 
 
 def _record_facts(span: Span, facts: MessageFacts) -> None:
-    record_usage(span, to_inference_usage(facts))
     if span.is_recording():
+        attributes = to_inference_usage(facts).attributes()
         usage = facts.usage
         for name, value in (
             (semconv.USAGE_CACHE_CREATION_1H_INPUT_TOKENS, usage.cache_creation_1h_input_tokens),
@@ -83,8 +84,9 @@ def _record_facts(span: Span, facts: MessageFacts) -> None:
             (semconv.ANTHROPIC_USAGE_COMPACTION_OUTPUT_TOKENS, usage.compaction_output_tokens),
         ):
             if value is not None:
-                span.set_attribute(name, value)
-    if facts.output_text or facts.stop_reason:
+                attributes[name] = value
+        span.set_attributes(attributes)
+    if (facts.output_text or facts.stop_reason) and capture_content_enabled():
         record_output_messages(
             span,
             [
@@ -109,10 +111,12 @@ def is_messages_call(client: Any, options: Any) -> bool:
     """
     if getattr(client, "_otel_platform", None) is not None:
         return False
-    if str(getattr(options, "method", "")).lower() != "post":
-        return False
-    path = urlsplit(str(getattr(options, "url", ""))).path.rstrip("/")
-    return path == MESSAGES_PATH
+    return _is_messages_route(str(getattr(options, "method", "")), str(getattr(options, "url", "")))
+
+
+@lru_cache(maxsize=256)
+def _is_messages_route(method: str, url: str) -> bool:
+    return method.lower() == "post" and urlsplit(url).path.rstrip("/") == MESSAGES_PATH
 
 
 class MessagesCall:
@@ -127,13 +131,12 @@ class MessagesCall:
             value = get(body, name)
             if isinstance(value, kinds) and not isinstance(value, bool):
                 attributes[attribute] = value
-        base_url = getattr(client, "base_url", "")
-        address, port = server_address_port(base_url)
+        provider, address, port = endpoint_of(getattr(client, "base_url", ""), PROVIDER)
         self.keep_text = capture_content_enabled()
         self.span = start_inference_span(
             tracer,
             operation=OPERATION_CHAT,
-            provider=provider_from_url(base_url, default=PROVIDER),
+            provider=provider,
             request_model=model if isinstance(model, str) else None,
             stream=streamed,
             server_address=address,
@@ -206,16 +209,23 @@ class MessagesCall:
             span.end()
 
 
-def _response_of(result: object) -> httpx2.Response | None:
-    """The HTTP response behind ``result``: a stream's, a raw response's, or ``result`` itself."""
+@cache
+def _sdk_result_types() -> tuple[tuple[type, ...], type]:
+    """The SDK's stream classes and its raw response class (imported once, when first needed)."""
     from anthropic._response import BaseAPIResponse
     from anthropic._streaming import AsyncStream, Stream
 
+    return (Stream, AsyncStream), BaseAPIResponse
+
+
+def _response_of(result: object) -> httpx2.Response | None:
+    """The HTTP response behind ``result``: a stream's, a raw response's, or ``result`` itself."""
+    streams, raw_response = _sdk_result_types()
     response: object = None
-    if isinstance(result, Stream | AsyncStream):
-        response = result.response
-    elif isinstance(result, BaseAPIResponse):
-        response = result.http_response
+    if isinstance(result, streams):
+        response = result.response  # type: ignore[attr-defined]
+    elif isinstance(result, raw_response):
+        response = result.http_response  # type: ignore[attr-defined]
     elif isinstance(result, httpx2.Response):
         response = result
     return response if isinstance(response, httpx2.Response) else None
@@ -243,43 +253,50 @@ def _start(
 ) -> MessagesCall | None:
     if not is_instrumentation_enabled():
         return None
-    call: MessagesCall | None = None
-    with guarded("starting an Anthropic span"):
+    try:
         options = _options_of(args, kwargs)
         if is_messages_call(client, options):
-            call = MessagesCall(tracer, client, options, kwargs.get("stream") is True)
-    return call
+            return MessagesCall(tracer, client, options, kwargs.get("stream") is True)
+    except Exception:
+        log_fault("starting an Anthropic span")
+    return None
 
 
 def _finish(call: MessagesCall, result: object) -> None:
-    with guarded("ending an Anthropic span"):
+    try:
         call.returned(result)
+    except Exception:
+        log_fault("ending an Anthropic span")
 
 
 def _fail(call: MessagesCall, error: BaseException) -> None:
-    with guarded("ending a failed Anthropic span"):
+    try:
         call.failed(error)
+    except Exception:
+        log_fault("ending a failed Anthropic span")
 
 
 def messages_request(tracer: Tracer) -> Callable[..., Any]:
-    """The wrapt wrapper for ``SyncAPIClient.request``."""
+    """The wrapt wrapper for ``SyncAPIClient.request``.
+
+    While the SDK sends, the SDK's own span is off and the call's span is current (so HTTP
+    client spans nest under it), set by attaching a context rather than through
+    ``trace.use_span``: the same effect without a generator-based context manager.
+    """
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         call = _start(tracer, instance, args, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
         try:
-            with (
-                sdk_span_suppressed(),
-                trace.use_span(
-                    call.span,
-                    end_on_exit=False,
-                    record_exception=False,
-                    set_status_on_exception=False,
-                ),
-            ):
+            suppressed = suppress_sdk_spans()
+            span_token = attach(set_span_in_context(call.span))
+            try:
                 check_budget()
                 result = wrapped(*args, **kwargs)
+            finally:
+                detach(span_token)
+                restore_sdk_spans(suppressed)
         except BaseException as error:
             _fail(call, error)
             raise
@@ -290,24 +307,21 @@ def messages_request(tracer: Tracer) -> Callable[..., Any]:
 
 
 def async_messages_request(tracer: Tracer) -> Callable[..., Awaitable[Any]]:
-    """The wrapt wrapper for ``AsyncAPIClient.request``."""
+    """The wrapt wrapper for ``AsyncAPIClient.request``; see :func:`messages_request`."""
 
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         call = _start(tracer, instance, args, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
         try:
-            with (
-                sdk_span_suppressed(),
-                trace.use_span(
-                    call.span,
-                    end_on_exit=False,
-                    record_exception=False,
-                    set_status_on_exception=False,
-                ),
-            ):
+            suppressed = suppress_sdk_spans()
+            span_token = attach(set_span_in_context(call.span))
+            try:
                 await acheck_budget()
                 result = await wrapped(*args, **kwargs)
+            finally:
+                detach(span_token)
+                restore_sdk_spans(suppressed)
         except BaseException as error:
             _fail(call, error)
             raise

@@ -12,9 +12,7 @@ SDK's behaviour. See docs/anthropic.md.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -24,14 +22,17 @@ _SUPPRESSED: ContextVar[bool] = ContextVar(
 )
 
 
-@contextmanager
-def sdk_span_suppressed() -> Iterator[None]:
-    """Within this block (in this thread or task), SDK clients start no span of their own."""
-    token = _SUPPRESSED.set(True)
-    try:
-        yield
-    finally:
-        _SUPPRESSED.reset(token)
+def suppress_sdk_spans() -> Token[bool]:
+    """From now on in this thread or task, SDK clients start no span of their own.
+
+    Hand the token to :func:`restore_sdk_spans` when the call is over.
+    """
+    return _SUPPRESSED.set(True)
+
+
+def restore_sdk_spans(token: Token[bool]) -> None:
+    """Undo the :func:`suppress_sdk_spans` that returned ``token``."""
+    _SUPPRESSED.reset(token)
 
 
 class SdkSpanSwitch:

@@ -20,16 +20,38 @@ from dataclasses import dataclass, field
 log = logging.getLogger(__name__)
 
 
+_ABSENT = object()
+
+
 def get(obj: object, name: str) -> object:
-    """``obj[name]`` for a mapping, ``obj.name`` for a model, ``None`` when absent."""
+    """``obj[name]`` for a mapping, ``obj.name`` for a model, ``None`` when absent.
+
+    A model's fields are read from its ``__dict__`` first: asking a pydantic model for a field it
+    lacks (``usage.iterations`` outside the beta) raises and catches an AttributeError inside
+    pydantic, which costs more than reading every field that is there.
+    """
     if obj is None:
         return None
+    if type(obj) is dict:
+        return obj.get(name)
     if isinstance(obj, Mapping):
         return obj.get(name)
+    fields = getattr(obj, "__dict__", None)
+    if type(fields) is dict:
+        value = fields.get(name, _ABSENT)
+        if value is not _ABSENT:
+            return value
+        extra = getattr(obj, "__pydantic_extra__", None)
+        if extra:
+            return extra.get(name)
+        if hasattr(type(obj), "model_fields"):
+            return None
     return getattr(obj, name, None)
 
 
 def _count(value: object) -> int | None:
+    if type(value) is int:
+        return value
     # bool is an int subclass, but never a token count.
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 

@@ -76,3 +76,30 @@ def server_address_port(base_url: object) -> tuple[str | None, int | None]:
     if port is None:
         port = {"https": 443, "http": 80}.get(parts.scheme)
     return parts.hostname, port
+
+
+Endpoint = tuple[str, str | None, int | None]
+"""``(gen_ai.provider.name, server.address, server.port)`` of one base URL."""
+
+_ENDPOINTS_KEPT = 64
+# id(base URL) -> (that base URL, default provider, endpoint). SDK clients replace their base URL
+# object when it is set, never change it in place, so the same object means the same endpoint;
+# the objects are held, so their ids cannot be reused while they are here.
+_endpoints: dict[int, tuple[object, str, Endpoint]] = {}
+
+
+def endpoint_of(base_url: object, default: str) -> Endpoint:
+    """:func:`provider_from_url` and :func:`server_address_port` of ``base_url``, remembered.
+
+    Called for every inference call; parsing the URL each time would cost more than the rest of
+    starting the span, so the answer is kept for the same (immutable) base URL object.
+    """
+    cached = _endpoints.get(id(base_url))
+    if cached is not None and cached[0] is base_url and cached[1] == default:
+        return cached[2]
+    text = str(base_url)
+    endpoint = (provider_from_url(text, default), *server_address_port(text))
+    if len(_endpoints) >= _ENDPOINTS_KEPT:
+        _endpoints.clear()
+    _endpoints[id(base_url)] = (base_url, default, endpoint)
+    return endpoint

@@ -51,9 +51,9 @@ class Call:
     request: InferenceRequest
     state: StreamSpan
     usage_injected: bool = False
+    capture_content: bool = False
     returned: bool = False
     stream_observed: bool = False
-    capture_content: bool = False
     streamed_text: list[str] = field(default_factory=list)
 
     @property
@@ -255,9 +255,5 @@ def record_streamed_content(call: Call) -> None:
 
 
 def new_call(request: InferenceRequest, state: StreamSpan, usage_injected: bool) -> Call:
-    return Call(
-        request=request,
-        state=state,
-        usage_injected=usage_injected,
-        capture_content=capture_content_enabled(),
-    )
+    # Positional: calling a class with keywords builds a dict of them on every call.
+    return Call(request, state, usage_injected, capture_content_enabled())

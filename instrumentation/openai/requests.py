@@ -76,13 +76,11 @@ def read_request(options: Any, stream: bool) -> InferenceRequest | None:
     if extra:
         body = {**body, **_json_mapping(extra)}
     model = body.get("model")
-    return InferenceRequest(
-        path=path,
-        operation=operation,
-        model=model if isinstance(model, str) else None,
-        streamed=bool(stream or body.get("stream")),
-        body=body,
-    )
+    if not isinstance(model, str):
+        model = None
+    streamed = bool(stream or body.get("stream"))
+    # Positional: calling a class with keywords builds a dict of them on every call.
+    return InferenceRequest(path, operation, model, streamed, body)
 
 
 def asked_for_usage(request: InferenceRequest) -> bool:

@@ -50,11 +50,13 @@ def read_field(obj: Any, name: str) -> Any:
 
 
 def _int(value: Any) -> int | None:
+    if type(value) is int:
+        return value
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _float(value: Any) -> float | None:
-    if isinstance(value, bool):
+    if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
         return float(value)
@@ -70,8 +72,10 @@ def fields_of(obj: Any) -> dict[str, Any]:
     """The fields of a model (extra fields included) or decoded JSON object, as a dict."""
     if type(obj) is dict:
         return obj
+    if obj is None:
+        return _EMPTY
     fields = getattr(obj, "__dict__", None)
-    if not isinstance(fields, dict):
+    if type(fields) is not dict:
         return _EMPTY
     extra = getattr(obj, "__pydantic_extra__", None)
     return {**fields, **extra} if extra else fields
@@ -82,29 +86,26 @@ def usage_from_tokens(usage: Any) -> InferenceUsage:
     if usage is None:
         return InferenceUsage()
     tokens = fields_of(usage)
-    prompt = _int(tokens.get("prompt_tokens"))
-    if prompt is not None:
+    get = tokens.get
+    input_tokens = _int(get("prompt_tokens"))
+    if input_tokens is not None:
         # Chat Completions, Completions, Embeddings.
-        output = _int(tokens.get("completion_tokens"))
-        input_details = fields_of(tokens.get("prompt_tokens_details"))
-        output_details = fields_of(tokens.get("completion_tokens_details"))
-        cached = _int(input_details.get("cached_tokens"))
-        if cached is None:
-            cached = _int(tokens.get("prompt_cache_hit_tokens"))
+        output_tokens = _int(get("completion_tokens"))
+        cache_read = _int(fields_of(get("prompt_tokens_details")).get("cached_tokens"))
+        if cache_read is None:
+            cache_read = _int(get("prompt_cache_hit_tokens"))
+        output_details = get("completion_tokens_details")
     else:
         # Responses API.
-        prompt = _int(tokens.get("input_tokens"))
-        output = _int(tokens.get("output_tokens"))
-        input_details = fields_of(tokens.get("input_tokens_details"))
-        output_details = fields_of(tokens.get("output_tokens_details"))
-        cached = _int(input_details.get("cached_tokens"))
-    return InferenceUsage(
-        input_tokens=prompt,
-        output_tokens=output,
-        cache_read_input_tokens=cached,
-        reasoning_output_tokens=_int(output_details.get("reasoning_tokens")),
-        reported_cost=_float(tokens.get("cost")),
-    )
+        input_tokens = _int(get("input_tokens"))
+        output_tokens = _int(get("output_tokens"))
+        cache_read = _int(fields_of(get("input_tokens_details")).get("cached_tokens"))
+        output_details = get("output_tokens_details")
+    reasoning = _int(fields_of(output_details).get("reasoning_tokens"))
+    # Positional: calling a class with keywords builds a dict of them on every call.
+    found = InferenceUsage(input_tokens, output_tokens, cache_read, None, reasoning)
+    found.reported_cost = _float(get("cost"))
+    return found
 
 
 def usage_from_result(result: Any) -> InferenceUsage:
@@ -113,14 +114,17 @@ def usage_from_result(result: Any) -> InferenceUsage:
     usage = usage_from_tokens(fields.get("usage"))
     response_id = fields.get("id")
     model = fields.get("model")
-    usage.response_id = response_id if isinstance(response_id, str) else None
-    usage.response_model = model if isinstance(model, str) else None
+    if isinstance(response_id, str):
+        usage.response_id = response_id
+    if isinstance(model, str):
+        usage.response_model = model
     choices = fields.get("choices")
     if isinstance(choices, list):
+        reasons = usage.finish_reasons
         for choice in choices:
             reason = read_field(choice, "finish_reason")
-            if reason and reason not in usage.finish_reasons:
-                usage.finish_reasons.append(str(reason))
+            if reason and reason not in reasons:
+                reasons.append(str(reason))
     else:
         status = fields.get("status")
         reason = fields_of(fields.get("incomplete_details")).get("reason")

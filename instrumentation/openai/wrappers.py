@@ -28,11 +28,10 @@ from spanledger.instrumentation.genai import (
     StreamSpan,
     guarded,
     log_fault,
-    provider_from_url,
     record_input_messages,
-    server_address_port,
     start_inference_span,
 )
+from spanledger.instrumentation.genai.providers import Endpoint, endpoint_of
 
 from .calls import Call, new_call, settle_raw_response, take_parsed
 from .requests import RESPONSES, asked_for_usage, read_request, with_usage_requested
@@ -43,31 +42,15 @@ _RAW_RESPONSES: weakref.WeakKeyDictionary[Any, Call] = weakref.WeakKeyDictionary
 AZURE_PROVIDER = "azure.ai.openai"
 _RAW_RESPONSE_TYPES = (BaseAPIResponse, LegacyAPIResponse)
 
-Endpoint = tuple[str, str | None, int | None]
-_ENDPOINTS_KEPT = 64
-# id(base URL object) -> (that object, client class, endpoint): a client's base URL object is
-# replaced, never changed in place, when its base URL is set, so the same object under the same
-# client class means the same endpoint. The objects are held, so their ids cannot be reused.
-_endpoints: dict[int, tuple[Any, type, Endpoint]] = {}
-
 
 def _endpoint(client: Any) -> Endpoint:
     """``(provider, server.address, server.port)`` of a client, kept until its base URL changes."""
-    # ``base_url`` is a property that does an import on every read; it returns ``_base_url``.
+    # ``base_url`` is a property that runs an import on every read; it returns ``_base_url``.
     base_url = getattr(client, "_base_url", None)
     if base_url is None:
         base_url = client.base_url
-    client_type = type(client)
-    cached = _endpoints.get(id(base_url))
-    if cached is not None and cached[0] is base_url and cached[1] is client_type:
-        return cached[2]
-    text = str(base_url)
-    default = AZURE_PROVIDER if client_type.__name__.startswith("Azure") else "openai"
-    endpoint = (provider_from_url(text, default), *server_address_port(text))
-    if len(_endpoints) >= _ENDPOINTS_KEPT:
-        _endpoints.clear()
-    _endpoints[id(base_url)] = (base_url, client_type, endpoint)
-    return endpoint
+    default = AZURE_PROVIDER if type(client).__name__.startswith("Azure") else "openai"
+    return endpoint_of(base_url, default)
 
 
 def _input_messages(body: dict[str, Any], path: str) -> Any:
