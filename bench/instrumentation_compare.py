@@ -377,6 +377,7 @@ def count_in_child(args: argparse.Namespace) -> None:
         for _ in range(args.calls):
             create()
 
+    gc.collect()
     functools.reduce(calls, [0, 0])
     streams = [create(stream=True) for _ in range(args.streams)]
     received = 0
@@ -387,6 +388,7 @@ def count_in_child(args: argparse.Namespace) -> None:
             for _chunk in stream:
                 received += 1
 
+    gc.collect()
     functools.reduce(chunks, [0, 0])
     variant.off()
     client.close()
@@ -424,7 +426,12 @@ def count_instructions(args: argparse.Namespace, replay: Replay) -> Counts:
                 *("--calls", str(args.count_calls), "--streams", "1"),
             ]
             done = subprocess.run(
-                command, capture_output=True, text=True, timeout=1800, check=False
+                command,
+                env={**os.environ, "PYTHONHASHSEED": "0"},  # the same dict and set layouts
+                capture_output=True,
+                text=True,
+                timeout=1800,
+                check=False,
             )
             if done.returncode != 0:
                 raise SystemExit(f"callgrind run of {name} failed:\n{done.stderr[-2000:]}")
