@@ -34,19 +34,24 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
+import anthropic
 import httpx2
 import openai
+from anthropic._models import FinalRequestOptions as AnthropicRequestOptions
+from anthropic._models import construct_type as anthropic_construct
+from anthropic.types import Message
 from openai._models import FinalRequestOptions, construct_type
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, Tracer
 
+from spanledger.instrumentation.anthropic.patch import MessagesCall, messages_request
 from spanledger.instrumentation.genai import StreamSpan, observe
 from spanledger.instrumentation.openai import OpenAIInstrumentor
 from spanledger.instrumentation.openai.calls import item_reader, new_call
@@ -81,6 +86,63 @@ CHUNK = {
     "choices": [{"index": 0, "delta": {"content": "Pa"}, "finish_reason": None}],
     "usage": None,
 }
+ANTHROPIC_MODEL = "claude-haiku-4-5"
+ANTHROPIC_BODY = {"model": ANTHROPIC_MODEL, "max_tokens": 64, "messages": MESSAGES}
+ANTHROPIC_MESSAGE = {
+    "id": "msg_1",
+    "type": "message",
+    "role": "assistant",
+    "model": ANTHROPIC_MODEL,
+    "content": [{"type": "text", "text": "Paris."}],
+    "stop_reason": "end_turn",
+    "stop_sequence": None,
+    "usage": {
+        "input_tokens": 8,
+        "output_tokens": 2,
+        "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": 0,
+    },
+}
+# Each call's span attributes (at start, at end), for the OpenTelemetry SDK's own cost of a span.
+OPENAI_SPAN = (
+    {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.request.stream": False,
+        "server.address": "127.0.0.1",
+        "server.port": 8000,
+    },
+    {
+        "gen_ai.usage.input_tokens": 8,
+        "gen_ai.usage.output_tokens": 2,
+        "gen_ai.usage.cache_read.input_tokens": 0,
+        "gen_ai.usage.reasoning.output_tokens": 0,
+        "gen_ai.response.model": "gpt-4o-mini",
+        "gen_ai.response.id": "chatcmpl-1",
+        "gen_ai.response.finish_reasons": ("stop",),
+    },
+)
+ANTHROPIC_SPAN = (
+    {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "anthropic",
+        "gen_ai.request.model": ANTHROPIC_MODEL,
+        "gen_ai.request.stream": False,
+        "server.address": "127.0.0.1",
+        "server.port": 8000,
+        "gen_ai.request.max_tokens": 64,
+    },
+    {
+        "gen_ai.usage.input_tokens": 8,
+        "gen_ai.usage.output_tokens": 2,
+        "gen_ai.usage.cache_read.input_tokens": 0,
+        "gen_ai.usage.cache_creation.input_tokens": 0,
+        "gen_ai.response.model": ANTHROPIC_MODEL,
+        "gen_ai.response.id": "msg_1",
+        "gen_ai.response.finish_reasons": ("end_turn",),
+    },
+)
 CALL_TARGET_US = 50.0
 CHUNK_TARGET_US = 2.0
 
@@ -220,15 +282,74 @@ class RawResponse:
     http_response = SimpleNamespace(headers={})
 
 
-def isolated(provider: TracerProvider, calls: int, chunks: int, rounds: int) -> dict[str, list]:
-    """CPU µs of the instrumentation's own work, with the SDK's work taken out.
+Work = Callable[[], int]
+
+
+def _sse(event: str, data: dict[str, object]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def anthropic_stream_chunks(events: int) -> list[bytes]:
+    """The body of a streamed Message as the server sends it, one event per network chunk."""
+    delta = {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "text_delta", "text": "Pa"},
+    }
+    block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text"}}
+    end = {
+        "type": "message_delta",
+        "delta": {"stop_reason": "end_turn"},
+        "usage": {"output_tokens": 2},
+    }
+    return [
+        _sse(
+            "message_start",
+            {"type": "message_start", "message": {**ANTHROPIC_MESSAGE, "content": []}},
+        ),
+        _sse("content_block_start", block),
+        *(_sse("content_block_delta", delta) for _ in range(events - 5)),
+        _sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        _sse("message_delta", end),
+        _sse("message_stop", {"type": "message_stop"}),
+    ]
+
+
+class ChunkBody(httpx2.SyncByteStream):
+    """A response body that hands out prepared network chunks."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.chunks)
+
+
+def span_work(tracer: Tracer, attributes: tuple[dict, dict], spans: int) -> Work:
+    """The OpenTelemetry SDK alone: start and end ``spans`` spans carrying ``attributes``."""
+    start, usage = attributes
+
+    def work() -> int:
+        for _ in range(spans):
+            span = tracer.start_span("chat", kind=SpanKind.CLIENT, attributes=start)
+            span.set_attributes(usage)
+            span.end()
+        return spans
+
+    return work
+
+
+def nothing() -> int:
+    return 1
+
+
+def isolated_openai(tracer: Tracer, calls: int, chunks: int) -> dict[str, tuple[Work, Work]]:
+    """(plain, instrumented) work for the OpenAI wrappers, per call and per chunk.
 
     Per call: the installed wrappers' code (``request`` around ``_parse``) with a wrapped
     function that hands back a ready ``ChatCompletion``. Per chunk: the stream observer and the
-    chunk reader over ready ``ChatCompletionChunk`` objects. Both against the same loop without
-    the instrumentation.
+    chunk reader that observe a stream in production, over ready ``ChatCompletionChunk`` objects.
     """
-    tracer = provider.get_tracer("bench.isolated")
     client = openai.OpenAI(api_key="bench", base_url="http://127.0.0.1:8000/v1")
     body = {"model": "gpt-4o-mini", "messages": MESSAGES}
     options = FinalRequestOptions.construct(method="post", url="/chat/completions", json_data=body)
@@ -272,45 +393,105 @@ def isolated(provider: TracerProvider, calls: int, chunks: int, rounds: int) -> 
             pass
         return chunks
 
-    pairs: dict[str, list] = {"call": [], "chunk": []}
-    for work in (plain_calls, instrumented_calls, plain_chunks, instrumented_chunks):
-        work()
+    return {
+        "call": (plain_calls, instrumented_calls),
+        "chunk": (plain_chunks, instrumented_chunks),
+        "span": (span_work(tracer, OPENAI_SPAN, calls), nothing),
+    }
+
+
+def isolated_anthropic(tracer: Tracer, calls: int, chunks: int) -> dict[str, tuple[Work, Work]]:
+    """(plain, instrumented) work for the Anthropic wrapper, per call and per streamed event.
+
+    Per call: the installed ``request`` wrapper around a function that hands back a ready
+    ``Message``. Per event: reading a streamed body whose network chunks carry one server-sent
+    event each, through the body watch that follows streams in production.
+    """
+    client = anthropic.Anthropic(api_key="bench", base_url="http://127.0.0.1:8000")
+    options = AnthropicRequestOptions.construct(
+        method="post", url="/v1/messages", json_data=ANTHROPIC_BODY
+    )
+    stream_options = AnthropicRequestOptions.construct(
+        method="post", url="/v1/messages", json_data={**ANTHROPIC_BODY, "stream": True}
+    )
+    message = anthropic_construct(type_=Message, value=ANTHROPIC_MESSAGE)
+    body_chunks = anthropic_stream_chunks(chunks)
+    request = messages_request(tracer)
+
+    def sdk_call(*args: object, **kwargs: object) -> object:
+        return message
+
+    def plain_calls() -> int:
+        for _ in range(calls):
+            sdk_call(Message, options, stream=False)
+        return calls
+
+    def instrumented_calls() -> int:
+        for _ in range(calls):
+            request(sdk_call, client, (Message, options), {"stream": False})
+        return calls
+
+    def plain_chunks() -> int:
+        for _chunk in ChunkBody(body_chunks):
+            pass
+        return chunks
+
+    def instrumented_chunks() -> int:
+        response = httpx2.Response(
+            200, headers={"content-type": "text/event-stream"}, stream=ChunkBody(body_chunks)
+        )
+        MessagesCall(tracer, client, stream_options, True).returned(response)
+        for _chunk in response.stream:
+            pass
+        return chunks
+
+    return {
+        "call": (plain_calls, instrumented_calls),
+        "chunk": (plain_chunks, instrumented_chunks),
+        "span": (span_work(tracer, ANTHROPIC_SPAN, calls), nothing),
+    }
+
+
+def isolated(
+    provider: TracerProvider, calls: int, chunks: int, rounds: int
+) -> dict[str, dict[str, list[tuple[Sample, Sample]]]]:
+    """CPU µs of the instrumentation's own work, with the SDK's work taken out.
+
+    Each round times, per SDK, the plain and the instrumented work per call and per chunk, and
+    the OpenTelemetry SDK's own cost of one span with the same attributes ("span"), so that
+    what the instrumentation adds beyond that span can be taken round by round.
+    """
+    tracer = provider.get_tracer("bench.isolated")
+    works = {
+        "isolated": isolated_openai(tracer, calls, chunks),
+        "isolated anthropic": isolated_anthropic(tracer, calls, chunks),
+    }
+    for by_kind in works.values():
+        for plain, instrumented in by_kind.values():
+            plain()
+            instrumented()
+    results: dict[str, dict[str, list[tuple[Sample, Sample]]]] = {
+        name: {kind: [] for kind in by_kind} for name, by_kind in works.items()
+    }
     for _ in range(rounds):
-        pairs["call"].append((timed(plain_calls), timed(instrumented_calls)))
-        pairs["chunk"].append((timed(plain_chunks), timed(instrumented_chunks)))
-    return pairs
+        for name, by_kind in works.items():
+            for kind, (plain, instrumented) in by_kind.items():
+                results[name][kind].append((timed(plain), timed(instrumented)))
+    return results
 
 
-def span_floor(provider: TracerProvider, spans: int, rounds: int) -> list[float]:
-    """CPU µs for the OpenTelemetry SDK to start and end one span with a call's attributes."""
-    tracer = provider.get_tracer("bench.floor")
-    start = {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": "openai",
-        "gen_ai.request.model": "gpt-4o-mini",
-        "gen_ai.request.stream": False,
-        "server.address": "127.0.0.1",
-        "server.port": 8000,
-    }
-    usage = {
-        "gen_ai.usage.input_tokens": 8,
-        "gen_ai.usage.output_tokens": 9,
-        "gen_ai.usage.cache_read.input_tokens": 0,
-        "gen_ai.usage.reasoning.output_tokens": 0,
-        "gen_ai.response.model": "gpt-4o-mini",
-        "gen_ai.response.id": "chatcmpl-1",
-        "gen_ai.response.finish_reasons": ("stop",),
-    }
-
-    def work() -> int:
-        for _ in range(spans):
-            span = tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=start)
-            span.set_attributes(usage)
-            span.end()
-        return spans
-
-    work()
-    return [timed(work).cpu_us for _ in range(rounds)]
+def beyond_span(pairs: list[tuple[Sample, Sample]], spans: list[tuple[Sample, Sample]]) -> str:
+    """The SDK's own span, and what the instrumentation adds per call beyond it, by round."""
+    span_us = [span.cpu_us for span, _ in spans]
+    ours = [
+        (instrumented.cpu_us - plain.cpu_us) - span
+        for (plain, instrumented), span in zip(pairs, span_us, strict=True)
+    ]
+    return (
+        f"per call  CPU : OpenTelemetry SDK span alone {statistics.median(span_us):.1f} µs "
+        f"(range {min(span_us):.1f} … {max(span_us):.1f}); ours beyond it "
+        f"{statistics.median(ours):+.2f} µs (range {min(ours):+.2f} … {max(ours):+.2f})"
+    )
 
 
 def summarise(name: str, pairs: list[tuple[Sample, Sample]], target_us: float) -> str:
@@ -336,9 +517,7 @@ def summarise(name: str, pairs: list[tuple[Sample, Sample]], target_us: float) -
 
 
 def report(
-    args: argparse.Namespace,
-    results: dict[str, dict[str, list[tuple[Sample, Sample]]]],
-    floor: list[float],
+    args: argparse.Namespace, results: dict[str, dict[str, list[tuple[Sample, Sample]]]]
 ) -> str:
     command = (
         f"python bench/instrumentation_overhead.py --rounds {args.rounds} --calls {args.calls} "
@@ -348,11 +527,9 @@ def report(
     for transport, figures in results.items():
         blocks.append(f"[{transport}]")
         blocks.append(summarise("call", figures["call"], CALL_TARGET_US))
+        if "span" in figures:
+            blocks.append(beyond_span(figures["call"], figures["span"]))
         blocks.append(summarise("chunk", figures["chunk"], CHUNK_TARGET_US))
-    blocks.append(
-        f"[reference] OpenTelemetry SDK, one span with a call's 13 attributes: "
-        f"{statistics.median(floor):.1f} µs CPU (range {min(floor):.1f} … {max(floor):.1f})"
-    )
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     return (
         "## Instrumentation overhead (`bench/instrumentation_overhead.py`)\n\n"
@@ -364,8 +541,16 @@ def report(
         '"added" is instrumented minus plain in the same round, with its range over rounds. CPU\n'
         "is the calling thread's CPU time, the figure that matters to the application and the one\n"
         "that stays steady on a loaded machine.\n\n"
+        "`isolated`: the instrumentation's own code as production runs it, around a wrapped\n"
+        "function that returns a ready result (OpenAI: the `request` and `_parse` wrappers, and\n"
+        "the stream observer over ready chunks; `isolated anthropic`: the `request` wrapper, and\n"
+        "the body watch over a streamed body of one server-sent event per network chunk). In\n"
+        "the same rounds the OpenTelemetry SDK alone starts and ends a span with the same\n"
+        'attributes; "ours beyond it" is the added time minus that span, round by round: the\n'
+        "part of the overhead that is the instrumentation's rather than the SDK's.\n\n"
         f"Machine: {os.cpu_count()} CPUs ({platform.machine()}), Python "
-        f"{platform.python_version()}, openai {openai.__version__}; load average during the run "
+        f"{platform.python_version()}, openai {openai.__version__}, anthropic "
+        f"{anthropic.__version__}; load average during the run "
         f"{load}.\n\n"
         f"```\n$ {command}\n" + "\n".join(blocks) + "\n```"
     )
@@ -406,10 +591,9 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
-    results["isolated"] = isolated(provider, args.calls, args.chunks, args.rounds)
-    floor = span_floor(provider, args.calls, args.rounds)
+    results.update(isolated(provider, args.calls, args.chunks, args.rounds))
     provider.shutdown()
-    text = report(args, results, floor)
+    text = report(args, results)
     print(text)
     if not args.no_write:
         write_section(text)

@@ -40,9 +40,10 @@ class _WatchedSyncBody(httpx2.SyncByteStream):
         return getattr(self._sync_body, "elapsed", None)
 
     def __iter__(self) -> Iterator[bytes]:
+        feed = self._watcher.feed
         try:
             for chunk in self._sync_body:
-                self._watcher.feed(chunk)
+                feed(chunk)
                 yield chunk
         except Exception as error:
             self._watcher.finish(error=error)
@@ -70,9 +71,10 @@ class _WatchedAsyncBody(httpx2.AsyncByteStream):
         return getattr(self._async_body, "elapsed", None)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        feed = self._watcher.feed
         try:
             async for chunk in self._async_body:
-                self._watcher.feed(chunk)
+                feed(chunk)
                 yield chunk
         except Exception as error:
             self._watcher.finish(error=error)

@@ -69,8 +69,8 @@ class MessageBodyWatcher:
             log.debug("Cannot follow a body with content encoding %r", content_encoding)
         self._on_end = on_end
         self._keep_text = keep_text
-        self._sse = SSEDecoder()
         self._stream = StreamAccumulator(keep_text=keep_text)
+        self._sse = SSEDecoder(wanted=self._stream.wanted_events)
         self._json_parts: list[bytes] | None = [] if self._json else None
         self._json_size = 0
         self._broken = False

@@ -160,13 +160,17 @@ class MessagesCall:
     def returned(self, result: object) -> None:
         """The call returned ``result``: end now, or once its body has been read."""
         response = None
-        with guarded("finding the Anthropic response"):
+        try:
             response = _response_of(result)
+        except Exception:
+            log_fault("finding the Anthropic response")
         if response is not None and not response.is_closed and self._watch(response):
             return
         outcome = None
-        with guarded("reading an Anthropic Message"):
+        try:
             outcome = _read_outcome(result, response, keep_text=self.keep_text)
+        except Exception:
+            log_fault("reading an Anthropic Message")
         streamed = outcome is not None and outcome.streamed
         self._end(outcome, StreamSpan(self.span) if streamed else None)
 
@@ -190,8 +194,10 @@ class MessagesCall:
         if state is not None and state.ended:
             return
         if outcome is not None and outcome.facts is not None:
-            with guarded("recording Anthropic usage"):
+            try:
                 _record_facts(span, outcome.facts)
+            except Exception:
+                log_fault("recording Anthropic usage")
         streamed = outcome is not None and outcome.streamed
         if outcome is not None and outcome.error is not None:
             if state is not None:
@@ -239,7 +245,8 @@ def _read_outcome(
         if get(result, "usage") is None:
             return None
         facts = facts_from_message(result, keep_text=keep_text)
-        return BodyOutcome(facts, streamed=False, completed=True)
+        # Positional (facts, streamed, completed): a class call with keywords builds a dict.
+        return BodyOutcome(facts, False, True)
     try:
         content = response.content
     except httpx2.ResponseNotRead:

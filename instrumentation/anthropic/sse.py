@@ -1,17 +1,26 @@
 """Incremental decoding of a server-sent-events body, as the Messages API streams it.
 
 Bytes arrive in arbitrary chunks; :class:`SSEDecoder` keeps the partial line between chunks and
-yields each complete event. Only the ``event`` and ``data`` fields matter here.
+gives each complete event. Only the ``event`` and ``data`` fields matter here.
+
+A stream spends most of its events on ones the instrumentation does not read (text deltas), so a
+decoder told which event types are ``wanted`` passes over the others whole: while the stream
+separates its lines with ``\\n`` alone (as the Messages API does), each event is found by its
+closing blank line and, when it opens with an ``event:`` line naming an unwanted type, dropped
+without its lines being decoded. Anything else goes through the line-by-line reading that the
+format defines.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Collection
+from typing import NamedTuple
+
+_EVENT_FIELD = b"event: "
+_EVENT_LINE = b"\nevent:"
 
 
-@dataclass(frozen=True)
-class ServerSentEvent:
+class ServerSentEvent(NamedTuple):
     """One dispatched event: its type (``None`` when the stream named none) and its data lines."""
 
     event: str | None
@@ -19,16 +28,71 @@ class ServerSentEvent:
 
 
 class SSEDecoder:
-    """Turns chunks of an ``text/event-stream`` body into :class:`ServerSentEvent` items."""
+    """Turns chunks of an ``text/event-stream`` body into :class:`ServerSentEvent` items.
 
-    def __init__(self) -> None:
+    ``wanted``: the event types to give; ``None`` gives every event.
+    """
+
+    def __init__(self, wanted: Collection[str] | None = None) -> None:
+        self._wanted = wanted
+        self._wanted_names = None if wanted is None else frozenset(name.encode() for name in wanted)
         self._pending = b""
         self._event: str | None = None
         self._data: list[str] = []
+        self._by_line = False
+        """Set once a ``\r`` is seen: from then on every line is read one by one."""
 
-    def feed(self, chunk: bytes) -> Iterator[ServerSentEvent]:
-        """Decodes ``chunk`` and yields every event that it completes."""
-        buffer = self._pending + chunk
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        """Decodes ``chunk``; the events that it completes."""
+        buffer = self._pending + chunk if self._pending else chunk
+        if self._by_line or b"\r" in chunk:
+            self._by_line = True
+            self._pending = b""
+            return self._lines(buffer)
+        events: list[ServerSentEvent] = []
+        wanted_names = self._wanted_names
+        find = buffer.find
+        start = 0
+        while (end := find(b"\n\n", start)) >= 0:
+            # ``buffer[start:end]``: the lines of one event, closed by a blank line.
+            if wanted_names is not None and buffer.startswith(_EVENT_FIELD, start):
+                name_end = find(b"\n", start, end)
+                if name_end < 0:
+                    name_end = end
+                name = buffer[start + len(_EVENT_FIELD) : name_end]
+                if name not in wanted_names and find(_EVENT_LINE, name_end, end) < 0:
+                    start = end + 2
+                    continue
+            for line in buffer[start:end].split(b"\n"):
+                self._line(line)
+            event = self._line(b"")
+            if event is not None and self._is_wanted(event):
+                events.append(event)
+            start = end + 2
+        self._pending = buffer[start:]
+        return events
+
+    def close(self) -> list[ServerSentEvent]:
+        """The events that the rest of the body completes, an unterminated one included."""
+        pending, self._pending = self._pending, b""
+        events = self._lines(pending)
+        rest, self._pending = self._pending.rstrip(b"\r"), b""
+        if rest:
+            event = self._line(rest)
+            if event is not None and self._is_wanted(event):
+                events.append(event)
+        if self._data:
+            event = self._dispatch()
+            if self._is_wanted(event):
+                events.append(event)
+        return events
+
+    def _is_wanted(self, event: ServerSentEvent) -> bool:
+        return self._wanted is None or event.event in self._wanted
+
+    def _lines(self, buffer: bytes) -> list[ServerSentEvent]:
+        """Reads ``buffer`` line by line; keeps an unterminated last line for the next chunk."""
+        events: list[ServerSentEvent] = []
         start = 0
         length = len(buffer)
         while start < length:
@@ -44,20 +108,11 @@ class SSEDecoder:
             else:
                 break
             event = self._line(buffer[start:end])
-            if event is not None:
-                yield event
+            if event is not None and self._is_wanted(event):
+                events.append(event)
             start = after
         self._pending = buffer[start:]
-
-    def close(self) -> Iterator[ServerSentEvent]:
-        """Yields the event that an unterminated last line completes, if any."""
-        pending, self._pending = self._pending, b""
-        if pending.rstrip(b"\r"):
-            event = self._line(pending.rstrip(b"\r"))
-            if event is not None:
-                yield event
-        if self._data:
-            yield self._dispatch()
+        return events
 
     def _line(self, raw: bytes) -> ServerSentEvent | None:
         if not raw:

@@ -189,11 +189,14 @@ class StreamAccumulator:
         if self._keep_text and kind in ("message_stop", "error"):
             self.flush_text()
 
+    @property
+    def wanted_events(self) -> frozenset[str]:
+        """The types of the server-sent events that :meth:`add_sse` reads; it skips the others."""
+        return _TEXT_EVENTS if self._keep_text else _RELEVANT_EVENTS
+
     def add_sse(self, event_type: str | None, data: str) -> None:
         """Takes one server-sent event; decodes its data only for the events that matter."""
-        if event_type not in _RELEVANT_EVENTS and not (
-            self._keep_text and event_type == "content_block_delta"
-        ):
+        if event_type not in self.wanted_events:
             return
         try:
             decoded = json.loads(data)
@@ -210,3 +213,4 @@ class StreamAccumulator:
 
 
 _RELEVANT_EVENTS = frozenset({"message_start", "message_delta", "message_stop", "error"})
+_TEXT_EVENTS = _RELEVANT_EVENTS | {"content_block_delta"}
