@@ -27,6 +27,7 @@ OpenTelemetry SDK's own cost of one span carrying the same attributes is timed t
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -476,7 +477,12 @@ def isolated(
     for _ in range(rounds):
         for name, by_kind in works.items():
             for kind, (plain, instrumented) in by_kind.items():
-                results[name][kind].append((timed(plain), timed(instrumented)))
+                # Each block starts from a collected heap, so that a collection of garbage left by
+                # earlier blocks does not land in one block at random.
+                gc.collect()
+                plain_sample = timed(plain)
+                gc.collect()
+                results[name][kind].append((plain_sample, timed(instrumented)))
     return results
 
 

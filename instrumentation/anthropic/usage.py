@@ -21,6 +21,15 @@ log = logging.getLogger(__name__)
 
 
 _ABSENT = object()
+_IS_MAPPING: dict[type, bool] = {}
+"""Whether each type seen is a Mapping: asking the ABC costs more than the rest of a read."""
+
+
+def _is_mapping_type(kind: type) -> bool:
+    if len(_IS_MAPPING) >= 256:
+        _IS_MAPPING.clear()
+    answer = _IS_MAPPING[kind] = issubclass(kind, Mapping)
+    return answer
 
 
 def get(obj: object, name: str) -> object:
@@ -32,10 +41,14 @@ def get(obj: object, name: str) -> object:
     """
     if obj is None:
         return None
-    if type(obj) is dict:
-        return obj.get(name)
-    if isinstance(obj, Mapping):
-        return obj.get(name)
+    kind = type(obj)
+    if kind is dict:
+        return obj.get(name)  # type: ignore[attr-defined]
+    is_mapping = _IS_MAPPING.get(kind)
+    if is_mapping is None:
+        is_mapping = _is_mapping_type(kind)
+    if is_mapping:
+        return obj.get(name)  # type: ignore[attr-defined]
     fields = getattr(obj, "__dict__", None)
     if type(fields) is dict:
         value = fields.get(name, _ABSENT)
