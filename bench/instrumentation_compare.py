@@ -353,7 +353,8 @@ def measure(
 
 
 # Instruction counts: each variant in its own process under callgrind, counting only inside
-# ``functools.reduce`` (a C function callgrind can toggle on), the same on a loaded machine.
+# ``functools.reduce`` (a C function callgrind can toggle on); a loaded machine does not change
+# them.
 TOGGLE = "functools_reduce"
 Counts = dict[str, tuple[float, float]]  # variant -> (instructions per call, per chunk)
 
@@ -606,6 +607,8 @@ def report(
         plain = results["replay"][0]["call"]["plain"]
         plain_call_us = statistics.median(sample.cpu_us for sample in plain)
         blocks.extend(summarise_counts(counts, plain_call_us, args.count_calls, args.chunks))
+    else:
+        blocks.append("[instructions] not counted (--no-instructions, or no valgrind installed)")
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     ours_only, other_only = only_in(spans, 0)
     stream_ours, stream_other = only_in(spans, 1)

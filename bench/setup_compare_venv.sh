@@ -32,3 +32,6 @@ fi
 "$venv/bin/python" -m pip install --quiet -e "$repo[instruments-any]" httpx2 "${COMPARED[@]}"
 "$venv/bin/python" -c "import openai, opentelemetry.instrumentation.openai_v2, spanledger; \
 print('ready:', '$venv', 'openai', openai.__version__)"
+if ! command -v valgrind >/dev/null; then
+    echo "no valgrind: the comparison will be timed only; apt-get install valgrind to count instructions"
+fi
