@@ -32,13 +32,16 @@ Spans go through a BatchSpanProcessor to an exporter that discards them.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -505,6 +508,98 @@ def beyond_span(pairs: list[tuple[Sample, Sample]], spans: list[tuple[Sample, Sa
     )
 
 
+INSTRUCTIONS_CHILD = "--instructions-child"
+
+
+def instructions_child(calls: int, chunks: int) -> None:
+    """Under callgrind: run each isolated work once inside ``functools.reduce``, the window
+    that callgrind counts, and print its name and units in the order of the counts."""
+    provider = TracerProvider()
+    # Spans wait in the queue: no export thread wakes to add its own instructions.
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            DiscardExporter(),
+            max_queue_size=1 << 20,
+            max_export_batch_size=1 << 20,
+            schedule_delay_millis=3_600_000,
+        )
+    )
+    tracer = provider.get_tracer("bench.instructions")
+    works = {
+        "openai": isolated_openai(tracer, calls, chunks),
+        "anthropic": isolated_anthropic(tracer, calls, chunks),
+    }
+    for sdk, by_kind in works.items():
+        for kind, pair in by_kind.items():
+            for mode, work in zip(("plain", "instrumented"), pair, strict=True):
+                work()
+                gc.collect()
+                units = functools.reduce(lambda _done, _next, work=work: work(), [0, 0])
+                print(f"{sdk} {kind} {mode} {units}", flush=True)
+    provider.shutdown()
+
+
+def _counted(dump: Path) -> int:
+    for line in dump.read_text(encoding="utf-8").splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    return 0
+
+
+def count_instructions(calls: int, chunks: int) -> dict[tuple[str, str, str], float] | None:
+    """Instructions per unit of each isolated work, counted by callgrind; ``None`` without it.
+
+    Unlike time, the count does not move with the load of the machine.
+    """
+    if shutil.which("valgrind") is None:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "callgrind.out"
+        child = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--toggle-collect=functools_reduce",
+                "--dump-after=functools_reduce",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                __file__,
+                INSTRUCTIONS_CHILD,
+                "--calls",
+                str(calls),
+                "--chunks",
+                str(chunks),
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+            timeout=3600,
+            check=True,
+        )
+        dumps = sorted(Path(folder).glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
+        counts = [count for count in map(_counted, dumps) if count > 0]
+    names = [line.split() for line in child.stdout.splitlines() if line.strip()]
+    if len(names) != len(counts):
+        raise RuntimeError(f"{len(names)} works but {len(counts)} callgrind counts")
+    return {
+        (sdk, kind, mode): count / int(units)
+        for (sdk, kind, mode, units), count in zip(names, counts, strict=True)
+    }
+
+
+def instruction_lines(counts: dict[tuple[str, str, str], float]) -> list[str]:
+    lines = ["[instructions] callgrind, isolated sections, instructions per unit"]
+    for sdk in ("openai", "anthropic"):
+        call = counts[sdk, "call", "instrumented"] - counts[sdk, "call", "plain"]
+        span = counts[sdk, "span", "plain"]
+        chunk = counts[sdk, "chunk", "instrumented"] - counts[sdk, "chunk", "plain"]
+        lines.append(
+            f"{sdk:9}: per call added {call:,.0f} (OpenTelemetry SDK span alone {span:,.0f}, "
+            f"ours beyond it {call - span:,.0f}); per chunk added {chunk:,.0f}"
+        )
+    return lines
+
+
 def summarise(name: str, pairs: list[tuple[Sample, Sample]], target_us: float) -> str:
     lines = []
     for clock in ("cpu_us", "wall_us"):
@@ -528,11 +623,14 @@ def summarise(name: str, pairs: list[tuple[Sample, Sample]], target_us: float) -
 
 
 def report(
-    args: argparse.Namespace, results: dict[str, dict[str, list[tuple[Sample, Sample]]]]
+    args: argparse.Namespace,
+    results: dict[str, dict[str, list[tuple[Sample, Sample]]]],
+    instructions: dict[tuple[str, str, str], float] | None,
 ) -> str:
     command = (
         f"python bench/instrumentation_overhead.py --rounds {args.rounds} --calls {args.calls} "
         f"--streams {args.streams} --chunks {args.chunks}"
+        + (" --instructions" if instructions is not None else "")
     )
     blocks = []
     for transport, figures in results.items():
@@ -541,6 +639,8 @@ def report(
         if "span" in figures:
             blocks.append(beyond_span(figures["call"], figures["span"]))
         blocks.append(summarise("chunk", figures["chunk"], CHUNK_TARGET_US))
+    if instructions is not None:
+        blocks.extend(instruction_lines(instructions))
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     return (
         "## Instrumentation overhead (`bench/instrumentation_overhead.py`)\n\n"
@@ -587,7 +687,16 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=5, help="streams per block [5]")
     parser.add_argument("--chunks", type=int, default=400, help="chunks per stream [400]")
     parser.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count the isolated sections' instructions under valgrind (minutes)",
+    )
+    parser.add_argument(INSTRUCTIONS_CHILD, action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.instructions_child:
+        instructions_child(args.calls, args.chunks)
+        return
 
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(DiscardExporter()))
@@ -604,7 +713,8 @@ def main() -> None:
         process.wait(timeout=10)
     results.update(isolated(provider, args.calls, args.chunks, args.rounds))
     provider.shutdown()
-    text = report(args, results)
+    instructions = count_instructions(args.calls, args.chunks) if args.instructions else None
+    text = report(args, results, instructions)
     print(text)
     if not args.no_write:
         write_section(text)

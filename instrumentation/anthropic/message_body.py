@@ -82,7 +82,7 @@ class MessageBodyWatcher:
         if self._broken or self._ended or self._decompress is None:
             return
         try:
-            data = self._decompress(chunk)
+            data = chunk if self._decompress is bytes else self._decompress(chunk)
             if self._streamed:
                 for event in self._sse.feed(data):
                     self._stream.add_sse(event.event, event.data)

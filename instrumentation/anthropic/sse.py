@@ -53,7 +53,8 @@ class SSEDecoder:
         wanted_names = self._wanted_names
         find = buffer.find
         start = 0
-        while (end := find(b"\n\n", start)) >= 0:
+        length = len(buffer)
+        while start < length and (end := find(b"\n\n", start)) >= 0:
             # ``buffer[start:end]``: the lines of one event, closed by a blank line.
             if wanted_names is not None and buffer.startswith(_EVENT_FIELD, start):
                 name_end = find(b"\n", start, end)
@@ -69,7 +70,7 @@ class SSEDecoder:
             if event is not None and self._is_wanted(event):
                 events.append(event)
             start = end + 2
-        self._pending = buffer[start:]
+        self._pending = buffer[start:] if start < length else b""
         return events
 
     def close(self) -> list[ServerSentEvent]:
