@@ -12,9 +12,10 @@ Two forms are generated from one shape:
 - ``price``: ``integer_price(usage, name) -> TablePrice | None``; raises through
   ``negative``/``invalid`` on counts genai-prices refuses, None when the sum has more digits
   than the Decimal precision.
-- ``quote``: ``quote(usage, start_time_unix_nano) -> TablePrice | str`` for one table entry,
-  its name bound; every case it does not price itself (a start before the entry's latest
-  price change, a service tier, a refused count, a long sum) goes to the entry's ``slow``
+- ``quote``: ``quote(usage, start_time_unix_nano) -> TablePrice | str`` for one price set of
+  one table entry, its name bound. A call that starts before the price set applies goes to
+  ``older``, the quote of the price set before it; every other case it does not price itself
+  (a service tier, a refused count, a long sum, no start time) goes to the entry's ``slow``
   path, which gives the same answer the long way.
 
 Decimals are built from the scaled integers by one exact multiplication each (a power of
@@ -25,6 +26,7 @@ exact because it is below the precision limit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 Carve = tuple[tuple[int, int, tuple[int, ...]], ...]
 """(leaf slot, count index, slots of the finer leaves inside it) per carved count."""
@@ -33,6 +35,22 @@ IntegerTerm = tuple[int, int, tuple[tuple[int, int], ...], int]
 """(leaf slot or -1 for the per-request fee, rate, ((tier start, tier rate), ...), component)."""
 
 COMPONENTS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Guards:
+    """Which calls a quote function hands on before pricing them itself."""
+
+    variants: bool = False
+    """Calls naming a service tier go to ``slow`` (the entry has tier variants)."""
+    dated: bool = False
+    """Calls that start before ``FROM`` go to ``older``, the quote of the price set before."""
+    oldest: bool = False
+    """Calls without a start time go to ``slow``, which prices them as of now (the oldest of
+    dated price sets)."""
+
+
+NO_GUARDS = Guards()
 
 
 def factory_arguments(terms: Sequence[IntegerTerm]) -> list[int]:
@@ -52,14 +70,12 @@ def factory_source(
     count_fields: Sequence[tuple[str, ...]],
     *,
     quote: bool,
-    dated: bool = False,
-    variants: bool = False,
+    guards: Guards = NO_GUARDS,
 ) -> str:
-    """Source of ``build(<rates and tier bounds>, SCALE[, NAME, FROM, slow])``.
+    """Source of ``build(<rates and tier bounds>, SCALE[, NAME, FROM, older, slow])``.
 
     ``build`` returns the ``quote`` form when ``quote`` is set, else the ``price`` form (see
-    the module). ``dated``: the quote form sends calls that start before ``FROM`` to
-    ``slow``; ``variants``: it sends calls naming a service tier there.
+    the module); ``guards`` say which calls the quote form hands on before pricing.
     """
     parameters = []
     for index, (_, _, tiers, _) in enumerate(terms):
@@ -67,20 +83,29 @@ def factory_source(
         for tier in range(len(tiers)):
             parameters += (f"b{index}_{tier}", f"t{index}_{tier}")
     parameters.append("SCALE")
-    if quote:
-        parameters += ("NAME", "FROM", "slow")
-        inner = ["    def quote(usage, start):"]
-        fallback = "return slow(usage, start)"
-        if dated:
-            inner += ["        if start < FROM:", f"            {fallback}"]
-        if variants:
-            inner += ["        if usage.service_tier:", f"            {fallback}"]
-    else:
+    if not quote:
         inner = ["    def integer_price(usage, name):"]
-    body = _body(carve, terms, tiered, count_fields, quote)
-    inner += [f"        {line}" for line in body]
-    result = "quote" if quote else "integer_price"
-    return "\n".join([f"def build({', '.join(parameters)}):", *inner, f"    return {result}"])
+        inner += [f"        {line}" for line in _body(carve, terms, tiered, count_fields, False)]
+        return "\n".join(
+            [f"def build({', '.join(parameters)}):", *inner, "    return integer_price"]
+        )
+    parameters += ("NAME", "FROM", "older", "slow")
+    lines = []
+    if guards.variants:
+        lines += ["if usage.service_tier:", "    return slow(usage, start)"]
+    if guards.dated:
+        lines += ["if start < FROM:", "    return older(usage, start)"]
+    if guards.oldest:
+        lines += ["if start <= 0:", "    return slow(usage, start)"]
+    head = [f"def build({', '.join(parameters)}):"]
+    if terms:
+        lines += _body(carve, terms, tiered, count_fields, True)
+    else:
+        # Nothing a Usage counts is priced: every call costs the same zero.
+        head.append("    RESULT = new(TablePrice, (ZERO, ZERO, ZERO, ZERO, ZERO, NAME))")
+        lines.append("return RESULT")
+    inner = ["    def quote(usage, start):", *(f"        {line}" for line in lines)]
+    return "\n".join([*head, *inner, "    return quote"])
 
 
 def _body(

@@ -24,6 +24,8 @@ from genai_prices.validation import validate_priced_units
 
 from spanledger.processor.model import Usage
 from spanledger.processor.pricing.integer_code import (
+    NO_GUARDS,
+    Guards,
     IntegerTerm,
     factory_arguments,
     factory_source,
@@ -201,24 +203,24 @@ class PricePlan:
         name: str,
         slow: Callable[[Usage, int], TablePrice | str],
         *,
-        start_from: int | None = None,
-        variants: bool = False,
+        older: Callable[[Usage, int], TablePrice | str] | None = None,
+        start_from: int = 0,
+        guards: Guards = NO_GUARDS,
     ) -> Callable[[Usage, int], TablePrice | str] | None:
         """``quote(usage, start_time_unix_nano)``: this price set's integer path for one entry.
 
-        The price is named ``name``. Calls it does not price itself go to ``slow``: calls that
-        start before ``start_from`` (ns), calls naming a service tier when ``variants`` is set,
-        counts genai-prices refuses, sums past the Decimal precision. None when the price set
-        has no integer path.
+        The price is named ``name``. With ``guards.dated``, calls that start before
+        ``start_from`` (ns) go to ``older``; the calls ``guards`` name and every call the
+        integer path cannot price exactly (counts genai-prices refuses, sums past the Decimal
+        precision) go to ``slow``. None when the price set has no integer path.
         """
         if self._integer_terms is None:
             return None
-        dated = start_from is not None
-        build = _factory(self._source(quote=True, dated=dated, variants=variants))
+        build = _factory(self._source(quote=True, guards=guards))
         arguments = factory_arguments(self._integer_terms)
-        return build(*arguments, self._scale, name, start_from, slow)
+        return build(*arguments, self._scale, name, start_from, older, slow)
 
-    def _source(self, *, quote: bool, dated: bool = False, variants: bool = False) -> str:
+    def _source(self, *, quote: bool, guards: Guards = NO_GUARDS) -> str:
         assert self._integer_terms is not None
         return factory_source(
             self._carve,
@@ -226,8 +228,7 @@ class PricePlan:
             self._tiered,
             COUNT_FIELD_NAMES,
             quote=quote,
-            dated=dated,
-            variants=variants,
+            guards=guards,
         )
 
     def price(self, usage: Usage, name: str) -> TablePrice:

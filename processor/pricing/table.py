@@ -31,6 +31,7 @@ from genai_prices.types import (
 )
 
 from spanledger.processor.model import Usage
+from spanledger.processor.pricing.integer_code import Guards
 from spanledger.processor.pricing.plan import PricePlan, PricingError, TablePrice
 
 NANOS_PER_DAY = 86_400 * 1_000_000_000
@@ -151,16 +152,39 @@ class PriceTable:
         if isinstance(entry, str):
             quoter: Quoter = partial(_refuse, entry)
         else:
-            slow = partial(self._quote_slowly, entry)
-            latest = entry.latest
-            fast = None
-            if not entry.by_clock and isinstance(latest, PricePlan):
-                start_from = entry.quick_from if entry.schedule else None
-                fast = latest.quoter(
-                    entry.name, slow, start_from=start_from, variants=entry.variants
-                )
-            quoter = fast or slow
+            quoter = self._entry_quoter(entry)
         quoters[model] = quoter
+        return quoter
+
+    def _entry_quoter(self, entry: TableEntry) -> Quoter:
+        """The quote function of ``entry``: its price sets' integer paths, latest first.
+
+        Each dated price set's path hands calls that start before its first day to the one
+        before it, as ``plan_at`` walks the schedule; the default price set's path takes the
+        rest. Whatever a path does not price goes to ``price``.
+        """
+        slow: Quoter = partial(self._quote_slowly, entry)
+        if entry.by_clock:
+            return slow
+        dated = [(day * NANOS_PER_DAY, plan) for day, plan in entry.schedule]
+        if any(start_from <= 0 for start_from, _ in dated):
+            return slow
+        # The default price set first; the latest dated one, tried first, last.
+        order = [(0, entry.default), *reversed(dated)]
+        quoter = slow
+        for index, (start_from, plan) in enumerate(order):
+            guards = Guards(
+                variants=entry.variants and index == len(order) - 1,
+                dated=index > 0,
+                oldest=index == 0 and bool(dated),
+            )
+            fast = None
+            if isinstance(plan, PricePlan):
+                fast = plan.quoter(
+                    entry.name, slow, older=quoter, start_from=start_from, guards=guards
+                )
+            # Without an integer path, ``price`` takes every call from this price set on.
+            quoter = fast or slow
         return quoter
 
     def _quote_slowly(

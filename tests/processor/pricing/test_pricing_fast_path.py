@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import warnings
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from time import time_ns
 
 import pytest
 from genai_prices import calc_price
 from genai_prices.data_snapshot import get_snapshot
 from genai_prices.types import (
+    StartDateConstraint,
     TimeOfDateConstraint,
     _collect_resolved_model_prices,
     _compute_registry_priced_counts,
@@ -230,3 +232,146 @@ def test_quote_is_lookup_and_price_in_one(table):
     usage.cache_read_tokens = 5000
     refused = table.quote("openai", "gpt-4o-mini", usage, start_ns)
     assert isinstance(refused, str) and "input_tokens" in refused
+
+
+def check_quote(table: PriceTable, usage: Usage, provider_id: str | None, model: str, start_ns):
+    """``quote`` answers what genai-prices answers: the same amounts, or a reason."""
+    expected = reference(usage, provider_id, model, start_ns)
+    quoted = table.quote(provider_id, model, usage, start_ns)
+    if isinstance(expected, Exception):
+        assert isinstance(quoted, str), (provider_id, model, usage, start_ns, quoted)
+        return
+    assert not isinstance(quoted, str), (provider_id, model, quoted)
+    total, _, output_price, components = expected
+    assert quoted.total == total, (provider_id, model, usage, start_ns)
+    assert quoted.output == output_price
+    assert [quoted.input, quoted.output, quoted.cache_read, quoted.cache_write] == components
+    assert quoted.pricing_model == table.lookup(provider_id, model).name
+
+
+@settings(
+    max_examples=1500,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(model=st.sampled_from(MODELS), usage=usages(), start_ns=moments)
+def test_quote_equals_calc_price(model, usage, start_ns):
+    """Each model's quote function (built on its first call) agrees with genai-prices."""
+    provider_id, model_id = model
+    check_quote(QUOTING, usage, provider_id, model_id, start_ns)
+
+
+QUOTING = PriceTable()
+"""A table whose quote functions are built by the calls of the property test."""
+
+
+def dated_models() -> list[tuple[str, str, list[datetime]]]:
+    """Models with dated prices, each with the first day of every dated price set."""
+    found = []
+    for provider in get_snapshot().providers:
+        for model in provider.models:
+            if isinstance(model.prices, list) and all(
+                price.constraint is None or isinstance(price.constraint, StartDateConstraint)
+                for price in model.prices
+            ):
+                days = [
+                    datetime.combine(price.constraint.start_date, time(), UTC)
+                    for price in model.prices
+                    if price.constraint is not None
+                ]
+                found.append((provider.id, model.id, days))
+    return found
+
+
+def test_quotes_change_price_exactly_on_each_start_date():
+    """Around every start date: the last microsecond before, the first of the day, a later one.
+
+    Quotes walk from the latest price set to older ones; a fresh table per model builds the
+    chain from whichever call comes first.
+    """
+    usage = Usage(operation="chat", input_tokens=120_000, output_tokens=9_000)
+    usage.cache_read_tokens = 30_000
+    models = dated_models()
+    assert len(models) > 50
+    changed = 0
+    for provider_id, model_id, days in models:
+        table = PriceTable()
+        for day in sorted(days):
+            first = int(day.timestamp()) * 1_000_000_000
+            for start_ns in (first - 1_000, first, first + 36 * 3_600 * 1_000_000_000):
+                check_quote(table, usage, provider_id, model_id, start_ns)
+            before = table.quote(provider_id, model_id, usage, first - 1_000)
+            on = table.quote(provider_id, model_id, usage, first)
+            if not isinstance(before, str) and not isinstance(on, str):
+                changed += before.total != on.total
+    assert changed > 50, "too few start dates changed a price to show the walk"
+
+
+def test_a_quote_without_start_time_is_priced_as_of_now(table):
+    usage = Usage(operation="chat", input_tokens=50_000, output_tokens=2_000)
+    for provider_id, model_id, _ in dated_models():
+        expected = reference(usage, provider_id, model_id, time_ns())
+        quoted = table.quote(provider_id, model_id, usage, 0)
+        if isinstance(expected, Exception):
+            assert isinstance(quoted, str)
+        else:
+            assert not isinstance(quoted, str) and quoted.total == expected[0], model_id
+
+
+def test_time_of_day_quotes_change_exactly_at_the_bounds():
+    """Off-peak prices: the microsecond before and the first one of each stretch of the day."""
+    usage = Usage(operation="chat", input_tokens=1_000_000, output_tokens=1_000_000)
+    clocked = [
+        (provider.id, model.id, model.prices)
+        for provider in get_snapshot().providers
+        for model in provider.models
+        if isinstance(model.prices, list)
+        and any(isinstance(price.constraint, TimeOfDateConstraint) for price in model.prices)
+    ]
+    assert clocked
+    table = PriceTable()
+    seen = set()
+    for provider_id, model_id, prices in clocked:
+        bounds = {
+            moment
+            for price in prices
+            if isinstance(price.constraint, TimeOfDateConstraint)
+            for moment in (price.constraint.start_time, price.constraint.end_time)
+        }
+        for day in (date(2025, 3, 3), date(2026, 9, 20)):
+            for bound in bounds:
+                at = datetime.combine(day, bound).astimezone(UTC)
+                first = int(at.timestamp()) * 1_000_000_000
+                for start_ns in (first - 1_000, first, first + 1_000):
+                    check_quote(table, usage, provider_id, model_id, start_ns)
+                    quoted = table.quote(provider_id, model_id, usage, start_ns)
+                    seen.add((model_id, quoted.total))
+    assert len(seen) > len(clocked), "no price changed at a bound"
+
+
+def test_quotes_refuse_what_genai_prices_refuses(table):
+    """Negative and inconsistent counts, sums past the Decimal precision, unknown models."""
+    start_ns = int(datetime(2026, 11, 2, tzinfo=UTC).timestamp()) * 1_000_000_000
+    cases = [
+        Usage(operation="chat", input_tokens=-5, output_tokens=10),
+        Usage(operation="chat", input_tokens=10, output_tokens=-1),
+        Usage(operation="chat", input_tokens=100, cache_read_tokens=101),
+        Usage(operation="chat", input_tokens=10**27 + 7, output_tokens=3 * 10**26 + 1),
+        Usage(operation="chat", input_tokens=100, output_tokens=5, service_tier="flex"),
+    ]
+    for usage in cases:
+        for model in ("gpt-4o-mini", "o3", "gpt-5"):
+            check_quote(table, usage, "openai", model, start_ns)
+        check_quote(table, usage, "anthropic", "claude-sonnet-4", start_ns)
+        check_quote(table, usage, "deepseek", "deepseek-chat", start_ns)
+    assert isinstance(table.quote("openai", "no-such-model", cases[0], start_ns), str)
+
+
+def test_a_model_without_counted_prices_quotes_zero(table):
+    """Free models: the same zero every call, named after the model."""
+    usage = Usage(operation="chat", input_tokens=5_000, output_tokens=300)
+    quoted = table.quote("openrouter", "meta-llama/llama-3.2-1b-instruct:free", usage, 0)
+    assert not isinstance(quoted, str)
+    assert quoted.total == 0 and quoted.pricing_model.endswith(":free")
+    check_quote(table, usage, "openrouter", "meta-llama/llama-3.2-1b-instruct:free", time_ns())
