@@ -63,6 +63,22 @@ def factory_arguments(terms: Sequence[IntegerTerm]) -> list[int]:
     return arguments
 
 
+def count_bits(terms: Sequence[IntegerTerm], limit: int) -> int:
+    """The most bits every count may have for the sum of ``terms`` to stay below ``limit``.
+
+    Each leaf count is at most the count it is carved from, each rate at most its highest
+    tier's; the per-request fee counts once. 0 when even one-bit counts could reach it.
+    """
+    highest = [max(rate, *(tier_rate for _, tier_rate in tiers), 0) for _, rate, tiers, _ in terms]
+    fees = sum(rate for rate, (slot, *_) in zip(highest, terms, strict=True) if slot < 0)
+    rates = sum(rate for rate, (slot, *_) in zip(highest, terms, strict=True) if slot >= 0)
+    room = limit - 1 - fees
+    if room < 1:
+        return 0
+    # The largest bits with rates * (2**bits - 1) <= room.
+    return (room // max(rates, 1) + 1).bit_length() - 1
+
+
 def factory_source(
     carve: Carve,
     terms: Sequence[IntegerTerm],
@@ -72,7 +88,7 @@ def factory_source(
     quote: bool,
     guards: Guards = NO_GUARDS,
 ) -> str:
-    """Source of ``build(<rates and tier bounds>, SCALE[, NAME, FROM, older, slow])``.
+    """Source of ``build(<rates and tier bounds>, SCALE[, BITS, NAME, FROM, older, slow])``.
 
     ``build`` returns the ``quote`` form when ``quote`` is set, else the ``price`` form (see
     the module); ``guards`` say which calls the quote form hands on before pricing.
@@ -89,7 +105,7 @@ def factory_source(
         return "\n".join(
             [f"def build({', '.join(parameters)}):", *inner, "    return integer_price"]
         )
-    parameters += ("NAME", "FROM", "older", "slow")
+    parameters += ("BITS", "NAME", "FROM", "older", "slow")
     lines = []
     if guards.variants:
         lines += ["if usage.service_tier:", "    return slow(usage, start)"]
@@ -122,11 +138,16 @@ def _body(
         fields = " + ".join(f"usage.{name}" for name in count_fields[index])
         lines.append(f"c{index} = {fields}")
     raw = [source for _, source, finer in carve if not finer]
-    if raw:
+    if quote and needed:
+        # Or-ed ints shifted by BITS are zero exactly when every one is in [0, 2**BITS):
+        # no count is negative and no sum reaches the Decimal precision (see ``count_bits``).
+        lines.append(f"if ({' | '.join(f'c{source}' for source in needed)}) >> BITS:")
+        lines.append(f"    {fallback}")
+    elif raw:
         # An int or-ed with others is negative exactly when one of them is.
         counts = ", ".join(f"c{source}" for source in raw)
         lines.append(f"if ({' | '.join(f'c{source}' for source in raw)}) < 0:")
-        lines.append(f"    {fallback if quote else f'negative({counts})'}")
+        lines.append(f"    negative({counts})")
     leaf_names: dict[int, str] = {}
     for slot, source, finer in carve:
         if finer:
@@ -144,18 +165,20 @@ def _body(
         sums[component].append(chosen if slot < 0 else f"{chosen} * {leaf_names[slot]}")
     used = [index for index, parts in enumerate(sums) if parts]
     lines += [f"s{index} = {' + '.join(sums[index])}" for index in used]
-    lines += [
-        f"total = {' + '.join(f's{index}' for index in used) or '0'}",
-        "if total >= LIMIT:",
-        f"    {fallback if quote else 'return None'}",
-    ]
+    total = " + ".join(f"s{index}" for index in used) or "0"
+    if not quote:
+        lines += [f"total = {total}", "if total >= LIMIT:", "    return None"]
     lines += [f"d{index} = SCALE * s{index} if s{index} else ZERO" for index in used]
     parts = [f"d{index}" if index in used else "ZERO" for index in range(COMPONENTS)]
     name = "NAME" if quote else "name"
-    return [*lines, f"return new(TablePrice, ({_total(used)}, {', '.join(parts)}, {name}))"]
+    total = "total" if not quote else f"({total})"
+    return [
+        *lines,
+        f"return new(TablePrice, ({_total(used, total)}, {', '.join(parts)}, {name}))",
+    ]
 
 
-def _total(used: list[int]) -> str:
+def _total(used: list[int], total: str) -> str:
     """The total as a Decimal: a sum of at most two parts, else the scaled integer total."""
     if not used:
         return "ZERO"
@@ -166,4 +189,4 @@ def _total(used: list[int]) -> str:
     if not rest:
         return pair
     others = " or ".join(f"s{index}" for index in rest)
-    return f"(SCALE * total if {others} else {pair})"
+    return f"(SCALE * {total} if {others} else {pair})"

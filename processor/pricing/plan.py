@@ -27,6 +27,7 @@ from spanledger.processor.pricing.integer_code import (
     NO_GUARDS,
     Guards,
     IntegerTerm,
+    count_bits,
     factory_arguments,
     factory_source,
 )
@@ -216,9 +217,12 @@ class PricePlan:
         """
         if self._integer_terms is None:
             return None
+        bits = count_bits(self._integer_terms, _EXACT_LIMIT)
+        if bits < 1:
+            return None
         build = _factory(self._source(quote=True, guards=guards))
         arguments = factory_arguments(self._integer_terms)
-        return build(*arguments, self._scale, name, start_from, older, slow)
+        return build(*arguments, self._scale, bits, name, start_from, older, slow)
 
     def _source(self, *, quote: bool, guards: Guards = NO_GUARDS) -> str:
         assert self._integer_terms is not None
