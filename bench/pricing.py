@@ -7,8 +7,8 @@ models), and "whole snapshot", every call a model drawn from all of it, started 
 2024-2026. Both paths are warmed over a workload once, as a long-running processor is; then
 rounds alternate between the paths and each round's cost per call, in process CPU time
 (other work on a shared machine does not count), is kept. Reported: the median per call with
-the range over rounds, and the ratio of medians. Every call's total is also checked equal
-between the paths.
+the range over rounds, and the ratio of medians, with the load average before and after. Every
+call's total and output cost are also checked equal between the paths.
 
 genai-prices is given the smallest usage it accepts (only the counts that are not zero),
 its fastest form.
@@ -122,13 +122,18 @@ def run_reference(prepared) -> float:
 
 
 def mismatches(table: PriceTable, calls, prepared) -> int:
+    """How many calls the fast path prices differently from ``calc_price`` (total or output)."""
     wrong = 0
     for (provider_id, model, usage, start_ns), reference in zip(calls, prepared, strict=True):
         expected = calc_price(
             reference[2], model, provider_id=provider_id, genai_request_timestamp=reference[3]
-        ).total_price
+        )
         got = table.quote(provider_id, model, usage, start_ns)
-        wrong += isinstance(got, str) or got.total != expected
+        wrong += (
+            isinstance(got, str)
+            or got.total != expected.total_price
+            or got.output != expected.output_price
+        )
     return wrong
 
 
@@ -215,7 +220,7 @@ def main() -> None:
         calls = workload(options.calls, options.seed, models, recent)
         result = measure(calls, options.rounds)
         rows = [
-            ("fast path (`PriceTable.quote`: cached lookup, compiled price)", result["fast"]),
+            ("fast path (`PriceTable.quote`: one compiled quote per model)", result["fast"]),
             ("public path (`PriceBook.price`, returns `Cost`)", result["public"]),
             ("`genai_prices.calc_price`", result["reference"]),
         ]
@@ -235,8 +240,9 @@ def main() -> None:
             f"- cold first pass (empty caches: lookups and plan compilation included): "
             f"{result['cold']:.2f} µs/call",
             f"- totals differing from `calc_price`: {result['wrong']} of {len(calls)}",
+            f"- load average after this workload: {os.getloadavg()[0]:.1f}",
         ]
-        print("\n".join(lines[-12:]), flush=True)
+        print("\n".join(lines[-13:]), flush=True)
     text = "\n".join(lines)
     if not options.no_write:
         write_section(text)
