@@ -626,6 +626,7 @@ def report(
     args: argparse.Namespace,
     results: dict[str, dict[str, list[tuple[Sample, Sample]]]],
     instructions: dict[tuple[str, str, str], float] | None,
+    load_average: tuple[float, float, float],
 ) -> str:
     command = (
         f"python bench/instrumentation_overhead.py --rounds {args.rounds} --calls {args.calls} "
@@ -641,7 +642,7 @@ def report(
         blocks.append(summarise("chunk", figures["chunk"], CHUNK_TARGET_US))
     if instructions is not None:
         blocks.extend(instruction_lines(instructions))
-    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    load = ", ".join(f"{value:.1f}" for value in load_average)
     return (
         "## Instrumentation overhead (`bench/instrumentation_overhead.py`)\n\n"
         "What is timed: the real `openai` SDK with and without `OpenAIInstrumentor`, alternating\n"
@@ -658,7 +659,9 @@ def report(
         "the body watch over a streamed body of one server-sent event per network chunk). In\n"
         "the same rounds the OpenTelemetry SDK alone starts and ends a span with the same\n"
         'attributes; "ours beyond it" is the added time minus that span, round by round: the\n'
-        "part of the overhead that is the instrumentation's rather than the SDK's.\n\n"
+        "part of the overhead that is the instrumentation's rather than the SDK's.\n"
+        "`[instructions]` (with `--instructions`): the same isolated work counted in CPU\n"
+        "instructions under callgrind, which the load of the machine does not move.\n\n"
         f"Machine: {os.cpu_count()} CPUs ({platform.machine()}), Python "
         f"{platform.python_version()}, openai {openai.__version__}, anthropic "
         f"{anthropic.__version__}; load average during the run "
@@ -713,8 +716,9 @@ def main() -> None:
         process.wait(timeout=10)
     results.update(isolated(provider, args.calls, args.chunks, args.rounds))
     provider.shutdown()
+    load_average = os.getloadavg()  # of the timed run, before callgrind adds its own load
     instructions = count_instructions(args.calls, args.chunks) if args.instructions else None
-    text = report(args, results, instructions)
+    text = report(args, results, instructions, load_average)
     print(text)
     if not args.no_write:
         write_section(text)

@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import NamedTuple
 
+_CR = 0x0D
 _EVENT_FIELD = b"event: "
-_EVENT_LINE = b"\nevent:"
+_EVENT_NAME = b"event:"
 
 
 class ServerSentEvent(NamedTuple):
@@ -45,32 +46,25 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Decodes ``chunk``; the events that it completes."""
         buffer = self._pending + chunk if self._pending else chunk
-        if self._by_line or b"\r" in chunk:
+        if self._by_line or _CR in chunk:
             self._by_line = True
             self._pending = b""
             return self._lines(buffer)
         events: list[ServerSentEvent] = []
         wanted_names = self._wanted_names
-        find = buffer.find
-        start = 0
-        length = len(buffer)
-        while start < length and (end := find(b"\n\n", start)) >= 0:
-            # ``buffer[start:end]``: the lines of one event, closed by a blank line.
-            if wanted_names is not None and buffer.startswith(_EVENT_FIELD, start):
-                name_end = find(b"\n", start, end)
-                if name_end < 0:
-                    name_end = end
-                name = buffer[start + len(_EVENT_FIELD) : name_end]
-                if name not in wanted_names and find(_EVENT_LINE, name_end, end) < 0:
-                    start = end + 2
+        # Every block but the last holds the lines of one event, which a blank line closed.
+        blocks = buffer.split(b"\n\n")
+        self._pending = blocks.pop()
+        for block in blocks:
+            if wanted_names is not None and block[: len(_EVENT_FIELD)] == _EVENT_FIELD:
+                name, _, rest = block[len(_EVENT_FIELD) :].partition(b"\n")
+                if name not in wanted_names and _EVENT_NAME not in rest:
                     continue
-            for line in buffer[start:end].split(b"\n"):
+            for line in block.split(b"\n"):
                 self._line(line)
             event = self._line(b"")
             if event is not None and self._is_wanted(event):
                 events.append(event)
-            start = end + 2
-        self._pending = buffer[start:] if start < length else b""
         return events
 
     def close(self) -> list[ServerSentEvent]:
