@@ -62,6 +62,44 @@ def get(obj: object, name: str) -> object:
     return getattr(obj, name, None)
 
 
+class _Attributes:
+    """``get`` over the attributes of an object that is neither a mapping nor a model."""
+
+    __slots__ = ("_obj",)
+
+    def __init__(self, obj: object) -> None:
+        self._obj = obj
+
+    def get(self, name: str) -> object:
+        return getattr(self._obj, name, None)
+
+
+_NO_FIELDS: Mapping[str, object] = {}
+
+
+def fields_of(obj: object) -> Mapping[str, object]:
+    """Something whose ``get(name)`` is :func:`get` of ``obj``: for reading several fields.
+
+    A model's fields (its extra fields included) are handed out as they are, so that each read
+    after this one is a dict lookup.
+    """
+    if obj is None:
+        return _NO_FIELDS
+    kind = type(obj)
+    if kind is dict:
+        return obj  # type: ignore[return-value]
+    is_mapping = _IS_MAPPING.get(kind)
+    if is_mapping is None:
+        is_mapping = _is_mapping_type(kind)
+    if is_mapping:
+        return obj  # type: ignore[return-value]
+    fields = getattr(obj, "__dict__", None)
+    if type(fields) is dict and hasattr(kind, "model_fields"):
+        extra = getattr(obj, "__pydantic_extra__", None)
+        return {**fields, **extra} if extra else fields
+    return _Attributes(obj)  # type: ignore[return-value]
+
+
 def _count(value: object) -> int | None:
     if type(value) is int:
         return value
@@ -103,23 +141,25 @@ class TokenUsage:
         """Overwrites each field that ``usage`` (a ``usage`` object or mapping) reports."""
         if usage is None:
             return
-        for name, value in (
-            ("input_tokens", get(usage, "input_tokens")),
-            ("output_tokens", get(usage, "output_tokens")),
-            ("cache_read_input_tokens", get(usage, "cache_read_input_tokens")),
-            ("cache_creation_input_tokens", get(usage, "cache_creation_input_tokens")),
-        ):
-            if (count := _count(value)) is not None:
-                setattr(self, name, count)
-        breakdown = get(usage, "cache_creation")
-        if (five := _count(get(breakdown, "ephemeral_5m_input_tokens"))) is not None:
-            self.cache_creation_5m_input_tokens = five
-        if (hour := _count(get(breakdown, "ephemeral_1h_input_tokens"))) is not None:
-            self.cache_creation_1h_input_tokens = hour
-        thinking = _count(get(get(usage, "output_tokens_details"), "thinking_tokens"))
+        fields = fields_of(usage)
+        if (count := _count(fields.get("input_tokens"))) is not None:
+            self.input_tokens = count
+        if (count := _count(fields.get("output_tokens"))) is not None:
+            self.output_tokens = count
+        if (count := _count(fields.get("cache_read_input_tokens"))) is not None:
+            self.cache_read_input_tokens = count
+        if (count := _count(fields.get("cache_creation_input_tokens"))) is not None:
+            self.cache_creation_input_tokens = count
+        breakdown = fields.get("cache_creation")
+        if breakdown is not None:
+            if (five := _count(get(breakdown, "ephemeral_5m_input_tokens"))) is not None:
+                self.cache_creation_5m_input_tokens = five
+            if (hour := _count(get(breakdown, "ephemeral_1h_input_tokens"))) is not None:
+                self.cache_creation_1h_input_tokens = hour
+        thinking = _count(get(fields.get("output_tokens_details"), "thinking_tokens"))
         if thinking is not None:
             self.thinking_output_tokens = thinking
-        iterations = get(usage, "iterations")
+        iterations = fields.get("iterations")
         if isinstance(iterations, list | tuple):
             compactions = [i for i in iterations if get(i, "type") == "compaction"]
             if compactions:
@@ -147,12 +187,13 @@ class MessageFacts:
 
     def update_from_message(self, message: object, *, keep_text: bool = False) -> None:
         """Reads a whole Message, or the ``message`` of a ``message_start`` event."""
-        self.response_id = _text(get(message, "id")) or self.response_id
-        self.response_model = _text(get(message, "model")) or self.response_model
-        self.stop_reason = _text(get(message, "stop_reason")) or self.stop_reason
-        self.usage.update(get(message, "usage"))
+        fields = fields_of(message)
+        self.response_id = _text(fields.get("id")) or self.response_id
+        self.response_model = _text(fields.get("model")) or self.response_model
+        self.stop_reason = _text(fields.get("stop_reason")) or self.stop_reason
+        self.usage.update(fields.get("usage"))
         if keep_text:
-            content = get(message, "content")
+            content = fields.get("content")
             if isinstance(content, list | tuple):
                 for block in content:
                     if get(block, "type") == "text" and (text := _text(get(block, "text"))):
