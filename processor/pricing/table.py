@@ -2,13 +2,16 @@
 
 ``calc_price`` resolves the model, selects and validates the price and decomposes the usage on
 every call. Here each (provider, model) lookup is cached and each price set is compiled once
-into a ``PricePlan`` (see ``spanledger.processor.pricing.plan``), so a call costs two dict
-lookups and a few integer operations.
+into a ``PricePlan`` (see ``spanledger.processor.pricing.plan``). ``quote`` goes further: each
+(provider, model) gets one quote function on its first call, the price sets' integer paths
+bound to the entry, so a call costs two dict lookups, one call and a few integer operations.
 
 The selected price depends on the call's start time only through ``ConditionalPrice``
 constraints: start dates are compiled into a schedule of UTC days, searched with integer
-comparisons; a model with time-of-day prices is resolved through genai-prices on every call.
-Service tiers select genai-prices' price variants, resolved once per model, tier and UTC day.
+comparisons (a quote walks the dated price sets' own paths, latest first); prices that also
+depend on the time of day are resolved through genai-prices once per UTC day and stretch of
+the day between two time-of-day bounds. Service tiers select genai-prices' price variants,
+resolved the same way, once per model, tier, day and stretch.
 """
 
 from __future__ import annotations
