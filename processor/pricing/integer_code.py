@@ -63,6 +63,19 @@ def factory_arguments(terms: Sequence[IntegerTerm]) -> list[int]:
     return arguments
 
 
+def decimal_terms(terms: Sequence[IntegerTerm]) -> list[int]:
+    """Terms the quote form multiplies in Decimal directly: each alone in its component, on a
+    leaf count, without tiers. Their Decimal rates (``R<index>``) follow the other arguments
+    of the quote form's factory, in this order.
+    """
+    alone = [sum(1 for *_, component in terms if component == term[3]) == 1 for term in terms]
+    return [
+        index
+        for index, (slot, _, tiers, _) in enumerate(terms)
+        if alone[index] and slot >= 0 and not tiers
+    ]
+
+
 def count_bits(terms: Sequence[IntegerTerm], limit: int) -> int:
     """The most bits every count may have for the sum of ``terms`` to stay below ``limit``.
 
@@ -106,6 +119,7 @@ def factory_source(
             [f"def build({', '.join(parameters)}):", *inner, "    return integer_price"]
         )
     parameters += ("BITS", "NAME", "FROM", "older", "slow")
+    parameters += [f"R{index}" for index in decimal_terms(terms)]
     lines = []
     if guards.variants:
         lines += ["if usage.service_tier:", "    return slow(usage, start)"]
@@ -164,22 +178,39 @@ def _body(
             chosen = f"(t{index}_{tier} if c0 > b{index}_{tier} else {chosen})"
         sums[component].append(chosen if slot < 0 else f"{chosen} * {leaf_names[slot]}")
     used = [index for index, parts in enumerate(sums) if parts]
-    lines += [f"s{index} = {' + '.join(sums[index])}" for index in used]
-    total = " + ".join(f"s{index}" for index in used) or "0"
-    if not quote:
-        lines += [f"total = {total}", "if total >= LIMIT:", "    return None"]
-    lines += [f"d{index} = SCALE * s{index} if s{index} else ZERO" for index in used]
-    parts = [f"d{index}" if index in used else "ZERO" for index in range(COMPONENTS)]
     name = "NAME" if quote else "name"
-    total = "total" if not quote else f"({total})"
-    return [
-        *lines,
-        f"return new(TablePrice, ({_total(used, total)}, {', '.join(parts)}, {name}))",
-    ]
+    parts = [f"d{index}" if index in used else "ZERO" for index in range(COMPONENTS)]
+    if not quote:
+        lines += [f"s{index} = {' + '.join(sums[index])}" for index in used]
+        lines += [f"total = {' + '.join(f's{index}' for index in used) or '0'}"]
+        lines += ["if total >= LIMIT:", "    return None"]
+        lines += [f"d{index} = SCALE * s{index} if s{index} else ZERO" for index in used]
+        total = _total(used, "total", {index: f"s{index}" for index in used})
+        return [*lines, f"return new(TablePrice, ({total}, {', '.join(parts)}, {name}))"]
+    # A component of one term on a leaf count is that count times the Decimal rate; the
+    # others are summed in integers and scaled once.
+    direct = {terms[index][3]: index for index in decimal_terms(terms)}
+    amounts: dict[int, str] = {}
+    nonzero: dict[int, str] = {}
+    for component in used:
+        if component in direct:
+            index = direct[component]
+            leaf = leaf_names[terms[index][0]]
+            lines.append(f"d{component} = R{index} * {leaf} if {leaf} else ZERO")
+            amounts[component], nonzero[component] = f"r{index} * {leaf}", leaf
+        else:
+            lines.append(f"s{component} = {' + '.join(sums[component])}")
+            lines.append(f"d{component} = SCALE * s{component} if s{component} else ZERO")
+            amounts[component] = nonzero[component] = f"s{component}"
+    total = _total(used, f"({' + '.join(amounts[index] for index in used)})", nonzero)
+    return [*lines, f"return new(TablePrice, ({total}, {', '.join(parts)}, {name}))"]
 
 
-def _total(used: list[int], total: str) -> str:
-    """The total as a Decimal: a sum of at most two parts, else the scaled integer total."""
+def _total(used: list[int], total: str, nonzero: dict[int, str]) -> str:
+    """The total as a Decimal: the sum of at most two parts, else the scaled integer ``total``.
+
+    ``nonzero[component]`` is an expression that is zero exactly when the component is.
+    """
     if not used:
         return "ZERO"
     if len(used) == 1:
@@ -188,5 +219,5 @@ def _total(used: list[int], total: str) -> str:
     pair = f"d{first} + d{second}"
     if not rest:
         return pair
-    others = " or ".join(f"s{index}" for index in rest)
+    others = " or ".join(nonzero[index] for index in rest)
     return f"(SCALE * {total} if {others} else {pair})"

@@ -28,6 +28,7 @@ from spanledger.processor.pricing.integer_code import (
     Guards,
     IntegerTerm,
     count_bits,
+    decimal_terms,
     factory_arguments,
     factory_source,
 )
@@ -221,8 +222,14 @@ class PricePlan:
         if bits < 1:
             return None
         build = _factory(self._source(quote=True, guards=guards))
-        arguments = factory_arguments(self._integer_terms)
-        return build(*arguments, self._scale, bits, name, start_from, older, slow)
+        terms = self._integer_terms
+        arguments = factory_arguments(terms)
+        # A zero rate's amount is the plain zero, as ``SCALE * 0`` would not be.
+        rates = [
+            self._scale * terms[index][1] if terms[index][1] else _ZERO
+            for index in decimal_terms(terms)
+        ]
+        return build(*arguments, self._scale, bits, name, start_from, older, slow, *rates)
 
     def _source(self, *, quote: bool, guards: Guards = NO_GUARDS) -> str:
         assert self._integer_terms is not None
