@@ -5,14 +5,16 @@ gives each complete event. Only the ``event`` and ``data`` fields matter here.
 
 A stream spends most of its events on ones the instrumentation does not read (text deltas), so a
 decoder told which event types are ``wanted`` passes over the others whole: while the stream
-separates its lines with ``\\n`` alone (as the Messages API does), each event is found by its
-closing blank line and, when it opens with an ``event:`` line naming an unwanted type, dropped
-without its lines being decoded. Anything else goes through the line-by-line reading that the
-format defines.
+separates its lines with ``\\n`` alone (as the Messages API does), the complete events of a
+chunk in which no ``event:`` line names a wanted type are passed over in one search; otherwise
+each event is found by its closing blank line and, when it opens with an ``event:`` line naming
+an unwanted type, dropped without its lines being decoded. Anything else goes through the
+line-by-line reading that the format defines.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from typing import NamedTuple
 
@@ -37,6 +39,14 @@ class SSEDecoder:
     def __init__(self, wanted: Collection[str] | None = None) -> None:
         self._wanted = wanted
         self._wanted_names = None if wanted is None else frozenset(name.encode() for name in wanted)
+        self._naming_wanted = (
+            None
+            if wanted is None
+            else re.compile(
+                rb"event: ?(?:" + b"|".join(re.escape(name.encode()) for name in wanted) + rb")"
+            )
+        )
+        """Finds an ``event:`` field that may name a wanted type (a false find costs only time)."""
         self._pending = b""
         self._event: str | None = None
         self._data: list[str] = []
@@ -50,6 +60,14 @@ class SSEDecoder:
             self._by_line = True
             self._pending = b""
             return self._lines(buffer)
+        naming_wanted = self._naming_wanted
+        if naming_wanted is not None:
+            # Everything up to the last blank line is complete events; when none of them names
+            # a wanted type, none is given, and the decoder keeps no state between events.
+            end = buffer.rfind(b"\n\n")
+            if end < 0 or naming_wanted.search(buffer, 0, end) is None:
+                self._pending = buffer if end < 0 else buffer[end + 2 :]
+                return []
         events: list[ServerSentEvent] = []
         wanted_names = self._wanted_names
         # Every block but the last holds the lines of one event, which a blank line closed.

@@ -109,6 +109,32 @@ def test_sse_decoder_gives_the_same_events_for_every_chunking(newline: str) -> N
         assert decode_all(body, size) == whole
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_sse_decoder_told_what_it_wants_gives_exactly_those_events(newline: str) -> None:
+    events = [
+        ("ping", {"type": "ping", "note": "event: message_start is only text here"}),
+        *stream_events(),
+        ("content_block_delta", {"type": "content_block_delta", "delta": {"text": "event:"}}),
+    ]
+    body = sse_bytes(events, newline) + b"data: no type\n\n\n\nevent:message_delta\ndata: {}\n\n"
+    wanted = {"message_start", "message_delta", "message_stop"}
+    everything = decode_all(body, len(body))
+    expected = [event for event in everything if event.event in wanted]
+    assert [event.event for event in expected] == [
+        "message_start",
+        "message_delta",
+        "message_stop",
+        "message_delta",
+    ]
+    for size in (1, 2, 3, 7, 20, 64, len(body)):
+        decoder = SSEDecoder(wanted=wanted)
+        found: list[ServerSentEvent] = []
+        for start in range(0, len(body), size):
+            found.extend(decoder.feed(body[start : start + size]))
+        found.extend(decoder.close())
+        assert found == expected, size
+
+
 def test_sse_decoder_joins_data_lines_skips_comments_and_flushes_an_unterminated_event() -> None:
     decoder = SSEDecoder()
     body = b": keep-alive\nevent: a\ndata: one\ndata: two\n\nevent: orphan\n\ndata: tail"
