@@ -57,16 +57,15 @@ from typing import Any
 
 import httpx2
 import openai
+from instrumentation_overhead import DiscardExporter, Sample, start_standin
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
-    SpanExporter,
-    SpanExportResult,
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -121,19 +120,6 @@ def ensure_compare_venv(if_available: bool) -> None:
     os.execv(python, [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
 
 
-class DiscardExporter(SpanExporter):
-    """Accepts every span and keeps none."""
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return SpanExportResult.SUCCESS
-
-
-@dataclass
-class Sample:
-    cpu_us: float
-    wall_us: float
-
-
 @dataclass
 class Variant:
     """One way of running the same calls: how to switch it on, and off again."""
@@ -141,21 +127,6 @@ class Variant:
     name: str
     on: Callable[[], None]
     off: Callable[[], None]
-
-
-def start_standin() -> tuple[subprocess.Popen[str], str]:
-    """The stand-in in its own process; returns it and its base URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "spanledger.standin", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    url = process.stdout.readline().strip()
-    if not url.startswith("http://"):
-        process.terminate()
-        raise SystemExit(f"the stand-in did not start (printed {url!r})")
-    return process, url + "/v1"
 
 
 class Replay:

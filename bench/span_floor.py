@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Traffic, build_traffic
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from rollup import CountingSink
 
 from spanledger.processor.components import CallSink
 from spanledger.processor.ledger import LedgerConfig, LedgerSink
 from spanledger.processor.metrics import MetricsConfig, MetricsSink
-from spanledger.processor.model import CountedCall
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
@@ -60,17 +60,6 @@ class SerializedExporter:
 
     def export(self, request: ExportTraceServiceRequest) -> None:
         raise AssertionError("the pipeline should hand over the encoded request")
-
-    def shutdown(self, timeout: float) -> None:
-        pass
-
-
-class CountingSink:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def record(self, calls: Sequence[CountedCall]) -> None:
-        self.calls += len(calls)
 
     def shutdown(self, timeout: float) -> None:
         pass
