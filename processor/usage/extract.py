@@ -95,6 +95,19 @@ _COUNT_KEYS = (
 )
 _COUNT_KEY_SET = frozenset(_COUNT_KEYS)
 _REPORTED_COST_SET = frozenset(REPORTED_COST)
+_DETAIL_KEY_SET = frozenset(
+    CACHE_READ
+    + CACHE_WRITE
+    + CACHE_WRITE_5M
+    + CACHE_WRITE_1H
+    + REASONING
+    + INPUT_AUDIO
+    + OUTPUT_AUDIO
+    + COMPACTION_INPUT
+    + COMPACTION_OUTPUT
+    + TOTAL_ONLY
+)
+"""Every count besides the input and output totals: most spans carry none of them."""
 
 
 def extract_usage(attributes: Mapping[str, object], span_name: str = "") -> Usage | None:
@@ -139,6 +152,11 @@ def _read_counts(reader: _Reader, usage: Usage, attributes: Mapping[str, object]
     ):
         if total is None and not attributes.keys().isdisjoint(keys):
             reader.problems.append(f"{INCOMPLETE} no usable {name} token count")
+    if attributes.keys().isdisjoint(_DETAIL_KEY_SET):
+        # Totals alone: every detail stays 0 and no rule below can apply.
+        usage.input_tokens = input_total or 0
+        usage.output_tokens = output_total or 0
+        return
     if (
         input_total is None
         and output_total is None
@@ -238,6 +256,8 @@ class _Reader:
             return None
         for key in keys:
             value = self.attributes.get(key)
-            if isinstance(value, str) and value.strip():
-                return value.strip()
+            if isinstance(value, str):
+                value = value.strip()
+                if value:
+                    return value
         return None
