@@ -109,6 +109,8 @@ class Pipeline:
         self._in_flight = 0
         self._flushing = 0
         """Flushes of due traces under way; while one runs, receivers take due traces too."""
+        self._exporters_full = 0
+        """Exports waiting on an exporter that pushes back; receivers then leave due traces."""
         self._counters = dict.fromkeys(_COUNTERS, 0)
         self._closed = False
         self._shutdown_deadline: float | None = None
@@ -150,9 +152,10 @@ class Pipeline:
             self._counters["late_spans"] += admission.late
             self._counters["early_flushes"] += len(admission.early)
             taken = admission.early
-            if self._flushing and arrivals:
-                # The flush thread is busy: take as many spans of due traces as arrived, so
-                # intake cannot outrun processing and fill the rollup to its limits.
+            if self._flushing and not self._exporters_full and arrivals:
+                # The flush thread is busy pricing: take as many spans of due traces as arrived,
+                # so intake cannot outrun processing and fill the rollup to its limits. (When
+                # exporters push back, the rollup holds spans instead, so senders get answers.)
                 shared = self._buffer.due(now, span_budget=len(arrivals))
                 self._counters["early_flushes"] += sum(1 for t in shared if t.early is not None)
                 taken = taken + shared
@@ -312,27 +315,37 @@ class Pipeline:
         deadline = time.monotonic() + self.export_patience
         if self._shutdown_deadline is not None:
             deadline = min(deadline, self._shutdown_deadline)
-        while True:
-            try:
-                send()
-            except Backpressure as exc:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    log.error(
-                        "exporter %s stayed full for %.1fs; a batch was not forwarded to it: %s",
-                        type(exporter).__name__,
-                        self.export_patience,
-                        exc,
-                    )
+        waiting = False
+        try:
+            while True:
+                try:
+                    send()
+                except Backpressure as exc:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        log.error(
+                            "exporter %s stayed full for %.1fs; a batch was not forwarded to "
+                            "it: %s",
+                            type(exporter).__name__,
+                            self.export_patience,
+                            exc,
+                        )
+                        return "export_errors"
+                    with self._lock:
+                        self._counters["export_waits"] += 1
+                        if not waiting:
+                            waiting = True
+                            self._exporters_full += 1
+                    time.sleep(min(max(exc.retry_after, 0.01), 1.0, remaining))
+                except Exception:
+                    log.exception("exporter %s failed", type(exporter).__name__)
                     return "export_errors"
+                else:
+                    return None
+        finally:
+            if waiting:
                 with self._lock:
-                    self._counters["export_waits"] += 1
-                time.sleep(min(max(exc.retry_after, 0.01), 1.0, remaining))
-            except Exception:
-                log.exception("exporter %s failed", type(exporter).__name__)
-                return "export_errors"
-            else:
-                return None
+                    self._exporters_full -= 1
 
     # Lifecycle.
 

@@ -295,6 +295,34 @@ def test_an_exporter_that_stays_full_is_given_up_on_with_an_error(caplog):
     assert "stayed full" in caplog.text
 
 
+def test_while_an_exporter_pushes_back_senders_are_answered_and_their_spans_held():
+    full = FullExporter(refusals=10**6)
+    clock = FakeClock()
+    pipeline = build([full], [], clock, trace_idle=1.0, root_grace=60.0)
+    pipeline.export_patience = 30.0
+    pipeline.consume(request((APP, [span(15, 1, None, "a")])))
+    clock.advance(2.0)
+    flusher = threading.Thread(target=pipeline.flush_due, name="flusher")
+    flusher.start()
+    try:
+        deadline = time.monotonic() + 5
+        while pipeline.stats["export_waits"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pipeline.stats["export_waits"] > 0, "the flusher never met the full exporter"
+        started = time.monotonic()
+        for trace in range(16, 20):
+            pipeline.consume(request((APP, [span(trace, 1, None, "a")])))
+            clock.advance(2.0)
+        assert time.monotonic() - started < 2.0, "senders waited on the full exporter"
+        assert pipeline.stats["spans_held"] == 4
+    finally:
+        full.refusals = 0
+        flusher.join(10)
+    assert sorted(item.span.trace_id[-1] for item in full.spans()) == [15]
+    pipeline.flush_due()
+    assert sorted(item.span.trace_id[-1] for item in full.spans()) == [15, 16, 17, 18, 19]
+
+
 def test_concurrent_senders_and_the_flusher_lose_and_double_nothing():
     """Four sender threads, each delivering its traces twice, while the flusher runs."""
     exporter, sink = RecordingExporter(), RecordingSink()
