@@ -12,11 +12,16 @@ Two forms are generated from one shape:
 - ``price``: ``integer_price(usage, name) -> TablePrice | None``; raises through
   ``negative``/``invalid`` on counts genai-prices refuses, None when the sum has more digits
   than the Decimal precision.
-- ``quote``: ``quote(usage, start_time_unix_nano) -> TablePrice | str`` for one price set of
-  one table entry, its name bound. A call that starts before the price set applies goes to
-  ``older``, the quote of the price set before it; every other case it does not price itself
-  (a service tier, a refused count, a long sum, no start time) goes to the entry's ``slow``
-  path, which gives the same answer the long way.
+- ``quote``: ``quote(usage, start_time_unix_nano, record) -> TablePrice | str``, one function
+  per shape; what differs between the price sets of that shape (name, rates, scale...) is in
+  ``record``, a plain tuple whose first item is the function itself (see ``QuoteRecord``). A
+  call that starts before the price set applies goes to ``older``, the record of the price set
+  before it; every other case it does not price itself (a service tier, a refused count, a
+  long sum, no start time) goes to the entry's ``slow`` path, which gives the same answer the
+  long way.
+
+A record keeps everything one quote reads in one tuple of shared values: a table of
+thousands of models costs a quote a few memory lines of its own, not one per closure cell.
 
 Decimals are built from the scaled integers by one exact multiplication each (a power of
 ten only moves the exponent); the total of one or two nonzero parts is their Decimal sum,
@@ -25,6 +30,7 @@ exact because it is below the precision limit.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,6 +42,23 @@ IntegerTerm = tuple[int, int, tuple[tuple[int, int], ...], int]
 
 COMPONENTS = 4
 
+QuoteRecord = tuple
+"""``(quote, NAME, BITS, SCALE, <rates and tier bounds>, <Decimal rates>, FROM, older, slow)``.
+
+Called as ``record[0](usage, start_time_unix_nano, record)``. The rates and tier bounds follow
+``factory_arguments``, the Decimal rates ``decimal_terms``; a price set pricing nothing a
+``Usage`` counts has its constant zero price there instead. ``FROM`` is the start time (ns)
+from which the price set applies, ``older`` the record of the price set before (None for the
+first), ``slow(usage, start)`` prices what the quote hands on. What every call reads comes
+first, what few calls read last.
+"""
+
+HEAD = ("NAME", "BITS", "SCALE")
+"""The names of a record's items after the quote function, before the rates."""
+
+TAIL = ("FROM", "older", "slow")
+"""The names of a record's last items."""
+
 
 @dataclass(frozen=True, slots=True)
 class Guards:
@@ -44,7 +67,7 @@ class Guards:
     variants: bool = False
     """Calls naming a service tier go to ``slow`` (the entry has tier variants)."""
     dated: bool = False
-    """Calls that start before ``FROM`` go to ``older``, the quote of the price set before."""
+    """Calls that start before ``FROM`` go to ``older``, the record of the price set before."""
     oldest: bool = False
     """Calls without a start time go to ``slow``, which prices them as of now (the oldest of
     dated price sets)."""
@@ -97,45 +120,56 @@ def factory_source(
     terms: Sequence[IntegerTerm],
     tiered: bool,
     count_fields: Sequence[tuple[str, ...]],
-    *,
-    quote: bool,
+) -> str:
+    """Source of ``build(<rates and tier bounds>, SCALE)``, which returns the ``price`` form."""
+    parameters = [*_rate_names(terms), "SCALE"]
+    inner = ["    def integer_price(usage, name):"]
+    inner += [f"        {line}" for line in _body(carve, terms, tiered, count_fields, False)]
+    return "\n".join([f"def build({', '.join(parameters)}):", *inner, "    return integer_price"])
+
+
+def quote_source(
+    carve: Carve,
+    terms: Sequence[IntegerTerm],
+    tiered: bool,
+    count_fields: Sequence[tuple[str, ...]],
     guards: Guards = NO_GUARDS,
 ) -> str:
-    """Source of ``build(<rates and tier bounds>, SCALE[, BITS, NAME, FROM, older, slow])``.
+    """Source of ``quote(usage, start, q)``, the ``quote`` form, reading its record ``q``.
 
-    ``build`` returns the ``quote`` form when ``quote`` is set, else the ``price`` form (see
-    the module); ``guards`` say which calls the quote form hands on before pricing.
+    ``guards`` say which calls it hands on before pricing.
     """
-    parameters = []
-    for index, (_, _, tiers, _) in enumerate(terms):
-        parameters.append(f"r{index}")
-        for tier in range(len(tiers)):
-            parameters += (f"b{index}_{tier}", f"t{index}_{tier}")
-    parameters.append("SCALE")
-    if not quote:
-        inner = ["    def integer_price(usage, name):"]
-        inner += [f"        {line}" for line in _body(carve, terms, tiered, count_fields, False)]
-        return "\n".join(
-            [f"def build({', '.join(parameters)}):", *inner, "    return integer_price"]
-        )
-    parameters += ("BITS", "NAME", "FROM", "older", "slow")
-    parameters += [f"R{index}" for index in decimal_terms(terms)]
+    names = [*HEAD, *_rate_names(terms)]
+    names += [f"R{index}" for index in decimal_terms(terms)]
+    if not terms:
+        names.append("RESULT")
+    names += TAIL
     lines = []
     if guards.variants:
         lines += ["if usage.service_tier:", "    return slow(usage, start)"]
     if guards.dated:
-        lines += ["if start < FROM:", "    return older(usage, start)"]
+        lines += ["if start < FROM:", "    return older[0](usage, start, older)"]
     if guards.oldest:
         lines += ["if start <= 0:", "    return slow(usage, start)"]
-    head = [f"def build({', '.join(parameters)}):"]
     if terms:
         lines += _body(carve, terms, tiered, count_fields, True)
     else:
-        # Nothing a Usage counts is priced: every call costs the same zero.
-        head.append("    RESULT = new(TablePrice, (ZERO, ZERO, ZERO, ZERO, ZERO, NAME))")
+        # Nothing a Usage counts is priced: every call costs the same zero, kept in the record.
         lines.append("return RESULT")
-    inner = ["    def quote(usage, start):", *(f"        {line}" for line in lines)]
-    return "\n".join([*head, *inner, "    return quote"])
+    where = {name: f"q[{index}]" for index, name in enumerate(names, start=1)}
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
+    body = [pattern.sub(lambda found: where[found.group(1)], line) for line in lines]
+    return "\n".join(["def quote(usage, start, q):", *(f"    {line}" for line in body)])
+
+
+def _rate_names(terms: Sequence[IntegerTerm]) -> list[str]:
+    """The names of the rates and tier bounds, in ``factory_arguments`` order."""
+    names = []
+    for index, (_, _, tiers, _) in enumerate(terms):
+        names.append(f"r{index}")
+        for tier in range(len(tiers)):
+            names += (f"b{index}_{tier}", f"t{index}_{tier}")
+    return names
 
 
 def _body(

@@ -27,10 +27,12 @@ from spanledger.processor.pricing.integer_code import (
     NO_GUARDS,
     Guards,
     IntegerTerm,
+    QuoteRecord,
     count_bits,
     decimal_terms,
     factory_arguments,
     factory_source,
+    quote_source,
 )
 
 INPUT, OUTPUT, CACHE_READ, CACHE_WRITE = range(4)
@@ -196,7 +198,7 @@ class PricePlan:
         self.integer_price: Callable[[Usage, str], TablePrice | None] | None = None
         """The integer fast path: ``integer_price(usage, name)``, None when it would round."""
         if integer_terms is not None:
-            self.code = self._source(quote=False)
+            self.code = self._source()
             build = _factory(self.code)
             self.integer_price = build(*factory_arguments(integer_terms), self._scale)
 
@@ -205,42 +207,40 @@ class PricePlan:
         name: str,
         slow: Callable[[Usage, int], TablePrice | str],
         *,
-        older: Callable[[Usage, int], TablePrice | str] | None = None,
+        older: QuoteRecord | None = None,
         start_from: int = 0,
         guards: Guards = NO_GUARDS,
-    ) -> Callable[[Usage, int], TablePrice | str] | None:
-        """``quote(usage, start_time_unix_nano)``: this price set's integer path for one entry.
+    ) -> QuoteRecord | None:
+        """This price set's integer path for one entry, as a quote record (see ``QuoteRecord``).
 
         The price is named ``name``. With ``guards.dated``, calls that start before
         ``start_from`` (ns) go to ``older``; the calls ``guards`` name and every call the
         integer path cannot price exactly (counts genai-prices refuses, sums past the Decimal
         precision) go to ``slow``. None when the price set has no integer path.
         """
-        if self._integer_terms is None:
+        terms = self._integer_terms
+        if terms is None:
             return None
-        bits = count_bits(self._integer_terms, _EXACT_LIMIT)
+        bits = count_bits(terms, _EXACT_LIMIT)
         if bits < 1:
             return None
-        build = _factory(self._source(quote=True, guards=guards))
-        terms = self._integer_terms
-        arguments = factory_arguments(terms)
+        quote = _quote_function(
+            quote_source(self._carve, terms, self._tiered, COUNT_FIELD_NAMES, guards)
+        )
         # A zero rate's amount is the plain zero, as ``SCALE * 0`` would not be.
         rates = [
             self._scale * terms[index][1] if terms[index][1] else _ZERO
             for index in decimal_terms(terms)
         ]
-        return build(*arguments, self._scale, bits, name, start_from, older, slow, *rates)
+        values = (bits, self._scale, *factory_arguments(terms), *rates)
+        shared = [_shared(value) for value in values]
+        if not terms:
+            shared.append(TablePrice(_ZERO, _ZERO, _ZERO, _ZERO, _ZERO, name))
+        return (quote, name, *shared, _shared(start_from), older, slow)
 
-    def _source(self, *, quote: bool, guards: Guards = NO_GUARDS) -> str:
+    def _source(self) -> str:
         assert self._integer_terms is not None
-        return factory_source(
-            self._carve,
-            self._integer_terms,
-            self._tiered,
-            COUNT_FIELD_NAMES,
-            quote=quote,
-            guards=guards,
-        )
+        return factory_source(self._carve, self._integer_terms, self._tiered, COUNT_FIELD_NAMES)
 
     def price(self, usage: Usage, name: str) -> TablePrice:
         """What ``usage`` costs, named ``name``; ``PricingError`` as in ``compute``."""
@@ -319,26 +319,58 @@ def _integer_terms(terms: tuple[_Term, ...]) -> tuple[int, tuple[IntegerTerm, ..
     return scale, tuple(compiled)
 
 
-_FACTORIES: dict[str, Callable[..., Callable[..., Any]]] = {}
-"""Compiled factories by source: one per price-set shape and form."""
+_COMPILED: dict[str, Callable[..., Any]] = {}
+"""Functions by source: one per price-set shape and form."""
+
+_NAMESPACE: dict[str, Any] = {
+    "new": tuple.__new__,
+    "TablePrice": TablePrice,
+    "ZERO": _ZERO,
+    "LIMIT": _EXACT_LIMIT,
+}
+
+
+def _compiled(source: str, name: str) -> Callable[..., Any]:
+    """The function ``name`` that ``source`` defines, compiled once per distinct source."""
+    known = _COMPILED.get(source)
+    if known is not None:
+        return known
+    namespace: dict[str, Any] = {**_NAMESPACE, "invalid": _invalid, "negative": _negative}
+    exec(compile(source, "<spanledger price plan>", "exec"), namespace)
+    built = _COMPILED[source] = namespace[name]
+    return built
 
 
 def _factory(source: str) -> Callable[..., Callable[..., Any]]:
-    """The ``build`` function of ``source``, compiled once per distinct source."""
-    known = _FACTORIES.get(source)
-    if known is not None:
-        return known
-    namespace: dict[str, Any] = {
-        "new": tuple.__new__,
-        "TablePrice": TablePrice,
-        "ZERO": _ZERO,
-        "LIMIT": _EXACT_LIMIT,
-        "invalid": _invalid,
-        "negative": _negative,
-    }
-    exec(compile(source, "<spanledger price plan>", "exec"), namespace)
-    built = _FACTORIES[source] = namespace["build"]
-    return built
+    """The ``build`` function of a ``price`` form's source."""
+    return _compiled(source, "build")
+
+
+def _quote_function(source: str) -> Callable[..., TablePrice | str]:
+    """The ``quote`` function of a ``quote`` form's source, shared by every record of its shape."""
+    return _compiled(source, "quote")
+
+
+_SHARED: dict[tuple[type, object], Any] = {}
+"""One object per distinct rate, bound, scale and start time, shared by every record."""
+
+
+def _shared(value: int | Decimal) -> Any:
+    """The one shared object equal to ``value``, of its type and (for a Decimal) exponent.
+
+    Records of thousands of models then point at a few hundred numbers, which stay in the
+    CPU's caches, instead of each at its own.
+    """
+    key = (value.__class__, value.as_tuple() if isinstance(value, Decimal) else value)
+    known = _SHARED.get(key)
+    if known is None:
+        if len(_SHARED) >= _SHARED_LIMIT:
+            _SHARED.clear()
+        known = _SHARED[key] = value
+    return known
+
+
+_SHARED_LIMIT = 100_000
 
 
 def _negative(*counts: int) -> None:

@@ -4,7 +4,9 @@
 every call. Here each (provider, model) lookup is cached and each price set is compiled once
 into a ``PricePlan`` (see ``spanledger.processor.pricing.plan``). ``quote`` goes further: each
 (provider, model) gets one quote function on its first call, the price sets' integer paths
-bound to the entry, so a call costs two dict lookups, one call and a few integer operations.
+held in one record per entry (its name, rates and links, in a tuple of shared values), so a
+call costs two dict lookups, one call and a few integer operations, and touches few memory
+lines of its own however many models the table has quoted.
 
 The selected price depends on the call's start time only through ``ConditionalPrice``
 constraints: start dates are compiled into a schedule of UTC days, searched with integer
@@ -34,7 +36,7 @@ from genai_prices.types import (
 )
 
 from spanledger.processor.model import Usage
-from spanledger.processor.pricing.integer_code import Guards
+from spanledger.processor.pricing.integer_code import Guards, QuoteRecord
 from spanledger.processor.pricing.plan import PricePlan, PricingError, TablePrice
 
 NANOS_PER_DAY = 86_400 * 1_000_000_000
@@ -115,7 +117,7 @@ class PriceTable:
         self._in_context: dict[
             tuple[int, tuple[tuple[str, str], ...], int, int], PricePlan | str
         ] = {}
-        self._quoters: dict[str | None, dict[str, Quoter]] = {}
+        self._quoters: dict[str | None, dict[str, QuoteRecord]] = {}
 
     def lookup(self, provider_id: str | None, model: str) -> TableEntry | str:
         """The entry for ``model`` at ``provider_id`` (None: any provider), or why there is none."""
@@ -134,47 +136,53 @@ class PriceTable:
     ) -> TablePrice | str:
         """``lookup`` and ``price`` in one call: the price, or why there is none.
 
-        Each (provider, model) gets one quoting function, built on its first call: for an
-        entry with an integer path, that path specialised to the entry (its name, the start
-        of its latest price, whether it has tier variants), which hands every other case to
-        ``price``; for a model the table does not have, the reason.
+        Each (provider, model) gets one quote record, built on its first call (see
+        ``quoter``); for a model the table does not have, the record answers the reason.
         """
         try:
-            quoter = self._quoters[provider_id][model]
+            record = self._quoters[provider_id][model]
         except KeyError:
-            quoter = self._quoter(provider_id, model)
-        return quoter(usage, start_time_unix_nano)
+            record = self.quoter(provider_id, model)
+        return record[0](usage, start_time_unix_nano, record)
 
-    def _quoter(self, provider_id: str | None, model: str) -> Quoter:
-        entry = self.lookup(provider_id, model)
+    def quoter(self, provider_id: str | None, model: str) -> QuoteRecord:
+        """The quote record of ``model`` at ``provider_id``, built once and remembered.
+
+        ``record[0](usage, start_time_unix_nano, record)`` is ``quote`` without the look-ups.
+        For an entry with an integer path, the record holds that path's constants for the
+        entry (its name, rates, the start of its latest price) and hands every other case to
+        ``price``; for a model the table does not have, it answers the reason.
+        """
         quoters = self._quoters.get(provider_id)
         if quoters is None:
             quoters = self._quoters[provider_id] = {}
-        elif len(quoters) >= _CACHE_LIMIT:
+        record = quoters.get(model)
+        if record is not None:
+            return record
+        if len(quoters) >= _CACHE_LIMIT:
             quoters.clear()
-        if isinstance(entry, str):
-            quoter: Quoter = partial(_refuse, entry)
-        else:
-            quoter = self._entry_quoter(entry)
-        quoters[model] = quoter
-        return quoter
+        entry = self.lookup(provider_id, model)
+        record = (_refuse, entry) if isinstance(entry, str) else self.entry_quoter(entry)
+        quoters[model] = record
+        return record
 
-    def _entry_quoter(self, entry: TableEntry) -> Quoter:
-        """The quote function of ``entry``: its price sets' integer paths, latest first.
+    def entry_quoter(self, entry: TableEntry) -> QuoteRecord:
+        """The quote record of ``entry``: its price sets' integer paths, latest first.
 
-        Each dated price set's path hands calls that start before its first day to the one
-        before it, as ``plan_at`` walks the schedule; the default price set's path takes the
-        rest. Whatever a path does not price goes to ``price``.
+        Each dated price set's record hands calls that start before its first day to the one
+        before it, as ``plan_at`` walks the schedule; the default price set's takes the rest.
+        Whatever a record does not price goes to ``price``. Not remembered: ``quoter`` is.
         """
         slow: Quoter = partial(self._quote_slowly, entry)
+        slow_record = (_hand_on, slow)
         if entry.by_clock:
-            return slow
+            return slow_record
         dated = [(day * NANOS_PER_DAY, plan) for day, plan in entry.schedule]
         if any(start_from <= 0 for start_from, _ in dated):
-            return slow
+            return slow_record
         # The default price set first; the latest dated one, tried first, last.
         order = [(0, entry.default), *reversed(dated)]
-        quoter = slow
+        record: QuoteRecord = slow_record
         for index, (start_from, plan) in enumerate(order):
             guards = Guards(
                 variants=entry.variants and index == len(order) - 1,
@@ -184,11 +192,11 @@ class PriceTable:
             fast = None
             if isinstance(plan, PricePlan):
                 fast = plan.quoter(
-                    entry.name, slow, older=quoter, start_from=start_from, guards=guards
+                    entry.name, slow, older=record, start_from=start_from, guards=guards
                 )
             # Without an integer path, ``price`` takes every call from this price set on.
-            quoter = fast or slow
-        return quoter
+            record = fast or slow_record
+        return record
 
     def _quote_slowly(
         self, entry: TableEntry, usage: Usage, start_time_unix_nano: int
@@ -340,8 +348,14 @@ Quoter = Callable[[Usage, int], TablePrice | str]
 """``quoter(usage, start_time_unix_nano)``: one (provider, model)'s price, or why there is none."""
 
 
-def _refuse(reason: str, usage: Usage, start_time_unix_nano: int) -> str:
-    return reason
+def _refuse(usage: Usage, start_time_unix_nano: int, record: QuoteRecord) -> str:
+    """The quote of a model the table does not have: ``record[1]``, the reason."""
+    return record[1]
+
+
+def _hand_on(usage: Usage, start_time_unix_nano: int, record: QuoteRecord) -> TablePrice | str:
+    """The quote of an entry without an integer path: ``record[1]``, its slow path, prices."""
+    return record[1](usage, start_time_unix_nano)
 
 
 def _clock(info: ModelInfo) -> tuple[int, ...] | None:
