@@ -9,6 +9,7 @@ from decimal import Decimal
 from spanledger import semconv
 from spanledger.processor.model import ZERO, Cost, Usage
 from spanledger.processor.pricing.config import PricingConfig
+from spanledger.processor.pricing.integer_code import QuoteRecord
 from spanledger.processor.pricing.overrides import OverrideRule, load_overrides
 from spanledger.processor.pricing.plan import PricePlan, PricingError, TablePrice
 from spanledger.processor.pricing.providers import genai_prices_provider
@@ -18,6 +19,8 @@ from spanledger.processor.usage import has_incomplete_totals
 log = logging.getLogger(__name__)
 
 _HUNDRED = Decimal(100)
+_PRICED = semconv.STATUS_PRICED
+_TABLE = semconv.SOURCE_PRICE_TABLE
 _ROUTE_LIMIT = 50_000
 
 
@@ -47,6 +50,17 @@ class PriceBook:
     def price(self, usage: Usage, start_time_unix_nano: int) -> Cost:
         """The cost of the call ``usage`` describes, which started at ``start_time_unix_nano``."""
         try:
+            # The common call, priced from its tokens by a table entry's quote record, goes
+            # straight there; ``_price`` takes every other one, and the first of each model.
+            if usage.reported_cost is None and not usage.problems:
+                route = self._routes.get(
+                    (usage.provider, usage.response_model or usage.request_model)
+                )
+                if route is not None and route.direct:
+                    quote = route.quote
+                    price = quote[0](usage, start_time_unix_nano, quote)  # type: ignore[index]
+                    if price.__class__ is TablePrice:
+                        return self._priced(price)
             cost = self._price(usage, start_time_unix_nano)
         except Exception as exc:
             log.exception("pricing failed for %s/%s", usage.provider, usage.model)
@@ -54,6 +68,15 @@ class PriceBook:
         if cost.status == semconv.STATUS_PRICED and self._markup is not None:
             cost.billable = cost.total * self._markup
         return cost
+
+    def _priced(self, price: TablePrice) -> Cost:
+        """The ``Cost`` of a table price, as ``_cost`` and ``price`` make it."""
+        total = price[0]
+        billable = total * self._markup if self._markup is not None else None
+        # Positional: field order of ``Cost``, which is much cheaper to call than by keyword.
+        return Cost(
+            _PRICED, _TABLE, total, price[1], price[2], price[3], price[4], billable, price[5]
+        )
 
     def _price(self, usage: Usage, start_time_unix_nano: int) -> Cost:
         reported = usage.reported_cost
@@ -77,14 +100,17 @@ class PriceBook:
             route = self._route(provider, model)
         if route.unpriced is not None:
             return _unpriced(route.unpriced)
-        try:
-            if route.plan is not None:
+        if route.quote is not None:
+            quoted = route.quote[0](usage, start_time_unix_nano, route.quote)
+            if isinstance(quoted, str):
+                return _unpriced(f"{route.name}: {quoted}")
+            price = quoted
+        else:
+            assert route.plan is not None
+            try:
                 price = route.plan.price(usage, route.name)
-            else:
-                assert route.entry is not None
-                price = self.table.price(route.entry, usage, start_time_unix_nano)
-        except PricingError as exc:
-            return _unpriced(f"{route.name}: {exc}")
+            except PricingError as exc:
+                return _unpriced(f"{route.name}: {exc}")
         if route.discount is not None:
             return _discounted(price, route.discount)
         return _cost(route.source, price.total, price[1:5], price.pricing_model)
@@ -115,7 +141,14 @@ class PriceBook:
             )
         discount = rule.discount if rule is not None else None
         source = semconv.SOURCE_OVERRIDE if discount is not None else semconv.SOURCE_PRICE_TABLE
-        return _Route(source, name=entry.name, entry=entry, discount=discount)
+        return _Route(
+            source,
+            name=entry.name,
+            entry=entry,
+            quote=self.table.quoter(provider_id, model),
+            discount=discount,
+            direct=discount is None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +162,14 @@ class _Route:
     """An override's own prices."""
     entry: TableEntry | None = None
     """The price-table entry."""
+    quote: QuoteRecord | None = None
+    """The price-table entry's quote record (see ``PriceTable.quoter``)."""
     discount: Decimal | None = None
     """An override's discount on the price-table entry."""
     unpriced: str | None = None
     """Why such calls cannot be priced from their tokens."""
+    direct: bool = False
+    """Calls priced from their tokens cost the table price as it is (no override applies)."""
 
 
 def _cost(source: str, total: Decimal, parts: list[Decimal] | tuple, model: str) -> Cost:
