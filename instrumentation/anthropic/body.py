@@ -17,9 +17,18 @@ import httpx2
 
 
 class BodyWatcher(Protocol):
-    """Told about each raw chunk and about the end of reading. Neither method may raise."""
+    """Given the raw chunks and told about the end of reading. No method may raise.
 
-    def feed(self, chunk: bytes) -> None: ...
+    The body appends each chunk to ``unread`` and calls ``read_unread`` once ``unread`` holds
+    ``chunks_per_read`` of them: a list append costs less per chunk than a call.
+    """
+
+    unread: list[bytes]
+    chunks_per_read: int
+
+    def read_unread(self) -> None:
+        """Reads the chunks in ``unread`` and empties it."""
+        ...
 
     def finish(self, *, exhausted: bool = False, error: BaseException | None = None) -> None:
         """Reading ended: ``exhausted`` when the body was read to its end, ``error`` when it failed.
@@ -40,10 +49,17 @@ class _WatchedSyncBody(httpx2.SyncByteStream):
         return getattr(self._sync_body, "elapsed", None)
 
     def __iter__(self) -> Iterator[bytes]:
-        feed = self._watcher.feed
+        watcher = self._watcher
+        unread, read_unread, chunks_per_read = (
+            watcher.unread,
+            watcher.read_unread,
+            watcher.chunks_per_read,
+        )
         try:
             for chunk in self._sync_body:
-                feed(chunk)
+                unread.append(chunk)
+                if len(unread) >= chunks_per_read:
+                    read_unread()
                 yield chunk
         except Exception as error:
             self._watcher.finish(error=error)
@@ -71,10 +87,17 @@ class _WatchedAsyncBody(httpx2.AsyncByteStream):
         return getattr(self._async_body, "elapsed", None)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        feed = self._watcher.feed
+        watcher = self._watcher
+        unread, read_unread, chunks_per_read = (
+            watcher.unread,
+            watcher.read_unread,
+            watcher.chunks_per_read,
+        )
         try:
             async for chunk in self._async_body:
-                feed(chunk)
+                unread.append(chunk)
+                if len(unread) >= chunks_per_read:
+                    read_unread()
                 yield chunk
         except Exception as error:
             self._watcher.finish(error=error)

@@ -3,6 +3,7 @@
 :class:`MessageBodyWatcher` gets the raw bytes of a ``/v1/messages`` response (see ``body.py``),
 undoes a gzip/deflate content encoding, and follows either the server-sent events of a stream or
 the JSON of a whole Message. When reading ends it reports a :class:`BodyOutcome` exactly once.
+Nothing in the body is needed before its end, so chunks are read a few at a time.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 
 MAX_JSON_BODY_BYTES = 32 * 1024 * 1024
 """A JSON body longer than this is passed on without being kept for its usage."""
+
+CHUNKS_PER_READ = 32
+"""Raw chunks are kept and read this many at a time (and at the end): one search through their
+joined bytes costs less than one per chunk, and nothing is needed from them before the end."""
 
 
 @dataclass(frozen=True)
@@ -76,13 +81,30 @@ class MessageBodyWatcher:
         self._broken = False
         self._lock = threading.Lock()
         self._ended = False
+        self.unread: list[bytes] = []
+        """Raw chunks not read yet: they are read :data:`CHUNKS_PER_READ` at a time."""
+        self.chunks_per_read = CHUNKS_PER_READ
 
     def feed(self, chunk: bytes) -> None:
         """Takes a raw chunk of the body. Never raises."""
-        if self._broken or self._ended or self._decompress is None:
+        self.unread.append(chunk)
+        if len(self.unread) >= self.chunks_per_read:
+            self.read_unread()
+
+    def read_unread(self) -> None:
+        """Reads the chunks in :attr:`unread` as one piece, and empties it. Never raises."""
+        self._read_unread(ending=False)
+
+    def _read_unread(self, *, ending: bool) -> None:
+        unread = self.unread
+        if not unread:
+            return
+        joined = unread[0] if len(unread) == 1 else b"".join(unread)
+        unread.clear()
+        if self._broken or self._decompress is None or (self._ended and not ending):
             return
         try:
-            data = chunk if self._decompress is bytes else self._decompress(chunk)
+            data = joined if self._decompress is bytes else self._decompress(joined)
             if self._streamed:
                 for event in self._sse.feed(data):
                     self._stream.add_sse(event.event, event.data)
@@ -116,6 +138,7 @@ class MessageBodyWatcher:
             log.exception("spanledger could not record the end of an Anthropic response")
 
     def _outcome(self, exhausted: bool, error: BaseException | None) -> BodyOutcome:
+        self._read_unread(ending=True)
         if self._streamed:
             if not self._broken and self._decompress is not None:
                 for event in self._sse.close():

@@ -4,23 +4,35 @@ Bytes arrive in arbitrary chunks; :class:`SSEDecoder` keeps the partial line bet
 gives each complete event. Only the ``event`` and ``data`` fields matter here.
 
 A stream spends most of its events on ones the instrumentation does not read (text deltas), so a
-decoder told which event types are ``wanted`` passes over the others whole: while the stream
-separates its lines with ``\\n`` alone (as the Messages API does), the complete events of a
-chunk in which no ``event:`` line names a wanted type are passed over in one search; otherwise
-each event is found by its closing blank line and, when it opens with an ``event:`` line naming
-an unwanted type, dropped without its lines being decoded. Anything else goes through the
-line-by-line reading that the format defines.
+decoder told which event types are ``wanted`` passes over the others whole. While the stream
+separates its lines with ``\\n`` alone (as the Messages API does), it looks through the complete
+events of a chunk for a few short strings, one of which every line naming a wanted type contains
+(for the Messages API: ``message_`` and ``error``). Only an event holding one of them is decoded;
+the events around it are passed over without a look at their lines. Anything else goes through
+the line-by-line reading that the format defines.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import NamedTuple
 
 _CR = 0x0D
-_EVENT_FIELD = b"event: "
-_EVENT_NAME = b"event:"
+_BLANK_LINE = b"\n\n"
+
+
+def marker_strings(names: Iterable[str]) -> tuple[bytes, ...]:
+    """Strings of which every one of ``names`` contains one: each name up to its first ``_``.
+
+    Names that share such a start (``message_start``, ``message_delta``) share one string, so a
+    chunk is searched a few times whatever the number of names.
+    """
+    markers = set()
+    for name in names:
+        encoded = name.encode()
+        cut = encoded.find(b"_")
+        markers.add(encoded if cut < 0 else encoded[: cut + 1])
+    return tuple(sorted(markers))
 
 
 class ServerSentEvent(NamedTuple):
@@ -38,15 +50,8 @@ class SSEDecoder:
 
     def __init__(self, wanted: Collection[str] | None = None) -> None:
         self._wanted = wanted
-        self._wanted_names = None if wanted is None else frozenset(name.encode() for name in wanted)
-        self._naming_wanted = (
-            None
-            if wanted is None
-            else re.compile(
-                rb"event: ?(?:" + b"|".join(re.escape(name.encode()) for name in wanted) + rb")"
-            )
-        )
-        """Finds an ``event:`` field that may name a wanted type (a false find costs only time)."""
+        self._markers = None if wanted is None else marker_strings(wanted)
+        """One of them is in every line naming a wanted type (a find elsewhere costs only time)."""
         self._pending = b""
         self._event: str | None = None
         self._data: list[str] = []
@@ -60,29 +65,51 @@ class SSEDecoder:
             self._by_line = True
             self._pending = b""
             return self._lines(buffer)
-        naming_wanted = self._naming_wanted
-        if naming_wanted is not None:
-            # Everything up to the last blank line is complete events; when none of them names
-            # a wanted type, none is given, and the decoder keeps no state between events.
-            end = buffer.rfind(b"\n\n")
-            if end < 0 or naming_wanted.search(buffer, 0, end) is None:
-                self._pending = buffer if end < 0 else buffer[end + 2 :]
-                return []
+        # Everything up to the last blank line is complete events; the rest waits for more.
+        end = buffer.rfind(_BLANK_LINE)
+        if end < 0:
+            self._pending = buffer
+            return []
+        self._pending = buffer[end + 2 :]
+        if self._markers is None:
+            return self._blocks(buffer, 0, end)
+        return self._marked_blocks(buffer, end)
+
+    def _marked_blocks(self, buffer: bytes, end: int) -> list[ServerSentEvent]:
+        """The wanted events among the complete ones in ``buffer[:end]``.
+
+        Only the events holding a marker string are decoded. Between events the decoder keeps no
+        state, so passing over the others changes nothing.
+        """
         events: list[ServerSentEvent] = []
-        wanted_names = self._wanted_names
-        # Every block but the last holds the lines of one event, which a blank line closed.
-        blocks = buffer.split(b"\n\n")
-        self._pending = blocks.pop()
-        for block in blocks:
-            if wanted_names is not None and block[: len(_EVENT_FIELD)] == _EVENT_FIELD:
-                name, _, rest = block[len(_EVENT_FIELD) :].partition(b"\n")
-                if name not in wanted_names and _EVENT_NAME not in rest:
-                    continue
-            for line in block.split(b"\n"):
-                self._line(line)
-            event = self._line(b"")
+        start = 0
+        while start < end:
+            hit = end
+            for marker in self._markers:  # type: ignore[union-attr]
+                at = buffer.find(marker, start, hit)
+                if at >= 0:
+                    hit = at
+            if hit == end:
+                break
+            # The event holding ``hit`` starts after the last blank line before it and ends at
+            # the first one after it (``end`` at the latest).
+            opening = buffer.rfind(_BLANK_LINE, start, hit)
+            first = start if opening < 0 else opening + 2
+            closing = buffer.find(_BLANK_LINE, hit, end + 2)
+            events.extend(self._blocks(buffer, first, closing))
+            start = closing + 2
+        return events
+
+    def _blocks(self, buffer: bytes, start: int, end: int) -> list[ServerSentEvent]:
+        """The wanted events that the lines of ``buffer[start:end]`` and a blank line complete."""
+        events: list[ServerSentEvent] = []
+        for line in buffer[start:end].split(b"\n"):
+            event = self._line(line)
             if event is not None and self._is_wanted(event):
                 events.append(event)
+        event = self._line(b"")
+        if event is not None and self._is_wanted(event):
+            events.append(event)
         return events
 
     def close(self) -> list[ServerSentEvent]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
+import re
 import zlib
 
 import pytest
@@ -14,8 +16,13 @@ from spanledger.instrumentation.anthropic.message_body import (
     read_whole_body,
 )
 from spanledger.instrumentation.anthropic.patch import to_inference_usage
-from spanledger.instrumentation.anthropic.sse import ServerSentEvent, SSEDecoder
-from spanledger.instrumentation.anthropic.usage import StreamAccumulator, facts_from_message
+from spanledger.instrumentation.anthropic.sse import ServerSentEvent, SSEDecoder, marker_strings
+from spanledger.instrumentation.anthropic.usage import (
+    _RELEVANT_EVENTS,
+    _TEXT_EVENTS,
+    StreamAccumulator,
+    facts_from_message,
+)
 
 USAGE = {
     "input_tokens": 12,
@@ -135,6 +142,122 @@ def test_sse_decoder_told_what_it_wants_gives_exactly_those_events(newline: str)
         assert found == expected, size
 
 
+def reference_events(body: bytes) -> list[ServerSentEvent]:
+    """The events of a whole body by the format's rules, read line by line in one go.
+
+    Like the decoder, it also gives an event that the end of the body leaves unterminated.
+    """
+    lines = re.split(r"\r\n|\r|\n", body.decode("utf-8", errors="replace"))
+    unterminated = lines.pop()
+    if unterminated:
+        lines.append(unterminated)
+    events: list[ServerSentEvent] = []
+    kind: str | None = None
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                events.append(ServerSentEvent(kind, "\n".join(data)))
+            kind, data = None, []
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "event":
+                kind = value
+            elif name == "data":
+                data.append(value)
+    if data:
+        events.append(ServerSentEvent(kind, "\n".join(data)))
+    return events
+
+
+NAMES = [
+    "message_start",
+    "message_delta",
+    "message_stop",
+    "error",
+    "content_block_delta",
+    "content_block_start",
+    "ping",
+    "message_startle",
+    "errors",
+    "",
+]
+DATA = [
+    '{"type": "content_block_delta", "delta": {"text": "Pa"}}',
+    '{"text": "event: message_start\\nevent:error"}',
+    '{"note": "message_delta error message_stop"}',
+    "caf\u00e9 \u2014 event: message_stop",
+    "",
+]
+
+
+def random_event(rng: random.Random) -> str:
+    """One event, mostly as the Messages API writes it, sometimes in a rarer valid form."""
+    name, data = rng.choice(NAMES), rng.choice(DATA)
+    form = rng.randrange(12)
+    if form == 0:
+        return f"event:{name}\ndata: {data}\n\n"
+    if form == 1:
+        return f"event:  {name}\ndata: {data}\n\n"
+    if form == 2:
+        return f"event: {rng.choice(NAMES)}\nevent: {name}\ndata: {data}\n\n"
+    if form == 3:
+        return f": event: {name}\nid: 7\nretry: 10\nevent: {name}\ndata: {data}\ndata: 2\n\n"
+    if form == 4:
+        return f"data: {data}\n\n\n"
+    if form == 5:
+        return f"event: {name}\n\n"
+    if form == 6:
+        return f"event\ndata: {data}\n\n"
+    return f"event: {name}\ndata: {data}\n\n"
+
+
+def random_body(rng: random.Random) -> bytes:
+    text = "".join(random_event(rng) for _ in range(rng.randrange(1, 40)))
+    if rng.random() < 0.2:
+        text += f"event: {rng.choice(NAMES)}\ndata: unterminated"
+    return text.encode()
+
+
+def random_cuts(rng: random.Random, body: bytes) -> list[bytes]:
+    """``body`` in pieces of random sizes, from one byte to a few events."""
+    chunks: list[bytes] = []
+    start = 0
+    while start < len(body):
+        size = rng.choice((1, 2, 3, rng.randrange(1, 40), rng.randrange(40, 400)))
+        chunks.append(body[start : start + size])
+        start += size
+    return chunks
+
+
+@pytest.mark.parametrize(
+    "wanted",
+    [_RELEVANT_EVENTS, _TEXT_EVENTS, frozenset({"ping", "message_stop"}), frozenset({""}), None],
+)
+def test_sse_decoder_agrees_with_the_format_for_random_streams_and_chunkings(wanted) -> None:
+    rng = random.Random(20261124)
+    for _ in range(150):
+        body = random_body(rng)
+        expected = [
+            event for event in reference_events(body) if wanted is None or event.event in wanted
+        ]
+        for chunks in ([body], random_cuts(rng, body), random_cuts(rng, body)):
+            decoder = SSEDecoder(wanted=wanted)
+            found: list[ServerSentEvent] = []
+            for chunk in chunks:
+                found.extend(decoder.feed(chunk))
+            found.extend(decoder.close())
+            assert found == expected, (body, chunks)
+
+
+def test_marker_strings_share_a_start_and_find_every_name() -> None:
+    markers = marker_strings(_RELEVANT_EVENTS)
+    assert markers == (b"error", b"message_")
+    for name in _TEXT_EVENTS:
+        assert any(marker in name.encode() for marker in marker_strings(_TEXT_EVENTS))
+
+
 def test_sse_decoder_joins_data_lines_skips_comments_and_flushes_an_unterminated_event() -> None:
     decoder = SSEDecoder()
     body = b": keep-alive\nevent: a\ndata: one\ndata: two\n\nevent: orphan\n\ndata: tail"
@@ -190,7 +313,12 @@ def test_stream_usage_takes_the_cumulative_message_delta_values() -> None:
 
 
 def follow(
-    body: bytes, *, encoding: str = "", sizes: int = 5, exhausted: bool = True
+    body: bytes,
+    *,
+    encoding: str = "",
+    sizes: int = 5,
+    exhausted: bool = True,
+    chunks_per_read: int | None = None,
 ) -> BodyOutcome:
     outcomes: list[BodyOutcome] = []
     watcher = MessageBodyWatcher(
@@ -198,6 +326,8 @@ def follow(
         content_encoding=encoding,
         on_end=outcomes.append,
     )
+    if chunks_per_read is not None:
+        watcher.chunks_per_read = chunks_per_read
     for start in range(0, len(body), sizes):
         watcher.feed(body[start : start + sizes])
     watcher.finish(exhausted=exhausted)
@@ -220,6 +350,28 @@ def test_watcher_follows_a_stream_through_its_content_encoding(encoding, encode)
     assert outcome.facts is not None
     assert to_inference_usage(outcome.facts).output_tokens == 57
     assert to_inference_usage(outcome.facts).input_tokens == 152
+
+
+def long_stream(deltas: int = 150) -> list[tuple[str, dict]]:
+    """A stream whose text comes in many deltas, between its start and its end."""
+    events = stream_events()
+    delta = events[5]
+    return [*events[:5], *([delta] * deltas), *events[5:]]
+
+
+@pytest.mark.parametrize("encoding", ["", "gzip"])
+def test_watcher_reads_kept_chunks_alike_however_many_at_a_time(encoding: str) -> None:
+    body = sse_bytes(long_stream())
+    encoded = gzip.compress(body) if encoding else body
+    whole = follow(encoded, encoding=encoding, sizes=len(encoded))
+    assert whole.completed and whole.facts is not None
+    assert to_inference_usage(whole.facts).output_tokens == 57
+    for chunks_per_read in (1, 2, 7, 32, 1000):
+        for sizes in (1, 13, 200):
+            outcome = follow(
+                encoded, encoding=encoding, sizes=sizes, chunks_per_read=chunks_per_read
+            )
+            assert outcome == whole, (chunks_per_read, sizes)
 
 
 def test_watcher_keeps_partial_usage_of_a_cut_stream() -> None:
