@@ -60,7 +60,21 @@ class PriceBook:
                     quote = route.quote
                     price = quote[0](usage, start_time_unix_nano, quote)  # type: ignore[index]
                     if price.__class__ is TablePrice:
-                        return self._priced(price)
+                        total = price[0]
+                        markup = self._markup
+                        # By position, in the field order of ``Cost``: much cheaper than by
+                        # keyword.
+                        return Cost(
+                            _PRICED,
+                            _TABLE,
+                            total,
+                            price[1],
+                            price[2],
+                            price[3],
+                            price[4],
+                            total * markup if markup is not None else None,
+                            price[5],
+                        )
             cost = self._price(usage, start_time_unix_nano)
         except Exception as exc:
             log.exception("pricing failed for %s/%s", usage.provider, usage.model)
@@ -68,15 +82,6 @@ class PriceBook:
         if cost.status == semconv.STATUS_PRICED and self._markup is not None:
             cost.billable = cost.total * self._markup
         return cost
-
-    def _priced(self, price: TablePrice) -> Cost:
-        """The ``Cost`` of a table price, as ``_cost`` and ``price`` make it."""
-        total = price[0]
-        billable = total * self._markup if self._markup is not None else None
-        # Positional: field order of ``Cost``, which is much cheaper to call than by keyword.
-        return Cost(
-            _PRICED, _TABLE, total, price[1], price[2], price[3], price[4], billable, price[5]
-        )
 
     def _price(self, usage: Usage, start_time_unix_nano: int) -> Cost:
         reported = usage.reported_cost
