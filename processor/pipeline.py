@@ -4,8 +4,8 @@
 A trace is flushed when it has been idle for ``rollup.trace_idle`` seconds or ``rollup.root_grace``
 seconds after its root arrived; flushing prices its inference spans, writes the cost
 attributes, hands the spans to every exporter (under their original resource and scope) and the
-counted calls to every sink. A background thread (``start``) flushes due traces, helped by the
-receivers' calls while it is busy; ``shutdown`` flushes everything left.
+counted calls to every sink. A background thread (``start``) flushes due traces; ``shutdown``
+flushes everything left.
 """
 
 from __future__ import annotations
@@ -107,10 +107,6 @@ class Pipeline:
         self._lock = threading.Lock()
         self._output_lock = threading.Lock()
         self._in_flight = 0
-        self._flushing = 0
-        """Flushes of due traces under way; while one runs, receivers take due traces too."""
-        self._exporters_full = 0
-        """Exports waiting on an exporter that pushes back; receivers then leave due traces."""
         self._counters = dict.fromkeys(_COUNTERS, 0)
         self._closed = False
         self._shutdown_deadline: float | None = None
@@ -124,10 +120,6 @@ class Pipeline:
     def consume(self, request: ExportTraceServiceRequest) -> ConsumeResult:
         """File the request's spans under their traces; flush traces early if out of room.
 
-        While the flush thread is busy, this call also processes due traces holding about as
-        many spans as the request brought, so a sender faster than the processor is slowed down
-        instead of filling the rollup up to its limits.
-
         Spans with an invalid trace or span id are rejected (reported in the result); everything
         else is accepted. Raises ``Backpressure`` while shutting down or when spans still being
         exported leave no room, and ``PermanentError`` for a request larger than the limits.
@@ -136,11 +128,10 @@ class Pipeline:
             raise Backpressure("the processor is shutting down", retry_after=1.0)
         arrivals, rejected = self._read(request)
         with self._lock:
-            now = self._clock()
             self._counters["spans_received"] += len(arrivals) + rejected
             self._counters["spans_rejected"] += rejected
             try:
-                admission = self._buffer.admit(arrivals, now, self._in_flight)
+                admission = self._buffer.admit(arrivals, self._clock(), self._in_flight)
             except Backpressure:
                 self._counters["spans_rejected"] += len(arrivals)
                 self._counters["backpressure"] += 1
@@ -151,17 +142,9 @@ class Pipeline:
             self._counters["duplicates"] += admission.duplicates
             self._counters["late_spans"] += admission.late
             self._counters["early_flushes"] += len(admission.early)
-            taken = admission.early
-            if self._flushing and not self._exporters_full and arrivals:
-                # The flush thread is busy pricing: take as many spans of due traces as arrived,
-                # so intake cannot outrun processing and fill the rollup to its limits. (When
-                # exporters push back, the rollup holds spans instead, so senders get answers.)
-                shared = self._buffer.due(now, span_budget=len(arrivals))
-                self._counters["early_flushes"] += sum(1 for t in shared if t.early is not None)
-                taken = taken + shared
-            self._in_flight += sum(len(trace.spans) for trace in taken)
-        if taken:
-            self._process(taken)
+            self._in_flight += sum(len(trace.spans) for trace in admission.early)
+        if admission.early:
+            self._process(admission.early)
         if not rejected:
             return ConsumeResult()
         return ConsumeResult(
@@ -205,16 +188,9 @@ class Pipeline:
         """Flush every trace whose wait is over; returns how many traces were flushed."""
         with self._lock:
             traces = self._buffer.due(self._clock())
-            if not traces:
-                return 0
             self._counters["early_flushes"] += sum(1 for t in traces if t.early is not None)
             self._in_flight += sum(len(trace.spans) for trace in traces)
-            self._flushing += 1
-        try:
-            self._process(traces)
-        finally:
-            with self._lock:
-                self._flushing -= 1
+        self._process(traces)
         return len(traces)
 
     def flush_all(self) -> int:
@@ -315,37 +291,27 @@ class Pipeline:
         deadline = time.monotonic() + self.export_patience
         if self._shutdown_deadline is not None:
             deadline = min(deadline, self._shutdown_deadline)
-        waiting = False
-        try:
-            while True:
-                try:
-                    send()
-                except Backpressure as exc:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        log.error(
-                            "exporter %s stayed full for %.1fs; a batch was not forwarded to "
-                            "it: %s",
-                            type(exporter).__name__,
-                            self.export_patience,
-                            exc,
-                        )
-                        return "export_errors"
-                    with self._lock:
-                        self._counters["export_waits"] += 1
-                        if not waiting:
-                            waiting = True
-                            self._exporters_full += 1
-                    time.sleep(min(max(exc.retry_after, 0.01), 1.0, remaining))
-                except Exception:
-                    log.exception("exporter %s failed", type(exporter).__name__)
+        while True:
+            try:
+                send()
+            except Backpressure as exc:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    log.error(
+                        "exporter %s stayed full for %.1fs; a batch was not forwarded to it: %s",
+                        type(exporter).__name__,
+                        self.export_patience,
+                        exc,
+                    )
                     return "export_errors"
-                else:
-                    return None
-        finally:
-            if waiting:
                 with self._lock:
-                    self._exporters_full -= 1
+                    self._counters["export_waits"] += 1
+                time.sleep(min(max(exc.retry_after, 0.01), 1.0, remaining))
+            except Exception:
+                log.exception("exporter %s failed", type(exporter).__name__)
+                return "export_errors"
+            else:
+                return None
 
     # Lifecycle.
 

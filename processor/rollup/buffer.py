@@ -7,7 +7,6 @@ idle ones are found at the front without scanning.
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -202,29 +201,18 @@ class TraceBuffer:
             pending.move_to_end(trace_id)
         self.held_spans += admission.accepted
 
-    def due(self, now: float, span_budget: int | None = None) -> list[PendingTrace]:
-        """Take out the traces whose wait is over, oldest first.
-
-        With ``span_budget``, stop once the traces taken hold that many spans (at least one
-        trace is taken when any is due); the rest stay for the next call.
-        """
+    def due(self, now: float) -> list[PendingTrace]:
+        """Take out every trace whose wait is over."""
         config = self.config
         pending = self.pending
         found: list[PendingTrace] = []
-        taken = 0
-        budget = span_budget if span_budget is not None else math.inf
-
-        def room() -> bool:
-            return not found or taken < budget
-
-        while pending and room():
+        while pending:
             trace = next(iter(pending.values()))
             if now - trace.last_seen < config.trace_idle:
                 break
-            taken += len(trace.spans)
             found.append(self._take(trace))
         roots = self._roots
-        while roots and now - roots[0][0] >= config.root_grace and room():
+        while roots and now - roots[0][0] >= config.root_grace:
             _, trace_id = roots.popleft()
             trace = pending.get(trace_id)
             if (
@@ -232,9 +220,8 @@ class TraceBuffer:
                 and trace.root_seen is not None
                 and now - trace.root_seen >= config.root_grace
             ):
-                taken += len(trace.spans)
                 found.append(self._take(trace))
-        if now >= self._next_wait_check and room():
+        if now >= self._next_wait_check:
             self._next_wait_check = now + min(1.0, config.max_wait / 4)
             for trace in [t for t in pending.values() if now - t.first_seen >= config.max_wait]:
                 trace.early = EARLY_MAX_WAIT

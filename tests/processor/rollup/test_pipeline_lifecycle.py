@@ -161,52 +161,6 @@ def test_the_background_flusher_forwards_due_traces_on_its_own():
         pipeline.shutdown(1.0)
 
 
-def test_senders_take_due_traces_while_the_flusher_is_busy_so_the_rollup_stays_small():
-    """A sender faster than the flusher is slowed down; its spans do not pile up in the rollup."""
-    busy, release = threading.Event(), threading.Event()
-
-    def slow_in_the_flusher(attributes, name):
-        if threading.current_thread().name == "flusher":
-            busy.set()
-            release.wait(10)
-        return extract_usage(attributes, name)
-
-    clock, exporter = FakeClock(), RecordingExporter()
-    pipeline = build([exporter], [], clock, slow_in_the_flusher, trace_idle=1.0, root_grace=60.0)
-    pipeline.consume(request((APP, [span(1, 1, None, "agent"), chat(1, 2, 1, "gpt-4o", 10, 5)])))
-    clock.advance(2.0)
-    flusher = threading.Thread(target=pipeline.flush_due, name="flusher")
-    flusher.start()
-    try:
-        assert busy.wait(5), "the flusher never started on trace 1"
-        held = []
-        for trace in range(2, 12):
-            pipeline.consume(
-                request((APP, [span(trace, 1, None, "run"), span(trace, 2, 1, "step")]))
-            )
-            held.append(pipeline.stats["spans_held"])
-            clock.advance(2.0)
-        forwarded = {int.from_bytes(item.span.trace_id[-2:], "big") for item in exporter.spans()}
-        assert held == [2] * 10, "each request's spans replace the due ones instead of adding up"
-        assert forwarded == set(range(2, 11)), "the senders forwarded traces 2-10 themselves"
-    finally:
-        release.set()
-        flusher.join(10)
-    forwarded = {int.from_bytes(item.span.trace_id[-2:], "big") for item in exporter.spans()}
-    assert forwarded == set(range(1, 11))
-    assert pipeline.stats["spans_forwarded"] == 2 * 10
-
-
-def test_an_idle_flusher_is_left_the_due_traces(make_pipeline, clock, exporter):
-    pipeline = make_pipeline(trace_idle=1.0, root_grace=60.0)
-    pipeline.consume(request((APP, [span(1, 1, None, "run")])))
-    clock.advance(2.0)
-    pipeline.consume(request((APP, [span(2, 1, None, "run")])))
-    assert exporter.requests == [], "without a busy flusher a sender only files its spans"
-    assert pipeline.flush_due() == 1
-    assert sorted(exporter.by_span()) == [1]
-
-
 def test_an_invalid_rollup_configuration_is_refused():
     with pytest.raises(ValueError, match="max_traces must be an integer of at least 1"):
         build([], [], max_traces=0)
@@ -293,34 +247,6 @@ def test_an_exporter_that_stays_full_is_given_up_on_with_an_error(caplog):
     assert sorted(healthy.by_span()) == [1]
     assert pipeline.stats["export_errors"] == 1
     assert "stayed full" in caplog.text
-
-
-def test_while_an_exporter_pushes_back_senders_are_answered_and_their_spans_held():
-    full = FullExporter(refusals=10**6)
-    clock = FakeClock()
-    pipeline = build([full], [], clock, trace_idle=1.0, root_grace=60.0)
-    pipeline.export_patience = 30.0
-    pipeline.consume(request((APP, [span(15, 1, None, "a")])))
-    clock.advance(2.0)
-    flusher = threading.Thread(target=pipeline.flush_due, name="flusher")
-    flusher.start()
-    try:
-        deadline = time.monotonic() + 5
-        while pipeline.stats["export_waits"] == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert pipeline.stats["export_waits"] > 0, "the flusher never met the full exporter"
-        started = time.monotonic()
-        for trace in range(16, 20):
-            pipeline.consume(request((APP, [span(trace, 1, None, "a")])))
-            clock.advance(2.0)
-        assert time.monotonic() - started < 2.0, "senders waited on the full exporter"
-        assert pipeline.stats["spans_held"] == 4
-    finally:
-        full.refusals = 0
-        flusher.join(10)
-    assert sorted(item.span.trace_id[-1] for item in full.spans()) == [15]
-    pipeline.flush_due()
-    assert sorted(item.span.trace_id[-1] for item in full.spans()) == [15, 16, 17, 18, 19]
 
 
 def test_concurrent_senders_and_the_flusher_lose_and_double_nothing():
