@@ -43,6 +43,11 @@ class HeldSpan(NamedTuple):
     candidate: bool
 
 
+_new_held = tuple.__new__
+"""Builds a ``HeldSpan`` without the Python-level ``__new__`` of a NamedTuple: a third of the
+cost, once per received span."""
+
+
 class FlushedTrace:
     """What is remembered of a flushed trace to recognise duplicates and nesting in late spans.
 
@@ -188,7 +193,7 @@ class TraceBuffer:
             elif span_id in trace.spans or (trace.memory is not None and span_id in trace.memory):
                 admission.duplicates += 1
                 continue
-            trace.spans[span_id] = HeldSpan(origin, data, parent, candidate)
+            trace.spans[span_id] = _new_held(HeldSpan, (origin, data, parent, candidate))
             touched[trace_id] = trace
             if not parent and trace.root_seen is None:
                 trace.root_seen = now
