@@ -45,6 +45,8 @@ class BodyOutcome:
 
 def _decompressor(content_encoding: str) -> Callable[[bytes], bytes] | None:
     """A function undoing ``content_encoding``, or ``None`` for one this module cannot undo."""
+    if not content_encoding:
+        return bytes
     codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
     codings = [c for c in codings if c != "identity"]
     if not codings:

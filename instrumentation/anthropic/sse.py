@@ -14,14 +14,16 @@ the line-by-line reading that the format defines.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
+from functools import lru_cache
 from typing import NamedTuple
 
 _CR = 0x0D
 _BLANK_LINE = b"\n\n"
 
 
-def marker_strings(names: Iterable[str]) -> tuple[bytes, ...]:
+@lru_cache(maxsize=64)
+def marker_strings(names: frozenset[str]) -> tuple[bytes, ...]:
     """Strings of which every one of ``names`` contains one: each name up to its first ``_``.
 
     Names that share such a start (``message_start``, ``message_delta``) share one string, so a
@@ -50,7 +52,7 @@ class SSEDecoder:
 
     def __init__(self, wanted: Collection[str] | None = None) -> None:
         self._wanted = wanted
-        self._markers = None if wanted is None else marker_strings(wanted)
+        self._markers = None if wanted is None else marker_strings(frozenset(wanted))
         """One of them is in every line naming a wanted type (a find elsewhere costs only time)."""
         self._pending = b""
         self._event: str | None = None
