@@ -32,6 +32,19 @@ def _is_mapping_type(kind: type) -> bool:
     return answer
 
 
+_IS_MODEL: dict[type, bool] = {}
+"""Whether each type seen has pydantic's ``model_fields``, which pydantic computes when asked."""
+
+
+def _is_model_type(kind: type) -> bool:
+    answer = _IS_MODEL.get(kind)
+    if answer is None:
+        if len(_IS_MODEL) >= 256:
+            _IS_MODEL.clear()
+        answer = _IS_MODEL[kind] = hasattr(kind, "model_fields")
+    return answer
+
+
 def get(obj: object, name: str) -> object:
     """``obj[name]`` for a mapping, ``obj.name`` for a model, ``None`` when absent.
 
@@ -57,7 +70,7 @@ def get(obj: object, name: str) -> object:
         extra = getattr(obj, "__pydantic_extra__", None)
         if extra:
             return extra.get(name)
-        if hasattr(type(obj), "model_fields"):
+        if _is_model_type(kind):
             return None
     return getattr(obj, name, None)
 
@@ -94,7 +107,7 @@ def fields_of(obj: object) -> Mapping[str, object]:
     if is_mapping:
         return obj  # type: ignore[return-value]
     fields = getattr(obj, "__dict__", None)
-    if type(fields) is dict and hasattr(kind, "model_fields"):
+    if type(fields) is dict and _is_model_type(kind):
         extra = getattr(obj, "__pydantic_extra__", None)
         return {**fields, **extra} if extra else fields
     return _Attributes(obj)  # type: ignore[return-value]
