@@ -152,20 +152,19 @@ def observe(iterator: Iterator[T], state: StreamSpan, on_item: ItemCallback) -> 
     A fault in ``on_item`` is logged and the item is passed on as it is.
     """
     with _Ending(state):
-        while True:
-            state.reading = True
+        # ``reading`` is true exactly while the loop waits on ``iterator``.
+        state.reading = True
+        for item in iterator:
+            state.reading = False
             try:
-                item = next(iterator)
-            except StopIteration:
-                break
-            finally:
-                state.reading = False
-            try:
-                if on_item(item) is HIDE:
-                    continue
+                shown = on_item(item) is not HIDE
             except Exception:
                 logger.exception(_ITEM_FAULT)
-            yield item
+                shown = True
+            if shown:
+                yield item
+            state.reading = True
+        state.reading = False
 
 
 async def observe_async(
@@ -173,20 +172,18 @@ async def observe_async(
 ) -> AsyncIterator[T]:
     """Async twin of :func:`observe`."""
     with _Ending(state):
-        while True:
-            state.reading = True
+        state.reading = True
+        async for item in iterator:
+            state.reading = False
             try:
-                item = await anext(iterator)
-            except StopAsyncIteration:
-                break
-            finally:
-                state.reading = False
-            try:
-                if on_item(item) is HIDE:
-                    continue
+                shown = on_item(item) is not HIDE
             except Exception:
                 logger.exception(_ITEM_FAULT)
-            yield item
+                shown = True
+            if shown:
+                yield item
+            state.reading = True
+        state.reading = False
 
 
 class StreamProxy(wrapt.ObjectProxy):

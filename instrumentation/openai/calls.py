@@ -184,17 +184,22 @@ def chunk_reader(call: Call) -> ItemCallback:
     capture = call.capture_content
 
     def read_chunk(chunk: Any) -> Any:
-        if type(chunk) is dict:
-            fields = chunk
-        else:
-            try:
-                fields = chunk.__dict__
-            except AttributeError:
+        try:
+            fields = chunk.__dict__
+        except AttributeError:
+            if type(chunk) is not dict:
                 return chunk
+            fields = chunk
         if usage.response_id is None:
             usage.response_id = fields.get("id")
             usage.response_model = fields.get("model")
-        choices = fields.get("choices")
+        try:
+            # A model of the SDK holds every field, ``None`` when the chunk left it out.
+            choices = fields["choices"]
+            tokens = fields["usage"]
+        except KeyError:
+            choices = fields.get("choices")
+            tokens = fields.get("usage")
         if choices:
             for choice in choices:
                 try:
@@ -205,7 +210,6 @@ def chunk_reader(call: Call) -> ItemCallback:
                     reasons.append(reason)
                 if capture:
                     _gather_text(call, choice, reason)
-        tokens = fields.get("usage")
         if tokens is not None:
             usage.update(usage_from_tokens(tokens))
             if injected and not choices:
