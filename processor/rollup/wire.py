@@ -77,14 +77,18 @@ def _field(number: int, payload: bytes) -> bytes:
     return _varint((number << 3) | 2) + _varint(len(payload)) + payload
 
 
+_SPAN_HEADS = [b"\x12" + varint for varint in _SMALL_VARINTS]
+"""``ScopeSpans.spans`` field tag and length, for spans shorter than 16 KiB."""
+
+
 def _span_fields(spans: Iterable[bytes]) -> bytes:
-    small = _SMALL_VARINTS
-    return b"".join(
-        [
-            b"\x12" + (small[len(span)] if len(span) < 16384 else _encode_varint(len(span))) + span
-            for span in spans
-        ]
-    )
+    parts: list[bytes] = []
+    add = parts.extend
+    heads = _SPAN_HEADS
+    for span in spans:
+        size = len(span)
+        add((heads[size] if size < 16384 else b"\x12" + _encode_varint(size), span))
+    return b"".join(parts)
 
 
 _DOUBLE = struct.Struct("<d")
@@ -169,11 +173,15 @@ def encode(spans: Iterable[Sequence]) -> bytes:
     (resource, scope) group.
     """
     by_origin: dict[Origin, list[bytes]] = {}
+    last: Origin | None = None
+    group: list[bytes] = []
     for item in spans:
         origin = item[0]
-        group = by_origin.get(origin)
-        if group is None:
-            group = by_origin[origin] = []
+        if origin is not last:  # neighbours mostly share one Origin object: skip the hashing
+            known = by_origin.get(origin)
+            if known is None:
+                known = by_origin[origin] = []
+            group, last = known, origin
         group.append(item[1])
     by_resource: dict[tuple[bytes, str], list[bytes]] = {}
     for origin, group in by_origin.items():

@@ -50,6 +50,23 @@ def test_spans_are_grouped_by_resource_then_scope_in_arrival_order():
     assert built == expected
 
 
+def test_equal_origins_held_as_distinct_objects_share_one_group_and_long_spans_keep_their_bytes():
+    first, twin, other = origin("a", "http"), origin("a", "http"), origin("b", "http")
+    assert first == twin and first is not twin
+    huge = Span(name="y" * 20_000, span_id=b"\x07" * 8)  # a length past the small-varint table
+    spans = [Span(name=f"s{n}", span_id=bytes([n]) * 8) for n in range(3)]
+    held = [
+        (first, spans[0].SerializeToString()),
+        (other, spans[1].SerializeToString()),
+        (twin, huge.SerializeToString()),
+        (twin, spans[2].SerializeToString()),
+    ]
+    built = build_request(held)
+    assert len(built.resource_spans) == 2
+    assert list(built.resource_spans[0].scope_spans[0].spans) == [spans[0], huge, spans[2]]
+    assert list(built.resource_spans[1].scope_spans[0].spans) == [spans[1]]
+
+
 def test_empty_resource_and_scope_stay_unset():
     built = build_request([(Origin(b"", "", b"", ""), Span(name="bare").SerializeToString())])
     assert not built.resource_spans[0].HasField("resource")
