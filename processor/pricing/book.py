@@ -44,6 +44,8 @@ class PriceBook:
         )
         self.table = table or PriceTable()
         self._routes: dict[tuple[str | None, str], _Route] = {}
+        self._direct: dict[tuple[str | None, str | None], QuoteRecord] = {}
+        """The quote records of the routes whose calls cost the table price as it is."""
         markup = Decimal(repr(float(self.config.markup_percent)))
         self._markup = 1 + markup / _HUNDRED if markup else None
 
@@ -53,12 +55,11 @@ class PriceBook:
             # The common call, priced from its tokens by a table entry's quote record, goes
             # straight there; ``_price`` takes every other one, and the first of each model.
             if usage.reported_cost is None and not usage.problems:
-                route = self._routes.get(
+                quote = self._direct.get(
                     (usage.provider, usage.response_model or usage.request_model)
                 )
-                if route is not None and route.direct:
-                    quote = route.quote
-                    price = quote[0](usage, start_time_unix_nano, quote)  # type: ignore[index]
+                if quote is not None:
+                    price = quote[0](usage, start_time_unix_nano, quote)
                     if price.__class__ is TablePrice:
                         total = price[0]
                         markup = self._markup
@@ -124,7 +125,10 @@ class PriceBook:
         """How calls to ``model`` at ``provider`` are priced, decided once and remembered."""
         if len(self._routes) >= _ROUTE_LIMIT:
             self._routes.clear()
+            self._direct.clear()
         route = self._routes[(provider, model)] = self._decide(provider, model)
+        if route.direct and route.quote is not None:
+            self._direct[(provider, model)] = route.quote
         return route
 
     def _decide(self, provider: str | None, model: str) -> _Route:

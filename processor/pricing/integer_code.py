@@ -43,14 +43,15 @@ IntegerTerm = tuple[int, int, tuple[tuple[int, int], ...], int]
 COMPONENTS = 4
 
 QuoteRecord = tuple
-"""``(quote, NAME, BITS, SCALE, <rates and tier bounds>, <Decimal rates>, FROM, older, slow)``.
+"""``(quote, NAME, BITS, SCALE, <rates and tier bounds>, <Decimal rates>, FROM, older, slow)``,
+less the items its quote function never reads (``quote_source`` says which it reads).
 
 Called as ``record[0](usage, start_time_unix_nano, record)``. The rates and tier bounds follow
 ``factory_arguments``, the Decimal rates ``decimal_terms``; a price set pricing nothing a
-``Usage`` counts has its constant zero price there instead. ``FROM`` is the start time (ns)
-from which the price set applies, ``older`` the record of the price set before (None for the
-first), ``slow(usage, start)`` prices what the quote hands on. What every call reads comes
-first, what few calls read last.
+``Usage`` counts has its constant zero price there instead (``RESULT``). ``FROM`` is the start
+time (ns) from which the price set applies, ``older`` the record of the price set before,
+``slow(usage, start)`` prices what the quote hands on. What every call reads comes first, what
+few calls read last.
 """
 
 HEAD = ("NAME", "BITS", "SCALE")
@@ -134,13 +135,13 @@ def quote_source(
     tiered: bool,
     count_fields: Sequence[tuple[str, ...]],
     guards: Guards = NO_GUARDS,
-) -> str:
-    """Source of ``quote(usage, start, q)``, the ``quote`` form, reading its record ``q``.
+) -> tuple[str, tuple[str, ...]]:
+    """Source of ``quote(usage, start, q)``, the ``quote`` form, and the names of the items
+    after ``q[0]`` that it reads from its record ``q``, in their order in the record.
 
     ``guards`` say which calls it hands on before pricing.
     """
-    names = [*HEAD, *_rate_names(terms)]
-    names += [f"R{index}" for index in decimal_terms(terms)]
+    names = [*HEAD, *record_rate_names(terms)]
     if not terms:
         names.append("RESULT")
     names += TAIL
@@ -156,10 +157,13 @@ def quote_source(
     else:
         # Nothing a Usage counts is priced: every call costs the same zero, kept in the record.
         lines.append("return RESULT")
-    where = {name: f"q[{index}]" for index, name in enumerate(names, start=1)}
     pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
+    read = {found for line in lines for found in pattern.findall(line)}
+    names = [name for name in names if name in read]
+    where = {name: f"q[{index}]" for index, name in enumerate(names, start=1)}
     body = [pattern.sub(lambda found: where[found.group(1)], line) for line in lines]
-    return "\n".join(["def quote(usage, start, q):", *(f"    {line}" for line in body)])
+    source = "\n".join(["def quote(usage, start, q):", *(f"    {line}" for line in body)])
+    return source, tuple(names)
 
 
 def _rate_names(terms: Sequence[IntegerTerm]) -> list[str]:
@@ -170,6 +174,11 @@ def _rate_names(terms: Sequence[IntegerTerm]) -> list[str]:
         for tier in range(len(tiers)):
             names += (f"b{index}_{tier}", f"t{index}_{tier}")
     return names
+
+
+def record_rate_names(terms: Sequence[IntegerTerm]) -> list[str]:
+    """The names of a quote record's rates and tier bounds, then of its Decimal rates."""
+    return [*_rate_names(terms), *(f"R{index}" for index in decimal_terms(terms))]
 
 
 def _body(

@@ -33,6 +33,7 @@ from spanledger.processor.pricing.integer_code import (
     factory_arguments,
     factory_source,
     quote_source,
+    record_rate_names,
 )
 
 INPUT, OUTPUT, CACHE_READ, CACHE_WRITE = range(4)
@@ -224,19 +225,21 @@ class PricePlan:
         bits = count_bits(terms, _EXACT_LIMIT)
         if bits < 1:
             return None
-        quote = _quote_function(
-            quote_source(self._carve, terms, self._tiered, COUNT_FIELD_NAMES, guards)
-        )
+        source, reads = quote_source(self._carve, terms, self._tiered, COUNT_FIELD_NAMES, guards)
         # A zero rate's amount is the plain zero, as ``SCALE * 0`` would not be.
         rates = [
             self._scale * terms[index][1] if terms[index][1] else _ZERO
             for index in decimal_terms(terms)
         ]
-        values = (bits, self._scale, *factory_arguments(terms), *rates)
-        shared = [_shared(value) for value in values]
+        values: dict[str, Any] = dict(
+            zip(record_rate_names(terms), (*factory_arguments(terms), *rates), strict=True)
+        )
+        values.update(
+            NAME=name, BITS=bits, SCALE=self._scale, FROM=start_from, older=older, slow=slow
+        )
         if not terms:
-            shared.append(TablePrice(_ZERO, _ZERO, _ZERO, _ZERO, _ZERO, name))
-        return (quote, name, *shared, _shared(start_from), older, slow)
+            values["RESULT"] = TablePrice(_ZERO, _ZERO, _ZERO, _ZERO, _ZERO, name)
+        return (_quote_function(source), *(_shared(values[key]) for key in reads))
 
     def _source(self) -> str:
         assert self._integer_terms is not None
@@ -355,13 +358,17 @@ _SHARED: dict[tuple[type, object], Any] = {}
 """One object per distinct rate, bound, scale and start time, shared by every record."""
 
 
-def _shared(value: int | Decimal) -> Any:
-    """The one shared object equal to ``value``, of its type and (for a Decimal) exponent.
+def _shared(value: Any) -> Any:
+    """For an int or a Decimal, the one shared object equal to it, of its type and (for a
+    Decimal) exponent; any other value as it is.
 
     Records of thousands of models then point at a few hundred numbers, which stay in the
     CPU's caches, instead of each at its own.
     """
-    key = (value.__class__, value.as_tuple() if isinstance(value, Decimal) else value)
+    kind = value.__class__
+    if kind is not int and kind is not Decimal:
+        return value
+    key = (kind, value.as_tuple() if kind is Decimal else value)
     known = _SHARED.get(key)
     if known is None:
         if len(_SHARED) >= _SHARED_LIMIT:
