@@ -10,10 +10,6 @@ rounds alternate between the paths and each round's cost per call, in process CP
 the range over rounds, and the ratio of medians, with the load average before and after. Every
 call's total and output cost are also checked equal between the paths.
 
-A last row times the fast path over the same calls grouped by model (one model's calls one
-after another): the same work without what a spread of models costs each call, its model's
-record and code cold in the CPU's caches and branch predictors.
-
 genai-prices is given the smallest usage it accepts (only the counts that are not zero),
 its fastest form.
 
@@ -161,8 +157,7 @@ def measure(calls, rounds: int) -> dict[str, object]:
     warm = run_fast(table, calls), run_book(book, book_calls), run_reference(prepared)
     fast_repeat = max(1, round(warm[2] / warm[0]))
     book_repeat = max(1, round(warm[2] / warm[1]))
-    grouped = sorted(calls, key=lambda call: (call[0] or "", call[1]))
-    fast, public, reference, ratios, together = [], [], [], [], []
+    fast, public, reference, ratios = [], [], [], []
     for round_index in range(rounds):
         if round_index % 2:
             ref = run_reference(prepared)
@@ -171,7 +166,6 @@ def measure(calls, rounds: int) -> dict[str, object]:
             quick = run_fast(table, calls, fast_repeat)
             ref = run_reference(prepared)
         public.append(run_book(book, book_calls, book_repeat))
-        together.append(run_fast(table, grouped, fast_repeat))
         fast.append(quick)
         reference.append(ref)
         ratios.append(ref / quick)
@@ -179,7 +173,6 @@ def measure(calls, rounds: int) -> dict[str, object]:
     return {
         "fast": summary(fast, n),
         "public": summary(public, n),
-        "grouped": summary(together, n),
         "reference": summary(reference, n),
         "ratio": statistics.median(reference) / statistics.median(fast),
         "paired": statistics.median(ratios),
@@ -230,7 +223,6 @@ def main() -> None:
             ("fast path (`PriceTable.quote`: one quote record per model)", result["fast"]),
             ("public path (`PriceBook.price`, returns `Cost`)", result["public"]),
             ("`genai_prices.calc_price`", result["reference"]),
-            ("fast path, the same calls grouped by model", result["grouped"]),
         ]
         low, high = result["ratios"]
         lines += [
@@ -250,7 +242,7 @@ def main() -> None:
             f"- totals differing from `calc_price`: {result['wrong']} of {len(calls)}",
             f"- load average after this workload: {os.getloadavg()[0]:.1f}",
         ]
-        print("\n".join(lines[-14:]), flush=True)
+        print("\n".join(lines[-13:]), flush=True)
     text = "\n".join(lines)
     if not options.no_write:
         write_section(text)
