@@ -225,7 +225,7 @@ class PricePlan:
         bits = count_bits(terms, _EXACT_LIMIT)
         if bits < 1:
             return None
-        source, reads = quote_source(self._carve, terms, self._tiered, COUNT_FIELD_NAMES, guards)
+        source, reads = self._quote_source(guards)
         # A zero rate's amount is the plain zero, as ``SCALE * 0`` would not be.
         rates = [
             self._scale * terms[index][1] if terms[index][1] else _ZERO
@@ -240,6 +240,18 @@ class PricePlan:
         if not terms:
             values["RESULT"] = TablePrice(_ZERO, _ZERO, _ZERO, _ZERO, _ZERO, name)
         return (_quote_function(source), *(_shared(values[key]) for key in reads))
+
+    def _quote_source(self, guards: Guards) -> tuple[str, tuple[str, ...]]:
+        """``quote_source`` for this price set, generated once per shape and guards."""
+        assert self._integer_terms is not None
+        shape = tuple((slot, len(tiers), part) for slot, _, tiers, part in self._integer_terms)
+        key = (self._carve, shape, self._tiered, guards)
+        known = _QUOTE_SOURCES.get(key)
+        if known is None:
+            known = _QUOTE_SOURCES[key] = quote_source(
+                self._carve, self._integer_terms, self._tiered, COUNT_FIELD_NAMES, guards
+            )
+        return known
 
     def _source(self) -> str:
         assert self._integer_terms is not None
@@ -321,6 +333,9 @@ def _integer_terms(terms: tuple[_Term, ...]) -> tuple[int, tuple[IntegerTerm, ..
             compiled.append((term.slot, rate(price, term.per), (), term.component))
     return scale, tuple(compiled)
 
+
+_QUOTE_SOURCES: dict[tuple[Any, ...], tuple[str, tuple[str, ...]]] = {}
+"""``quote_source`` answers by price-set shape and guards: the code depends on nothing else."""
 
 _COMPILED: dict[str, Callable[..., Any]] = {}
 """Functions by source: one per price-set shape and form."""
