@@ -17,12 +17,10 @@ from spanledger.instrumentation.anthropic.message_body import (
 )
 from spanledger.instrumentation.anthropic.patch import to_inference_usage
 from spanledger.instrumentation.anthropic.sse import ServerSentEvent, SSEDecoder, marker_strings
-from spanledger.instrumentation.anthropic.usage import (
-    _RELEVANT_EVENTS,
-    _TEXT_EVENTS,
-    StreamAccumulator,
-    facts_from_message,
-)
+from spanledger.instrumentation.anthropic.usage import StreamAccumulator, facts_from_message
+
+READ_EVENTS = StreamAccumulator().wanted_events
+READ_EVENTS_WITH_TEXT = StreamAccumulator(keep_text=True).wanted_events
 
 USAGE = {
     "input_tokens": 12,
@@ -233,7 +231,13 @@ def random_cuts(rng: random.Random, body: bytes) -> list[bytes]:
 
 @pytest.mark.parametrize(
     "wanted",
-    [_RELEVANT_EVENTS, _TEXT_EVENTS, frozenset({"ping", "message_stop"}), frozenset({""}), None],
+    [
+        READ_EVENTS,
+        READ_EVENTS_WITH_TEXT,
+        frozenset({"ping", "message_stop"}),
+        frozenset({""}),
+        None,
+    ],
 )
 def test_sse_decoder_agrees_with_the_format_for_random_streams_and_chunkings(wanted) -> None:
     rng = random.Random(20261124)
@@ -252,10 +256,10 @@ def test_sse_decoder_agrees_with_the_format_for_random_streams_and_chunkings(wan
 
 
 def test_marker_strings_share_a_start_and_find_every_name() -> None:
-    markers = marker_strings(_RELEVANT_EVENTS)
+    markers = marker_strings(READ_EVENTS)
     assert markers == (b"error", b"message_")
-    for name in _TEXT_EVENTS:
-        assert any(marker in name.encode() for marker in marker_strings(_TEXT_EVENTS))
+    for name in READ_EVENTS_WITH_TEXT:
+        assert any(marker in name.encode() for marker in marker_strings(READ_EVENTS_WITH_TEXT))
 
 
 def test_sse_decoder_joins_data_lines_skips_comments_and_flushes_an_unterminated_event() -> None:
