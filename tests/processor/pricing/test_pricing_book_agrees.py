@@ -9,7 +9,7 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spanledger import semconv
@@ -17,7 +17,7 @@ from spanledger.processor.model import Cost, Usage
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.usage.extract import INCOMPLETE
 
-from .test_pricing_fast_path import MODELS, moments, reference, usages
+from .test_pricing_fast_path import MODELS, moments, reference, sweep_settings, usages
 
 AGREEING = PriceBook()
 """A price book whose routes are built by the calls of the property test."""
@@ -56,12 +56,7 @@ def check_agrees(book: PriceBook, usage: Usage, provider_id: str, model: str, st
         assert first.billable is None
 
 
-@settings(
-    max_examples=1500,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+@sweep_settings
 @given(model=st.sampled_from(MODELS), usage=usages(), start_ns=moments)
 def test_price_book_equals_calc_price(model, usage, start_ns):
     provider_id, model_id = model

@@ -115,12 +115,16 @@ moments = st.datetimes(
 ).map(lambda moment: int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000)
 
 
-@settings(
+sweep_settings = settings(
     max_examples=1500,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
+"""Settings of the property tests that compare prices with genai-prices over the snapshot."""
+
+
+@sweep_settings
 @given(model=st.sampled_from(MODELS), usage=usages(), start_ns=moments)
 def test_fast_path_equals_calc_price(table, model, usage, start_ns):
     provider_id, model_id = model
@@ -249,12 +253,7 @@ def check_quote(table: PriceTable, usage: Usage, provider_id: str | None, model:
     assert quoted.pricing_model == table.lookup(provider_id, model).name
 
 
-@settings(
-    max_examples=1500,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+@sweep_settings
 @given(model=st.sampled_from(MODELS), usage=usages(), start_ns=moments)
 def test_quote_equals_calc_price(model, usage, start_ns):
     """Each model's quote function (built on its first call) agrees with genai-prices."""
