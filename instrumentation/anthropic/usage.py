@@ -17,62 +17,13 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from spanledger.instrumentation.genai.fields import is_mapping_type, is_model_type, read_field
+
 log = logging.getLogger(__name__)
 
 
-_ABSENT = object()
-_IS_MAPPING: dict[type, bool] = {}
-"""Whether each type seen is a Mapping: asking the ABC costs more than the rest of a read."""
-
-
-def _is_mapping_type(kind: type) -> bool:
-    if len(_IS_MAPPING) >= 256:
-        _IS_MAPPING.clear()
-    answer = _IS_MAPPING[kind] = issubclass(kind, Mapping)
-    return answer
-
-
-_IS_MODEL: dict[type, bool] = {}
-"""Whether each type seen has pydantic's ``model_fields``, which pydantic computes when asked."""
-
-
-def _is_model_type(kind: type) -> bool:
-    answer = _IS_MODEL.get(kind)
-    if answer is None:
-        if len(_IS_MODEL) >= 256:
-            _IS_MODEL.clear()
-        answer = _IS_MODEL[kind] = hasattr(kind, "model_fields")
-    return answer
-
-
-def get(obj: object, name: str) -> object:
-    """``obj[name]`` for a mapping, ``obj.name`` for a model, ``None`` when absent.
-
-    A model's fields are read from its ``__dict__`` first: asking a pydantic model for a field it
-    lacks (``usage.iterations`` outside the beta) raises and catches an AttributeError inside
-    pydantic, which costs more than reading every field that is there.
-    """
-    if obj is None:
-        return None
-    kind = type(obj)
-    if kind is dict:
-        return obj.get(name)  # type: ignore[attr-defined]
-    is_mapping = _IS_MAPPING.get(kind)
-    if is_mapping is None:
-        is_mapping = _is_mapping_type(kind)
-    if is_mapping:
-        return obj.get(name)  # type: ignore[attr-defined]
-    fields = getattr(obj, "__dict__", None)
-    if type(fields) is dict:
-        value = fields.get(name, _ABSENT)
-        if value is not _ABSENT:
-            return value
-        extra = getattr(obj, "__pydantic_extra__", None)
-        if extra:
-            return extra.get(name)
-        if _is_model_type(kind):
-            return None
-    return getattr(obj, name, None)
+get = read_field
+"""``obj[name]`` for a mapping, ``obj.name`` for a model, ``None`` when absent."""
 
 
 class _Attributes:
@@ -101,13 +52,10 @@ def fields_of(obj: object) -> Mapping[str, object]:
     kind = type(obj)
     if kind is dict:
         return obj  # type: ignore[return-value]
-    is_mapping = _IS_MAPPING.get(kind)
-    if is_mapping is None:
-        is_mapping = _is_mapping_type(kind)
-    if is_mapping:
+    if is_mapping_type(kind):
         return obj  # type: ignore[return-value]
     fields = getattr(obj, "__dict__", None)
-    if type(fields) is dict and _is_model_type(kind):
+    if type(fields) is dict and is_model_type(kind):
         extra = getattr(obj, "__pydantic_extra__", None)
         return {**fields, **extra} if extra else fields
     return _Attributes(obj)  # type: ignore[return-value]

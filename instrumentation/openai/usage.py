@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from spanledger.instrumentation.genai import InferenceUsage
+from spanledger.instrumentation.genai.fields import read_field
 
-_ABSENT = object()
 _EMPTY: dict[str, Any] = {}
 
 # Responses API stream events that carry the whole ``response`` object.
@@ -26,27 +26,6 @@ RESPONSE_EVENTS = frozenset(
         "response.queued",
     }
 )
-
-
-def read_field(obj: Any, name: str) -> Any:
-    """``obj.name`` for a model, ``obj[name]`` for decoded JSON; ``None`` when absent.
-
-    Pydantic models are read through their field and extra-field dicts: asking a model for a
-    field it lacks (``usage.cost`` from OpenAI itself) would raise and catch an AttributeError,
-    which costs more than the rest of the read.
-    """
-    if type(obj) is dict:
-        return obj.get(name)
-    fields = getattr(obj, "__dict__", None)
-    if fields is None:
-        return getattr(obj, name, None)
-    value = fields.get(name, _ABSENT)
-    if value is not _ABSENT:
-        return value
-    extra = getattr(obj, "__pydantic_extra__", None)
-    if extra:
-        return extra.get(name)
-    return getattr(obj, name, None) if not hasattr(type(obj), "model_fields") else None
 
 
 def _int(value: Any) -> int | None:
