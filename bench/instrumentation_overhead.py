@@ -334,6 +334,34 @@ class ChunkBody(httpx2.SyncByteStream):
         return iter(self.chunks)
 
 
+SHORT_STREAM = "short-stream"
+"""The same streams cut to a quarter: the difference per chunk is the marginal cost of a chunk,
+without the stream's own start and end (its span), which belong to the call."""
+
+
+def short_stream(chunks: int) -> int:
+    return max(1, chunks // 4)
+
+
+def marginal(
+    pairs: list[tuple[Sample, Sample]], short: list[tuple[Sample, Sample]], chunks: int
+) -> str:
+    """Per chunk added beyond the stream's own start and end, round by round."""
+    fewer = short_stream(chunks)
+    added = [
+        ((long_i.cpu_us - long_p.cpu_us) * chunks - (short_i.cpu_us - short_p.cpu_us) * fewer)
+        / (chunks - fewer)
+        for (long_p, long_i), (short_p, short_i) in zip(pairs, short, strict=True)
+    ]
+    median = statistics.median(added)
+    verdict = "met" if median <= CHUNK_TARGET_US else "NOT met"
+    return (
+        f"per chunk CPU : marginal (streams of {chunks} and {fewer} chunks) added "
+        f"{median:+.2f} µs (range {min(added):+.2f} … {max(added):+.2f})  "
+        f"target ≤ {CHUNK_TARGET_US:g} µs: {verdict}"
+    )
+
+
 def span_work(tracer: Tracer, attributes: tuple[dict, dict], spans: int) -> Work:
     """The OpenTelemetry SDK alone: start and end ``spans`` spans carrying ``attributes``."""
     start, usage = attributes
@@ -389,22 +417,26 @@ def isolated_openai(tracer: Tracer, calls: int, chunks: int) -> dict[str, tuple[
             request(instrumented_sdk_call, client, (ChatCompletion, options), {"stream": False})
         return calls
 
-    def plain_chunks() -> int:
-        for _chunk in iter(chunk_objects):
-            pass
-        return chunks
+    def stream_works(objects: list[ChatCompletionChunk]) -> tuple[Work, Work]:
+        def plain_chunks() -> int:
+            for _chunk in iter(objects):
+                pass
+            return len(objects)
 
-    def instrumented_chunks() -> int:
-        request_info = read_request(stream_options, True)
-        span = tracer.start_span("chat gpt-4o-mini")
-        call = new_call(request_info, StreamSpan(span), usage_injected=True)
-        for _chunk in observe(iter(chunk_objects), call.state, item_reader(call)):
-            pass
-        return chunks
+        def instrumented_chunks() -> int:
+            request_info = read_request(stream_options, True)
+            span = tracer.start_span("chat gpt-4o-mini")
+            call = new_call(request_info, StreamSpan(span), usage_injected=True)
+            for _chunk in observe(iter(objects), call.state, item_reader(call)):
+                pass
+            return len(objects)
+
+        return plain_chunks, instrumented_chunks
 
     return {
         "call": (plain_calls, instrumented_calls),
-        "chunk": (plain_chunks, instrumented_chunks),
+        "chunk": stream_works(chunk_objects),
+        SHORT_STREAM: stream_works(chunk_objects[: short_stream(chunks)]),
         "span": (span_work(tracer, OPENAI_SPAN, calls), nothing),
     }
 
@@ -424,7 +456,6 @@ def isolated_anthropic(tracer: Tracer, calls: int, chunks: int) -> dict[str, tup
         method="post", url="/v1/messages", json_data={**ANTHROPIC_BODY, "stream": True}
     )
     message = anthropic_construct(type_=Message, value=ANTHROPIC_MESSAGE)
-    body_chunks = anthropic_stream_chunks(chunks)
     request = messages_request(tracer)
 
     def sdk_call(*args: object, **kwargs: object) -> object:
@@ -440,23 +471,29 @@ def isolated_anthropic(tracer: Tracer, calls: int, chunks: int) -> dict[str, tup
             request(sdk_call, client, (Message, options), {"stream": False})
         return calls
 
-    def plain_chunks() -> int:
-        for _chunk in ChunkBody(body_chunks):
-            pass
-        return chunks
+    def stream_works(events: int) -> tuple[Work, Work]:
+        body_chunks = anthropic_stream_chunks(events)
 
-    def instrumented_chunks() -> int:
-        response = httpx2.Response(
-            200, headers={"content-type": "text/event-stream"}, stream=ChunkBody(body_chunks)
-        )
-        MessagesCall(tracer, client, stream_options, True).returned(response)
-        for _chunk in response.stream:
-            pass
-        return chunks
+        def plain_chunks() -> int:
+            for _chunk in ChunkBody(body_chunks):
+                pass
+            return events
+
+        def instrumented_chunks() -> int:
+            response = httpx2.Response(
+                200, headers={"content-type": "text/event-stream"}, stream=ChunkBody(body_chunks)
+            )
+            MessagesCall(tracer, client, stream_options, True).returned(response)
+            for _chunk in response.stream:
+                pass
+            return events
+
+        return plain_chunks, instrumented_chunks
 
     return {
         "call": (plain_calls, instrumented_calls),
-        "chunk": (plain_chunks, instrumented_chunks),
+        "chunk": stream_works(chunks),
+        SHORT_STREAM: stream_works(short_stream(chunks)),
         "span": (span_work(tracer, ANTHROPIC_SPAN, calls), nothing),
     }
 
@@ -587,15 +624,19 @@ def count_instructions(calls: int, chunks: int) -> dict[tuple[str, str, str], fl
     }
 
 
-def instruction_lines(counts: dict[tuple[str, str, str], float]) -> list[str]:
+def instruction_lines(counts: dict[tuple[str, str, str], float], chunks: int) -> list[str]:
     lines = ["[instructions] callgrind, isolated sections, instructions per unit"]
+    fewer = short_stream(chunks)
     for sdk in ("openai", "anthropic"):
         call = counts[sdk, "call", "instrumented"] - counts[sdk, "call", "plain"]
         span = counts[sdk, "span", "plain"]
         chunk = counts[sdk, "chunk", "instrumented"] - counts[sdk, "chunk", "plain"]
+        short = counts[sdk, SHORT_STREAM, "instrumented"] - counts[sdk, SHORT_STREAM, "plain"]
+        beyond_stream = (chunk * chunks - short * fewer) / (chunks - fewer)
         lines.append(
             f"{sdk:9}: per call added {call:,.0f} (OpenTelemetry SDK span alone {span:,.0f}, "
-            f"ours beyond it {call - span:,.0f}); per chunk added {chunk:,.0f}"
+            f"ours beyond it {call - span:,.0f}); per chunk added {chunk:,.0f}, of which "
+            f"{beyond_stream:,.0f} marginal (the rest is the stream's own start and end)"
         )
     return lines
 
@@ -640,8 +681,10 @@ def report(
         if "span" in figures:
             blocks.append(beyond_span(figures["call"], figures["span"]))
         blocks.append(summarise("chunk", figures["chunk"], CHUNK_TARGET_US))
+        if SHORT_STREAM in figures:
+            blocks.append(marginal(figures["chunk"], figures[SHORT_STREAM], args.chunks))
     if instructions is not None:
-        blocks.extend(instruction_lines(instructions))
+        blocks.extend(instruction_lines(instructions, args.chunks))
     load = ", ".join(f"{value:.1f}" for value in load_average)
     return (
         "## Instrumentation overhead (`bench/instrumentation_overhead.py`)\n\n"
@@ -660,6 +703,9 @@ def report(
         "the same rounds the OpenTelemetry SDK alone starts and ends a span with the same\n"
         'attributes; "ours beyond it" is the added time minus that span, round by round: the\n'
         "part of the overhead that is the instrumentation's rather than the SDK's.\n"
+        "The isolated per-chunk figure spreads the stream's own start and end (its span) over\n"
+        'its chunks; "marginal" times the same streams cut to a quarter as well, and takes\n'
+        "the added cost per chunk between the two lengths: what one more chunk costs.\n"
         "`[instructions]` (with `--instructions`): the same isolated work counted in CPU\n"
         "instructions under callgrind, which the load of the machine does not move.\n\n"
         f"Machine: {os.cpu_count()} CPUs ({platform.machine()}), Python "
