@@ -7,12 +7,16 @@ stage costs per span:
 - ``parse``: ``ExportTraceServiceRequest.FromString`` of each request (C, upb);
 - ``+ read ids``: also read each span's trace, span and parent ids (what grouping needs);
 - ``+ serialize``: also serialize each span on its own (what holding it as bytes needs);
+- ``parse 100%`` and ``+ LLM attributes``: the same parse of requests whose spans are all LLM
+  calls but the roots, then also reading each call's attributes into Python values, which is
+  the least the processor must do with a call before its usage is known;
 - ``pipeline`` at 0%, 10% and 100% GenAI spans: ``Pipeline.consume`` of every request plus
   ``flush_all`` (grouping, usage, pricing, rollup, reassembly) into an exporter that takes the
   encoded request as is; ``+ sinks`` adds the ledger (SQLite) and the per-tag counters.
 
 Rounds alternate the steps; each figure is the median of CPU µs per span over rounds, with its
-range. The per-call figure is the 100% pipeline minus the 0% one, per LLM call.
+range. The per-call figures are the 100% pipeline minus the 0% one, and ``+ LLM attributes``
+minus ``parse 100%``, per LLM call.
 
     python bench/span_floor.py                 # writes bench/RESULTS.md
     python bench/span_floor.py --rounds 1 --traces 100 --no-write
@@ -40,6 +44,7 @@ from rollup import CountingSink
 from spanledger.processor.components import CallSink
 from spanledger.processor.ledger import LedgerConfig, LedgerSink
 from spanledger.processor.metrics import MetricsConfig, MetricsSink
+from spanledger.processor.otlp_attrs import attributes_to_dict
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
@@ -87,6 +92,15 @@ def serialize(bodies: list[bytes]) -> None:
                     span.SerializeToString()
 
 
+def llm_attributes(bodies: list[bytes]) -> None:
+    for body in bodies:
+        for resource_spans in ExportTraceServiceRequest.FromString(body).resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    if span.parent_span_id:  # every span but the root is an LLM call
+                        attributes_to_dict(span.attributes)
+
+
 def pipeline_run(bodies: list[bytes], spans: int, sinks: Callable[[], list[CallSink]]) -> None:
     exporter = SerializedExporter()
     made = sinks()
@@ -127,6 +141,8 @@ def steps(traffic: dict[float, Traffic]) -> dict[str, tuple[Callable[[list[bytes
         "parse": (parse, 0.1),
         "+ read ids": (read_ids, 0.1),
         "+ serialize": (serialize, 0.1),
+        "parse 100%": (parse, 1.0),
+        "+ LLM attributes": (llm_attributes, 1.0),
         "pipeline 0%": (pipeline(0.0, counting_sinks), 0.0),
         "pipeline 10%": (pipeline(0.1, counting_sinks), 0.1),
         "pipeline 100%": (pipeline(1.0, counting_sinks), 1.0),
@@ -173,6 +189,11 @@ def report(results: dict[str, list[float]], traffic: dict[float, Traffic], trace
     def per_call(step: str) -> list[float]:
         return [(full - base) / calls for full, base in zip(results[step], plain, strict=True)]
 
+    reading = [
+        (full - base) / calls
+        for full, base in zip(results["+ LLM attributes"], results["parse 100%"], strict=True)
+    ]
+    lines.append(f"reading one LLM call's attributes:  {spread(reading)}")
     lines.append(f"per LLM call beyond a plain span: {spread(per_call('pipeline 100%'))}")
     lines.append(
         "per LLM call beyond a plain span, with ledger and counters: "
