@@ -184,15 +184,12 @@ def report(results: dict[str, list[float]], traffic: dict[float, Traffic], trace
     for name, values in results.items():
         lines.append(f"{name:<22} {spread(values)}")
     calls = traffic[1.0].calls / traffic[1.0].spans
-    plain = results["pipeline 0%"]
 
-    def per_call(step: str) -> list[float]:
-        return [(full - base) / calls for full, base in zip(results[step], plain, strict=True)]
+    def per_call(step: str, before: str = "pipeline 0%") -> list[float]:
+        pairs = zip(results[step], results[before], strict=True)
+        return [(full - base) / calls for full, base in pairs]
 
-    reading = [
-        (full - base) / calls
-        for full, base in zip(results["+ LLM attributes"], results["parse 100%"], strict=True)
-    ]
+    reading = per_call("+ LLM attributes", "parse 100%")
     lines.append(f"reading one LLM call's attributes:  {spread(reading)}")
     lines.append(f"per LLM call beyond a plain span: {spread(per_call('pipeline 100%'))}")
     lines.append(
