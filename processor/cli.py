@@ -148,7 +148,12 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("price", help="price one call from the offline price table", add_help=False)
 
     demo = commands.add_parser("demo", help="run an example agent end to end, offline")
-    demo.add_argument("--keep", metavar="DIR", help="keep the demo's ledger and config in DIR")
+    demo.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="keep the demo's ledger (DIR/spanledger.db) and price overrides; without it they "
+        "live in a temporary directory removed at the end",
+    )
     demo.set_defaults(verb=_demo)
 
     standin = commands.add_parser(
