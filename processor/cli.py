@@ -1,79 +1,58 @@
-"""The ``spanledger`` command: serve, check-config, report, price, demo."""
+"""The ``spanledger`` command: serve, check-config, report, price, demo, standin."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from spanledger.version import __version__
+
+STANDIN_PORT = 8765
+"""Where ``spanledger standin`` listens unless told otherwise (the quickstart relies on it)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``spanledger`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(
-        prog="spanledger",
-        description="Attribute LLM spend to customers, features, teams and environments.",
-    )
-    parser.add_argument("--version", action="version", version=f"spanledger {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    serve = commands.add_parser("serve", help="run the processor (OTLP in, priced spans out)")
-    serve.add_argument("--config", metavar="FILE", help="YAML configuration (defaults without)")
-    serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
-    check = commands.add_parser("check-config", help="validate a configuration file")
-    check.add_argument("file", metavar="FILE")
-    commands.add_parser("report", help="cost per tag from the ledger", add_help=False)
-    commands.add_parser("price", help="price one call from the offline price table", add_help=False)
-    demo = commands.add_parser("demo", help="run an example agent end to end, offline")
-    demo.add_argument("--keep", metavar="DIR", help="keep the demo's ledger and config in DIR")
-
-    # report and price parse their own arguments.
-    if args and args[0] in ("report", "price"):
-        return _delegate(args[0], args[1:])
+    if args and args[0] in _SELF_PARSING:
+        return _SELF_PARSING[args[0]](args[1:])
+    parser = _parser()
     options = parser.parse_args(args)
-    if options.command == "serve":
-        return _serve(options.config, options.log_level)
-    if options.command == "check-config":
-        return _check(options.file)
-    if options.command == "demo":
-        from spanledger.demo import run_demo
-
-        return run_demo(keep=options.keep)
-    parser.print_help()
-    return 2
+    if options.command is None:
+        parser.print_help()
+        return 2
+    verb: Callable[[argparse.Namespace], int] = options.verb
+    return verb(options)
 
 
-def _delegate(command: str, argv: list[str]) -> int:
-    if command == "report":
-        from spanledger.processor.report import run_report
-
-        return run_report(argv)
-    from spanledger.processor.pricing.cli import run_price
-
-    return run_price(argv)
-
-
-def _serve(path: str | None, level: str) -> int:
+def _serve(options: argparse.Namespace) -> int:
     from spanledger.processor.config import ConfigError, load_config
+    from spanledger.processor.listeners import ListenError, check_listeners, configured_listeners
     from spanledger.processor.service import Service
 
     logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=options.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        config = load_config(path)
+        config = load_config(options.config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
+        return 2
+    try:
+        check_listeners(configured_listeners(config))
+    except ListenError as exc:
+        print(f"spanledger serve: {exc}", file=sys.stderr)
         return 2
     Service(config).run()
     return 0
 
 
-def _check(path: str) -> int:
+def _check_config(options: argparse.Namespace) -> int:
     from spanledger.processor.config import check_config
 
+    path = options.file
     config, problems = check_config(path)
     if problems:
         print(f"{len(problems)} problem(s):", file=sys.stderr)
@@ -84,6 +63,112 @@ def _check(path: str) -> int:
     exporters = ", ".join(type(e).__name__.removesuffix("Config") for e in config.exporters)
     print(f"{path}: OK (exporters: {exporters or 'none'}; tags: {', '.join(config.tags)})")
     return 0
+
+
+def _report(argv: list[str]) -> int:
+    from spanledger.processor.report import run_report
+
+    return run_report(argv)
+
+
+def _price(argv: list[str]) -> int:
+    from spanledger.processor.pricing.cli import run_price
+
+    return run_price(argv)
+
+
+def _demo(options: argparse.Namespace) -> int:
+    from spanledger.demo import run_demo
+
+    return run_demo(keep=options.keep)
+
+
+def _standin(options: argparse.Namespace) -> int:
+    from spanledger.processor.listeners import reason_of
+    from spanledger.standin.command import describe, serve
+
+    try:
+        return serve(
+            options.host, options.port, announce=lambda llm: print(describe(llm), flush=True)
+        )
+    except OSError as exc:
+        where = f"{options.host}:{options.port}"
+        print(
+            f"spanledger standin: {where}: {reason_of(exc)} (choose another with --port)",
+            file=sys.stderr,
+        )
+        return 2
+
+
+_SELF_PARSING: dict[str, Callable[[list[str]], int]] = {"report": _report, "price": _price}
+"""Verbs that parse their own arguments."""
+
+
+SERVE_EPILOG = """\
+listens by default on (loopback only; each is a setting of --config FILE):
+  127.0.0.1:4317   OTLP/gRPC            receivers.otlp.grpc.endpoint
+  127.0.0.1:4318   OTLP/HTTP            receivers.otlp.http.endpoint
+  127.0.0.1:9464   Prometheus /metrics  metrics.prometheus.endpoint
+  127.0.0.1:4319   budget status        budgets.status.endpoint, only when set
+and keeps its ledger in spanledger.db in the working directory (ledger.path).
+
+Ctrl-C (SIGINT) or SIGTERM stops it: it stops accepting, prices and forwards the traces still
+waiting for their rollup, drains the exporter queues within service.shutdown_timeout [10s],
+then exits. A port that is busy or not permitted is one line on stderr and exit status 2.
+"""
+"""The defaults as ``serve --help`` states them (written out: building them imports the whole
+processor, which every other verb would then pay for)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spanledger",
+        description="Attribute LLM spend to customers, features, teams and environments.",
+    )
+    parser.add_argument("--version", action="version", version=f"spanledger {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the processor (OTLP in, priced spans out)",
+        description="Run the processor: receive OTLP, price LLM calls, roll cost up, forward.",
+        epilog=SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--config", metavar="FILE", help="YAML configuration (defaults without)")
+    serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    serve.set_defaults(verb=_serve)
+
+    check = commands.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file", metavar="FILE")
+    check.set_defaults(verb=_check_config)
+
+    # Listed for --help; their own parsers take over (see _SELF_PARSING).
+    commands.add_parser("report", help="cost per tag from the ledger", add_help=False)
+    commands.add_parser("price", help="price one call from the offline price table", add_help=False)
+
+    demo = commands.add_parser("demo", help="run an example agent end to end, offline")
+    demo.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="keep the demo's ledger (DIR/spanledger.db) and price overrides; without it they "
+        "live in a temporary directory removed at the end",
+    )
+    demo.set_defaults(verb=_demo)
+
+    standin = commands.add_parser(
+        "standin",
+        help="serve a local stand-in for the OpenAI and Anthropic APIs",
+        description="Serve a local stand-in for the OpenAI and Anthropic APIs (their real wire "
+        "protocols, made-up replies, realistic token usage). It prints the base URLs to give "
+        "the SDKs; Ctrl-C (SIGINT) or SIGTERM stops it.",
+    )
+    standin.add_argument("--host", default="127.0.0.1", help="address to bind [127.0.0.1]")
+    standin.add_argument(
+        "--port", type=int, default=STANDIN_PORT, help=f"port [{STANDIN_PORT}; 0: any free port]"
+    )
+    standin.set_defaults(verb=_standin)
+    return parser
 
 
 if __name__ == "__main__":

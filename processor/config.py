@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from spanledger.processor.budgets import BudgetsConfig
-from spanledger.processor.config_schema import Problems, build, parse_duration
+from spanledger.processor.config_schema import Duration, Problems, build, parse_duration
 from spanledger.processor.exporters import (
     OtlpGrpcExporterConfig,
     OtlpHttpExporterConfig,
@@ -73,7 +73,7 @@ class ConfigError(Exception):
 class ServiceConfig:
     """Process-level settings."""
 
-    shutdown_timeout: float = 10.0
+    shutdown_timeout: Duration = 10.0
     """Seconds to drain waiting traces and exporter queues after SIGTERM before exiting."""
     write_ahead: WriteAheadConfig | None = None
     """Log accepted requests on disk before answering, so a killed processor loses nothing."""

@@ -1,7 +1,8 @@
 """Turn YAML mappings into the components' config dataclasses, collecting every problem.
 
 Each component owns a dataclass with defaults and a ``problems()`` method; this module only
-checks shapes and types against the dataclass fields and says where a problem is.
+checks shapes and types against the dataclass fields and says where a problem is. A ``float``
+field takes a number; only a field declared :data:`Duration` also takes ``2s``, ``500ms``, ``1m``.
 """
 
 from __future__ import annotations
@@ -11,13 +12,18 @@ import os
 import re
 import types
 import typing
-from collections.abc import Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, TypeVar
 
 T = TypeVar("T")
 
+_DURATION_MARK = "duration"
+Duration = Annotated[float, _DURATION_MARK]
+"""Seconds, written as a number or as a string such as ``2s``, ``500ms``, ``1m``, ``1h``."""
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
 
 
 class Problems:
@@ -71,7 +77,7 @@ def build(cls: type[T], raw: object, where: str, problems: Problems) -> T | None
     if not isinstance(raw, Mapping):
         problems.add(where, f"expected a mapping, got {_kind(raw)}")
         return None
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     values: dict[str, Any] = {}
     for key, value in raw.items():
@@ -98,6 +104,10 @@ def build(cls: type[T], raw: object, where: str, problems: Problems) -> T | None
 def _convert(hint: Any, value: object, where: str, problems: Problems) -> tuple[bool, Any]:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
+    if origin is Annotated:
+        if _DURATION_MARK in hint.__metadata__:
+            return _checked(parse_duration, value, where, problems)
+        return _convert(args[0], value, where, problems)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return True, None
@@ -142,11 +152,7 @@ def _scalar(hint: Any, value: object, where: str, problems: Problems) -> tuple[b
         problems.add(where, f"expected true or false, got {value!r}")
         return False, None
     if hint is float:
-        try:
-            return True, parse_duration(value) if isinstance(value, str) else float(_number(value))
-        except (TypeError, ValueError) as exc:
-            problems.add(where, str(exc))
-            return False, None
+        return _checked(parse_number, value, where, problems)
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return True, value
@@ -166,10 +172,28 @@ def _scalar(hint: Any, value: object, where: str, problems: Problems) -> tuple[b
     return True, value
 
 
-def _number(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"expected a number, got {value!r}")
-    return float(value)
+def parse_number(value: object) -> float:
+    """A number, or a string holding one (``"12.5"``, as ``${env:NAME}`` gives); no units."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and _NUMBER.match(value):
+        return float(value)
+    hint = " (a duration is not accepted here)" if _is_duration_text(value) else ""
+    raise ValueError(f"expected a number, got {value!r}{hint}")
+
+
+def _is_duration_text(value: object) -> bool:
+    return isinstance(value, str) and bool(_DURATION.match(value))
+
+
+def _checked(
+    parse: Callable[[object], float], value: object, where: str, problems: Problems
+) -> tuple[bool, Any]:
+    try:
+        return True, parse(value)
+    except ValueError as exc:
+        problems.add(where, str(exc))
+        return False, None
 
 
 def _kind(value: object) -> str:

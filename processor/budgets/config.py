@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from spanledger.processor.config_schema import Duration
 from spanledger.semconv import UNTAGGED
 
 PERIODS = ("daily", "weekly", "monthly", "yearly")
@@ -212,7 +213,7 @@ class StatusConfig:
 
     endpoint: str = "127.0.0.1:4319"
     bearer_token: str | None = field(default=None, repr=False)
-    cache_seconds: float = 2.0
+    cache_seconds: Duration = 2.0
     """How long a client may reuse an answer that no rate limit depends on."""
 
     def problems(self) -> list[str]:
@@ -236,7 +237,7 @@ class WebhookConfig:
 
     url: str = ""
     secret: str | None = field(default=None, repr=False)
-    timeout: float = 5.0
+    timeout: Duration = 5.0
     max_attempts: int = 6
     headers: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -261,7 +262,7 @@ class SharedConfig:
     redis: str = ""
     """``redis://[:password@]host:port/db``"""
     key_prefix: str = "spanledger"
-    timeout: float = 2.0
+    timeout: Duration = 2.0
 
     def problems(self) -> list[str]:
         found = []

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
-from spanledger.processor.config_schema import storage_problems
+from spanledger.processor.config_schema import Duration, storage_problems
 
 DEFAULT_QUEUE_SPANS = 100_000
 DEFAULT_BATCH_SPANS = 2048
@@ -65,7 +65,7 @@ class _ExporterConfig:
 
     headers: dict[str, str] = field(default_factory=dict, repr=False)
     """Sent with every request, e.g. ``{"authorization": "Basic ..."}``; never logged."""
-    timeout: float = 10.0
+    timeout: Duration = 10.0
     """Seconds one attempt may take."""
     compression: Literal["gzip", "none"] | None = "gzip"
     """``gzip``, or ``none`` (or null) to send uncompressed."""
@@ -80,10 +80,10 @@ class _ExporterConfig:
     """...and at most this many bytes (before compression); a larger single request goes alone."""
     workers: int = 1
     """Exports in flight at the same time."""
-    initial_backoff: float = 1.0
+    initial_backoff: Duration = 1.0
     """First wait before a retry; it doubles (with jitter) up to ``max_backoff``."""
-    max_backoff: float = 30.0
-    max_elapsed: float = 300.0
+    max_backoff: Duration = 30.0
+    max_elapsed: Duration = 300.0
     """Give up on a batch (and count its spans as dropped) after retrying for this long."""
 
     def _shared_problems(self) -> list[str]:

@@ -316,6 +316,16 @@ class Ledger:
             for row in fetched
         ]
 
+    def tag_keys(self) -> list[str]:
+        """Every tag key stored with a call, sorted (the processor's ``tags`` over time)."""
+        query = "SELECT DISTINCT key FROM (SELECT DISTINCT tags FROM calls), json_each(tags)"
+        with self._lock:
+            try:
+                rows = self._db.execute(query).fetchall()
+            except sqlite3.Error as exc:
+                raise LedgerError(f"cannot read ledger {self.path}: {exc}") from exc
+        return sorted(row[0] for row in rows)
+
     def time_range(self) -> tuple[int, int] | None:
         """The earliest and latest call start times, or None for an empty ledger."""
         with self._lock:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from spanledger.processor.config_schema import Duration
+
 PROTOCOLS = ("grpc", "http")
 
 
@@ -22,7 +24,7 @@ class MetricsConfig:
     prometheus_endpoint: str | None = "127.0.0.1:9464"
     otlp_endpoint: str | None = None
     otlp_protocol: str = "grpc"
-    export_interval: float = 10.0
+    export_interval: Duration = 10.0
     cardinality_limit: int = 1000
 
     def problems(self) -> list[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from spanledger.processor.config_schema import Duration
+
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 """Largest request body accepted, compressed or not (16 MiB)."""
 
@@ -68,7 +70,7 @@ class HttpReceiverConfig:
     path: str = "/v1/traces"
     max_connections: int = 256
     """Open client connections served at once (one thread each); more are refused."""
-    idle_timeout: float = 60.0
+    idle_timeout: Duration = 60.0
     """Seconds a connection may stay silent (between or within requests) before it is closed."""
     max_inflight_bytes: int = 4 * DEFAULT_MAX_REQUEST_BYTES
     """Request bodies (as received, and again once decompressed) held at once across all

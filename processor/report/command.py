@@ -11,7 +11,12 @@ from decimal import Decimal
 from typing import TextIO
 
 from spanledger.processor.ledger import GroupTotals, Ledger, LedgerError
-from spanledger.processor.ledger.store import BUILTIN_DIMENSIONS, TIME_DIMENSIONS, dimension_sql
+from spanledger.processor.ledger.store import (
+    BUILTIN_DIMENSIONS,
+    TAG_PREFIX,
+    TIME_DIMENSIONS,
+    dimension_sql,
+)
 from spanledger.processor.report.periods import describe, parse_instant, to_unix_nano
 from spanledger.processor.report.render import FORMATS, render
 from spanledger.processor.report.rows import comparison_rows, merge, period_rows
@@ -89,6 +94,8 @@ def run_report(argv: Sequence[str], out: TextIO | None = None) -> int:
         request = _Request.from_options(options)
         path = _ledger_path(options)
         with Ledger(path) as ledger:
+            if not options.budgets:
+                _warn_unseen_tags(request.tag_keys(), ledger)
             text = _budgets(options, ledger) if options.budgets else request.run(ledger)
     except (ValueError, LedgerError) as exc:
         print(f"spanledger report: {exc}", file=sys.stderr)
@@ -109,6 +116,18 @@ def _ledger_path(options: argparse.Namespace) -> str:
             raise ValueError(f"{options.config} turns the ledger off (ledger.path is empty)")
         return config.ledger.path
     return options.ledger or DEFAULT_LEDGER
+
+
+def _warn_unseen_tags(keys: Sequence[str], ledger: Ledger) -> None:
+    """A tag key no call carries groups everything under ``(none)``: most likely a typo."""
+    seen = ledger.tag_keys()
+    for key in keys:
+        if key not in seen:
+            print(
+                f"spanledger report: warning: no call in {ledger.path} has the tag {key!r}; "
+                f"tags it has seen: {', '.join(seen) or 'none'}",
+                file=sys.stderr,
+            )
 
 
 def _budgets(options: argparse.Namespace, ledger: Ledger) -> str:
@@ -170,6 +189,12 @@ class _Request:
             if compare or any(name in TIME_DIMENSIONS for name in by):
                 raise ValueError("--top cannot be combined with --compare or day/week/month")
         return cls(by, since, until, where, compare, options.top, options.billable, options.format)
+
+    def tag_keys(self) -> list[str]:
+        """The tag keys named by ``--by``, ``--where`` and ``--compare`` (built-ins left out)."""
+        names = [*self.by, *self.where, *([self.compare[0]] if self.compare else [])]
+        keys = [n.removeprefix(TAG_PREFIX) for n in names if n not in BUILTIN_DIMENSIONS]
+        return list(dict.fromkeys(keys))
 
     def run(self, ledger: Ledger) -> str:
         if self.compare:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from spanledger.processor.config_schema import Duration
+
 
 @dataclass
 class RollupConfig:
@@ -17,11 +19,11 @@ class RollupConfig:
     a span already forwarded is recognised as a duplicate.
     """
 
-    trace_idle: float = 2.0
-    root_grace: float = 1.0
+    trace_idle: Duration = 2.0
+    root_grace: Duration = 1.0
     max_traces: int = 100_000
     max_spans: int = 1_000_000
-    max_wait: float = 60.0
+    max_wait: Duration = 60.0
     remember_spans: int = 1_000_000
 
     def problems(self) -> list[str]:

@@ -1,8 +1,9 @@
 """``spanledger demo``: the whole path offline, in one command.
 
-It starts the local LLM stand-in and the processor (embedded defaults, a temporary ledger),
-runs the triage sub-service and the example agent under ``opentelemetry-instrument``, then
-prints cost per feature and per customer and one trace's cost tree. Nothing is left running.
+It starts the local LLM stand-in and the processor (embedded defaults, a ledger in a
+temporary directory, or in ``--keep DIR``), runs the triage sub-service and the example agent
+under ``opentelemetry-instrument``, then prints cost per feature and per customer and one
+trace's cost tree. Nothing is left running, and without ``--keep`` nothing is left on disk.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ models:
     input_mtok: 0.50
     output_mtok: 1.50
 """
+
+
+_TEMPORARY = "temporary: removed when the demo ends; --keep DIR keeps it"
 
 
 def run_demo(keep: str | None = None) -> int:
@@ -58,6 +62,7 @@ def run_demo(keep: str | None = None) -> int:
     )
     recorder = RecordingExporter()
     step = _Steps()
+    step(f"ledger {ledger_path} ({'kept' if keep else _TEMPORARY})")
     try:
         with StandIn() as llm:
             step(f"LLM stand-in at {llm.url} (OpenAI and Anthropic wire protocols)")
@@ -88,11 +93,14 @@ def run_demo(keep: str | None = None) -> int:
             run_report(["--ledger", str(ledger_path), "--by", key])
         print("\nOne trace, each span with the cost of its subtree:")
         print(render_cost_tree(recorder.trace_with_most_services()))
+        print()
         if keep:
-            print(
-                f"\nLedger kept at {ledger_path}; try: spanledger report --ledger {ledger_path} "
-                "--by customer --by feature"
-            )
+            print(f"Ledger kept at {ledger_path}; try:")
+            print(f"  spanledger report --ledger {ledger_path} --by customer --by feature")
+        else:
+            print(f"{ledger_path} is removed as the demo ends. To keep it and report on it:")
+            print("  spanledger demo --keep DIR")
+            print("  spanledger report --ledger DIR/spanledger.db --by customer --by feature")
         return 0
     finally:
         if not keep:

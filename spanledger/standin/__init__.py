@@ -18,7 +18,7 @@ or ``POST /_standin/scenarios`` from another process; ``GET /_standin/requests``
 received). Routes: ``/v1/chat/completions``, ``/v1/completions``, ``/v1/responses``,
 ``/v1/embeddings``, ``/v1/messages`` (beta included) and ``/v1/messages/count_tokens``.
 Default token counts follow the rules in :mod:`spanledger.standin.tokens`.
-``python -m spanledger.standin --port N`` serves from the command line.
+``spanledger standin`` (or ``python -m spanledger.standin --port N``) serves from the command line.
 """
 
 from spanledger.standin.scenario import SCENARIO_HEADER, Scenario, ScenarioError

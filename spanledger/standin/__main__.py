@@ -1,13 +1,14 @@
-"""``python -m spanledger.standin --port N``: serve the stand-in until SIGINT or SIGTERM."""
+"""``python -m spanledger.standin --port N``: serve the stand-in until SIGINT or SIGTERM.
+
+It prints its base URL alone on the first line, for scripts; ``spanledger standin`` is the same
+server with directions for people.
+"""
 
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
-from types import FrameType
 
-from spanledger.standin.server import StandIn
+from spanledger.standin.command import serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,22 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind [127.0.0.1]")
     parser.add_argument("--port", type=int, default=0, help="port to bind [0: any free port]")
     args = parser.parse_args(argv)
-
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with StandIn(args.host, args.port) as llm:
-            print(llm.url, flush=True)
-            while not stop.wait(0.5):
-                pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
+    return serve(args.host, args.port, announce=lambda llm: print(llm.url, flush=True))
 
 
 if __name__ == "__main__":

@@ -6,18 +6,27 @@ import re
 import subprocess
 import sys
 from decimal import Decimal
+from pathlib import Path
+
+import pytest
 
 
-def test_demo_prints_reports_and_a_cost_tree() -> None:
+def spanledger(*args: str) -> str:
+    """Run the ``spanledger`` command; its output, once it exited 0 without a traceback."""
     result = subprocess.run(
-        [sys.executable, "-m", "spanledger.processor.cli", "demo"],
+        [sys.executable, "-m", "spanledger.processor.cli", *args],
         check=False,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    out = result.stdout
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+def test_demo_prints_reports_and_a_cost_tree() -> None:
+    out = spanledger("demo")
     for name in ("summarizer", "search", "support", "acme", "globex", "initech"):
         assert re.search(rf"^{name}\s+\d+\.\d+", out, re.MULTILINE), name
     totals = re.findall(r"total \$(\d+\.\d+) over (\d+) calls", out)
@@ -30,4 +39,26 @@ def test_demo_prints_reports_and_a_cost_tree() -> None:
     assert "[agent]" in tree and "[triage]" in tree
     assert re.search(r"trace \$\d+\.\d+ in \d+ calls", tree)
     assert "subtree $" in tree and "call $" in tree
-    assert "Traceback" not in result.stderr
+
+    # The ledger the reports name is a temporary one, and the demo says so and how to keep it.
+    announced = re.search(r"ledger (\S+spanledger\.db) \(temporary: (.+)\)", out)
+    assert announced, out
+    assert "--keep DIR keeps it" in announced.group(2)
+    ledger = announced.group(1)
+    assert f"ledger {ledger}, start .. now UTC" in out
+    assert f"{ledger} is removed as the demo ends" in out
+    assert "spanledger demo --keep DIR" in out
+    assert not Path(ledger).exists()
+
+
+@pytest.mark.slow
+def test_demo_keep_leaves_a_ledger_that_report_reads(tmp_path: Path) -> None:
+    out = spanledger("demo", "--keep", str(tmp_path))
+    ledger = tmp_path / "spanledger.db"
+    assert f"ledger {ledger} (kept)" in out
+    assert f"Ledger kept at {ledger}" in out
+    assert f"spanledger report --ledger {ledger} --by customer --by feature" in out
+    demo_total = re.findall(r"total \$(\d+\.\d+) over 30 calls", out)[0]
+    report = spanledger("report", "--ledger", str(ledger), "--by", "customer", "--by", "feature")
+    assert f"total ${demo_total} over 30 calls" in report
+    assert re.search(r"^acme\s+summarizer\s+\d+\.\d+", report, re.MULTILINE)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -278,6 +279,32 @@ def test_bad_input_is_a_clear_error(filled, capsys, args, message):
     assert status == 2
     assert text == ""
     assert message in capsys.readouterr().err
+
+
+def test_a_tag_the_ledger_never_saw_is_a_warning_beside_the_table(filled, capsys):
+    ledger, _, _ = filled
+    status, table = _report(ledger, "--by", "custmer", "--where", "model=gpt-4o")
+    assert status == 0
+    assert re.search(rf"^{re.escape(UNTAGGED)}\s", table, re.MULTILINE), table
+    assert capsys.readouterr().err == (
+        f"spanledger report: warning: no call in {ledger} has the tag 'custmer'; "
+        "tags it has seen: customer, env, feature, team\n"
+    )
+    # Known tags, built-in dimensions and tag:NAME for a known tag warn of nothing.
+    status, _ = _report(ledger, "--by", "customer", "--by", "model", "--where", "tag:env=prod")
+    assert status == 0
+    assert capsys.readouterr().err == ""
+    # --where and --compare are checked too, once per key.
+    status, _ = _report(ledger, "--compare", "version=v1,v2", "--where", "version=v1")
+    assert status == 0
+    assert capsys.readouterr().err.count("has the tag 'version'") == 1
+
+
+def test_an_empty_ledger_has_seen_no_tags(ledger_path, capsys):
+    with Ledger(ledger_path, create=True):
+        pass
+    assert _report(ledger_path, "--by", "customer")[0] == 0
+    assert "tags it has seen: none" in capsys.readouterr().err
 
 
 def test_missing_ledger_is_a_clear_error(tmp_path, capsys):
