@@ -113,9 +113,12 @@ class Service:
             self.http = HttpReceiver(config.http, consumer, **others)
             self.http.start()
         log.info(
-            "spanledger processor listening: %s; forwarding to %d exporter(s); ledger %s",
+            "spanledger processor listening: %s; forwarding traces to %d exporter(s), metrics "
+            "to %d, logs to %d; ledger %s",
             ", ".join(self.endpoints()) or "no receiver",
             len(exporters),
+            len(self.forwarders[METRICS].exporters),
+            len(self.forwarders[LOGS].exporters),
             config.ledger.path or "off",
         )
 

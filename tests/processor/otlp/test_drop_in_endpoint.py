@@ -41,8 +41,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from spanledger.processor.config import Config
+from spanledger.processor.config import Config, ServiceConfig
 from spanledger.processor.exporters import (
+    DiskQueueConfig,
     OtlpGrpcExporterConfig,
     OtlpHttpExporterConfig,
     TlsClientConfig,
@@ -53,6 +54,7 @@ from spanledger.processor.receivers import GrpcReceiverConfig, HttpReceiverConfi
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.service import Service
 from spanledger.processor.signals import LOGS, METRICS, TRACES, Signal
+from spanledger.processor.writeahead import WriteAheadConfig
 
 try:
     from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter as InMemoryLogs
@@ -68,7 +70,10 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     """Start the processor with the given exporter configs; every one started is stopped."""
     started: list[Service] = []
 
-    def start(*exporters: OtlpGrpcExporterConfig | OtlpHttpExporterConfig) -> Service:
+    def start(
+        *exporters: OtlpGrpcExporterConfig | OtlpHttpExporterConfig,
+        write_ahead: WriteAheadConfig | None = None,
+    ) -> Service:
         config = Config(
             grpc=GrpcReceiverConfig("127.0.0.1:0"),
             http=HttpReceiverConfig("127.0.0.1:0"),
@@ -76,6 +81,7 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
             rollup=RollupConfig(trace_idle=0.2, root_grace=0.1),
             metrics=MetricsConfig(prometheus_endpoint=None),
             ledger=LedgerConfig(path=str(tmp_path / f"ledger-{len(started)}.db")),
+            service=ServiceConfig(shutdown_timeout=5.0, write_ahead=write_ahead),
         )
         service = Service(config)
         started.append(service)
@@ -193,6 +199,37 @@ def test_sdk_metrics_and_logs_reach_both_exporter_kinds_unchanged(
     record_trace_ids = {r.log_record.trace_id for r in log_records}
     assert record_trace_ids == {spans[0].context.trace_id}
     assert scripted_http.paths() == {"/v1/traces", "/v1/metrics", "/v1/logs"}
+
+
+def test_metrics_and_logs_pass_beside_the_write_ahead_log_through_disk_queues(
+    start_service, scripted_grpc, merge_requests, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    queue = tmp_path / "queue"
+    backend = OtlpGrpcExporterConfig(
+        f"127.0.0.1:{scripted_grpc.port}",
+        tls=TlsClientConfig(insecure=True),
+        queue=DiskQueueConfig(str(queue)),
+    )
+    service = start_service(backend, write_ahead=WriteAheadConfig(str(tmp_path / "wal")))
+    spans, metrics, log_records = sdk_telemetry()
+    sdk = SdkExporters("grpc", service)
+    try:
+        assert sdk.metrics.export(metrics).name == "SUCCESS"
+        assert sdk.logs.export(log_records).name == "SUCCESS"
+        assert sdk.spans.export(spans).name == "SUCCESS"
+    finally:
+        sdk.shutdown()
+
+    def arrived(signal: Signal) -> list[Message]:
+        return [r.request() for r in list(scripted_grpc.received) if r.signal is signal]
+
+    assert merge_requests(wait_for(lambda: arrived(METRICS), 1)) == encode_metrics(metrics)
+    assert merge_requests(wait_for(lambda: arrived(LOGS), 1)) == encode_logs(log_records)
+    assert wait_for(lambda: arrived(TRACES), 1)
+    service.stop()
+    # Each signal had a disk queue of its own, and every record in them was settled.
+    assert (queue / "metrics").is_dir() and (queue / "logs").is_dir()
+    assert sorted(p.name for p in queue.rglob("*.seg")) == []
 
 
 def test_with_no_exporter_metrics_and_logs_are_accepted_dropped_and_said_once(
