@@ -114,6 +114,18 @@ class SdkExporters:
             exporter.shutdown()
 
 
+def send(protocol: str, service: Service, spans: list, metrics: object, logs: list) -> None:  # type: ignore[type-arg]
+    """Export with the SDK's exporters (spans only if any are given); each must succeed."""
+    sdk = SdkExporters(protocol, service)
+    try:
+        assert sdk.metrics.export(metrics).name == "SUCCESS"
+        assert sdk.logs.export(logs).name == "SUCCESS"
+        if spans:
+            assert sdk.spans.export(spans).name == "SUCCESS"
+    finally:
+        sdk.shutdown()
+
+
 def sdk_telemetry() -> tuple[list, object, list]:  # type: ignore[type-arg]
     """What a small shop app records with the real SDK: spans, metrics data and log records.
 
@@ -168,13 +180,7 @@ def test_sdk_metrics_and_logs_reach_both_exporter_kinds_unchanged(
     http_backend = OtlpHttpExporterConfig(scripted_http.base_url)  # a base URL: /v1/<signal>
     service = start_service(grpc_backend, http_backend)
     spans, metrics, log_records = sdk_telemetry()
-    sdk = SdkExporters(protocol, service)
-    try:
-        assert sdk.metrics.export(metrics).name == "SUCCESS"
-        assert sdk.logs.export(log_records).name == "SUCCESS"
-        assert sdk.spans.export(spans).name == "SUCCESS"
-    finally:
-        sdk.shutdown()
+    send(protocol, service, spans, metrics, log_records)
 
     expected = {METRICS: encode_metrics(metrics), LOGS: encode_logs(log_records)}
     for backend in (scripted_grpc, scripted_http):
@@ -212,13 +218,7 @@ def test_metrics_and_logs_pass_beside_the_write_ahead_log_through_disk_queues(
     )
     service = start_service(backend, write_ahead=WriteAheadConfig(str(tmp_path / "wal")))
     spans, metrics, log_records = sdk_telemetry()
-    sdk = SdkExporters("grpc", service)
-    try:
-        assert sdk.metrics.export(metrics).name == "SUCCESS"
-        assert sdk.logs.export(log_records).name == "SUCCESS"
-        assert sdk.spans.export(spans).name == "SUCCESS"
-    finally:
-        sdk.shutdown()
+    send("grpc", service, spans, metrics, log_records)
 
     def arrived(signal: Signal) -> list[Message]:
         return [r.request() for r in list(scripted_grpc.received) if r.signal is signal]
@@ -239,12 +239,7 @@ def test_with_no_exporter_metrics_and_logs_are_accepted_dropped_and_said_once(
     service = start_service()
     _, metrics, log_records = sdk_telemetry()
     for protocol in ("grpc", "http"):
-        sdk = SdkExporters(protocol, service)
-        try:
-            assert sdk.metrics.export(metrics).name == "SUCCESS"
-            assert sdk.logs.export(log_records).name == "SUCCESS"
-        finally:
-            sdk.shutdown()
+        send(protocol, service, [], metrics, log_records)
 
     said = [r.getMessage() for r in caplog.records if "accepted and dropped" in r.getMessage()]
     assert said == [DROPPED_LINE.format("metrics and logs")]
