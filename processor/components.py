@@ -2,7 +2,8 @@
 
 Receivers decode OTLP and hand an ``ExportTraceServiceRequest`` to a ``TraceConsumer``. The
 pipeline prices and rolls up, then hands finished spans to ``SpanExporter``s and counted calls
-to ``CallSink``s (metrics, ledger, budgets). Errors say whether the sender may retry; each edge
+to ``CallSink``s (metrics, ledger, budgets). OTLP metrics and logs go to a ``Consumer`` of their
+own, which forwards them unchanged. Errors say whether the sender may retry; each edge
 (gRPC status, HTTP status) translates them once.
 """
 
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from spanledger.processor.model import CountedCall
@@ -31,10 +33,20 @@ class PermanentError(Exception):
 
 @dataclass(slots=True)
 class ConsumeResult:
-    """OTLP partial success: how many spans were rejected and why (empty when all accepted)."""
+    """OTLP partial success: how many items were rejected and why (empty when all accepted).
+
+    ``rejected_spans`` counts the request's items: spans, or data points or log records when the
+    request carries metrics or logs.
+    """
 
     rejected_spans: int = 0
     error_message: str = ""
+
+
+class Consumer(Protocol):
+    """Takes a decoded OTLP export request of one signal; raises like ``TraceConsumer``."""
+
+    def consume(self, request: Message) -> ConsumeResult: ...
 
 
 class TraceConsumer(Protocol):

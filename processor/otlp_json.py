@@ -1,9 +1,10 @@
 """OTLP/JSON: the protobuf JSON mapping with the deviations the OTLP specification makes.
 
-Trace and span ids are hex strings (case-insensitive) instead of base64; enums are integers;
-64-bit integers are written as decimal strings and read from strings or numbers; unknown fields
-are ignored. Keys are written in lowerCamelCase; the original field names are also accepted
-when reading, as the protobuf JSON mapping does.
+Trace and span ids (of spans, links, log records and exemplars) are hex strings
+(case-insensitive) instead of base64; enums are integers; 64-bit integers are written as decimal
+strings and read from strings or numbers; unknown fields are ignored. Keys are written in
+lowerCamelCase; the original field names are also accepted when reading, as the protobuf JSON
+mapping does.
 
 Requests are decoded by walking the message descriptors once per field and building the
 protobuf message in one constructor call, which is far faster than the protobuf library's
@@ -52,14 +53,20 @@ class OtlpJsonError(ValueError):
         return OtlpJsonError(self.reason, (step, *self.path))
 
 
-def decode_request(body: bytes | str) -> ExportTraceServiceRequest:
-    """Parse an OTLP/JSON ``ExportTraceServiceRequest``; raise ``OtlpJsonError`` if invalid."""
+def decode_request(
+    body: bytes | str,
+    request_type: type[M] = ExportTraceServiceRequest,  # type: ignore[assignment]
+) -> M:
+    """Parse an OTLP/JSON export request; raise ``OtlpJsonError`` if invalid.
+
+    ``request_type`` is ``ExportTraceServiceRequest`` unless given (the metrics or logs request).
+    """
     document = _load(body)
+    descriptor = request_type.DESCRIPTOR
     if not isinstance(document, dict):
-        raise OtlpJsonError("expected a JSON object with 'resourceSpans'")
+        raise OtlpJsonError(f"expected a JSON object with {descriptor.fields[0].json_name!r}")
     try:
-        fields = _message_fields(document, ExportTraceServiceRequest.DESCRIPTOR, 0)
-        return ExportTraceServiceRequest(**fields)
+        return request_type(**_message_fields(document, descriptor, 0))
     except RecursionError:
         raise OtlpJsonError("message is nested too deeply") from None
     except (TypeError, ValueError) as exc:
@@ -68,15 +75,10 @@ def decode_request(body: bytes | str) -> ExportTraceServiceRequest:
         raise OtlpJsonError(f"invalid value: {exc}") from None
 
 
-def encode_request(request: ExportTraceServiceRequest) -> bytes:
-    """Serialize an ``ExportTraceServiceRequest`` as OTLP/JSON (UTF-8)."""
+def encode_request(request: Message) -> bytes:
+    """Serialize an export request (traces, metrics or logs) as OTLP/JSON (UTF-8)."""
     document = _to_dict(request)
-    for resource_spans in document.get("resourceSpans", ()):
-        for scope_spans in resource_spans.get("scopeSpans", ()):
-            for span in scope_spans.get("spans", ()):
-                _ids_to_hex(span)
-                for link in span.get("links", ()):
-                    _ids_to_hex(link)
+    _ids_to_hex(document)
     return _dump(document)
 
 
@@ -327,11 +329,20 @@ def _to_dict(message: Message) -> dict[str, Any]:
     return json_format.MessageToDict(message, use_integers_for_enums=True)
 
 
-def _ids_to_hex(holder: dict[str, Any]) -> None:
-    for key in ("traceId", "spanId", "parentSpanId"):
-        value = holder.get(key)
-        if value is not None:
-            holder[key] = binascii.a2b_base64(value).hex()
+_ID_KEYS = ("traceId", "spanId", "parentSpanId")
+
+
+def _ids_to_hex(value: Any) -> None:
+    """Rewrite the base64 ids of every span, link, log record and exemplar below ``value``."""
+    if isinstance(value, list):
+        for item in value:
+            _ids_to_hex(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key in _ID_KEYS and isinstance(item, str):
+                value[key] = binascii.a2b_base64(item).hex()
+            elif isinstance(item, dict | list):
+                _ids_to_hex(item)
 
 
 def _dump(document: dict[str, Any]) -> bytes:

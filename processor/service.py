@@ -1,5 +1,8 @@
 """The running processor: receivers → pipeline (pricing, rollup) → exporters and sinks.
 
+OTLP metrics and logs skip the pipeline: receivers hand them to a ``Forwarder`` per signal, which
+queues them unchanged on the exporters that take the signal (or drops them when none does).
+
 Lifecycle reads top-down: ``start`` builds and starts every component, ``stop`` stops accepting,
 drains the traces waiting for rollup and the exporter queues within the shutdown deadline.
 """
@@ -21,12 +24,15 @@ from spanledger.processor.exporters import (
     OtlpGrpcExporter,
     OtlpGrpcExporterConfig,
     OtlpHttpExporter,
+    OtlpHttpExporterConfig,
 )
+from spanledger.processor.forwarding import Forwarder
 from spanledger.processor.ledger import LedgerSink
 from spanledger.processor.metrics import MetricsSink
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook
 from spanledger.processor.receivers import GrpcReceiver, HttpReceiver
+from spanledger.processor.signals import LOGS, METRICS, TRACES, Signal
 from spanledger.processor.writeahead import WriteAhead
 
 log = logging.getLogger("spanledger.processor")
@@ -55,14 +61,17 @@ class Service:
         self.ledger: LedgerSink | None = None
         self.write_ahead: WriteAhead | None = None
         self.budgets: BudgetSink | None = None
+        self.forwarders: dict[Signal, Forwarder] = {}
+        """The metrics and logs forwarders, by signal."""
         self._budget_clock = budget_clock
         self._stopped = threading.Event()
 
     def start(self) -> None:
         """Build every component from the config and start accepting OTLP."""
         config = self.config
-        exporters: list[SpanExporter] = [_exporter(c) for c in config.exporters]
+        exporters: list[SpanExporter] = _exporters(config.exporters, TRACES)
         exporters += self._extra_exporters
+        self._start_forwarders()
         sinks: list[CallSink] = []
         if config.metrics.prometheus_endpoint or config.metrics.otlp_endpoint:
             self.metrics = MetricsSink(config.metrics, config.tags)
@@ -96,18 +105,32 @@ class Service:
             self.write_ahead.replay()
             self.write_ahead.start()
             consumer = self.write_ahead
+        others = {"metrics": self.forwarders[METRICS], "logs": self.forwarders[LOGS]}
         if config.grpc is not None:
-            self.grpc = GrpcReceiver(config.grpc, consumer)
+            self.grpc = GrpcReceiver(config.grpc, consumer, **others)
             self.grpc.start()
         if config.http is not None:
-            self.http = HttpReceiver(config.http, consumer)
+            self.http = HttpReceiver(config.http, consumer, **others)
             self.http.start()
         log.info(
-            "spanledger processor listening: %s; forwarding to %d exporter(s); ledger %s",
+            "spanledger processor listening: %s; forwarding traces to %d exporter(s), metrics "
+            "to %d, logs to %d; ledger %s",
             ", ".join(self.endpoints()) or "no receiver",
             len(exporters),
+            len(self.forwarders[METRICS].exporters),
+            len(self.forwarders[LOGS].exporters),
             config.ledger.path or "off",
         )
+
+    def _start_forwarders(self) -> None:
+        """Build the metrics and logs exporters; say once if a signal will be dropped."""
+        for kind in (METRICS, LOGS):
+            self.forwarders[kind] = Forwarder(kind, _exporters(self.config.exporters, kind))
+        dropped = [s.name for s, forwarder in self.forwarders.items() if not forwarder.exporters]
+        if dropped:
+            log.info(
+                "OTLP %s are accepted and dropped: no exporter takes them", " and ".join(dropped)
+            )
 
     def endpoints(self) -> list[str]:
         """Where the receivers and the Prometheus endpoint listen, for people to read."""
@@ -132,8 +155,22 @@ class Service:
         for receiver in (self.grpc, self.http):
             if receiver is not None:
                 receiver.stop(grace=min(1.0, self.config.service.shutdown_timeout / 4))
+        # Metrics and logs drain beside the traces, within the same deadline.
+        drains = [
+            threading.Thread(
+                target=forwarder.shutdown,
+                args=(max(0.1, deadline - time.monotonic()),),
+                name=f"drain-{kind.name}",
+            )
+            for kind, forwarder in self.forwarders.items()
+            if forwarder.exporters
+        ]
+        for drain in drains:
+            drain.start()
         if self.pipeline is not None:
             self.pipeline.shutdown(max(0.1, deadline - time.monotonic()))
+        for drain in drains:
+            drain.join(max(0.1, deadline - time.monotonic()) + 1.0)
         if self.write_ahead is not None:
             self.write_ahead.close()
         log.info("spanledger processor stopped")
@@ -168,10 +205,19 @@ class Service:
                 signal.signal(signum, handler)
 
 
-def _exporter(config: object) -> SpanExporter:
-    if isinstance(config, OtlpGrpcExporterConfig):
-        return OtlpGrpcExporter(config)
-    return OtlpHttpExporter(config)  # type: ignore[arg-type]
+def _exporters(
+    configs: Sequence[OtlpGrpcExporterConfig | OtlpHttpExporterConfig], signal: Signal
+) -> list[OtlpGrpcExporter | OtlpHttpExporter]:
+    """An exporter of ``signal`` for every config whose ``signals`` name it."""
+    built: list[OtlpGrpcExporter | OtlpHttpExporter] = []
+    for config in configs:
+        if signal.name not in config.signals:
+            continue
+        if isinstance(config, OtlpGrpcExporterConfig):
+            built.append(OtlpGrpcExporter(config, signal=signal))
+        else:
+            built.append(OtlpHttpExporter(config, signal=signal))
+    return built
 
 
 def _host(endpoint: str) -> str:

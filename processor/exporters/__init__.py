@@ -1,4 +1,4 @@
-"""OTLP exporters: forward priced spans over gRPC or HTTP with a queue, batching and retries."""
+"""OTLP exporters: forward priced spans, metrics and logs over gRPC or HTTP, queued and retried."""
 
 from spanledger.processor.exporters.config import (
     DiskQueueConfig,

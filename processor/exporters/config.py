@@ -1,13 +1,17 @@
-"""Settings of the OTLP exporters: destination, headers, TLS, compression, queue and retries."""
+"""Settings of the OTLP exporters: destination, signals, headers, TLS, compression, queue and
+retries."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from spanledger.processor.config_schema import Duration, storage_problems
+from spanledger.processor.signals import SIGNAL_NAMES
+
+SignalName = Literal["traces", "metrics", "logs"]
 
 DEFAULT_QUEUE_SPANS = 100_000
 DEFAULT_BATCH_SPANS = 2048
@@ -63,6 +67,8 @@ class DiskQueueConfig:
 class _ExporterConfig:
     """Settings shared by both exporters (keyword-only; ``endpoint`` may be given by position)."""
 
+    signals: list[SignalName] = field(default_factory=lambda: list(SIGNAL_NAMES))  # type: ignore[arg-type]
+    """What the exporter forwards: priced ``traces``, and ``metrics`` and ``logs`` unchanged."""
     headers: dict[str, str] = field(default_factory=dict, repr=False)
     """Sent with every request, e.g. ``{"authorization": "Basic ..."}``; never logged."""
     timeout: Duration = 10.0
@@ -71,11 +77,14 @@ class _ExporterConfig:
     """``gzip``, or ``none`` (or null) to send uncompressed."""
     tls: TlsClientConfig | None = None
     queue_size: int = DEFAULT_QUEUE_SPANS
-    """Spans held waiting for delivery; ``export`` raises ``Backpressure`` beyond it."""
+    """Items (spans, data points, log records) held waiting for delivery, per signal; ``export``
+    raises ``Backpressure`` beyond it."""
     queue: DiskQueueConfig | None = None
-    """Keep the queue on disk instead (then bounded by ``queue.max_bytes``, not ``queue_size``)."""
+    """Keep the queue on disk instead (then bounded by ``queue.max_bytes``, not ``queue_size``).
+    Traces are queued in ``directory`` itself, metrics and logs in its ``metrics`` and ``logs``
+    subdirectories, each bounded by ``max_bytes``."""
     max_batch_spans: int = DEFAULT_BATCH_SPANS
-    """Queued requests are merged into one export of at most this many spans..."""
+    """Queued requests are merged into one export of at most this many items..."""
     max_batch_bytes: int = DEFAULT_BATCH_BYTES
     """...and at most this many bytes (before compression); a larger single request goes alone."""
     workers: int = 1
@@ -88,6 +97,13 @@ class _ExporterConfig:
 
     def _shared_problems(self) -> list[str]:
         found = []
+        if not self.signals:
+            found.append(f"signals is empty: list at least one of {', '.join(SIGNAL_NAMES)}")
+        elif len(set(self.signals)) < len(self.signals):
+            found.append("signals lists a signal twice")
+        for name in self.signals:
+            if name not in SIGNAL_NAMES:
+                found.append(f"signals: unknown signal {name!r} (known: {', '.join(SIGNAL_NAMES)})")
         if self.timeout <= 0:
             found.append("timeout must be positive")
         for name in ("queue_size", "max_batch_spans", "max_batch_bytes", "workers"):
@@ -113,25 +129,56 @@ class _ExporterConfig:
 
 @dataclass
 class OtlpHttpExporterConfig(_ExporterConfig):
-    """OTLP/HTTP (binary protobuf) exporter; the URL scheme chooses plain HTTP or HTTPS."""
+    """OTLP/HTTP (binary protobuf) exporter; the URL scheme chooses plain HTTP or HTTPS.
+
+    ``endpoint`` is the traces URL. The metrics and logs URLs are ``metrics_endpoint`` and
+    ``logs_endpoint`` when given, else derived from it (see ``url``).
+    """
 
     endpoint: str = "http://127.0.0.1:4318/v1/traces"
     """Full URL; an empty path means ``/v1/traces``."""
+    metrics_endpoint: str | None = None
+    """Full URL for metrics; by default derived from ``endpoint``."""
+    logs_endpoint: str | None = None
+    """Full URL for logs; by default derived from ``endpoint``."""
+
+    def url(self, signal: str) -> str | None:
+        """The URL ``signal`` is POSTed to; None when it cannot be derived from ``endpoint``.
+
+        As with the OpenTelemetry SDKs' base endpoint, an ``endpoint`` without a path is a base
+        URL: each signal goes to ``/v1/<signal>`` under it. An ``endpoint`` ending in
+        ``/v1/traces`` sends metrics and logs beside it, to ``.../v1/metrics`` and
+        ``.../v1/logs``. Any other path is a traces URL only.
+        """
+        explicit = {"metrics": self.metrics_endpoint, "logs": self.logs_endpoint}.get(signal)
+        if explicit:
+            return explicit
+        parts = urlsplit(self.endpoint)
+        path = parts.path
+        if path in ("", "/"):
+            prefix = ""
+        elif path.endswith("/v1/traces"):
+            prefix = path.removesuffix("/v1/traces")
+        elif signal == "traces":
+            return self.endpoint
+        else:
+            return None
+        return urlunsplit(parts._replace(path=f"{prefix}/v1/{signal}"))
 
     def problems(self) -> list[str]:
         found = self._shared_problems()
-        parts = urlsplit(self.endpoint)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            found.append(f"endpoint must be an http:// or https:// URL, got {self.endpoint!r}")
-        else:
-            try:
-                parts.port  # noqa: B018 - raises ValueError for a bad port
-            except ValueError:
-                found.append(f"endpoint has an invalid port: {self.endpoint!r}")
-        if parts.scheme == "https" and self.tls is not None and self.tls.insecure:
-            found.append(
-                "tls.insecure contradicts an https:// endpoint: use http:// for plain text"
-            )
+        urls = {"endpoint": self.endpoint}
+        for signal in ("metrics", "logs"):
+            name = f"{signal}_endpoint"
+            if getattr(self, name) is not None:
+                urls[name] = getattr(self, name)
+            elif signal in self.signals and self.url(signal) is None:
+                found.append(
+                    f"cannot derive the {signal} URL from endpoint {self.endpoint!r} (its path "
+                    f"does not end in /v1/traces): set {name}, or leave {signal} out of signals"
+                )
+        for name, url in urls.items():
+            found += _url_problems(name, url, self.tls)
         return found
 
 
@@ -159,6 +206,21 @@ class OtlpGrpcExporterConfig(_ExporterConfig):
         if self.endpoint.startswith("https://"):
             return True
         return not (self.tls is not None and self.tls.insecure)
+
+
+def _url_problems(name: str, url: str, tls: TlsClientConfig | None) -> list[str]:
+    found = []
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        found.append(f"{name} must be an http:// or https:// URL, got {url!r}")
+    else:
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            found.append(f"{name} has an invalid port: {url!r}")
+    if parts.scheme == "https" and tls is not None and tls.insecure:
+        found.append(f"tls.insecure contradicts an https:// {name}: use http:// for plain text")
+    return found
 
 
 def grpc_target(endpoint: str) -> str:

@@ -1,12 +1,14 @@
 """Queued, batched, retried delivery shared by the OTLP exporters.
 
-``export`` serializes the request and queues it (``Backpressure`` when the queue is full). Worker
-threads take what is queued, merge it into one request (serialized OTLP requests concatenate into
-one request holding all their resource spans), and send it. Retryable failures are retried with
-exponential backoff and jitter, or after the delay the server asked for, until ``max_elapsed``;
-permanent failures are not retried. ``shutdown`` delivers what is queued within its deadline and
-counts the rest as dropped, unless the queue is persistent (``DiskQueue``): then it stays queued
-for the next start. Each batch is settled with the queue once it is delivered or given up on.
+An exporter carries one signal (traces, metrics or logs; ``signal``), counted in its items (spans,
+data points, log records). ``export`` serializes the request and queues it (``Backpressure`` when
+the queue is full). Worker threads take what is queued, merge it into one request (serialized
+OTLP export requests concatenate into one request holding all their resources), and send it.
+Retryable failures are retried with exponential backoff and jitter, or after the delay the server
+asked for, until ``max_elapsed``; permanent failures are not retried. ``shutdown`` delivers what
+is queued within its deadline and counts the rest as dropped, unless the queue is persistent
+(``DiskQueue``): then it stays queued for the next start. Each batch is settled with the queue
+once it is delivered or given up on.
 """
 
 from __future__ import annotations
@@ -19,14 +21,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import Enum
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from google.protobuf.message import Message
 
 from spanledger.processor.exporters.config import _ExporterConfig
 from spanledger.processor.exporters.disk_queue import open_queue
-from spanledger.processor.exporters.queue import ExportQueue, MemoryQueue, QueuedRequest
+from spanledger.processor.exporters.queue import ExportQueue, QueuedRequest
+from spanledger.processor.signals import TRACES, Signal
 
 log = logging.getLogger("spanledger.processor.exporters")
 
@@ -47,10 +47,13 @@ class Attempt:
     detail: str = ""
     retry_after: float | None = None
     """Delay the server asked for (Retry-After, RetryInfo), if any."""
-    response: ExportTraceServiceResponse | None = None
+    response: Message | None = None
+    """The signal's export response, when the destination sent one that could be read."""
+    unsupported: bool = False
+    """The destination answered that it does not serve the signal (HTTP 404, gRPC UNIMPLEMENTED)."""
 
     @classmethod
-    def delivered(cls, response: ExportTraceServiceResponse | None = None) -> Attempt:
+    def delivered(cls, response: Message | None = None) -> Attempt:
         return cls(Verdict.DELIVERED, response=response)
 
     @classmethod
@@ -58,37 +61,49 @@ class Attempt:
         return cls(Verdict.RETRY, detail, retry_after)
 
     @classmethod
-    def permanent(cls, detail: str) -> Attempt:
-        return cls(Verdict.PERMANENT, detail)
+    def permanent(cls, detail: str, unsupported: bool = False) -> Attempt:
+        return cls(Verdict.PERMANENT, detail, unsupported=unsupported)
 
 
 @dataclass(frozen=True, slots=True)
 class ExporterStats:
-    """Counts since the exporter started, in spans except ``retried`` (attempts)."""
+    """Counts since the exporter started, in items (spans, data points or log records, by the
+    exporter's signal) except ``retried`` (attempts)."""
 
     sent: int = 0
-    """Spans the destination accepted."""
+    """Items the destination accepted."""
     failed: int = 0
-    """Spans the destination refused for good (permanent errors, partial-success rejections)."""
+    """Items the destination refused for good (permanent errors, partial-success rejections)."""
     retried: int = 0
     """Retry attempts made."""
     dropped: int = 0
-    """Spans given up on: retries exhausted, shutdown deadline, or exported after shutdown."""
+    """Items given up on: retries exhausted, shutdown deadline, or exported after shutdown."""
     queued: int = 0
-    """Spans waiting in the queue now."""
+    """Items waiting in the queue now."""
 
 
 class QueuedExporter(ABC):
-    """Queue, batching, retries and drain; subclasses only know how to send one payload."""
+    """Queue, batching, retries and drain; subclasses only know how to send one payload.
 
-    def __init__(self, config: _ExporterConfig, queue: ExportQueue | None = None) -> None:
+    One exporter carries one ``signal`` (traces unless given), whatever ``config.signals`` says:
+    the service builds one exporter per signal an exporter config takes.
+    """
+
+    def __init__(
+        self,
+        config: _ExporterConfig,
+        queue: ExportQueue | None = None,
+        *,
+        signal: Signal = TRACES,
+    ) -> None:
         problems = config.all_problems()
         if problems:
             raise ValueError(f"invalid {type(self).__name__} config: " + "; ".join(problems))
         self.config = config
-        if queue is None:
-            queue = MemoryQueue(config.queue_size) if config.queue is None else open_queue(config)
-        self._queue: ExportQueue = queue
+        self.signal = signal
+        self._unit = signal.unit
+        self._queue: ExportQueue = queue if queue is not None else open_queue(config, signal)
+        self._told_unsupported = False
         self._lock = threading.Lock()
         self._counts = {"sent": 0, "failed": 0, "retried": 0, "dropped": 0}
         self._closing = False
@@ -107,21 +122,26 @@ class QueuedExporter(ABC):
         with self._lock:
             return ExporterStats(**self._counts, queued=self._queue.spans)
 
-    def export(self, request: ExportTraceServiceRequest) -> None:
-        """Queue ``request`` for delivery; raise ``Backpressure`` if the queue is full."""
-        spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-        if spans and self._accepting(spans):
-            self._queue.put(QueuedRequest(request.SerializeToString(), spans))
+    def export(self, request: Message) -> None:
+        """Queue ``request`` (the signal's export request) for delivery.
+
+        Raise ``Backpressure`` if the queue is full.
+        """
+        items = self.signal.count(request)
+        if items and self._accepting(items):
+            self._queue.put(QueuedRequest(request.SerializeToString(), items))
 
     def export_serialized(self, payload: bytes, spans: int) -> None:
-        """Queue an already serialized ``ExportTraceServiceRequest`` holding ``spans`` spans."""
+        """Queue an already serialized export request holding ``spans`` items."""
         if spans and self._accepting(spans):
             self._queue.put(QueuedRequest(payload, spans))
 
     def _accepting(self, spans: int) -> bool:
         if self._closing:
             self._count("dropped", spans)
-            log.warning("%s: %d spans exported after shutdown were dropped", self.name, spans)
+            log.warning(
+                "%s: %d %s exported after shutdown were dropped", self.name, spans, self._unit
+            )
             return False
         return True
 
@@ -140,13 +160,16 @@ class QueuedExporter(ABC):
         left = sum(item.spans for item in self._queue.drain())
         if left:
             self._count("dropped", left)
-            log.error("%s: shutdown deadline reached, %d queued spans dropped", self.name, left)
+            log.error(
+                "%s: shutdown deadline reached, %d queued %s dropped", self.name, left, self._unit
+            )
         self._close_transport()
         stats = self.stats
         log.info(
-            "%s stopped: %d spans sent, %d refused, %d dropped, %d retries",
+            "%s stopped: %d %s sent, %d refused, %d dropped, %d retries",
             self.name,
             stats.sent,
+            self._unit,
             stats.failed,
             stats.dropped,
             stats.retried,
@@ -165,7 +188,7 @@ class QueuedExporter(ABC):
 
     @abstractmethod
     def _destination(self) -> str:
-        """The destination, for logs."""
+        """The destination, for logs; it shows the signal unless that is traces."""
 
     def _prepare(self, payload: bytes) -> bytes:
         """Turn a merged payload into what is sent on every attempt (e.g. compress it once)."""
@@ -196,7 +219,7 @@ class QueuedExporter(ABC):
                 finished = self._deliver(self._prepare(payload), spans)
             except Exception:
                 self._count("dropped", spans)
-                log.exception("%s: unexpected failure, %d spans dropped", self.name, spans)
+                log.exception("%s: unexpected failure, %d %s dropped", self.name, spans, self._unit)
             self._queue.settle(batch, finished)
 
     def _deliver(self, body: bytes, spans: int) -> bool:
@@ -210,8 +233,7 @@ class QueuedExporter(ABC):
                 self._delivered(spans, attempt.response)
                 return True
             if attempt.verdict is Verdict.PERMANENT:
-                self._count("failed", spans)
-                log.error("%s refused %d spans for good: %s", self.name, spans, attempt.detail)
+                self._refused(spans, attempt)
                 return True
             delay = self._backoff(retries, attempt.retry_after)
             now = time.monotonic()
@@ -221,9 +243,10 @@ class QueuedExporter(ABC):
             if self._deadline is not None and now + delay > self._deadline:
                 return self._interrupted(spans, attempt)
             log.warning(
-                "%s: export of %d spans failed (%s), retrying in %.2fs",
+                "%s: export of %d %s failed (%s), retrying in %.2fs",
                 self.name,
                 spans,
+                self._unit,
                 attempt.detail,
                 delay,
             )
@@ -244,29 +267,59 @@ class QueuedExporter(ABC):
         base = min(config.max_backoff, config.initial_backoff * (2**retries))
         return base * random.uniform(0.5, 1.5)
 
-    def _delivered(self, spans: int, response: ExportTraceServiceResponse | None) -> None:
-        partial = response.partial_success if response is not None else None
-        rejected = min(spans, partial.rejected_spans) if partial is not None else 0
+    def _delivered(self, spans: int, response: Message | None) -> None:
+        partial = response.partial_success if response is not None else None  # type: ignore[attr-defined]
+        reported = getattr(partial, self.signal.rejected_field, 0) if partial is not None else 0
+        rejected = min(spans, reported)
         self._count("sent", spans - rejected)
         if rejected:
             self._count("failed", rejected)
         if partial is not None and (rejected or partial.error_message):
             log.warning(
-                "%s accepted %d of %d spans: %s",
+                "%s accepted %d of %d %s: %s",
                 self.name,
                 spans - rejected,
                 spans,
+                self._unit,
                 partial.error_message or "(no message)",
             )
+
+    def _refused(self, spans: int, attempt: Attempt) -> None:
+        """Count a permanent refusal and log it.
+
+        A destination that does not serve metrics or logs (many tracing backends take traces
+        only) would refuse every batch the same way: that is logged once, with the remedy, and
+        then only at debug level.
+        """
+        self._count("failed", spans)
+        if attempt.unsupported and self.signal is not TRACES:
+            if self._told_unsupported:
+                log.debug("%s refused %d %s: %s", self.name, spans, self._unit, attempt.detail)
+                return
+            self._told_unsupported = True
+            log.error(
+                "%s refused %d %s for good: %s. The destination seems not to take OTLP %s; "
+                "leave %s out of this exporter's signals. Further refusals are logged at debug "
+                "level only.",
+                self.name,
+                spans,
+                self._unit,
+                attempt.detail,
+                self.signal.name,
+                self.signal.name,
+            )
+            return
+        log.error("%s refused %d %s for good: %s", self.name, spans, self._unit, attempt.detail)
 
     def _interrupted(self, spans: int, attempt: Attempt) -> bool:
         """Shutdown stopped a batch's retries: a persistent queue keeps it, else it is dropped."""
         if getattr(self._queue, "persistent", False):
             log.warning(
-                "%s: shutdown deadline reached, %d spans stay queued for the next start "
+                "%s: shutdown deadline reached, %d %s stay queued for the next start "
                 "(last error: %s)",
                 self.name,
                 spans,
+                self._unit,
                 attempt.detail,
             )
         else:
@@ -276,7 +329,12 @@ class QueuedExporter(ABC):
     def _give_up(self, spans: int, why: str, attempt: Attempt) -> None:
         self._count("dropped", spans)
         log.error(
-            "%s: %s, %d spans dropped (last error: %s)", self.name, why, spans, attempt.detail
+            "%s: %s, %d %s dropped (last error: %s)",
+            self.name,
+            why,
+            spans,
+            self._unit,
+            attempt.detail,
         )
 
     def _count(self, key: str, amount: int) -> None:

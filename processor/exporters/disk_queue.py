@@ -14,6 +14,7 @@ bytes each), ``lock`` (held with ``flock`` so two processes never share a queue)
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import os
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING
 from spanledger.processor.components import Backpressure
 from spanledger.processor.exporters.config import DiskQueueConfig
 from spanledger.processor.exporters.queue import ExportQueue, MemoryQueue, QueuedRequest
+from spanledger.processor.signals import TRACES, Signal
 
 if TYPE_CHECKING:
     from spanledger.processor.exporters.config import _ExporterConfig
@@ -44,11 +46,18 @@ SEGMENT_BYTES = 16 * 1024 * 1024
 """A new segment file is started once the open one holds this much."""
 
 
-def open_queue(config: _ExporterConfig) -> ExportQueue:
-    """The queue an exporter config asks for: on disk with ``queue``, else in memory."""
+def open_queue(config: _ExporterConfig, signal: Signal = TRACES) -> ExportQueue:
+    """The queue an exporter config asks for: on disk with ``queue``, else in memory.
+
+    On disk, traces are queued in ``queue.directory`` itself and the other signals each in a
+    subdirectory named after the signal, so every signal has a queue of its own.
+    """
     if config.queue is None:
         return MemoryQueue(config.queue_size)
-    return DiskQueue(config.queue)
+    if signal is TRACES:
+        return DiskQueue(config.queue)
+    directory = os.path.join(config.queue.directory, signal.name)
+    return DiskQueue(dataclasses.replace(config.queue, directory=directory))
 
 
 def write_record(fd: int, payload: bytes, spans: int) -> int:

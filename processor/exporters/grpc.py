@@ -1,4 +1,9 @@
-"""OTLP/gRPC exporter: sends merged, already-serialized requests to ``TraceService/Export``."""
+"""OTLP/gRPC exporter: sends merged, already-serialized requests to the signal's ``Export``.
+
+``TraceService/Export``, ``MetricsService/Export`` or ``LogsService/Export``. Channels to the same
+destination with the same settings share their connection (gRPC's global subchannel pool), so
+the exporters of one destination's three signals use one connection.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,12 @@ from pathlib import Path
 import grpc
 from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from spanledger.processor.exporters.config import OtlpGrpcExporterConfig, grpc_target
 from spanledger.processor.exporters.delivery import Attempt, QueuedExporter
+from spanledger.processor.signals import TRACES
 from spanledger.version import __version__
 
-METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 _RETRYABLE = {
     grpc.StatusCode.CANCELLED,
     grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -26,7 +30,7 @@ _RETRY_INFO_TYPE = "type.googleapis.com/" + RetryInfo.DESCRIPTOR.full_name
 
 
 class OtlpGrpcExporter(QueuedExporter):
-    """Forwards spans over OTLP/gRPC, with gzip, TLS and custom metadata as configured."""
+    """Forwards one signal over OTLP/gRPC, with gzip, TLS and custom metadata as configured."""
 
     config: OtlpGrpcExporterConfig
 
@@ -52,13 +56,13 @@ class OtlpGrpcExporter(QueuedExporter):
         else:
             self._channel = grpc.insecure_channel(self._target, options, compression)
         self._call = self._channel.unary_unary(
-            METHOD,
+            self.signal.grpc_method,
             request_serializer=None,
-            response_deserializer=ExportTraceServiceResponse.FromString,
+            response_deserializer=self.signal.response_type.FromString,
         )
 
     def _destination(self) -> str:
-        return self._target
+        return self._target if self.signal is TRACES else f"{self._target}, {self.signal.name}"
 
     def _send(self, body: bytes, timeout: float) -> Attempt:
         try:
@@ -79,7 +83,7 @@ def _classify(error: grpc.RpcError) -> Attempt:
         return Attempt.retry(detail, retry_after)
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED and retry_after is not None:
         return Attempt.retry(detail, retry_after)
-    return Attempt.permanent(detail)
+    return Attempt.permanent(detail, unsupported=code is grpc.StatusCode.UNIMPLEMENTED)
 
 
 def _retry_delay(metadata: object) -> float | None:

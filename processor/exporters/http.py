@@ -1,5 +1,7 @@
 """OTLP/HTTP exporter: POSTs merged binary-protobuf requests, gzip-compressed by default.
 
+The URL is the configured one for the exporter's signal (``OtlpHttpExporterConfig.url``).
+
 Each worker keeps one keep-alive connection (standard library ``http.client``); a connection the
 server closed while idle is reopened once at no cost to the retry budget.
 """
@@ -14,8 +16,8 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+from google.protobuf.message import Message
 from google.rpc.status_pb2 import Status
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from spanledger.processor import otlp_json
 from spanledger.processor.exporters.config import OtlpHttpExporterConfig
@@ -23,6 +25,8 @@ from spanledger.processor.exporters.delivery import Attempt, QueuedExporter
 from spanledger.version import __version__
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+UNSUPPORTED_STATUSES = frozenset({404, 405, 501})
+"""Answers meaning the destination has nothing at the URL: typically a signal it does not take."""
 _GZIP_LEVEL = 5
 _DETAIL_CHARS = 300
 _MAX_RESPONSE_BYTES = 1024 * 1024
@@ -35,17 +39,19 @@ _STALE_CONNECTION = (
 
 
 class OtlpHttpExporter(QueuedExporter):
-    """Forwards spans over OTLP/HTTP with custom headers, TLS and gzip as configured."""
+    """Forwards one signal over OTLP/HTTP with custom headers, TLS and gzip as configured."""
 
     config: OtlpHttpExporterConfig
 
     def _open_transport(self) -> None:
         config = self.config
-        parts = urlsplit(config.endpoint)
+        url = config.url(self.signal.name)
+        assert url is not None, "the config's problems() reports an underivable URL"
+        parts = urlsplit(url)
         self._https = parts.scheme == "https"
         self._host = parts.hostname or ""
         self._port = parts.port or (443 if self._https else 80)
-        self._path = (parts.path or "/v1/traces") + (f"?{parts.query}" if parts.query else "")
+        self._path = parts.path + (f"?{parts.query}" if parts.query else "")
         self._display = f"{parts.scheme}://{parts.hostname}:{self._port}{parts.path}"
         self._ssl = _client_context(config) if self._https else None
         self._headers = {
@@ -87,7 +93,7 @@ class OtlpHttpExporter(QueuedExporter):
                 return Attempt.retry(f"cannot reach the destination: {exc!r}")
             if response.will_close or len(data) > _MAX_RESPONSE_BYTES:
                 self._drop_connection()
-            return _classify(response, data)
+            return _classify(response, data, self.signal.response_type)
         return Attempt.retry("connection lost twice")
 
     def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
@@ -149,24 +155,26 @@ class _HttpsConnection(http.client.HTTPSConnection):
         )
 
 
-def _classify(response: http.client.HTTPResponse, data: bytes) -> Attempt:
+def _classify(
+    response: http.client.HTTPResponse, data: bytes, response_type: type[Message]
+) -> Attempt:
     status = response.status
     content_type = (response.getheader("Content-Type") or "").split(";")[0].strip().lower()
     if 200 <= status < 300:
-        return Attempt.delivered(_parse_response(content_type, data))
+        return Attempt.delivered(_parse_response(content_type, data, response_type))
     detail = f"HTTP {status}: {_error_message(content_type, data)}"
     if status in RETRYABLE_STATUSES:
         return Attempt.retry(detail, _retry_after(response.getheader("Retry-After")))
-    return Attempt.permanent(detail)
+    return Attempt.permanent(detail, unsupported=status in UNSUPPORTED_STATUSES)
 
 
-def _parse_response(content_type: str, data: bytes) -> ExportTraceServiceResponse | None:
+def _parse_response(content_type: str, data: bytes, response_type: type[Message]) -> Message | None:
     if not data:
         return None
     try:
         if content_type == "application/json":
-            return otlp_json.decode_message(data, ExportTraceServiceResponse)
-        return ExportTraceServiceResponse.FromString(data)
+            return otlp_json.decode_message(data, response_type)
+        return response_type.FromString(data)
     except Exception:  # a success whose body cannot be read is still a success
         return None
 

@@ -1,5 +1,8 @@
 """The exporters' queue: requests waiting for delivery, bounded by their span count.
 
+A queue holds the requests of one signal. For metrics and logs the ``spans`` counts are the
+requests' data points or log records: the bound and the batch limits apply to those alike.
+
 Exporters only use the ``ExportQueue`` protocol, so a persistent (on-disk) queue can replace the
 in-memory one without touching delivery, batching or retries.
 """
@@ -17,7 +20,8 @@ from spanledger.processor.components import Backpressure
 
 @dataclass(frozen=True, slots=True)
 class QueuedRequest:
-    """One serialized ``ExportTraceServiceRequest`` and how many spans it carries."""
+    """One serialized export request (``ExportTraceServiceRequest`` for traces) and how many
+    spans (data points, log records) it carries."""
 
     payload: bytes
     spans: int

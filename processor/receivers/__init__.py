@@ -1,4 +1,4 @@
-"""OTLP receivers: gRPC (``TraceService/Export``) and HTTP (``POST /v1/traces``)."""
+"""OTLP receivers: gRPC (trace, metrics and logs services) and HTTP (/v1/traces, metrics, logs)."""
 
 from spanledger.processor.receivers.config import (
     DEFAULT_MAX_REQUEST_BYTES,

@@ -34,7 +34,7 @@ class TlsServerConfig:
 
 @dataclass
 class GrpcReceiverConfig:
-    """OTLP/gRPC receiver (``TraceService/Export``), by default on 127.0.0.1:4317."""
+    """OTLP/gRPC receiver (the trace, metrics and logs services), by default on 127.0.0.1:4317."""
 
     endpoint: str = "127.0.0.1:4317"
     """host:port to listen on; port 0 picks a free port (see ``GrpcReceiver.port``)."""
@@ -58,7 +58,10 @@ class GrpcReceiverConfig:
 
 @dataclass
 class HttpReceiverConfig:
-    """OTLP/HTTP receiver (``POST /v1/traces``, protobuf or JSON), by default on 127.0.0.1:4318."""
+    """OTLP/HTTP receiver (``POST /v1/traces``, ``/v1/metrics``, ``/v1/logs``, protobuf or JSON).
+
+    By default on 127.0.0.1:4318.
+    """
 
     endpoint: str = "127.0.0.1:4318"
     """host:port to listen on; port 0 picks a free port (see ``HttpReceiver.port``)."""
@@ -68,6 +71,9 @@ class HttpReceiverConfig:
     bearer_token: str | None = field(default=None, repr=False)
     """When set, requests must carry ``Authorization: Bearer <token>``."""
     path: str = "/v1/traces"
+    """Where traces are POSTed."""
+    metrics_path: str = "/v1/metrics"
+    logs_path: str = "/v1/logs"
     max_connections: int = 256
     """Open client connections served at once (one thread each); more are refused."""
     idle_timeout: Duration = 60.0
@@ -78,8 +84,12 @@ class HttpReceiverConfig:
 
     def problems(self) -> list[str]:
         found = _common_problems(self.endpoint, self.max_request_bytes, self.bearer_token)
-        if not self.path.startswith("/"):
-            found.append(f"path must start with '/', got {self.path!r}")
+        paths = {"path": self.path, "metrics_path": self.metrics_path, "logs_path": self.logs_path}
+        for name, value in paths.items():
+            if not value.startswith("/"):
+                found.append(f"{name} must start with '/', got {value!r}")
+        if len(set(paths.values())) < len(paths):
+            found.append("path, metrics_path and logs_path must differ from each other")
         if self.max_connections < 1:
             found.append("max_connections must be at least 1")
         if self.idle_timeout <= 0:

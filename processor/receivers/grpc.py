@@ -1,8 +1,8 @@
-"""OTLP/gRPC receiver: ``opentelemetry.proto.collector.trace.v1.TraceService/Export``.
+"""OTLP/gRPC receiver: ``TraceService/Export``, and ``MetricsService`` and ``LogsService``.
 
-The method is served through a generic handler that receives the raw message bytes, so each
-request is parsed exactly once and a malformed one is answered with INVALID_ARGUMENT and a clear
-message. gzip-compressed messages are decompressed by gRPC itself, which enforces
+Each ``Export`` method is served through a generic handler that receives the raw message bytes,
+so each request is parsed exactly once and a malformed one is answered with INVALID_ARGUMENT and
+a clear message. gzip-compressed messages are decompressed by gRPC itself, which enforces
 ``max_request_bytes`` on the decompressed size (RESOURCE_EXHAUSTED beyond it).
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import NoReturn
 
@@ -17,35 +18,46 @@ import grpc
 from google.protobuf.any_pb2 import Any as AnyMessage
 from google.rpc.status_pb2 import Status
 
-from spanledger.processor.components import TraceConsumer
+from spanledger.processor.components import Consumer, TraceConsumer
 from spanledger.processor.receivers.config import (
     GrpcReceiverConfig,
     all_problems,
     split_endpoint,
 )
 from spanledger.processor.receivers.handling import (
-    EMPTY_RESPONSE,
     Rejection,
     check_bearer,
     deliver,
     parse_protobuf,
+    signal_consumers,
 )
+from spanledger.processor.signals import Signal
 
 log = logging.getLogger("spanledger.processor.receivers")
 
-SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
-METHOD = "Export"
-_EMPTY_RESPONSE_BYTES = EMPTY_RESPONSE.SerializeToString()
+_EMPTY_RESPONSE_BYTES = b""
+"""Every signal's empty (fully accepted) response serializes to no bytes."""
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 _RETRY_INFO_KEY = "google.rpc.retryinfo-bin"
 
 
 class GrpcReceiver:
-    """Serves OTLP/gRPC trace exports and hands each request to ``consumer``."""
+    """Serves OTLP/gRPC exports: traces go to ``consumer``, metrics and logs to their own.
 
-    def __init__(self, config: GrpcReceiverConfig, consumer: TraceConsumer) -> None:
+    A signal without a consumer is not served (``UNIMPLEMENTED``).
+    """
+
+    def __init__(
+        self,
+        config: GrpcReceiverConfig,
+        consumer: TraceConsumer,
+        *,
+        metrics: Consumer | None = None,
+        logs: Consumer | None = None,
+    ) -> None:
         self.config = config
         self.consumer = consumer
+        self.consumers = signal_consumers(consumer, metrics, logs)
         self._server: grpc.Server | None = None
         self._port: int | None = None
 
@@ -64,14 +76,17 @@ class GrpcReceiver:
         if problems:
             raise ValueError("invalid OTLP/gRPC receiver config: " + "; ".join(problems))
         host, port = split_endpoint(self.config.endpoint)
-        handler = grpc.method_handlers_generic_handler(
-            SERVICE,
-            {METHOD: grpc.unary_unary_rpc_method_handler(self._export)},
-        )
+        handlers = [
+            grpc.method_handlers_generic_handler(
+                signal.service,
+                {"Export": grpc.unary_unary_rpc_method_handler(partial(self._export, signal))},
+            )
+            for signal in self.consumers
+        ]
         limit = self.config.max_request_bytes
         server = grpc.server(
             ThreadPoolExecutor(self.config.max_workers, thread_name_prefix="otlp-grpc"),
-            handlers=[handler],
+            handlers=handlers,
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.so_reuseport", 0),
@@ -99,14 +114,15 @@ class GrpcReceiver:
             self._server.stop(grace).wait(grace + 1.0)
             self._server = None
 
-    def _export(self, body: bytes, context: grpc.ServicerContext) -> bytes:
+    def _export(self, signal: Signal, body: bytes, context: grpc.ServicerContext) -> bytes:
         try:
             if self.config.bearer_token is not None:
                 check_bearer(self.config.bearer_token, _metadata(context, "authorization"))
-            response = deliver(self.consumer, parse_protobuf(body))
+            request = parse_protobuf(body, signal)
+            response = deliver(self.consumers[signal], request, signal)
         except Rejection as rejection:
             _abort(context, rejection)
-        if response is EMPTY_RESPONSE:
+        if response is None:
             return _EMPTY_RESPONSE_BYTES
         return response.SerializeToString()
 

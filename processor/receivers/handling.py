@@ -15,17 +15,13 @@ import zlib
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
 from google.rpc.error_details_pb2 import RetryInfo
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
 
-from spanledger.processor.components import Backpressure, PermanentError, TraceConsumer
+from spanledger.processor.components import Backpressure, Consumer, PermanentError
+from spanledger.processor.signals import LOGS, METRICS, TRACES, Signal
 
 log = logging.getLogger("spanledger.processor.receivers")
-
-EMPTY_RESPONSE = ExportTraceServiceResponse()
 
 
 class Rejection(Exception):
@@ -76,13 +72,14 @@ def check_bearer(expected: str | None, authorization: str | None) -> None:
         raise unauthenticated()
 
 
-def parse_protobuf(body: bytes) -> ExportTraceServiceRequest:
-    """Decode a binary ``ExportTraceServiceRequest`` or raise a 400 / INVALID_ARGUMENT rejection."""
+def parse_protobuf(body: bytes, signal: Signal = TRACES) -> Message:
+    """Decode the signal's binary export request or raise a 400 / INVALID_ARGUMENT rejection."""
+    request_type = signal.request_type
     try:
-        return ExportTraceServiceRequest.FromString(body)
+        return request_type.FromString(body)
     except Exception as exc:  # protobuf raises DecodeError, or ValueError on some malformed input
         raise bad_request(
-            f"body is not a valid protobuf ExportTraceServiceRequest: {exc}"
+            f"body is not a valid protobuf {request_type.DESCRIPTOR.name}: {exc}"
         ) from None
 
 
@@ -108,10 +105,11 @@ def gunzip(body: bytes, limit: int) -> bytes:
             return b"".join(parts)
 
 
-def deliver(
-    consumer: TraceConsumer, request: ExportTraceServiceRequest
-) -> ExportTraceServiceResponse:
-    """Hand ``request`` to the consumer; map its outcome to a response or a ``Rejection``."""
+def deliver(consumer: Consumer, request: Message, signal: Signal = TRACES) -> Message | None:
+    """Hand ``request`` to the consumer; map its outcome to a response or a ``Rejection``.
+
+    None means accepted whole: the answer is the signal's empty response.
+    """
     try:
         result = consumer.consume(request)
     except Backpressure as exc:
@@ -131,8 +129,17 @@ def deliver(
             "internal error in the processor while handling the request (see its log)",
         ) from None
     if result is None or (not result.rejected_spans and not result.error_message):
-        return EMPTY_RESPONSE
-    response = ExportTraceServiceResponse()
-    response.partial_success.rejected_spans = result.rejected_spans
-    response.partial_success.error_message = result.error_message
+        return None
+    response = signal.response_type()
+    partial = response.partial_success  # type: ignore[attr-defined]
+    setattr(partial, signal.rejected_field, result.rejected_spans)
+    partial.error_message = result.error_message
     return response
+
+
+def signal_consumers(
+    traces: Consumer, metrics: Consumer | None, logs: Consumer | None
+) -> dict[Signal, Consumer]:
+    """The consumer of each signal a receiver serves, traces first; None: not served."""
+    found = {TRACES: traces, METRICS: metrics, LOGS: logs}
+    return {signal: consumer for signal, consumer in found.items() if consumer is not None}

@@ -1,4 +1,5 @@
-"""OTLP/HTTP receiver: ``POST /v1/traces`` with binary protobuf or OTLP/JSON, optionally gzipped.
+"""OTLP/HTTP receiver: ``POST /v1/traces``, ``/v1/metrics`` and ``/v1/logs`` with binary protobuf or
+OTLP/JSON, optionally gzipped.
 
 Built on the standard library's threading HTTP server speaking HTTP/1.1 with keep-alive: each
 client connection gets a thread, which suits OTLP's few long-lived exporter connections and keeps
@@ -25,25 +26,25 @@ from urllib.parse import urlsplit
 import grpc
 from google.protobuf.message import Message
 from google.rpc.status_pb2 import Status
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from spanledger.processor import otlp_json
-from spanledger.processor.components import TraceConsumer
+from spanledger.processor.components import Consumer, TraceConsumer
 from spanledger.processor.receivers.config import (
     HttpReceiverConfig,
     all_problems,
     split_endpoint,
 )
 from spanledger.processor.receivers.handling import (
-    EMPTY_RESPONSE,
     Rejection,
     bad_request,
     check_bearer,
     deliver,
     gunzip,
     parse_protobuf,
+    signal_consumers,
     too_large,
 )
+from spanledger.processor.signals import LOGS, METRICS, TRACES, Signal
 
 log = logging.getLogger("spanledger.processor.receivers")
 
@@ -61,16 +62,17 @@ class _Codec:
     """One OTLP/HTTP encoding: how to read a request and write a message in it."""
 
     content_type: str
-    decode: Callable[[bytes], ExportTraceServiceRequest]
+    decode: Callable[[bytes, Signal], Message]
     encode: Callable[[Message], bytes]
 
 
-def _decode_json(body: bytes) -> ExportTraceServiceRequest:
+def _decode_json(body: bytes, signal: Signal) -> Message:
+    request_type = signal.request_type
     try:
-        return otlp_json.decode_request(body)
+        return otlp_json.decode_request(body, request_type)
     except otlp_json.OtlpJsonError as exc:
         raise bad_request(
-            f"body is not a valid OTLP/JSON ExportTraceServiceRequest: {exc}"
+            f"body is not a valid OTLP/JSON {request_type.DESCRIPTOR.name}: {exc}"
         ) from None
 
 
@@ -84,15 +86,30 @@ CODECS = {
     "application/protobuf": _Codec("application/protobuf", parse_protobuf, _serialize),
     "application/json": _Codec("application/json", _decode_json, otlp_json.encode_message),
 }
-_EMPTY_BODIES = {codec: codec.encode(EMPTY_RESPONSE) for codec in CODECS.values()}
+_EMPTY_BODIES = {codec: codec.encode(TRACES.response_type()) for codec in CODECS.values()}
+"""The answer to a request accepted whole; every signal's empty response encodes the same."""
 
 
 class HttpReceiver:
-    """Serves OTLP/HTTP trace exports and hands each request to ``consumer``."""
+    """Serves OTLP/HTTP exports: traces go to ``consumer``, metrics and logs to their own.
 
-    def __init__(self, config: HttpReceiverConfig, consumer: TraceConsumer) -> None:
+    A signal without a consumer is not served (its path answers 404).
+    """
+
+    def __init__(
+        self,
+        config: HttpReceiverConfig,
+        consumer: TraceConsumer,
+        *,
+        metrics: Consumer | None = None,
+        logs: Consumer | None = None,
+    ) -> None:
         self.config = config
         self.consumer = consumer
+        self.consumers = signal_consumers(consumer, metrics, logs)
+        paths = {TRACES: config.path, METRICS: config.metrics_path, LOGS: config.logs_path}
+        self.routes = {paths[signal]: signal for signal in self.consumers}
+        """The signal POSTed to each path served."""
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -123,11 +140,11 @@ class HttpReceiver:
         self._thread.start()
         scheme = "https" if tls else "http"
         log.info(
-            "OTLP/HTTP receiver listening on %s://%s:%d%s",
+            "OTLP/HTTP receiver listening on %s://%s:%d (%s)",
             scheme,
             host,
             self.port,
-            self.config.path,
+            ", ".join(f"{signal.name} {path}" for path, signal in self.routes.items()),
         )
 
     def stop(self, grace: float = 1.0) -> None:
@@ -250,10 +267,11 @@ class _Handler(BaseHTTPRequestHandler):
         if self._body_pending == _INVALID_LENGTH:
             self._reply_text(HTTPStatus.BAD_REQUEST, "invalid Content-Length header")
             return
-        if urlsplit(self.path).path != config.path:
-            self._reply_text(
-                HTTPStatus.NOT_FOUND, f"not found: OTLP traces are POSTed to {config.path}"
-            )
+        routes = self.server.receiver.routes
+        signal = routes.get(urlsplit(self.path).path)
+        if signal is None:
+            where = ", ".join(f"{path} ({s.name})" for path, s in routes.items())
+            self._reply_text(HTTPStatus.NOT_FOUND, f"not found: OTLP is POSTed to {where}")
             return
         media_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         codec = CODECS.get(media_type)
@@ -281,13 +299,14 @@ class _Handler(BaseHTTPRequestHandler):
             if encoding == "gzip":
                 body = gunzip(body, config.max_request_bytes)
                 held += self._hold(len(body))
-            response = deliver(self.server.receiver.consumer, codec.decode(body))
+            request = codec.decode(body, signal)
+            response = deliver(self.server.receiver.consumers[signal], request, signal)
         except Rejection as rejection:
             self._reply_status(codec, rejection)
             return
         finally:
             self.server.release(held)
-        payload = _EMPTY_BODIES[codec] if response is EMPTY_RESPONSE else codec.encode(response)
+        payload = _EMPTY_BODIES[codec] if response is None else codec.encode(response)
         self._reply(HTTPStatus.OK, codec.content_type, payload)
 
     def _hold(self, size: int) -> int:

@@ -69,7 +69,7 @@ def run_demo(keep: str | None = None) -> int:
             service = Service(config, extra_exporters=[recorder])
             service.start()
             assert service.http is not None
-            endpoint = f"http://127.0.0.1:{service.http.port}/v1/traces"
+            endpoint = f"http://127.0.0.1:{service.http.port}"
             step(f"processor receiving OTLP/HTTP at {endpoint}")
             env = _instrumented_env(llm.openai_base_url, llm.anthropic_base_url, endpoint)
             try:
@@ -120,11 +120,9 @@ class _Steps:
 def _instrumented_env(openai_url: str, anthropic_url: str, otlp_endpoint: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env.update(
-        OTEL_TRACES_EXPORTER="otlp",
-        OTEL_METRICS_EXPORTER="none",
-        OTEL_LOGS_EXPORTER="none",
+        # One endpoint for every signal, as for any app: the processor takes metrics and logs too.
         OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=otlp_endpoint,
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp_endpoint,
         OTEL_BSP_SCHEDULE_DELAY="200",
         OPENAI_BASE_URL=openai_url,
         OPENAI_API_KEY="demo-key",

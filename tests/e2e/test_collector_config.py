@@ -119,6 +119,7 @@ def test_direct_layout_app_to_processor_to_phoenix(monkeypatch: pytest.MonkeyPat
     assert isinstance(exporter, OtlpHttpExporterConfig)
     assert host_port(exporter.endpoint) == ("127.0.0.1", 6006)
     assert urlsplit(exporter.endpoint).path == "/v1/traces"
+    assert exporter.signals == ["traces"], "Phoenix takes traces only"
 
 
 def test_agent_layout_hops_agree(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -215,17 +216,24 @@ def test_backend_examples(monkeypatch: pytest.MonkeyPatch) -> None:
     assert urlsplit(langfuse.endpoint).scheme == "https"
     assert urlsplit(langfuse.endpoint).path == "/api/public/otel/v1/traces"
     assert langfuse.headers == {"authorization": f"Basic {SECRETS['LANGFUSE_AUTH']}"}
+    assert langfuse.signals == ["traces"]
 
-    honeycomb = only_exporter(read_processor(folder / "honeycomb.yaml", monkeypatch))
-    assert isinstance(honeycomb, OtlpGrpcExporterConfig)
-    assert honeycomb.secure() and host_port(honeycomb.endpoint) == ("api.honeycomb.io", 443)
-    assert honeycomb.headers == {"x-honeycomb-team": SECRETS["HONEYCOMB_API_KEY"]}
+    # Honeycomb: traces and logs as they are; metrics need a dataset header of their own.
+    honeycomb, metrics = read_processor(folder / "honeycomb.yaml", monkeypatch).exporters
+    for exporter in (honeycomb, metrics):
+        assert isinstance(exporter, OtlpGrpcExporterConfig)
+        assert exporter.secure() and host_port(exporter.endpoint) == ("api.honeycomb.io", 443)
+        assert exporter.headers["x-honeycomb-team"] == SECRETS["HONEYCOMB_API_KEY"]
+    assert honeycomb.signals == ["traces", "logs"]
+    assert "x-honeycomb-dataset" not in honeycomb.headers
+    assert metrics.signals == ["metrics"] and metrics.headers["x-honeycomb-dataset"]
 
     for name in ("jaeger", "tempo"):
         config = read_processor(folder / f"{name}.yaml", monkeypatch)
         exporter = only_exporter(config)
         assert isinstance(exporter, OtlpGrpcExporterConfig) and not exporter.secure()
         assert host_port(exporter.endpoint) not in listeners(config), "exports to itself"
+        assert exporter.signals == ["traces"]
 
 
 def test_a_missing_secret_is_reported_not_sent_empty(monkeypatch: pytest.MonkeyPatch) -> None:

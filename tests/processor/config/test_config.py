@@ -150,3 +150,52 @@ def test_relative_tls_files_are_taken_from_the_config_directory(tmp_path: Path) 
     missing = write(tmp_path, "exporters: [{otlp_grpc: {tls: {ca_file: absent.pem}}}]\n")
     _, problems = check_config(missing)
     assert any("absent.pem" in p and "cannot be read" in p for p in problems)
+
+
+def test_exporter_signals_and_per_signal_urls_are_read_and_checked(tmp_path: Path) -> None:
+    good = write(
+        tmp_path,
+        """
+        receivers:
+          otlp:
+            http: {endpoint: 127.0.0.1:4318, metrics_path: /otlp/metrics}
+        exporters:
+          - otlp_http: {endpoint: "http://127.0.0.1:6006/v1/traces", signals: [traces]}
+          - otlp_http:
+              endpoint: http://collector:4318/ingest/spans
+              metrics_endpoint: http://collector:4318/ingest/points
+              logs_endpoint: https://logs.example/otlp/v1/logs
+          - otlp_grpc: {endpoint: 127.0.0.1:24317, tls: {insecure: true}, signals: [metrics, logs]}
+        """,
+    )
+    phoenix, custom, collector = load_config(good).exporters
+    assert phoenix.signals == ["traces"]
+    assert custom.signals == ["traces", "metrics", "logs"]  # the default
+    assert custom.url("metrics") == "http://collector:4318/ingest/points"
+    assert custom.url("logs") == "https://logs.example/otlp/v1/logs"
+    assert collector.signals == ["metrics", "logs"]
+    assert load_config(good).http.metrics_path == "/otlp/metrics"  # type: ignore[union-attr]
+
+    bad = write(
+        tmp_path,
+        """
+        exporters:
+          - otlp_http: {endpoint: "http://127.0.0.1:6006/v1/traces", signals: [traces, metric]}
+          - otlp_http: {endpoint: "http://collector:4318/ingest/spans", signals: [logs]}
+          - otlp_grpc: {endpoint: 127.0.0.1:24317, signals: []}
+          - otlp_http: {endpoint: "http://h:1", metrics_endpoint: "ftp://h/m", signals: traces}
+        receivers:
+          otlp:
+            http: {logs_path: /v1/traces}
+        """,
+    )
+    _, problems = check_config(bad)
+    text = "\n".join(problems)
+    assert "exporters[0].otlp_http.signals[1] (line 3): expected one of 'traces', 'metrics'" in text
+    assert "exporters[1].otlp_http (line 4): cannot derive the logs URL" in text
+    assert "set logs_endpoint, or leave logs out of signals" in text
+    assert "exporters[2].otlp_grpc (line 5): signals is empty" in text
+    assert "exporters[3].otlp_http.signals (line 6): expected a list" in text
+    assert "exporters[3].otlp_http (line 6): metrics_endpoint must be an http://" in text
+    assert "receivers.otlp.http (line 9): path, metrics_path and logs_path must differ" in text
+    assert len(problems) == 6, text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import socket
@@ -18,13 +19,26 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf.any_pb2 import Any as AnyMessage
+from google.protobuf.message import Message
 from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
 )
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+from opentelemetry.proto.metrics.v1.metrics_pb2 import (
+    AggregationTemporality,
+    Histogram,
+    HistogramDataPoint,
+    Metric,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
@@ -35,6 +49,7 @@ from spanledger.processor.receivers import (
     HttpReceiver,
     HttpReceiverConfig,
 )
+from spanledger.processor.signals import LOGS, METRICS, SIGNALS, TRACES, Signal
 
 
 class RecordingConsumer:
@@ -103,9 +118,82 @@ def make_request(
     )
 
 
+def _resource(service: str) -> Resource:
+    return Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value=service))])
+
+
+def make_metrics_request(points: int = 2, seed: int = 1) -> ExportMetricsServiceRequest:
+    """A request with a counter of ``points`` data points and a one-point histogram."""
+    start, now = 1_700_000_000_000_000_000, 1_700_000_060_000_000_000 + seed
+    counter = Metric(
+        name="orders",
+        unit="1",
+        sum=Sum(
+            aggregation_temporality=AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE,
+            is_monotonic=True,
+            data_points=[
+                NumberDataPoint(
+                    attributes=[KeyValue(key="customer", value=AnyValue(string_value=f"c{i}"))],
+                    start_time_unix_nano=start,
+                    time_unix_nano=now,
+                    as_int=seed * 100 + i,
+                )
+                for i in range(points)
+            ],
+        ),
+    )
+    latency = Metric(
+        name="latency",
+        unit="ms",
+        histogram=Histogram(
+            aggregation_temporality=AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA,
+            data_points=[
+                HistogramDataPoint(
+                    start_time_unix_nano=start,
+                    time_unix_nano=now,
+                    count=3,
+                    sum=37.5,
+                    bucket_counts=[1, 2, 0],
+                    explicit_bounds=[10.0, 50.0],
+                )
+            ],
+        ),
+    )
+    scope = ScopeMetrics(scope=InstrumentationScope(name="tests"), metrics=[counter, latency])
+    return ExportMetricsServiceRequest(
+        resource_metrics=[ResourceMetrics(resource=_resource("shop"), scope_metrics=[scope])]
+    )
+
+
+def make_logs_request(records: int = 2, seed: int = 1) -> ExportLogsServiceRequest:
+    """A request with ``records`` log records, each inside a span of trace ``seed``."""
+    scope = ScopeLogs(scope=InstrumentationScope(name="tests"))
+    for index in range(records):
+        scope.log_records.append(
+            LogRecord(
+                time_unix_nano=1_700_000_000_000_000_000 + index,
+                severity_number=13,  # WARN
+                severity_text="WARNING",
+                body=AnyValue(string_value=f"payment retried #{index}"),
+                attributes=[KeyValue(key="customer", value=AnyValue(string_value="acme"))],
+                trace_id=seed.to_bytes(16, "big"),
+                span_id=(seed * 1000 + index + 1).to_bytes(8, "big"),
+            )
+        )
+    return ExportLogsServiceRequest(
+        resource_logs=[ResourceLogs(resource=_resource("shop"), scope_logs=[scope])]
+    )
+
+
 @pytest.fixture
 def consumer() -> RecordingConsumer:
     return RecordingConsumer()
+
+
+@pytest.fixture
+def recorders(consumer: RecordingConsumer) -> dict[Signal, RecordingConsumer]:
+    """A recording consumer per signal; the traces one is ``consumer``."""
+    return {TRACES: consumer, METRICS: RecordingConsumer(), LOGS: RecordingConsumer()}
 
 
 def _receivers(receiver_class: type, config_class: type, consumer: RecordingConsumer) -> Iterator:
@@ -199,6 +287,29 @@ def make_request_fixture() -> Callable[..., ExportTraceServiceRequest]:
     return make_request
 
 
+@pytest.fixture(name="make_metrics_request")
+def make_metrics_request_fixture() -> Callable[..., ExportMetricsServiceRequest]:
+    return make_metrics_request
+
+
+def merge_requests(requests: list[Message]) -> Message:
+    """One request holding the resources of all ``requests`` in order, as exporters merge them."""
+    whole = type(requests[0])()
+    for request in requests:
+        whole.MergeFrom(request)
+    return whole
+
+
+@pytest.fixture(name="merge_requests")
+def merge_requests_fixture() -> Callable[[list[Message]], Message]:
+    return merge_requests
+
+
+@pytest.fixture(name="make_logs_request")
+def make_logs_request_fixture() -> Callable[..., ExportLogsServiceRequest]:
+    return make_logs_request
+
+
 @dataclass
 class Received:
     """One request as a scripted server saw it."""
@@ -206,15 +317,19 @@ class Received:
     at: float
     headers: dict[str, str]
     body: bytes
+    signal: Signal = TRACES
+    path: str = ""
+    """The HTTP path it was POSTed to (gRPC: empty)."""
 
-    def request(self) -> ExportTraceServiceRequest:
+    def request(self) -> Message:
+        """The export request of the signal it was sent as (by HTTP path or gRPC service)."""
         body = self.body
         if self.headers.get("content-encoding") == "gzip":
             body = gzip.decompress(body)
-        return ExportTraceServiceRequest.FromString(body)
+        return self.signal.request_type.FromString(body)
 
     def span_count(self) -> int:
-        return sum(len(ss.spans) for rs in self.request().resource_spans for ss in rs.scope_spans)
+        return self.signal.count(self.request())
 
 
 class ScriptedHttpServer:
@@ -235,18 +350,23 @@ class ScriptedHttpServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 scripted.hold.wait(10)
+                signal = next(
+                    (s for s in SIGNALS.values() if self.path.endswith(s.http_path)), TRACES
+                )
                 with scripted.changed:
                     scripted.received.append(
                         Received(
                             time.monotonic(),
                             {k.lower(): v for k, v in self.headers.items()},
                             body,
+                            signal,
+                            self.path,
                         )
                     )
                     status, headers = scripted.script.pop(0) if scripted.script else (200, {})
                     scripted.changed.notify_all()
                 if status == 200:
-                    payload = ExportTraceServiceResponse().SerializeToString()
+                    payload = signal.response_type().SerializeToString()
                 else:
                     payload = Status(code=14, message=f"scripted {status}").SerializeToString()
                 self.send_response(status)
@@ -267,7 +387,16 @@ class ScriptedHttpServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+        return f"{self.base_url}/v1/traces"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def paths(self) -> set[str]:
+        """The paths requests were POSTed to."""
+        with self.changed:
+            return {received.path for received in self.received}
 
     def wait_for(self, requests: int, timeout: float = 10.0) -> list[Received]:
         with self.changed:
@@ -288,15 +417,18 @@ def scripted_http() -> Iterator[ScriptedHttpServer]:
 
 
 class ScriptedGrpcServer:
-    """An OTLP/gRPC endpoint failing with a script of (code, retry delay or None); then OK."""
+    """An OTLP/gRPC endpoint failing with a script of (code, retry delay or None); then OK.
 
-    def __init__(self) -> None:
+    It serves the Export method of each of ``signals`` (traces, metrics and logs by default).
+    """
+
+    def __init__(self, signals: tuple[Signal, ...] = tuple(SIGNALS.values())) -> None:
         self.script: list[tuple[grpc.StatusCode, float | None]] = []
         self.received: list[Received] = []
 
-        def export(body: bytes, context: grpc.ServicerContext) -> bytes:
+        def export(signal: Signal, body: bytes, context: grpc.ServicerContext) -> bytes:
             metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
-            self.received.append(Received(time.monotonic(), metadata, body))
+            self.received.append(Received(time.monotonic(), metadata, body, signal))
             if self.script:
                 code, delay = self.script.pop(0)
                 if delay is not None:
@@ -311,11 +443,14 @@ class ScriptedGrpcServer:
                 context.abort(code, f"scripted {code.name}")
             return b""
 
-        handler = grpc.method_handlers_generic_handler(
-            "opentelemetry.proto.collector.trace.v1.TraceService",
-            {"Export": grpc.unary_unary_rpc_method_handler(export)},
-        )
-        self.server = grpc.server(ThreadPoolExecutor(2), handlers=[handler])
+        handlers = [
+            grpc.method_handlers_generic_handler(
+                signal.service,
+                {"Export": grpc.unary_unary_rpc_method_handler(functools.partial(export, signal))},
+            )
+            for signal in signals
+        ]
+        self.server = grpc.server(ThreadPoolExecutor(2), handlers=handlers)
         self.port = self.server.add_insecure_port("127.0.0.1:0")
         self.server.start()
 
@@ -326,6 +461,14 @@ class ScriptedGrpcServer:
 @pytest.fixture
 def scripted_grpc() -> Iterator[ScriptedGrpcServer]:
     server = ScriptedGrpcServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def tracing_backend_grpc() -> Iterator[ScriptedGrpcServer]:
+    """A scripted gRPC endpoint serving traces only, like a tracing backend."""
+    server = ScriptedGrpcServer(signals=(TRACES,))
     yield server
     server.close()
 
