@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import anthropic
-import httpx2
 import openai
 import pytest
+from dropped_connection import raises_dropped_connection
 
 from spanledger.standin import Scenario, StandIn
 
@@ -122,10 +122,11 @@ def test_dropped_openai_stream_raises_connection_error(oai: openai.OpenAI) -> No
 
 
 def test_dropped_anthropic_stream_raises_transport_error(claude: anthropic.Anthropic) -> None:
-    # anthropic 2.x passes a transport failure in the middle of a stream through unwrapped.
+    # anthropic up to 2.16 passes a transport failure in the middle of a stream through
+    # unwrapped; 2.17 raises APIConnectionError from it.
     scenario = Scenario(drop_after=4)
     with (
-        pytest.raises(httpx2.RemoteProtocolError, match="incomplete chunked read"),
+        raises_dropped_connection(match="incomplete chunked read"),
         claude.messages.stream(**MESSAGE, extra_headers=scenario.to_header()) as stream,
     ):
         stream.get_final_message()
