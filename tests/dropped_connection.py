@@ -1,9 +1,9 @@
 """What the SDKs raise when the server drops the connection in the middle of a streamed body.
 
-The class differs between releases: anthropic up to 2.16 lets the transport's
-``httpx2.RemoteProtocolError`` through, 2.17 raises ``anthropic.APIConnectionError`` from it,
-and openai wraps it in ``openai.APIConnectionError``. The tests accept any of these and check
-the cause instead: a ``RemoteProtocolError`` must be the error or among those it came from.
+The class differs between releases: anthropic up to 2.16 and openai 3.0 let the transport's
+``httpx2.RemoteProtocolError`` through, while anthropic 2.17 and openai 3.63 raise their own
+``APIConnectionError`` from it. The tests accept any of these and check the cause instead: a
+``RemoteProtocolError`` must be the error or among those it came from.
 """
 
 from __future__ import annotations
