@@ -55,7 +55,7 @@ class BudgetSink:
         store: RedisStore | None = None
         if config.shared is not None:
             client = RedisClient(config.shared.redis, timeout=config.shared.timeout)
-            store = RedisStore(client, config.shared.key_prefix)
+            store = RedisStore(client, config.shared.key_prefix, clock=clock)
         self.book = BudgetBook(config, clock=clock, on_alert=self._alert, store=store)
         self.rates = RateLimiter(config.rate_limits, counter or store)
         if ledger_path and Path(ledger_path).is_file() and store is None:

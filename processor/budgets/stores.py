@@ -6,11 +6,12 @@ replica's addition carries a total across a threshold is the one that fires that
 each threshold fires once across all replicas.
 
 Redis holds spend as whole nano-dollars (``INCRBY``): each call's cost is rounded to 1e-9 USD
-before it is added. Keys of a window expire a day after it ends.
+before it is added. Keys of a window expire a day after it ends, by the processor's clock.
 """
 
 from __future__ import annotations
 
+import math
 import socket
 import threading
 import time
@@ -20,6 +21,8 @@ from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 NANO = Decimal("0.000000001")
+# How long the totals of a window are kept after it ends, in seconds.
+KEEP_AFTER_WINDOW = 86_400
 
 
 class SpendStore(Protocol):
@@ -70,7 +73,7 @@ class MemoryStore:
             return
         self._next_sweep = now + 3600
         self._totals = {
-            k: v for k, v in self._totals.items() if v[1] is None or v[1] > now - 86_400
+            k: v for k, v in self._totals.items() if v[1] is None or v[1] > now - KEEP_AFTER_WINDOW
         }
 
 
@@ -168,20 +171,31 @@ class RedisClient:
 
 
 class RedisStore:
-    """Spend totals and request counts in Redis, shared by every processor replica."""
+    """Spend totals and request counts in Redis, shared by every processor replica.
+
+    A window's key expires a day after the window ends by ``clock`` (unix seconds, the clock
+    the budgets are evaluated by): Redis is given the time left, not the moment, so the expiry
+    agrees with the processor even when Redis's own clock differs.
+    """
 
     shared = True
 
-    def __init__(self, client: RedisClient, prefix: str = "spanledger") -> None:
+    def __init__(
+        self,
+        client: RedisClient,
+        prefix: str = "spanledger",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.client = client
         self.prefix = prefix
+        self._clock = clock
 
     def add(self, key: str, amount: Decimal, expire_at: float | None) -> Decimal:
         nanos = _nanos(amount)
         full = f"{self.prefix}:{key}"
         total = self.client.command("INCRBY", full, nanos)
         if expire_at is not None and total == nanos:
-            self.client.command("EXPIREAT", full, int(expire_at) + 86_400)
+            self._expire(full, expire_at)
         return Decimal(int(total)) * NANO  # type: ignore[arg-type]
 
     def get(self, key: str) -> Decimal:
@@ -193,7 +207,7 @@ class RedisStore:
         full = f"{self.prefix}:{key}"
         self.client.command("SET", full, _nanos(amount))
         if expire_at is not None:
-            self.client.command("EXPIREAT", full, int(expire_at) + 86_400)
+            self._expire(full, expire_at)
 
     def incr(self, key: str, ttl: int) -> int:
         """The rate counter: add one to ``key`` (expiring after ``ttl`` seconds)."""
@@ -202,6 +216,11 @@ class RedisStore:
         if count == 1:
             self.client.command("EXPIRE", full, ttl)
         return count
+
+    def _expire(self, full_key: str, window_end: float) -> None:
+        """Expire ``full_key`` a day after ``window_end``; at once if that has passed."""
+        seconds_left = math.ceil(window_end + KEEP_AFTER_WINDOW - self._clock())
+        self.client.command("EXPIRE", full_key, seconds_left)
 
 
 def _nanos(amount: Decimal) -> int:

@@ -145,3 +145,20 @@ def test_redis_store_put_sets_and_add_continues_from_it(redis_url: str) -> None:
     store.put("acme", Decimal("1.25"), time.time() + 3600)
     assert store.get("acme") == Decimal("1.25")
     assert store.add("acme", Decimal("0.000000001"), None) == Decimal("1.250000001")
+
+
+def test_redis_keys_expire_a_day_after_the_window_by_the_processor_clock(redis_url: str) -> None:
+    from spanledger.processor.budgets.stores import RedisStore
+
+    client = RedisClient(redis_url, timeout=0.5)
+    store = RedisStore(client, prefix="expiry-test", clock=Clock(NOW))
+    window_end = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
+    store.add("month", Decimal("1"), window_end)
+    store.put("loaded", Decimal("2"), window_end)
+    left = (window_end + 86_400) - NOW.timestamp()
+    for key in ("month", "loaded"):
+        ttl = int(client.command("TTL", f"expiry-test:{key}"))  # type: ignore[arg-type]
+        assert left - 5 <= ttl <= left
+    store.add("ended", Decimal("3"), NOW.timestamp() - 2 * 86_400)
+    assert store.get("ended") == Decimal(0)
+    client.close()

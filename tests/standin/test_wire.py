@@ -8,7 +8,7 @@ import json
 import anthropic
 import httpx2
 import openai
-import pytest
+from dropped_connection import raises_dropped_connection
 
 from spanledger.standin import Scenario, StandIn
 
@@ -89,7 +89,7 @@ def test_async_embeddings_count_tokens_and_dropped_anthropic_stream(llm: StandIn
             counted = await claude.messages.count_tokens(
                 model="m", messages=[{"role": "user", "content": "abcdefgh"}]
             )
-            with pytest.raises(httpx2.RemoteProtocolError):
+            with raises_dropped_connection():
                 async with claude.messages.stream(
                     model="m",
                     max_tokens=8,

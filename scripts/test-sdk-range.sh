@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Prove the LLM SDK ranges the instrumentation declares (`_instruments` in
+# instrumentation/openai/package.py and instrumentation/anthropic/package.py) at both ends: run
+# the tests that drive the real SDKs (instrumentation, stand-in, the SDK's own spans priced,
+# budget enforcement, tags across an SDK call) with the SDKs at the newest releases the ranges
+# admit, or at the oldest. Everything else is installed at the locked versions
+# (requirements/constraints.txt), in a virtualenv of its own, .venv-sdk-newest or
+# .venv-sdk-oldest, so the project's .venv is left as it is.
+# Usage: bash scripts/test-sdk-range.sh newest|oldest [pytest args...]
+#        (pytest args replace the default list of tests below)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+end=${1:-}
+case "$end" in
+  newest | oldest) shift ;;
+  *)
+    echo "usage: bash scripts/test-sdk-range.sh newest|oldest [pytest args...]" >&2
+    exit 2
+    ;;
+esac
+PYTHON=${PYTHON:-python3}
+VENV=.venv-sdk-$end
+
+# One requirement per SDK: its declared range (newest) or the range's lower bound, exactly (oldest).
+mapfile -t sdks < <("$PYTHON" - "$end" <<'PY'
+import ast
+import re
+import sys
+from pathlib import Path
+
+for sdk in ("openai", "anthropic"):
+    tree = ast.parse(Path(f"instrumentation/{sdk}/package.py").read_text())
+    (spec,) = next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and node.targets[0].id == "_instruments"
+    )
+    if sys.argv[1] == "newest":
+        print(spec.replace(" ", ""))
+        continue
+    lower = re.search(r">=\s*([\w.]+)", spec)
+    if lower is None:
+        sys.exit(f"{sdk}: the range {spec!r} has no lower bound (>=) to test")
+    print(f"{spec.split()[0]}=={lower.group(1)}")
+PY
+)
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# The lock without the SDKs themselves; their own dependencies stay locked.
+grep -vE '^(openai|anthropic)==' requirements/constraints.txt >"$work/constraints.txt"
+
+quiet_pip() { "$VENV/bin/python" -m pip "$@" 2> >(grep -v "^WARNING: Location" >&2); }
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+echo "== installing spanledger[test] with ${sdks[*]} into $VENV"
+quiet_pip install --quiet --disable-pip-version-check -c "$work/constraints.txt" -e ".[test]"
+# --upgrade moves only the SDKs named here: to the newest release in range, or to the oldest.
+quiet_pip install --quiet --disable-pip-version-check --upgrade -c "$work/constraints.txt" "${sdks[@]}"
+"$VENV/bin/python" -c '
+from importlib.metadata import version
+print("== openai", version("openai"), "/ anthropic", version("anthropic"))'
+
+if [ $# -eq 0 ]; then
+  set -- tests/instrumentation tests/standin tests/processor/pricing/test_pricing_sdk_spans.py \
+    tests/budgets/test_budget_enforcement.py tests/budgets/test_budget_endpoint.py \
+    tests/tags/test_tag_fanout.py
+fi
+exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
