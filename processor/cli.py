@@ -1,4 +1,4 @@
-"""The ``spanledger`` command: serve, check-config, report, price, demo."""
+"""The ``spanledger`` command: serve, check-config, report, price, reconcile, demo."""
 
 from __future__ import annotations
 
@@ -26,11 +26,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("file", metavar="FILE")
     commands.add_parser("report", help="cost per tag from the ledger", add_help=False)
     commands.add_parser("price", help="price one call from the offline price table", add_help=False)
+    commands.add_parser("reconcile", help="the provider's bill against the ledger", add_help=False)
     demo = commands.add_parser("demo", help="run an example agent end to end, offline")
     demo.add_argument("--keep", metavar="DIR", help="keep the demo's ledger and config in DIR")
 
-    # report and price parse their own arguments.
-    if args and args[0] in ("report", "price"):
+    # report, price and reconcile parse their own arguments.
+    if args and args[0] in ("report", "price", "reconcile"):
         return _delegate(args[0], args[1:])
     options = parser.parse_args(args)
     if options.command == "serve":
@@ -50,6 +51,10 @@ def _delegate(command: str, argv: list[str]) -> int:
         from spanledger.processor.report import run_report
 
         return run_report(argv)
+    if command == "reconcile":
+        from spanledger.processor.reconcile import run_reconcile
+
+        return run_reconcile(argv)
     from spanledger.processor.pricing.cli import run_price
 
     return run_price(argv)
