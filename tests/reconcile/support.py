@@ -13,11 +13,14 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from spanledger.processor.ledger import Ledger
 from spanledger.processor.model import CountedCall, Usage
 from spanledger.processor.pricing import PriceBook
 from spanledger.processor.reconcile import run_reconcile
 from spanledger.processor.report import run_report
+from spanledger.standin import SCENARIO_HEADER, StandIn
 
 FIRST_DAY = date(2031, 3, 9)
 """The first day of the fixed periods (the stand-in's clock is injected, so any day will do)."""
@@ -103,6 +106,41 @@ def reconcile(*argv: str, environ: Mapping[str, str] | None = None) -> Run:
     with contextlib.redirect_stderr(err):
         code = run_reconcile(list(argv), out, environ=environ or {})
     return Run(code, out.getvalue(), err.getvalue())
+
+
+def direct_chat(
+    llm: StandIn, model: str, prompt: int, completion: int, *, project: str | None = None
+) -> None:
+    """One OpenAI chat call straight to the stand-in, by no instrumented code: billed, and in
+    the ledger only if the test writes it there."""
+    usage = {"prompt_tokens": prompt, "completion_tokens": completion}
+    headers = {SCENARIO_HEADER: json.dumps({"usage": usage})}
+    if project:
+        headers["openai-project"] = project
+    httpx.post(
+        f"{llm.openai_base_url}/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": "x"}]},
+        headers=headers,
+    ).raise_for_status()
+
+
+def direct_message(llm: StandIn, model: str, fresh_input: int, output: int) -> None:
+    """One Anthropic Messages call straight to the stand-in (see ``direct_chat``)."""
+    usage = {"input_tokens": fresh_input, "output_tokens": output}
+    httpx.post(
+        f"{llm.anthropic_base_url}/v1/messages",
+        json={"model": model, "max_tokens": 9, "messages": []},
+        headers={SCENARIO_HEADER: json.dumps({"usage": usage})},
+    ).raise_for_status()
+
+
+def reconcile_openai(ledger: Path, llm: StandIn, since: date, until: date, *extra: str) -> Run:
+    """``spanledger reconcile`` of the stand-in's OpenAI bill over ``[since, until)``, JSON."""
+    return reconcile(
+        *("--ledger", str(ledger), "--api", "openai", "--openai-url", llm.url),
+        *("--since", str(since), "--until", str(until), "--format", "json", *extra),
+        environ={"OPENAI_ADMIN_KEY": "k"},
+    )
 
 
 def settled(ledger: Path, *by: str, extra: Sequence[str] = ()) -> list[dict[str, Any]]:

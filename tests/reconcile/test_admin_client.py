@@ -3,34 +3,23 @@ failures named by their request, the admin key never shown."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from spanledger.processor.reconcile.admin_api import AdminApi, endpoints
 from spanledger.processor.reconcile.bill import Bill, BillError, Period
 from spanledger.processor.reconcile.sources import fetch_bill
-from spanledger.standin import SCENARIO_HEADER, Scenario, StandIn
+from spanledger.standin import Scenario, StandIn
 
-from .support import Clock, at, day, reconcile, write_ledger
+from .support import Clock, at, day, direct_chat, reconcile, write_ledger
 
 SECRET = "sk-admin-do-not-print-0123456789"
 PERIOD = Period(day(0), day(5))
-
-
-def _chat(llm: StandIn, model: str, prompt: int, completion: int) -> None:
-    usage = {"prompt_tokens": prompt, "completion_tokens": completion}
-    httpx.post(
-        f"{llm.openai_base_url}/chat/completions",
-        json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
-        headers={SCENARIO_HEADER: json.dumps({"usage": usage})},
-    ).raise_for_status()
 
 
 @pytest.fixture
@@ -40,7 +29,7 @@ def llm() -> Iterator[StandIn]:
     with StandIn(clock=clock, admin_key=SECRET) as server:
         for offset in range(5):
             clock.set(at(day(offset)))
-            _chat(server, "gpt-4o-mini", 1_000 * (offset + 1), 100)
+            direct_chat(server, "gpt-4o-mini", 1_000 * (offset + 1), 100)
         yield server
 
 

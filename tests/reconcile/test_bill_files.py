@@ -8,14 +8,23 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from spanledger.processor.reconcile.bill import Bill, Period
 from spanledger.processor.reconcile.sources import fetch_bill
-from spanledger.standin import SCENARIO_HEADER, StandIn
+from spanledger.standin import StandIn
 
-from .support import Clock, at, day, ledger_state, priced_call, reconcile, write_ledger
+from .support import (
+    Clock,
+    at,
+    day,
+    direct_chat,
+    direct_message,
+    ledger_state,
+    priced_call,
+    reconcile,
+    write_ledger,
+)
 
 KEYS = {"OPENAI_ADMIN_KEY": "k", "ANTHROPIC_ADMIN_KEY": "k"}
 PERIOD = ("--since", str(day(0)), "--until", str(day(3)))
@@ -28,18 +37,8 @@ def llm() -> Iterator[StandIn]:
     with StandIn(clock=clock) as server:
         for offset in range(3):
             clock.set(at(day(offset)))
-            usage = {"prompt_tokens": 20_000 + offset, "completion_tokens": 400}
-            httpx.post(
-                f"{server.openai_base_url}/chat/completions",
-                json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]},
-                headers={SCENARIO_HEADER: json.dumps({"usage": usage})},
-            ).raise_for_status()
-            usage = {"input_tokens": 9_000, "output_tokens": 700}
-            httpx.post(
-                f"{server.anthropic_base_url}/v1/messages",
-                json={"model": "claude-haiku-4-5", "max_tokens": 9, "messages": []},
-                headers={SCENARIO_HEADER: json.dumps({"usage": usage})},
-            ).raise_for_status()
+            direct_chat(server, "gpt-4o-mini", 20_000 + offset, 400)
+            direct_message(server, "claude-haiku-4-5", 9_000, 700)
         yield server
 
 

@@ -3,54 +3,28 @@ provider, model and project; the exit status and the textfile watch the gap."""
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
+from spanledger.standin import StandIn
 
-from spanledger.standin import SCENARIO_HEADER, StandIn
-
-from .support import Clock, Run, at, day, priced_call, reconcile, write_ledger
+from .support import (
+    Clock,
+    Run,
+    at,
+    day,
+    direct_chat,
+    priced_call,
+    reconcile_openai,
+    write_ledger,
+)
 
 KEYS = {"OPENAI_ADMIN_KEY": "k"}
 UNKNOWN = "spanledger-test-model-unknown-to-the-table"
 
 
-def _chat(
-    llm: StandIn, model: str, prompt: int, completion: int, project: str | None = None
-) -> None:
-    headers = {
-        SCENARIO_HEADER: json.dumps(
-            {"usage": {"prompt_tokens": prompt, "completion_tokens": completion}}
-        )
-    }
-    if project:
-        headers["openai-project"] = project
-    httpx.post(
-        f"{llm.openai_base_url}/chat/completions",
-        json={"model": model, "messages": [{"role": "user", "content": "x"}]},
-        headers=headers,
-    ).raise_for_status()
-
-
 def _run(ledger: Path, llm: StandIn, *extra: str) -> Run:
-    run = reconcile(
-        "--ledger",
-        str(ledger),
-        "--api",
-        "openai",
-        "--openai-url",
-        llm.url,
-        "--since",
-        str(day(0)),
-        "--until",
-        str(day(2)),
-        "--format",
-        "json",
-        *extra,
-        environ=KEYS,
-    )
+    run = reconcile_openai(ledger, llm, day(0), day(2), *extra)
     assert run.code in (0, 1), run.err
     return run
 
@@ -59,10 +33,10 @@ def test_each_gap_gets_its_cause(tmp_path: Path) -> None:
     clock = Clock()
     with StandIn(clock=clock, prices={UNKNOWN: {"input": "2", "output": "8"}}) as llm:
         clock.set(at(day(0)))
-        _chat(llm, "gpt-4o-mini", 30_000, 1_000)  # the ledger saw a bigger call
-        _chat(llm, UNKNOWN, 5_000, 500)  # the table has no price for it
+        direct_chat(llm, "gpt-4o-mini", 30_000, 1_000)  # the ledger saw a bigger call
+        direct_chat(llm, UNKNOWN, 5_000, 500)  # the table has no price for it
         clock.set(at(day(1)))
-        _chat(llm, "gpt-4o-mini", 30_000, 1_000)
+        direct_chat(llm, "gpt-4o-mini", 30_000, 1_000)
         ledger = write_ledger(
             tmp_path / "l.db",
             [
@@ -91,9 +65,9 @@ def test_each_gap_gets_its_cause(tmp_path: Path) -> None:
 def test_projects_are_matched_when_a_tag_holds_them(tmp_path: Path) -> None:
     clock = Clock(at(day(0)))
     with StandIn(clock=clock) as llm:
-        _chat(llm, "gpt-4o-mini", 10_000, 100, project="proj_search")
-        _chat(llm, "gpt-4o-mini", 20_000, 200, project="proj_chat")
-        _chat(llm, "gpt-4o-mini", 7_000, 70, project="proj_chat")  # not instrumented
+        direct_chat(llm, "gpt-4o-mini", 10_000, 100, project="proj_search")
+        direct_chat(llm, "gpt-4o-mini", 20_000, 200, project="proj_chat")
+        direct_chat(llm, "gpt-4o-mini", 7_000, 70, project="proj_chat")  # not instrumented
         ledger = write_ledger(
             tmp_path / "l.db",
             [
@@ -119,8 +93,8 @@ def test_projects_are_matched_when_a_tag_holds_them(tmp_path: Path) -> None:
 def test_the_gap_sets_the_exit_status_and_the_textfile(tmp_path: Path) -> None:
     clock = Clock(at(day(0)))
     with StandIn(clock=clock, prices={"gpt-4o": {"input": "2.75", "output": "11"}}) as llm:
-        _chat(llm, "gpt-4o", 100_000, 5_000)
-        _chat(llm, "gpt-4o-mini", 100_000, 5_000)
+        direct_chat(llm, "gpt-4o", 100_000, 5_000)
+        direct_chat(llm, "gpt-4o-mini", 100_000, 5_000)
         ledger = write_ledger(
             tmp_path / "l.db",
             [
@@ -133,20 +107,8 @@ def test_the_gap_sets_the_exit_status_and_the_textfile(tmp_path: Path) -> None:
         prom = tmp_path / "metrics" / "reconcile.prom"
         over = _run(ledger, llm, "--fail-over", "5", "--textfile", str(prom), "--dry-run")
         under = _run(ledger, llm, "--fail-over", "15", "--dry-run")
-        table = reconcile(
-            "--ledger",
-            str(ledger),
-            "--api",
-            "openai",
-            "--openai-url",
-            llm.url,
-            "--since",
-            str(day(0)),
-            "--until",
-            str(day(1)),
-            "--fail-over",
-            "5",
-            environ=KEYS,
+        table = reconcile_openai(
+            ledger, llm, day(0), day(1), "--fail-over", "5", "--format", "table"
         )
     gpt4o = over.row(model="gpt-4o")
     assert gpt4o["cause"] == "price" and gpt4o["gap_pct"] == Decimal("9.1")

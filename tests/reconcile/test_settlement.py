@@ -10,7 +10,6 @@ from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
-import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,15 +19,16 @@ from spanledger.processor.pricing import PriceBook
 from spanledger.processor.reconcile.bill import COST, USAGE, Bill, BillLine, Period, Tokens
 from spanledger.processor.reconcile.matching import match
 from spanledger.processor.reconcile.settlement import apportion, explained_share, settle
-from spanledger.standin import SCENARIO_HEADER, StandIn
+from spanledger.standin import StandIn
 
 from .support import (
     CENT,
     Clock,
     at,
     day,
+    direct_chat,
     priced_call,
-    reconcile,
+    reconcile_openai,
     settled,
     settled_total,
     to_cent,
@@ -138,12 +138,7 @@ def llm() -> Iterator[StandIn]:
 def _bill_calls(llm: StandIn, model: str, when: date, calls: list[tuple[int, int]]) -> None:
     llm.billing.clock.set(at(when))  # type: ignore[attr-defined]
     for prompt, completion in calls:
-        usage = {"prompt_tokens": prompt, "completion_tokens": completion}
-        httpx.post(
-            f"{llm.openai_base_url}/chat/completions",
-            json={"model": model, "messages": [{"role": "user", "content": "x"}]},
-            headers={SCENARIO_HEADER: json.dumps({"usage": usage})},
-        ).raise_for_status()
+        direct_chat(llm, model, prompt, completion)
 
 
 def test_report_settled_sums_to_the_invoice_for_every_grouping(
@@ -177,21 +172,7 @@ def test_report_settled_sums_to_the_invoice_for_every_grouping(
     _bill_calls(llm, "gpt-4o-mini", day(1), [(300_000, 5_000)])
     ledger = write_ledger(tmp_path / "ledger.db", calls)
 
-    run = reconcile(
-        "--ledger",
-        str(ledger),
-        "--api",
-        "openai",
-        "--openai-url",
-        llm.url,
-        "--since",
-        str(day(0)),
-        "--until",
-        str(day(2)),
-        "--format",
-        "json",
-        environ={"OPENAI_ADMIN_KEY": "k"},
-    )
+    run = reconcile_openai(ledger, llm, day(0), day(2))
     assert run.code == 0, run.err
     invoice = to_cent(sum((Decimal(str(r["billed_usd"])) for r in run.rows), Decimal(0)))
     assert invoice > Decimal("0.10")
@@ -238,10 +219,8 @@ def test_a_rerun_replaces_the_settlement_of_its_days(tmp_path: Path, llm: StandI
             priced_call(1, at(day(1)), input_tokens=80_000, output_tokens=1_000, customer="acme"),
         ],
     )
-    base = ["--ledger", str(ledger), "--api", "openai", "--openai-url", llm.url]
-    env = {"OPENAI_ADMIN_KEY": "k"}
     for since, until in ((day(0), day(2)), (day(1), day(2)), (day(0), day(2))):
-        run = reconcile(*base, "--since", str(since), "--until", str(until), environ=env)
+        run = reconcile_openai(ledger, llm, since, until)
         assert run.code == 0, run.err
     by_day = {r["day"]: r["cost_usd"] for r in settled(ledger, "day")}
     assert set(by_day) == {str(day(0)), str(day(1))}
