@@ -35,7 +35,7 @@ from spanledger.processor.reconcile.matching import (
     match,
     model_totals,
 )
-from spanledger.processor.reconcile.settlement import Settlement, settle
+from spanledger.processor.reconcile.settlement import CENT, UNITS, Settlement, settle
 from spanledger.processor.reconcile.sources import fetch_bill, read_files
 from spanledger.processor.report.command import DEFAULT_LEDGER, add_ledger_source
 from spanledger.processor.report.periods import to_unix_nano
@@ -118,6 +118,13 @@ def _parser() -> argparse.ArgumentParser:
         help="cost difference (percent of billed) below which a price counts as right [0.5]",
     )
     parser.add_argument(
+        "--settle-unit",
+        metavar="USD",
+        type=_unit,
+        default=CENT,
+        help="settle in whole units of this: 0.01 (cents) down to 0.000001 [0.01]",
+    )
+    parser.add_argument(
         "--dry-run", action="store_true", help="report only: write no gaps and no settlement"
     )
     parser.add_argument(
@@ -146,6 +153,18 @@ def _percent(text: str) -> Decimal:
         raise argparse.ArgumentTypeError(f"{text!r} is not a percentage") from None
     if not value.is_finite() or value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a percentage >= 0")
+    return value
+
+
+def _unit(text: str) -> Decimal:
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        value = None
+    if value not in UNITS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not one of {', '.join(format(u, 'f') for u in UNITS)}"
+        )
     return value
 
 
@@ -226,7 +245,7 @@ def run_reconcile(
                 tolerance_pct=options.tolerance,
             )
             cost_providers = {line.provider for line in bill.lines if line.kind == COST}
-            settlement = settle(matches, cost_providers)
+            settlement = settle(matches, cost_providers, options.settle_unit)
             totals = model_totals(matches)
             if not options.dry_run:
                 _write(ledger, bill, matches, settlement, now)

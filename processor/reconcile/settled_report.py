@@ -81,12 +81,17 @@ def settled_report(
         }
         rows.append(row)
     runs = settled_runs(ledger)
-    start = describe(since) if since else "start"
-    end = describe(until) if until else "now"
+    if since or until:
+        start = describe(since) if since else "the first"
+        end = describe(until) if until else "the last"
+        days = f"the settled days starting {start} .. {end} UTC"
+    else:
+        days = "every settled day"
     estimated = sum((g.estimated_usd for g in groups), Decimal(0))
     footer = [
-        f"ledger {ledger.path}, settled days starting {start} .. {end} UTC",
-        f"settled total ${total:,f} (the providers' invoices for those days); estimated "
+        f"ledger {ledger.path}, {days}",
+        f"settled total ${total.quantize(Decimal('0.01')):,f} (the providers' invoices for "
+        "those days); estimated "
         f"${estimated.quantize(Decimal('0.000001')):,f}",
     ]
     if runs:

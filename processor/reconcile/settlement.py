@@ -1,18 +1,19 @@
-"""Settle: spread each provider's billed amount over the tag buckets, to the cent, so that every
-grouping of the settled amounts adds up to the invoice.
+"""Settle: spread each provider's billed amount over the tag buckets, in whole cents (or a
+finer unit), so that every grouping of the settled amounts adds up to the invoice.
 
-The rule, in three steps, all in exact fractions:
+The rule, in three steps, all in exact fractions (the unit is a cent unless ``--settle-unit``
+says a finer one):
 
 1. **The invoice.** A provider's total over the period, ``sum of its billed lines``, rounded
    half up to the cent, is what the settled amounts of that provider add up to.
 2. **Days and models.** That total is split over the day x model (x project) lines by the
-   largest-remainder method: each line gets its billed amount floored to the cent, and the
-   cents still missing go one each to the lines with the largest dropped fractions (ties: in
-   day, model, project order).
+   largest-remainder method: each line's billed amount (plus its share, by size, of the
+   invoice's rounding) is floored to the unit, and the units still missing go one each to the
+   lines with the largest dropped fractions (ties: in day, model, project order).
 3. **Tag buckets.** In each line, the part the ledger explains -- ``explained share x line
-   amount``, rounded half up to the cent -- is split over the line's tag buckets in proportion
-   to their attributed cost, again by the largest-remainder method (ties: in tag order); the
-   rest goes to the ``(unattributed)`` bucket.
+   amount``, rounded half up to the unit -- is split over the line's tag buckets in
+   proportion to their attributed cost, again by the largest-remainder method (ties: in tag
+   order); the rest goes to the ``(unattributed)`` bucket.
 
 The explained share is ``attributed / table price of the billed tokens`` (at most 1): a price
 gap alone explains nothing away (same tokens: share 1, the buckets absorb the price
@@ -36,7 +37,8 @@ from spanledger.processor.reconcile.matching import Match
 from spanledger.processor.report.periods import to_unix_nano
 
 CENT = Decimal("0.01")
-_CENTS = Fraction(100)
+UNITS = tuple(Decimal(10) ** -places for places in range(2, 7))
+"""Units amounts may be settled in: a cent down to a millionth of a dollar."""
 
 
 def round_half_up(value: Fraction) -> int:
@@ -48,7 +50,8 @@ def round_half_up(value: Fraction) -> int:
 def apportion(target: int, quotas: Sequence[Fraction]) -> list[int]:
     """Whole units adding up to ``target``: each quota floored, the units still missing given
     one each to the largest dropped fractions (ties: first in order). The quotas must add up
-    to within the number of quotas of ``target``, as step 1 and 3 above guarantee."""
+    to ``target`` (as steps 2 and 3 above make them), or fall short of it by less than one
+    unit per quota."""
     floors = [math.floor(q) for q in quotas]
     missing = target - sum(floors)
     if not 0 <= missing <= len(quotas):
@@ -93,8 +96,12 @@ class Settlement:
     unsettled: list[str] = field(default_factory=list)
 
 
-def settle(matches: Sequence[Match], cost_providers: set[str]) -> Settlement:
-    """Settle every provider in ``cost_providers`` (those whose bill carries costs)."""
+def settle(matches: Sequence[Match], cost_providers: set[str], unit: Decimal = CENT) -> Settlement:
+    """Settle every provider in ``cost_providers`` (those whose bill carries costs) in whole
+    ``unit`` (one of ``UNITS``)."""
+    if unit not in UNITS:
+        raise ValueError(f"settle in a cent or a finer power of ten, not {unit}")
+    per_unit = 1 / Fraction(unit)
     result = Settlement()
     providers = sorted({m.provider for m in matches} | cost_providers)
     for provider in providers:
@@ -103,11 +110,16 @@ def settle(matches: Sequence[Match], cost_providers: set[str]) -> Settlement:
             result.unsettled.append(provider)
             continue
         billed = [Fraction(m.billed_usd or 0) for m in lines]
-        invoice = round_half_up(sum(billed, Fraction(0)) * _CENTS)
-        result.invoices[provider] = Decimal(invoice) * CENT
-        cents = apportion(invoice, [b * _CENTS for b in billed])
-        for m, line_cents in zip(lines, cents, strict=True):
-            result.records.extend(_settle_line(m, line_cents))
+        total = sum(billed, Fraction(0))
+        invoice = Fraction(round_half_up(total * 100), 100)
+        result.invoices[provider] = Decimal(invoice.numerator) / invoice.denominator
+        # The invoice's rounding is shared by the lines in proportion to their size, so the
+        # quotas add up to the invoice exactly.
+        size = sum((abs(b) for b in billed), Fraction(0))
+        quotas = [(b + (invoice - total) * abs(b) / size if size else b) * per_unit for b in billed]
+        units = apportion(int(invoice * per_unit), quotas)
+        for m, line_units in zip(lines, units, strict=True):
+            result.records.extend(_settle_line(m, line_units, unit))
     return result
 
 
@@ -121,24 +133,24 @@ def _weights(buckets: Sequence[TagBucket]) -> list[Fraction]:
     return [Fraction(1) for _ in buckets]
 
 
-def _settle_line(m: Match, line_cents: int) -> list[SettledRecord]:
+def _settle_line(m: Match, line_units: int, unit: Decimal) -> list[SettledRecord]:
     buckets = sorted(m.attributed.buckets, key=lambda b: b.tags)
-    explained = round_half_up(line_cents * explained_share(m)) if buckets else 0
+    explained = round_half_up(line_units * explained_share(m)) if buckets else 0
     records = []
     if buckets:
         weights = _weights(buckets)
         total = sum(weights, Fraction(0))
         shares = apportion(explained, [explained * w / total for w in weights])
         records += [
-            _record(m, share, bucket) for bucket, share in zip(buckets, shares, strict=True)
+            _record(m, share * unit, bucket) for bucket, share in zip(buckets, shares, strict=True)
         ]
-    rest = line_cents - explained
+    rest = line_units - explained
     if rest or (m.billed is not None and not buckets):
-        records.append(_record(m, rest, None))
+        records.append(_record(m, rest * unit, None))
     return records
 
 
-def _record(m: Match, cents: int, bucket: TagBucket | None) -> SettledRecord:
+def _record(m: Match, amount: Decimal, bucket: TagBucket | None) -> SettledRecord:
     """The settled amount of ``bucket``, or of the line's ``(unattributed)`` rest."""
     midnight = datetime(m.day.year, m.day.month, m.day.day, tzinfo=UTC)
     return SettledRecord(
@@ -149,7 +161,7 @@ def _record(m: Match, cents: int, bucket: TagBucket | None) -> SettledRecord:
         project=m.project,
         tags=bucket.tags if bucket else "{}",
         attributed=bucket is not None,
-        settled_usd=Decimal(cents) * CENT,
+        settled_usd=amount,
         estimated_usd=bucket.cost_usd if bucket else Decimal(0),
         calls=bucket.calls if bucket else 0,
         input_tokens=bucket.input_tokens if bucket else 0,
