@@ -134,6 +134,20 @@ def direct_message(llm: StandIn, model: str, fresh_input: int, output: int) -> N
     ).raise_for_status()
 
 
+def both_apis(llm: StandIn) -> list[str]:
+    """The options reading both providers' bills from the stand-in's admin APIs."""
+    return [
+        "--api",
+        "openai",
+        "--api",
+        "anthropic",
+        "--openai-url",
+        llm.url,
+        "--anthropic-url",
+        llm.url,
+    ]
+
+
 def reconcile_openai(ledger: Path, llm: StandIn, since: date, until: date, *extra: str) -> Run:
     """``spanledger reconcile`` of the stand-in's OpenAI bill over ``[since, until)``, JSON."""
     return reconcile(

@@ -17,6 +17,7 @@ from spanledger.standin import StandIn
 from .support import (
     Clock,
     at,
+    both_apis,
     day,
     direct_chat,
     direct_message,
@@ -105,19 +106,7 @@ def test_saved_pages_read_back_as_the_apis_gave_them(
         "anthropic-usage_report",
         "anthropic-cost_report",
     }
-    from_api = _json_rows(
-        [
-            "--api",
-            "openai",
-            "--api",
-            "anthropic",
-            "--openai-url",
-            llm.url,
-            "--anthropic-url",
-            llm.url,
-        ],
-        ledger,
-    )
+    from_api = _json_rows(both_apis(llm), ledger)
     files = [a for path in saved.values() for a in ("--file", str(path))]
     assert _json_rows(files, ledger) == from_api
     missing = [r for r in from_api if r["day"] == str(day(1))]
