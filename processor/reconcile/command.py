@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import textwrap
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TextIO
 
+from spanledger.processor.budgets.config import WebhookConfig
 from spanledger.processor.ledger import Ledger, LedgerError
 from spanledger.processor.ledger.reconciled import (
     GapRecord,
@@ -51,7 +53,10 @@ ANTHROPIC_ADMIN_KEY; never in a file) or from files (--file): pages saved from t
 
 causes:
 """
-    + "\n".join(f"  {name:<16}{text}" for name, text in CAUSES.items())
+    + "\n".join(
+        textwrap.fill(text, 92, initial_indent=f"  {name:<17}", subsequent_indent=" " * 19)
+        for name, text in CAUSES.items()
+    )
     + """
 
 exit status: 0 done, 1 a gap over --fail-over, 2 bad input (nothing written).
@@ -179,7 +184,7 @@ def _day(text: str, name: str) -> date:
 class _Setup:
     ledger_path: str
     pricing: PricingConfig
-    webhook: object | None
+    webhook: WebhookConfig | None
 
 
 def _setup(options: argparse.Namespace) -> _Setup:
@@ -279,7 +284,7 @@ def run_reconcile(
     if options.textfile:
         write_textfile(Path(options.textfile), _latest(totals, period))
     if options.alert_over is not None:
-        send_drift_alerts(totals, period, options.alert_over, now, setup.webhook)  # type: ignore[arg-type]
+        send_drift_alerts(totals, period, options.alert_over, now, setup.webhook)
     if options.fail_over is not None and over(totals, options.fail_over):
         return EXIT_OVER
     return EXIT_OK
