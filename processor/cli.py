@@ -1,4 +1,4 @@
-"""The ``spanledger`` command: serve, check-config, report, price, demo, standin."""
+"""The ``spanledger`` command: serve, check-config, report, price, reconcile, demo, standin."""
 
 from __future__ import annotations
 
@@ -77,6 +77,12 @@ def _price(argv: list[str]) -> int:
     return run_price(argv)
 
 
+def _reconcile(argv: list[str]) -> int:
+    from spanledger.processor.reconcile import run_reconcile
+
+    return run_reconcile(argv)
+
+
 def _demo(options: argparse.Namespace) -> int:
     from spanledger.demo import run_demo
 
@@ -100,7 +106,11 @@ def _standin(options: argparse.Namespace) -> int:
         return 2
 
 
-_SELF_PARSING: dict[str, Callable[[list[str]], int]] = {"report": _report, "price": _price}
+_SELF_PARSING: dict[str, Callable[[list[str]], int]] = {
+    "report": _report,
+    "price": _price,
+    "reconcile": _reconcile,
+}
 """Verbs that parse their own arguments."""
 
 
@@ -146,6 +156,7 @@ def _parser() -> argparse.ArgumentParser:
     # Listed for --help; their own parsers take over (see _SELF_PARSING).
     commands.add_parser("report", help="cost per tag from the ledger", add_help=False)
     commands.add_parser("price", help="price one call from the offline price table", add_help=False)
+    commands.add_parser("reconcile", help="the provider's bill against the ledger", add_help=False)
 
     demo = commands.add_parser("demo", help="run an example agent end to end, offline")
     demo.add_argument(

@@ -79,6 +79,12 @@ class Service:
         if config.ledger.path:
             self.ledger = LedgerSink(config.ledger, config.tags)
             sinks.append(self.ledger)
+            if self.metrics is not None:
+                from spanledger.processor.reconcile.gauge import GapGauges
+
+                gauges = GapGauges(self.ledger.ledger)
+                for meter, unit in self.metrics.meters_with_cost_unit():
+                    gauges.register(meter, unit)
         if config.budgets.active:
             self.budgets = BudgetSink(
                 config.budgets,

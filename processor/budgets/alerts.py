@@ -147,11 +147,12 @@ class WebhookSender:
             self._deliver(alert)
 
     def _deliver(self, alert: Alert) -> None:
-        body = json.dumps(alert.payload(), sort_keys=True).encode()
+        payload = alert.payload()
+        body = json.dumps(payload, sort_keys=True).encode()
         headers = {
             **self.config.headers,
             "content-type": "application/json",
-            EVENT_HEADER: EVENT,
+            EVENT_HEADER: str(payload.get("event", EVENT)),
             DELIVERY_HEADER: alert.id,
         }
         if self.config.secret:

@@ -12,7 +12,7 @@ import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from pathlib import Path
@@ -125,6 +125,43 @@ def dimension_sql(name: str) -> tuple[str, tuple[str, ...]]:
     if not _TAG_KEY.match(key):
         raise ValueError(f"{name!r} is not a tag key or one of {', '.join(BUILTIN_DIMENSIONS)}")
     return f"COALESCE(json_extract(tags, ?), '{UNTAGGED}')", (f'$."{key}"',)
+
+
+def grouped_query(
+    table: str,
+    group_by: Sequence[str],
+    aggregates: Sequence[str],
+    *,
+    dimension: Callable[[str], tuple[str, tuple[str, ...]]] = dimension_sql,
+    since_unix_nano: int | None = None,
+    until_unix_nano: int | None = None,
+    where: Mapping[str, str] | None = None,
+) -> tuple[str, list[object]]:
+    """The query selecting the ``group_by`` dimensions (``g0``, ``g1`` …, as ``dimension``
+    writes them) then ``aggregates`` from ``table``, over ``[since, until)`` of its
+    ``time_unix_nano`` and the ``where`` equalities, one row per group; and its parameters."""
+    selects, params = [], []
+    for index, name in enumerate(group_by):
+        sql, args = dimension(name)
+        selects.append(f"{sql} AS g{index}")
+        params.extend(args)
+    conditions, condition_params = [], []
+    if since_unix_nano is not None:
+        conditions.append("time_unix_nano >= ?")
+        condition_params.append(int(since_unix_nano))
+    if until_unix_nano is not None:
+        conditions.append("time_unix_nano < ?")
+        condition_params.append(int(until_unix_nano))
+    for name, value in (where or {}).items():
+        sql, args = dimension(name)
+        conditions.append(f"{sql} = ?")
+        condition_params.extend([*args, value])
+    query = f"SELECT {', '.join([*selects, *aggregates])} FROM {table}"
+    if conditions:
+        query += " WHERE " + " AND ".join(conditions)
+    if group_by:
+        query += " GROUP BY " + ", ".join(f"g{i}" for i in range(len(group_by)))
+    return query, [*params, *condition_params]
 
 
 def _decimal_text(value: Decimal | None) -> str | None:
@@ -258,13 +295,8 @@ class Ledger:
         ``billable`` sums the marked-up cost where one was recorded. With no ``group_by``
         there is one group (empty key) holding the ledger total, even when no call matches.
         """
-        selects, params = [], []
-        for index, name in enumerate(group_by):
-            sql, args = dimension_sql(name)
-            selects.append(f"{sql} AS g{index}")
-            params.extend(args)
         cost = "COALESCE(billable_usd, cost_usd)" if billable else "cost_usd"
-        selects += [
+        aggregates = [
             f"decimal_sum({cost})",
             "COUNT(*)",
             "COALESCE(SUM(cost_status = 'unpriced'), 0)",
@@ -279,26 +311,18 @@ class Ledger:
                 )
             ),
         ]
-        conditions, condition_params = [], []
-        if since_unix_nano is not None:
-            conditions.append("time_unix_nano >= ?")
-            condition_params.append(int(since_unix_nano))
-        if until_unix_nano is not None:
-            conditions.append("time_unix_nano < ?")
-            condition_params.append(int(until_unix_nano))
-        for name, value in (where or {}).items():
-            sql, args = dimension_sql(name)
-            conditions.append(f"{sql} = ?")
-            condition_params.extend([*args, value])
-        query = f"SELECT {', '.join(selects)} FROM calls"
-        if conditions:
-            query += " WHERE " + " AND ".join(conditions)
-        if group_by:
-            query += " GROUP BY " + ", ".join(f"g{i}" for i in range(len(group_by)))
+        query, parameters = grouped_query(
+            "calls",
+            group_by,
+            aggregates,
+            since_unix_nano=since_unix_nano,
+            until_unix_nano=until_unix_nano,
+            where=where,
+        )
         width = len(group_by)
         with self._lock:
             try:
-                fetched = self._db.execute(query, [*params, *condition_params]).fetchall()
+                fetched = self._db.execute(query, parameters).fetchall()
             except sqlite3.Error as exc:
                 raise LedgerError(f"cannot read ledger {self.path}: {exc}") from exc
         return [

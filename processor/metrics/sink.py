@@ -213,6 +213,7 @@ class MetricsSink:
         self.config = config
         self._totals = _Totals(tag_keys, config.cardinality_limit)
         self._providers: list[MeterProvider] = []
+        self._cost_units: list[str] = []
         self._server: WSGIServer | None = None
         self._server_thread: threading.Thread | None = None
         self.prometheus_port: int | None = None
@@ -241,6 +242,11 @@ class MetricsSink:
         """This sink's meter on each of its providers, for other instruments to report on."""
         return [provider.get_meter(METER_NAME) for provider in self._providers]
 
+    def meters_with_cost_unit(self) -> list[tuple[Meter, str]]:
+        """Each meter with the unit its USD instruments use (``usd`` for Prometheus, whose
+        names carry the unit in lower case; ``USD`` over OTLP)."""
+        return list(zip(self.meters(), self._cost_units, strict=True))
+
     def shutdown(self, timeout: float) -> None:
         """Push the final totals over OTLP within ``timeout`` seconds; stop serving ``/metrics``."""
         for provider in self._providers:
@@ -249,6 +255,7 @@ class MetricsSink:
             except Exception:
                 log.exception("metrics shutdown failed")
         self._providers.clear()
+        self._cost_units.clear()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -280,6 +287,7 @@ class MetricsSink:
     def _add_provider(self, reader: MetricReader, resource: Resource, cost_unit: str) -> None:
         provider = MeterProvider(metric_readers=[reader], resource=resource)
         self._providers.append(provider)
+        self._cost_units.append(cost_unit)
         _register(provider.get_meter(METER_NAME), self._totals, cost_unit)
 
 

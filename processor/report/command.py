@@ -36,6 +36,7 @@ examples:
   spanledger report --by month --by team --since 2026-01-01 --until 2026-07-01 --format csv
   spanledger report --by feature --compare version=v1,v2 --since 7d
   spanledger report --config processor.yaml --budgets
+  spanledger report --config processor.yaml --settled --by customer --since 2026-11-01
 """
 
 
@@ -47,9 +48,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--config", metavar="FILE", help="processor config naming the ledger")
-    source.add_argument("--ledger", metavar="PATH", help=f"ledger file [{DEFAULT_LEDGER}]")
+    add_ledger_source(parser)
     parser.add_argument(
         "--by", metavar="KEY", action="append", default=[], help="group by KEY (repeatable)"
     )
@@ -78,8 +77,20 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="spend against every budget of --config in its current window",
     )
+    parser.add_argument(
+        "--settled",
+        action="store_true",
+        help="the provider-settled cost that `spanledger reconcile` stored, not the estimate",
+    )
     parser.add_argument("--format", choices=FORMATS, default="table", help="[table]")
     return parser
+
+
+def add_ledger_source(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE`` or ``--ledger PATH``: where the ledger is."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--config", metavar="FILE", help="processor config naming the ledger")
+    source.add_argument("--ledger", metavar="PATH", help=f"ledger file [{DEFAULT_LEDGER}]")
 
 
 def run_report(argv: Sequence[str], out: TextIO | None = None) -> int:
@@ -94,9 +105,13 @@ def run_report(argv: Sequence[str], out: TextIO | None = None) -> int:
         request = _Request.from_options(options)
         path = _ledger_path(options)
         with Ledger(path) as ledger:
-            if not options.budgets:
+            if options.budgets:
+                text = _budgets(options, ledger)
+            elif options.settled:
+                text = _settled(request, ledger)
+            else:
                 _warn_unseen_tags(request.tag_keys(), ledger)
-            text = _budgets(options, ledger) if options.budgets else request.run(ledger)
+                text = request.run(ledger)
     except (ValueError, LedgerError) as exc:
         print(f"spanledger report: {exc}", file=sys.stderr)
         return 2
@@ -137,6 +152,21 @@ def _budgets(options: argparse.Namespace, ledger: Ledger) -> str:
     if not options.config:
         raise ValueError("--budgets reads the budgets from --config FILE")
     return budget_report(load_config(options.config).budgets, ledger, options.format)
+
+
+def _settled(request: _Request, ledger: Ledger) -> str:
+    from spanledger.processor.reconcile.settled_report import settled_report
+
+    if request.compare or request.top is not None or request.billable:
+        raise ValueError("--settled cannot be combined with --compare, --top or --billable")
+    return settled_report(
+        ledger,
+        request.by,
+        since=request.since,
+        until=request.until,
+        where=request.where,
+        fmt=request.fmt,
+    )
 
 
 @dataclass

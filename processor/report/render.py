@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from decimal import Decimal
 
 from spanledger.processor.report.rows import Row
@@ -35,14 +35,36 @@ _TABLE_MONEY_PLACES = Decimal("0.000001")
 
 
 def render(
-    rows: Sequence[Row], columns: Sequence[str], fmt: str, footer: Sequence[str] = ()
+    rows: Sequence[Row],
+    columns: Sequence[str],
+    fmt: str,
+    footer: Sequence[str] = (),
+    *,
+    headings: Mapping[str, str] | None = None,
+    money: Collection[str] = (),
+    percent: Collection[str] = (),
 ) -> str:
-    """``rows`` in format ``fmt``; ``footer`` lines (the total, notes) appear in tables only."""
+    """``rows`` in format ``fmt``; ``footer`` lines (the total, notes) appear in tables only.
+
+    ``headings`` adds table headings for further numeric columns; ``money`` and ``percent``
+    name further columns shown as dollars and as percentages.
+    """
     if fmt == "json":
         return _json(rows, columns)
     if fmt == "csv":
         return _csv(rows, columns)
-    return _table(rows, columns, footer)
+    return _table(rows, columns, footer, _Style(headings or {}, money, percent))
+
+
+class _Style:
+    """How table cells are headed and written: the report's own columns plus any extra."""
+
+    def __init__(
+        self, headings: Mapping[str, str], money: Collection[str], percent: Collection[str]
+    ) -> None:
+        self.headings = {**_HEADINGS, **headings}
+        self.money = _MONEY | set(money)
+        self.percent = _PERCENT | set(percent)
 
 
 def _json_value(value: object) -> str:
@@ -78,24 +100,26 @@ def _csv_value(value: object) -> str:
     return str(value)
 
 
-def _cell(column: str, value: object) -> str:
+def _cell(column: str, value: object, style: _Style) -> str:
     if value is None:
         return "new" if column in ("change_pct", "avg_input_tokens_change_pct") else "-"
-    if column in _PERCENT and isinstance(value, Decimal):
+    if column in style.percent and isinstance(value, Decimal):
         sign = "+" if column.endswith("change_pct") and value > 0 else ""
         return f"{sign}{value}%"
-    if column in _MONEY and isinstance(value, Decimal):
+    if column in style.money and isinstance(value, Decimal):
         return format(value.quantize(_TABLE_MONEY_PLACES), ",f")
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
 
 
-def _table(rows: Sequence[Row], columns: Sequence[str], footer: Sequence[str]) -> str:
-    headings = [_HEADINGS.get(c, c) for c in columns]
-    cells = [[_cell(c, row.get(c)) for c in columns] for row in rows]
+def _table(
+    rows: Sequence[Row], columns: Sequence[str], footer: Sequence[str], style: _Style
+) -> str:
+    headings = [style.headings.get(c, c) for c in columns]
+    cells = [[_cell(c, row.get(c), style) for c in columns] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headings)]
-    numeric = [c in _HEADINGS for c in columns]
+    numeric = [c in style.headings for c in columns]
 
     def line(values: Sequence[str]) -> str:
         parts = [

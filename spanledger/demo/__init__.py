@@ -3,11 +3,14 @@
 It starts the local LLM stand-in and the processor (embedded defaults, a ledger in a
 temporary directory, or in ``--keep DIR``), runs the triage sub-service and the example agent
 under ``opentelemetry-instrument``, then prints cost per feature and per customer and one
-trace's cost tree. Nothing is left running, and without ``--keep`` nothing is left on disk.
+trace's cost tree, and reconciles the ledger with the stand-in's bill (its admin usage and cost
+APIs), which charges the in-house fine-tune more than the demo's price override says. Nothing
+is left running, and without ``--keep`` nothing is left on disk.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
@@ -18,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from spanledger.demo.tree import RecordingExporter, render_cost_tree
@@ -32,6 +36,9 @@ models:
 
 
 _TEMPORARY = "temporary: removed when the demo ends; --keep DIR keeps it"
+
+BILLED_PRICES = {"acme-support-ft-2": {"input": "0.60", "output": "1.80"}}
+"""What the stand-in, as the provider, bills for the fine-tune: more than ``DEMO_PRICES``."""
 
 
 def run_demo(keep: str | None = None) -> int:
@@ -63,8 +70,9 @@ def run_demo(keep: str | None = None) -> int:
     recorder = RecordingExporter()
     step = _Steps()
     step(f"ledger {ledger_path} ({'kept' if keep else _TEMPORARY})")
+    started = datetime.now(UTC).date()
     try:
-        with StandIn() as llm:
+        with StandIn(prices=BILLED_PRICES) as llm:
             step(f"LLM stand-in at {llm.url} (OpenAI and Anthropic wire protocols)")
             service = Service(config, extra_exporters=[recorder])
             service.start()
@@ -83,6 +91,8 @@ def run_demo(keep: str | None = None) -> int:
             finally:
                 step("draining the processor (rollup wait, then flush)")
                 service.stop()
+            step("reconciling the ledger with the stand-in's bill (admin usage and cost APIs)")
+            reconciled = _reconcile(llm.url, workdir, ledger_path, started)
         stats = service.pipeline.stats if service.pipeline else {}
         step(
             f"processed {stats.get('spans_received', 0)} spans in "
@@ -93,6 +103,10 @@ def run_demo(keep: str | None = None) -> int:
             run_report(["--ledger", str(ledger_path), "--by", key])
         print("\nOne trace, each span with the cost of its subtree:")
         print(render_cost_tree(recorder.trace_with_most_services()))
+        print("\nThe provider's bill against the ledger (spanledger reconcile):")
+        print(reconciled, end="")
+        print("\nSettled cost by customer: the invoices spread over the tags, adding up exactly:")
+        run_report(["--ledger", str(ledger_path), "--settled", "--by", "customer"])
         print()
         if keep:
             print(f"Ledger kept at {ledger_path}; try:")
@@ -105,6 +119,31 @@ def run_demo(keep: str | None = None) -> int:
     finally:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _reconcile(standin_url: str, workdir: Path, ledger_path: Path, since: date) -> str:
+    """``spanledger reconcile`` against the stand-in's admin APIs; returns its table."""
+    from spanledger.processor.reconcile import run_reconcile
+
+    config = workdir / "reconcile.yaml"
+    config.write_text(
+        f"ledger: {{path: {ledger_path.name}}}\npricing: {{overrides: prices.yaml}}\n",
+        encoding="utf-8",
+    )
+    until = datetime.now(UTC).date() + timedelta(days=1)
+    out = io.StringIO()
+    run_reconcile(
+        [
+            *("--config", str(config), "--api", "openai", "--api", "anthropic"),
+            *("--openai-url", standin_url, "--anthropic-url", standin_url),
+            *("--since", str(since), "--until", str(until)),
+            # The demo's bill is a few cents: settle in millionths of a dollar to show shares.
+            *("--settle-unit", "0.000001"),
+        ],
+        out,
+        environ={"OPENAI_ADMIN_KEY": "demo-admin-key", "ANTHROPIC_ADMIN_KEY": "demo-admin-key"},
+    )
+    return out.getvalue()
 
 
 class _Steps:

@@ -18,6 +18,10 @@ or ``POST /_standin/scenarios`` from another process; ``GET /_standin/requests``
 received). Routes: ``/v1/chat/completions``, ``/v1/completions``, ``/v1/responses``,
 ``/v1/embeddings``, ``/v1/messages`` (beta included) and ``/v1/messages/count_tokens``.
 Default token counts follow the rules in :mod:`spanledger.standin.tokens`.
+
+Every answered call is billed (:mod:`spanledger.standin.billing`), and the providers' admin
+usage and cost APIs serve that bill (:mod:`spanledger.standin.admin_api`), so
+``spanledger reconcile`` can run offline against it.
 ``spanledger standin`` (or ``python -m spanledger.standin --port N``) serves from the command line.
 """
 

@@ -32,6 +32,7 @@ def messages(call: Call, s: Scenario) -> JsonReply | StreamReply:
     if body.get("stream"):
         return StreamReply(
             error_event=_stream_error,
+            usage=usage,
             events=_events(
                 call, s, model=model, blocks=blocks, usage=usage, stop_reason=stop_reason
             ),

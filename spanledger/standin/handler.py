@@ -15,7 +15,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from spanledger.standin import anthropic_wire, openai_chat, openai_embeddings, openai_responses
+from spanledger.standin import (
+    admin_api,
+    anthropic_wire,
+    openai_chat,
+    openai_embeddings,
+    openai_responses,
+)
 from spanledger.standin.errors import anthropic_error, openai_error
 from spanledger.standin.replies import Call, JsonReply, StreamReply
 from spanledger.standin.scenario import SCENARIO_HEADER, Scenario, ScenarioError
@@ -93,8 +99,11 @@ class StandInHandler(BaseHTTPRequestHandler):
         """Quiet: tests and benchmarks read ``requests`` instead of an access log."""
 
     def do_GET(self) -> None:
-        path = urlsplit(self.path).path
-        if path == "/_standin/requests":
+        parts = urlsplit(self.path)
+        path = parts.path
+        if path in admin_api.ROUTES:
+            self._admin(path, parts.query)
+        elif path == "/_standin/requests":
             with self.server.state.lock:
                 recorded = [r.to_dict() for r in self.server.state.requests]
             self._send_json(JsonReply(recorded))
@@ -161,10 +170,31 @@ class StandInHandler(BaseHTTPRequestHandler):
             self._send_json(fail(400, problem), provider)
             return
         answer.headers.update(scenario.response_headers or {})
+        usage = answer.usage if isinstance(answer, StreamReply) else _usage_of(answer)
+        model = scenario.model or str(body.get("model", ""))
+        self.server.state.billing.record(parts.path, model, usage, headers)
         if isinstance(answer, StreamReply):
             self._send_stream(answer, scenario, provider)
         else:
             self._send_json(answer, provider)
+
+    def _admin(self, path: str, query: str) -> None:
+        """An admin usage or cost request (a queued scenario may fail it)."""
+        state = self.server.state
+        number, scenario = state.take(None)
+        self.request_id = f"req_standin{number:012d}"
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        state.record(RecordedRequest("GET", path, headers, None, dict(parse_qsl(query)), scenario))
+        reply = admin_api.answer(
+            path,
+            query,
+            headers,
+            state.billing,
+            scenario=scenario,
+            admin_key=state.admin_key,
+            request_id=self.request_id,
+        )
+        self._send_json(reply, admin_api.ROUTES[path].provider)
 
     def do_DELETE(self) -> None:
         if urlsplit(self.path).path == "/_standin/requests":
@@ -286,6 +316,12 @@ def _decode_json(raw: bytes) -> tuple[Any, str | None]:
     if not isinstance(data, dict | list):
         return None, "request body must be a JSON object"
     return data, None
+
+
+def _usage_of(reply: JsonReply) -> object:
+    if reply.status == 200 and isinstance(reply.body, dict):
+        return reply.body.get("usage")
+    return None
 
 
 def _not_found(path: str) -> JsonReply:

@@ -33,6 +33,7 @@ def chat_completion(call: Call, s: Scenario) -> JsonReply | StreamReply:
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         return StreamReply(
             error_event=data_error,
+            usage=usage,
             events=_chat_events(
                 call,
                 s,
@@ -156,7 +157,7 @@ def completion(call: Call, s: Scenario) -> JsonReply | StreamReply:
     options = body.get("stream_options") or {}
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
     events = _completion_events(head, text, s, usage, include_usage=include_usage)
-    return StreamReply(events, data_error)
+    return StreamReply(events, data_error, usage=usage)
 
 
 def _completion_events(

@@ -31,7 +31,7 @@ def response(call: Call, s: Scenario) -> JsonReply | StreamReply:
     final = _response_object(call, model, "completed", items, usage)
     if body.get("stream"):
         events = _response_events(call, s, model=model, text=text, items=items, final=final)
-        return StreamReply(events, response_error)
+        return StreamReply(events, response_error, usage=usage)
     return JsonReply(final)
 
 

@@ -31,6 +31,8 @@ class StreamReply:
     events: Iterable[bytes]
     error_event: Callable[[int, str | None], bytes]
     headers: dict[str, str] = field(default_factory=dict)
+    usage: dict[str, Any] | None = None
+    """The usage the stream reports (or would, had it been asked): what the call is billed."""
 
 
 def sse(data: Any, event: str | None = None) -> bytes:

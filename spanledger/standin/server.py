@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable, Mapping
 from types import TracebackType
+from typing import Any
 
+from spanledger.standin.billing import Billing
 from spanledger.standin.handler import StandInHTTPServer
 from spanledger.standin.scenario import Scenario
 from spanledger.standin.state import RecordedRequest, SharedState
@@ -21,11 +25,24 @@ class StandIn:
     queued ``error`` fails the first attempt only and the retry gets the next scenario or the
     default answer. A ``x-standin-scenario`` header answers every request that carries it,
     retries included (the SDKs resend the same headers), and leaves the queue untouched.
+
+    The stand-in also serves the providers' admin usage and cost APIs from the calls it
+    answered (:mod:`spanledger.standin.admin_api`): ``clock`` dates the calls (unix seconds),
+    ``prices`` bills models at prices of their own (:mod:`spanledger.standin.billing`), and
+    ``admin_key``, when set, is the only admin key accepted.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        clock: Callable[[], float] = time.time,
+        prices: Mapping[str, Mapping[str, Any]] | None = None,
+        admin_key: str | None = None,
+    ) -> None:
         self._address = (host, port)
-        self._state = SharedState()
+        self._state = SharedState(clock, prices, admin_key)
         self._server: StandInHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -104,5 +121,10 @@ class StandIn:
         self._state.push(list(scenarios))
 
     def clear(self) -> None:
-        """Forget recorded requests and queued scenarios."""
+        """Forget recorded requests, queued scenarios and the bill."""
         self._state.clear()
+
+    @property
+    def billing(self) -> Billing:
+        """The calls answered so far, as the admin APIs bill them."""
+        return self._state.billing

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from spanledger.standin.billing import Billing
 from spanledger.standin.scenario import Scenario
 
 
@@ -34,9 +37,18 @@ class RecordedRequest:
 
 
 class SharedState:
-    """Recorded requests and queued scenarios, shared by the handler threads."""
+    """Recorded requests, queued scenarios and the bill, shared by the handler threads."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.time,
+        prices: Mapping[str, Mapping[str, Any]] | None = None,
+        admin_key: str | None = None,
+    ) -> None:
+        self.billing = Billing(clock, prices)
+        """Every answered call, for the admin APIs (see :mod:`spanledger.standin.billing`)."""
+        self.admin_key = admin_key
+        """The admin key the admin APIs accept; None: any non-empty key."""
         self.lock = threading.Lock()
         self.requests: list[RecordedRequest] = []
         self.queue: deque[Scenario] = deque()
@@ -51,11 +63,13 @@ class SharedState:
             self.queue.extend(scenarios)
 
     def clear(self) -> None:
-        """Forget recorded requests and queued scenarios (the request numbering goes on)."""
+        """Forget recorded requests, queued scenarios and the bill (the request numbering
+        goes on)."""
         with self.lock:
             self.requests.clear()
             self.queue.clear()
             self.remaining = 0
+        self.billing.clear()
 
     def take(self, header_scenario: Scenario | None) -> tuple[int, Scenario | None]:
         """A number for the request and its scenario: the header's, else the queue's head."""

@@ -39,6 +39,12 @@ def test_demo_prints_reports_and_a_cost_tree() -> None:
     assert "[agent]" in tree and "[triage]" in tree
     assert re.search(r"trace \$\d+\.\d+ in \d+ calls", tree)
     assert "subtree $" in tree and "call $" in tree
+    # The stand-in bills the in-house fine-tune above the demo's override: a price gap.
+    bill = out.split("The provider's bill against the ledger", 1)[1]
+    assert re.search(r"openai\s+acme-support-ft-2 .* price$", bill, re.MULTILINE), bill
+    assert "the price table is off for this model" in bill
+    invoice = re.search(r"settled total \$(\d+\.\d\d) \(the providers' invoices", out)
+    assert invoice and Decimal(invoice[1]) > 0
 
     # The ledger the reports name is a temporary one, and the demo says so and how to keep it.
     announced = re.search(r"ledger (\S+spanledger\.db) \(temporary: (.+)\)", out)
