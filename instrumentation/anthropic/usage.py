@@ -17,6 +17,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from spanledger.instrumentation.genai.fields import count as _count
 from spanledger.instrumentation.genai.fields import is_mapping_type, is_model_type, read_field
 
 log = logging.getLogger(__name__)
@@ -59,13 +60,6 @@ def fields_of(obj: object) -> Mapping[str, object]:
         extra = getattr(obj, "__pydantic_extra__", None)
         return {**fields, **extra} if extra else fields
     return _Attributes(obj)  # type: ignore[return-value]
-
-
-def _count(value: object) -> int | None:
-    if type(value) is int:
-        return value
-    # bool is an int subclass, but never a token count.
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _text(value: object) -> str | None:
