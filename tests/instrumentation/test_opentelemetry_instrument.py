@@ -1,5 +1,5 @@
-"""Zero-code path: ``opentelemetry-instrument`` loads ``spanledger_openai`` from its entry point
-and the GenAI span reaches a real OTLP receiver, over OTLP/HTTP and over OTLP/gRPC."""
+"""Zero-code path: ``opentelemetry-instrument`` loads the SDK instrumentations from their entry
+points and the GenAI span reaches a real OTLP receiver, over OTLP/HTTP and over OTLP/gRPC."""
 
 from __future__ import annotations
 
@@ -41,6 +41,22 @@ SCRIPT = textwrap.dedent(
 )
 
 
+GEMINI_SCRIPT = textwrap.dedent(
+    """
+    import json
+    import os
+    from google import genai
+
+    client = genai.Client(api_key="test-key", http_options={"base_url": os.environ["LLM_URL"]})
+    reply = client.models.generate_content(
+        model="gemini-2.5-flash",
+        contents="hello",
+        config={"http_options": {"headers": {"x-standin-scenario": os.environ["LLM_SCENARIO"]}}},
+    )
+    print(reply.usage_metadata.prompt_token_count, reply.usage_metadata.candidates_token_count)
+    """
+)
+
 # Instrumentors the app does not need (loading them only costs start-up time). The httpx2
 # instrumentation stays on: its HTTP span must nest under the GenAI span.
 UNUSED = (
@@ -50,6 +66,8 @@ UNUSED = (
     "threading",
     "httpx",
     "aiohttp-client",
+    "urllib3",
+    "urllib",
 )
 
 
@@ -137,14 +155,16 @@ def _run_instrumented(
     endpoint: str,
     scenario: str,
     disabled: str = "",
+    app: str = SCRIPT,
 ) -> str:
     """Run the app under ``opentelemetry-instrument``; return what it printed."""
     script = tmp_path / "app.py"
-    script.write_text(SCRIPT)
+    script.write_text(app)
     bin_dir = Path(sysconfig.get_path("scripts"))
     env = {
         **os.environ,
         "LLM_BASE_URL": llm_base_url,
+        "LLM_URL": llm_base_url.removesuffix("/v1"),
         "LLM_SCENARIO": scenario,
         "OTEL_SERVICE_NAME": "instrument-e2e",
         "OTEL_TRACES_EXPORTER": "otlp",
@@ -196,7 +216,15 @@ def test_opentelemetry_instrument_exports_the_genai_span(request, tmp_path, llm,
     assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ["stop"]
 
 
-def test_disabled_instrumentation_exports_no_genai_span(tmp_path, llm, otlp_http):
+@pytest.mark.parametrize(
+    ("app", "disabled"),
+    [
+        (SCRIPT, "spanledger_openai"),
+        (GEMINI_SCRIPT, "spanledger_openai,spanledger_google_genai"),
+    ],
+    ids=["openai", "google-genai"],
+)
+def test_disabled_instrumentation_exports_no_genai_span(tmp_path, llm, otlp_http, app, disabled):
     endpoint, received = otlp_http
 
     _run_instrumented(
@@ -205,9 +233,35 @@ def test_disabled_instrumentation_exports_no_genai_span(tmp_path, llm, otlp_http
         protocol="http/protobuf",
         endpoint=endpoint,
         scenario="{}",
-        disabled="spanledger_openai",
+        disabled=disabled,
+        app=app,
     )
 
     (http,) = _spans(received)
     assert http.name == "POST"
     assert http.parent_span_id == b""
+
+
+def test_opentelemetry_instrument_loads_the_google_genai_instrumentation(tmp_path, llm, otlp_http):
+    endpoint, received = otlp_http
+    scenario = '{"usage": {"promptTokenCount": 1500, "cachedContentTokenCount": 1024}}'
+
+    output = _run_instrumented(
+        tmp_path,
+        llm.openai_base_url,
+        protocol="http/protobuf",
+        endpoint=endpoint,
+        scenario=scenario,
+        app=GEMINI_SCRIPT,
+        disabled="spanledger_openai",
+    )
+
+    assert output.split() == ["1500", str(estimate_tokens(DEFAULT_TEXT))]
+    spans = {span.name: span for span in _spans(received)}
+    assert sorted(spans) == ["POST", "generate_content gemini-2.5-flash"]
+    genai, http = spans["generate_content gemini-2.5-flash"], spans["POST"]
+    assert http.parent_span_id == genai.span_id
+    attributes = _attributes(genai)
+    assert attributes[semconv.GEN_AI_PROVIDER_NAME] == "gcp.gemini"
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 1500
+    assert attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 1024

@@ -1,0 +1,3 @@
+"""The SDK versions this instrumentation supports."""
+
+_instruments = ("google-genai >= 1.0.0, < 4",)
