@@ -30,7 +30,6 @@ from spanledger.instrumentation.budgets import acheck_budget, check_budget
 from spanledger.instrumentation.genai import (
     ERROR_TYPE,
     OPERATION_CHAT,
-    InferenceUsage,
     StreamSpan,
     capture_content_enabled,
     end_with_error,
@@ -45,7 +44,7 @@ from spanledger.instrumentation.genai.providers import endpoint_of
 from .body import watch_body
 from .message_body import BodyOutcome, MessageBodyWatcher, read_whole_body
 from .sdk_spans import restore_sdk_spans, suppress_sdk_spans
-from .usage import MessageFacts, facts_from_message, get
+from .usage import MessageFacts, facts_from_message, get, to_inference_usage
 
 MESSAGES_PATH = "/v1/messages"
 PROVIDER = "anthropic"
@@ -56,22 +55,6 @@ _REQUEST_NUMBERS: Mapping[str, tuple[str, type | tuple[type, ...]]] = {
     "gen_ai.request.top_p": ("top_p", (int, float)),
     "gen_ai.request.top_k": ("top_k", (int, float)),
 }
-
-
-def to_inference_usage(facts: MessageFacts) -> InferenceUsage:
-    """The shared usage record for a Message: input includes cache reads and cache writes."""
-    usage = facts.usage
-    # Positional, in field order: calling a class with keywords builds a dict of them.
-    return InferenceUsage(
-        usage.total_input_tokens,
-        usage.output_tokens,
-        usage.cache_read_input_tokens,
-        usage.cache_creation_input_tokens,
-        usage.thinking_output_tokens,
-        facts.response_model,
-        facts.response_id,
-        [facts.stop_reason] if facts.stop_reason else [],
-    )
 
 
 def _record_facts(span: Span, facts: MessageFacts) -> None:

@@ -55,6 +55,8 @@ class CallDescription:
     input_messages: Callable[[], Any] | None = None
     """Builds the request messages for ``gen_ai.input.messages``; called only when content
     capture is on."""
+    details: Any = None
+    """Whatever else the provider's ``settle`` needs to know about the request."""
 
 
 class Call(StreamSpan):

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from spanledger.standin import (
     anthropic_wire,
+    bedrock_wire,
     gemini_wire,
     openai_chat,
     openai_embeddings,
@@ -42,6 +43,7 @@ _ROUTES: dict[str, tuple[str, Route]] = {
 
 _PATTERN_ROUTES: tuple[tuple[re.Pattern[str], str, dict[str, Route]], ...] = (
     (gemini_wire.PATH, "gemini", gemini_wire.ROUTES),
+    (bedrock_wire.PATH, "bedrock", bedrock_wire.ROUTES),
 )
 """Routes whose path carries the model: the pattern's groups become ``Call.params``; its
 ``method`` group picks the route."""
@@ -53,8 +55,13 @@ _ERRORS: dict[str, ErrorReply] = {
     "openai": lambda status, message, retry_after, _: openai_error(status, message, retry_after),
     "anthropic": anthropic_error,
     "gemini": gemini_wire.gemini_error,
+    "bedrock": bedrock_wire.bedrock_error,
 }
-_REQUEST_ID_HEADERS = {"anthropic": "request-id", "gemini": "x-goog-request-id"}
+_REQUEST_ID_HEADERS = {
+    "anthropic": "request-id",
+    "gemini": "x-goog-request-id",
+    "bedrock": "x-amzn-RequestId",
+}
 """The header naming the request id, per provider (``x-request-id`` when not listed)."""
 
 _MAX_BODY = 32 * 1024 * 1024

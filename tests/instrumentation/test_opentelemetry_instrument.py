@@ -57,6 +57,26 @@ GEMINI_SCRIPT = textwrap.dedent(
     """
 )
 
+BEDROCK_SCRIPT = textwrap.dedent(
+    """
+    import os
+    import boto3
+
+    client = boto3.client("bedrock-runtime", endpoint_url=os.environ["LLM_URL"])
+    client.meta.events.register(
+        "before-sign.bedrock-runtime.*",
+        lambda request, **_: request.headers.add_header(
+            "x-standin-scenario", os.environ["LLM_SCENARIO"]
+        ),
+    )
+    reply = client.converse(
+        modelId="us.amazon.nova-pro-v1:0",
+        messages=[{"role": "user", "content": [{"text": "hello"}]}],
+    )
+    print(reply["usage"]["inputTokens"], reply["usage"].get("cacheReadInputTokens"))
+    """
+)
+
 # Instrumentors the app does not need (loading them only costs start-up time). The httpx2
 # instrumentation stays on: its HTTP span must nest under the GenAI span.
 UNUSED = (
@@ -66,7 +86,6 @@ UNUSED = (
     "threading",
     "httpx",
     "aiohttp-client",
-    "urllib3",
     "urllib",
 )
 
@@ -165,6 +184,12 @@ def _run_instrumented(
         **os.environ,
         "LLM_BASE_URL": llm_base_url,
         "LLM_URL": llm_base_url.removesuffix("/v1"),
+        "AWS_ACCESS_KEY_ID": "AKIDSTANDIN",
+        "AWS_SECRET_ACCESS_KEY": "standin-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
         "LLM_SCENARIO": scenario,
         "OTEL_SERVICE_NAME": "instrument-e2e",
         "OTEL_TRACES_EXPORTER": "otlp",
@@ -221,8 +246,9 @@ def test_opentelemetry_instrument_exports_the_genai_span(request, tmp_path, llm,
     [
         (SCRIPT, "spanledger_openai"),
         (GEMINI_SCRIPT, "spanledger_openai,spanledger_google_genai"),
+        (BEDROCK_SCRIPT, "spanledger_openai,spanledger_bedrock"),
     ],
-    ids=["openai", "google-genai"],
+    ids=["openai", "google-genai", "bedrock"],
 )
 def test_disabled_instrumentation_exports_no_genai_span(tmp_path, llm, otlp_http, app, disabled):
     endpoint, received = otlp_http
@@ -242,9 +268,32 @@ def test_disabled_instrumentation_exports_no_genai_span(tmp_path, llm, otlp_http
     assert http.parent_span_id == b""
 
 
-def test_opentelemetry_instrument_loads_the_google_genai_instrumentation(tmp_path, llm, otlp_http):
+@pytest.mark.parametrize(
+    "case",
+    [
+        (
+            GEMINI_SCRIPT,
+            '{"usage": {"promptTokenCount": 1500, "cachedContentTokenCount": 1024}}',
+            ["1500", str(estimate_tokens(DEFAULT_TEXT))],
+            "generate_content gemini-2.5-flash",
+            "gcp.gemini",
+        ),
+        (
+            BEDROCK_SCRIPT,
+            '{"usage": {"inputTokens": 476, "cacheReadInputTokens": 1024}}',
+            ["476", "1024"],
+            "chat us.amazon.nova-pro-v1:0",
+            "aws.bedrock",
+        ),
+    ],
+    ids=["google-genai", "bedrock"],
+)
+def test_opentelemetry_instrument_loads_the_other_sdk_instrumentations(
+    tmp_path, llm, otlp_http, case
+):
+    """``case``: the app, its scenario, what it prints, its span's name and provider."""
+    app, scenario, printed, span_name, provider = case
     endpoint, received = otlp_http
-    scenario = '{"usage": {"promptTokenCount": 1500, "cachedContentTokenCount": 1024}}'
 
     output = _run_instrumented(
         tmp_path,
@@ -252,16 +301,15 @@ def test_opentelemetry_instrument_loads_the_google_genai_instrumentation(tmp_pat
         protocol="http/protobuf",
         endpoint=endpoint,
         scenario=scenario,
-        app=GEMINI_SCRIPT,
+        app=app,
         disabled="spanledger_openai",
     )
 
-    assert output.split() == ["1500", str(estimate_tokens(DEFAULT_TEXT))]
+    assert output.split() == printed
     spans = {span.name: span for span in _spans(received)}
-    assert sorted(spans) == ["POST", "generate_content gemini-2.5-flash"]
-    genai, http = spans["generate_content gemini-2.5-flash"], spans["POST"]
-    assert http.parent_span_id == genai.span_id
-    attributes = _attributes(genai)
-    assert attributes[semconv.GEN_AI_PROVIDER_NAME] == "gcp.gemini"
+    assert sorted(spans) == sorted(["POST", span_name])
+    assert spans["POST"].parent_span_id == spans[span_name].span_id
+    attributes = _attributes(spans[span_name])
+    assert attributes[semconv.GEN_AI_PROVIDER_NAME] == provider
     assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 1500
     assert attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 1024

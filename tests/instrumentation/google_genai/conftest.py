@@ -3,52 +3,22 @@ AI, pointed at the stand-in, with the instrumentation on."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-import google.oauth2.credentials
 import pytest
 from google import genai
+from google_genai_support import CLIENTS
+from instrumentation_support import instrumented
 from opentelemetry.sdk.trace import TracerProvider
 
 from spanledger.instrumentation.google_genai import GoogleGenAIInstrumentor
 from spanledger.standin import StandIn
 
 
-def gemini_client(llm: StandIn) -> genai.Client:
-    """A Gemini Developer API client (API key) for the stand-in."""
-    return genai.Client(api_key="test-key", http_options={"base_url": llm.url})
-
-
-def vertex_client(llm: StandIn) -> genai.Client:
-    """A Vertex AI client for the stand-in, with an access token that never needs a refresh."""
-    credentials = google.oauth2.credentials.Credentials(token="test-token")
-    return genai.Client(
-        vertexai=True,
-        project="test-project",
-        location="us-central1",
-        credentials=credentials,
-        http_options={"base_url": llm.url},
-    )
-
-
-CLIENTS: dict[str, Callable[[StandIn], genai.Client]] = {
-    "gcp.gemini": gemini_client,
-    "gcp.vertex_ai": vertex_client,
-}
-
-
-def instrument(tracer_provider: TracerProvider) -> Iterator[GoogleGenAIInstrumentor]:
-    instrumentor = GoogleGenAIInstrumentor()
-    instrumentor.instrument(tracer_provider=tracer_provider)
-    try:
-        yield instrumentor
-    finally:
-        instrumentor.uninstrument()
-
-
 @pytest.fixture
 def instrumentor(tracer_provider: TracerProvider) -> Iterator[GoogleGenAIInstrumentor]:
-    yield from instrument(tracer_provider)
+    with instrumented(GoogleGenAIInstrumentor(), tracer_provider) as instrumentor:
+        yield instrumentor
 
 
 @pytest.fixture(params=sorted(CLIENTS))

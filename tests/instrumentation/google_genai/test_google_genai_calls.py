@@ -11,12 +11,15 @@ from typing import Any
 import pytest
 from google import genai
 from google.genai import errors, types
+from google_genai_support import CLIENTS, gemini_client, vertex_client
+from instrumentation_support import instrumented
 from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor, HTTPXClientInstrumentor
 from opentelemetry.trace import SpanKind, StatusCode
 
 import spanledger
 from spanledger import semconv
 from spanledger.instrumentation.genai import CAPTURE_CONTENT_ENV
+from spanledger.instrumentation.google_genai import GoogleGenAIInstrumentor
 from spanledger.standin import DEFAULT_TEXT, Scenario, estimate_tokens
 
 MODEL = "gemini-2.5-flash"
@@ -152,8 +155,6 @@ def test_embed_content_records_the_input_tokens(client, span_exporter, llm, prov
 
 
 def test_vertex_text_embedding_models_count_tokens_per_instance(llm, instrumentor, span_exporter):
-    from conftest import vertex_client
-
     texts = ["first text to embed", "second"]
     client = vertex_client(llm)  # held: a client closes its connections when collected
     client.models.embed_content(model="text-embedding-005", contents=texts)
@@ -244,8 +245,6 @@ def test_api_errors_pass_through_and_mark_the_span(client, llm, span_exporter, s
 def test_http_spans_nest_under_the_call_span(
     llm, instrumentor, provider, span_exporter, tracer_provider
 ):
-    from conftest import CLIENTS
-
     # Recent SDKs send through httpx2 when it is installed, older ones through httpx.
     http_instrumentors = (HTTPX2ClientInstrumentor(), HTTPXClientInstrumentor())
     for http_instrumentor in http_instrumentors:
@@ -266,12 +265,12 @@ def test_http_spans_nest_under_the_call_span(
 
 
 def test_tags_are_on_the_span(llm, priced):
-    from conftest import gemini_client, instrument
-
-    with spanledger.tags(customer="acme", feature="search"):
-        for _ in instrument(priced.tracer_provider):
-            client = gemini_client(llm)
-            client.models.generate_content(model=MODEL, contents=PROMPT)
+    with (
+        spanledger.tags(customer="acme", feature="search"),
+        instrumented(GoogleGenAIInstrumentor(), priced.tracer_provider),
+    ):
+        client = gemini_client(llm)
+        client.models.generate_content(model=MODEL, contents=PROMPT)
 
     attributes = priced.forwarded()[f"generate_content {MODEL}"]
     assert (attributes["customer"], attributes["feature"]) == ("acme", "search")

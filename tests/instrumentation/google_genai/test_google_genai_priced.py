@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import CLIENTS, instrument
-from processor_support import genai_prices_total
+from google_genai_support import CLIENTS
+from instrumentation_support import genai_prices_total, instrumented
 
 from spanledger import semconv
+from spanledger.instrumentation.google_genai import GoogleGenAIInstrumentor
 from spanledger.standin import Scenario, estimate_tokens
 
 PROMPT = "What is the capital of France?"
@@ -17,7 +18,7 @@ PROMPT = "What is the capital of France?"
 
 @pytest.fixture
 def priced_client(llm, priced, provider):
-    for _ in instrument(priced.tracer_provider):
+    with instrumented(GoogleGenAIInstrumentor(), priced.tracer_provider):
         yield CLIENTS[provider](llm)
 
 

@@ -7,8 +7,8 @@ from importlib.metadata import version
 
 import pytest
 import wrapt
-from conftest import gemini_client
 from google.genai import models, types
+from google_genai_support import gemini_client
 from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 from packaging.requirements import Requirement
 

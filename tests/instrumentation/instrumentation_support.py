@@ -1,4 +1,5 @@
-"""The real processor behind an instrumented app, for tests that check tokens and costs.
+"""Helpers for the SDK instrumentation tests: an instrumentor switched on for a block, and the
+real processor behind an instrumented app, for tests that check tokens and costs.
 
 The app's tracer provider exports each span as it ends over OTLP/gRPC to the processor's gRPC
 receiver (synchronously: once an SDK call returns, its span is in the pipeline); ``calls()``
@@ -9,13 +10,15 @@ their cost attributes.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
 from genai_prices import Usage as PricesUsage
 from genai_prices import calc_price
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -28,6 +31,18 @@ from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.receivers import GrpcReceiver, GrpcReceiverConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.semconv import DEFAULT_TAG_KEYS
+
+
+@contextmanager
+def instrumented(
+    instrumentor: BaseInstrumentor, tracer_provider: TracerProvider
+) -> Iterator[BaseInstrumentor]:
+    """``instrumentor`` on for the block, fully uninstrumented afterwards."""
+    instrumentor.instrument(tracer_provider=tracer_provider)
+    try:
+        yield instrumentor
+    finally:
+        instrumentor.uninstrument()
 
 
 class _Recorder:
