@@ -54,8 +54,9 @@ def message_body(call: Call, parts: Answer) -> dict[str, Any]:
 
 
 def messages(call: Call, s: Scenario) -> JsonReply | StreamReply:
-    """``POST /v1/messages`` (also ``?beta=true``)."""
-    parts = answer(call, s)
+    """``POST /v1/messages`` (also ``?beta=true``), and Vertex AI's ``:rawPredict`` and
+    ``:streamRawPredict`` for Claude models, which name the model in the path."""
+    parts = answer(call, s, call.params.get("model"))
     if call.body.get("stream"):
         events = (sse(event, event["type"]) for event in stream_events(call, s, parts))
         return StreamReply(error_event=_stream_error, events=events)

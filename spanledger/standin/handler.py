@@ -42,7 +42,15 @@ _ROUTES: dict[str, tuple[str, Route]] = {
 }
 
 _PATTERN_ROUTES: tuple[tuple[re.Pattern[str], str, dict[str, Route]], ...] = (
-    (gemini_wire.PATH, "gemini", gemini_wire.ROUTES),
+    (
+        gemini_wire.PATH,
+        "gemini",
+        {
+            **gemini_wire.ROUTES,
+            "rawPredict": anthropic_wire.messages,
+            "streamRawPredict": anthropic_wire.messages,
+        },
+    ),
     (bedrock_wire.PATH, "bedrock", bedrock_wire.ROUTES),
 )
 """Routes whose path carries the model: the pattern's groups become ``Call.params``; its
