@@ -84,7 +84,10 @@ class SdkInstrumentor(BaseInstrumentor):
     def _instrument(self, **kwargs: Any) -> None:
         conflict = get_dependency_conflicts(self.instruments)
         if conflict is not None:
-            logger.warning("spanledger %s not installed: %s", type(self).__name__, conflict)
+            # An SDK that is not installed is the common case under ``opentelemetry-instrument``,
+            # which loads every instrumentor; an installed one outside the range deserves a word.
+            log = logger.debug if conflict.found is None else logger.warning
+            log("spanledger %s not installed: %s", type(self).__name__, conflict)
             return
         tracer = get_tracer(
             type(self).__module__, __version__, kwargs.get("tracer_provider"), schema_url=None

@@ -272,3 +272,15 @@ def test_an_sdk_outside_the_supported_range_is_left_alone(tracer_provider, caplo
     assert not isinstance(toy_sdk.ToyClient.__dict__["complete"], wrapt.ObjectProxy)
     assert "not installed" in caplog.text
     TooNew().uninstrument()
+
+
+def test_an_sdk_not_installed_is_skipped_without_a_warning(tracer_provider, caplog):
+    class Absent(ToyInstrumentor):
+        instruments = ("spanledger-no-such-sdk >= 1",)
+
+    with caplog.at_level(logging.DEBUG, logger="spanledger.instrumentation"):
+        Absent().instrument(tracer_provider=tracer_provider, skip_dep_check=True)
+
+    assert not isinstance(toy_sdk.ToyClient.__dict__["complete"], wrapt.ObjectProxy)
+    assert [record.levelno for record in caplog.records] == [logging.DEBUG]
+    Absent().uninstrument()
