@@ -165,7 +165,7 @@ def _settle_invoke(call: Call, result: dict[str, Any]) -> None:
     try:
         data = body.read()
     except Exception as error:
-        result["body"] = StreamingBody(_Replay(b"", error), None)
+        result["body"] = StreamingBody(_FailedRead(error), None)
         call.fail(error, streamed=False)
         return
     result["body"] = StreamingBody(io.BytesIO(data), content_length)
@@ -179,21 +179,17 @@ def _settle_invoke(call: Call, result: dict[str, Any]) -> None:
     call.finish(completed=None)
 
 
-class _Replay(io.RawIOBase):
-    """The bytes of a body that were read, then the error that stopped the read."""
+class _FailedRead:
+    """A raw stream whose every read raises the error that broke the read of the real one."""
 
-    def __init__(self, data: bytes, error: BaseException) -> None:
-        self._data = io.BytesIO(data)
+    def __init__(self, error: BaseException) -> None:
         self._error = error
 
-    def readable(self) -> bool:
-        return True
+    def read(self, amt: int | None = None) -> bytes:
+        raise self._error
 
-    def readinto(self, buffer: Any) -> int:
-        read = self._data.readinto(buffer)
-        if read == 0:
-            raise self._error
-        return read
+    def close(self) -> None:
+        return None
 
 
 class ConverseStreamProxy(StreamProxy):

@@ -218,7 +218,7 @@ class StandInHandler(BaseHTTPRequestHandler):
         if isinstance(answer, StreamReply):
             self._send_stream(answer, scenario, provider)
         else:
-            self._send_json(answer, provider)
+            self._send_json(answer, provider, cut=scenario.drop_after)
 
     def do_DELETE(self) -> None:
         if urlsplit(self.path).path == "/_standin/requests":
@@ -295,12 +295,19 @@ class StandInHandler(BaseHTTPRequestHandler):
         for name, value in extra.items():
             self.send_header(name, value)
 
-    def _send_json(self, reply: JsonReply, provider: str = "openai") -> None:
+    def _send_json(
+        self, reply: JsonReply, provider: str = "openai", cut: int | None = None
+    ) -> None:
+        """Send ``reply``; with ``cut``, only that many bytes of its body, then drop."""
         payload = reply.encode()
         self._headers(reply.status, "application/json", reply.headers, provider)
         self.send_header("content-length", str(len(payload)))
         self.end_headers()
-        self.wfile.write(payload)
+        if cut is None:
+            self.wfile.write(payload)
+            return
+        self.wfile.write(payload[:cut])
+        self._drop()
 
     def _send_stream(self, reply: StreamReply, scenario: Scenario, provider: str) -> None:
         self._headers(200, reply.content_type, reply.headers, provider)

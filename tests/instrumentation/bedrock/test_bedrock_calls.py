@@ -227,6 +227,20 @@ def test_invoke_model_with_response_stream_reads_each_family_s_chunks(
     assert span.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == (FINISH[family],)
 
 
+def test_a_body_cut_short_fails_the_span_and_the_application_s_read(client, llm, span_exporter):
+    model, body, *_ = FAMILIES["nova"]
+    llm.push(Scenario(drop_after=20))
+
+    reply = client.invoke_model(modelId=model, body=json.dumps(body))
+
+    with pytest.raises(Exception) as raised:
+        reply["body"].read()
+    span = only_span(span_exporter)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == type(raised.value).__name__
+    assert OUTPUT not in span.attributes
+
+
 def test_titan_embeddings_count_their_input(client, span_exporter):
     text = "a document to embed"
 
