@@ -77,14 +77,14 @@ BEDROCK_SCRIPT = textwrap.dedent(
     """
 )
 
-# Instrumentors the app does not need (loading them only costs start-up time). The httpx2
-# instrumentation stays on: its HTTP span must nest under the GenAI span.
+# Instrumentors the apps do not need (loading them only costs start-up time). The HTTP client
+# instrumentations stay on (httpx2 for openai and recent google-genai, httpx for older
+# google-genai, urllib3 for botocore): their HTTP span must nest under the GenAI span.
 UNUSED = (
     "spanledger_anthropic",
     "spanledger_tags",
     "requests",
     "threading",
-    "httpx",
     "aiohttp-client",
     "urllib",
 )

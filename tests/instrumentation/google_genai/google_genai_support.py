@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import google.oauth2.credentials
 from google import genai
+from google.genai import types
 
 from spanledger.standin import StandIn
 
@@ -31,3 +32,10 @@ CLIENTS: dict[str, Callable[[StandIn], genai.Client]] = {
     "gcp.gemini": gemini_client,
     "gcp.vertex_ai": vertex_client,
 }
+
+
+def reports_embedding_usage(reply: types.EmbedContentResponse) -> bool:
+    """Whether the SDK kept the answer's token counts (google-genai drops those of the Developer
+    API's embeddings before 3.1)."""
+    statistics = [e.statistics for e in reply.embeddings or () if e.statistics is not None]
+    return getattr(reply, "usage_metadata", None) is not None or bool(statistics)

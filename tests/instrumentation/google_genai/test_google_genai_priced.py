@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from google_genai_support import CLIENTS
+from google_genai_support import CLIENTS, reports_embedding_usage
 from instrumentation_support import genai_prices_total, instrumented
 
 from spanledger import semconv
@@ -76,9 +76,11 @@ def test_the_long_context_tier_applies_past_200k_input_tokens(
 
 def test_async_embeddings_are_priced_on_their_input(priced_client, priced):
     texts = ["first text to embed", "second"]
-    asyncio.run(
+    reply = asyncio.run(
         priced_client.aio.models.embed_content(model="gemini-embedding-001", contents=texts)
     )
+    if not reports_embedding_usage(reply):
+        pytest.skip("this google-genai drops the token counts of Developer API embeddings")
 
     (call,) = priced.calls()
     tokens = sum(map(estimate_tokens, texts))
