@@ -141,9 +141,10 @@ class PriceBook:
                 unpriced=f"provider {provider!r} is not in the genai-prices table (model "
                 f"{model!r}); add the model to the pricing overrides file"
             )
-        table_id = table_model_id(provider, model)
-        if isinstance(table_id, NoTableId):
-            return _Route(unpriced=str(table_id))
+        try:
+            table_id = table_model_id(provider, model)
+        except NoTableId as exc:
+            return _Route(unpriced=str(exc))
         entry = self.table.lookup(provider_id, table_id)
         if isinstance(entry, str):
             return _Route(

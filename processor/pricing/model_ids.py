@@ -32,14 +32,12 @@ BEDROCK_MODEL_ARNS = frozenset({"foundation-model", "inference-profile"})
 """Bedrock ARN resource types whose resource id is a model id genai-prices knows."""
 
 
-class NoTableId(str):
-    """Why a model id cannot be looked up in the price table (a ``str``: the reason)."""
-
-    __slots__ = ()
+class NoTableId(ValueError):
+    """A model id that names no model with a public price; the message says why."""
 
 
 def table_model_id(provider: str | None, model: str) -> str:
-    """The id to look ``model`` up by in genai-prices, or a :class:`NoTableId` saying why none."""
+    """The id to look ``model`` up by in genai-prices; raise :class:`NoTableId` when it has none."""
     if provider == BEDROCK and model.startswith("arn:"):
         return _bedrock_arn_model(model)
     if provider in GOOGLE_PROVIDERS:
@@ -55,7 +53,7 @@ def _bedrock_arn_model(arn: str) -> str:
     if kind in BEDROCK_MODEL_ARNS and resource_id:
         return resource_id
     described = f"a {kind}" if kind else "no model"
-    return NoTableId(
+    raise NoTableId(
         f"the Bedrock ARN {arn!r} names {described}, not a model with a public price; "
         "add it to the pricing overrides file"
     )
