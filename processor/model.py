@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 ZERO = Decimal(0)
+BEDROCK = "aws.bedrock"
 
 
 @dataclass(slots=True)
@@ -43,7 +44,14 @@ class Usage:
 
     @property
     def model(self) -> str | None:
-        """The model to price: the response model, else the request model."""
+        """The model to price: the response model, else the request model.
+
+        Amazon Bedrock calls are the exception: the model id they were made with says the
+        region scope, which sets the price, and an answer's body names only the model (see
+        ``spanledger.processor.pricing.model_ids``).
+        """
+        if self.provider == BEDROCK:
+            return self.request_model or self.response_model
         return self.response_model or self.request_model
 
 

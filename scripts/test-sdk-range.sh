@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Prove the LLM SDK ranges the instrumentation declares (`_instruments` in
-# instrumentation/openai/package.py and instrumentation/anthropic/package.py) at both ends: run
+# Prove the LLM SDK ranges the instrumentation declares (`_instruments` in each provider's
+# instrumentation/*/package.py) at both ends: run
 # the tests that drive the real SDKs (instrumentation, stand-in, the SDK's own spans priced,
 # budget enforcement, tags across an SDK call) with the SDKs at the newest releases the ranges
 # admit, or at the oldest. Everything else is installed at the locked versions
@@ -29,27 +29,38 @@ import re
 import sys
 from pathlib import Path
 
-for sdk in ("openai", "anthropic"):
-    tree = ast.parse(Path(f"instrumentation/{sdk}/package.py").read_text())
+# Packages released in step with an SDK, moved with it (boto3 X.Y.Z needs botocore X.Y.*).
+COMPANIONS = {"botocore": ("boto3",)}
+
+for package in sorted(Path("instrumentation").glob("*/package.py")):
+    sdk = package.parent.name
+    tree = ast.parse(package.read_text())
     (spec,) = next(
         ast.literal_eval(node.value)
         for node in tree.body
         if isinstance(node, ast.Assign) and node.targets[0].id == "_instruments"
     )
+    name = spec.split()[0]
     if sys.argv[1] == "newest":
         print(spec.replace(" ", ""))
+        for companion in COMPANIONS.get(name, ()):
+            print(companion)
         continue
     lower = re.search(r">=\s*([\w.]+)", spec)
     if lower is None:
         sys.exit(f"{sdk}: the range {spec!r} has no lower bound (>=) to test")
-    print(f"{spec.split()[0]}=={lower.group(1)}")
+    print(f"{name}=={lower.group(1)}")
+    for companion in COMPANIONS.get(name, ()):
+        print(f"{companion}=={lower.group(1)}")
 PY
 )
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # The lock without the SDKs themselves; their own dependencies stay locked.
-grep -vE '^(openai|anthropic)==' requirements/constraints.txt >"$work/constraints.txt"
+names=$(printf '%s\n' "${sdks[@]}" | sed -E 's/[=<>!~].*//' | paste -sd'|')
+# s3transfer follows boto3's own bounds rather than the lock.
+grep -vE "^($names|s3transfer)==" requirements/constraints.txt >"$work/constraints.txt"
 
 quiet_pip() { "$VENV/bin/python" -m pip "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 if [ ! -x "$VENV/bin/python" ]; then
@@ -59,9 +70,14 @@ echo "== installing spanledger[test] with ${sdks[*]} into $VENV"
 quiet_pip install --quiet --disable-pip-version-check -c "$work/constraints.txt" -e ".[test]"
 # --upgrade moves only the SDKs named here: to the newest release in range, or to the oldest.
 quiet_pip install --quiet --disable-pip-version-check --upgrade -c "$work/constraints.txt" "${sdks[@]}"
-"$VENV/bin/python" -c '
+"$VENV/bin/python" - "${sdks[@]}" <<'PY'
+import re
+import sys
 from importlib.metadata import version
-print("== openai", version("openai"), "/ anthropic", version("anthropic"))'
+
+names = [re.split(r"[=<>!~,]", spec)[0] for spec in sys.argv[1:]]
+print("==", " / ".join(f"{name} {version(name)}" for name in names))
+PY
 
 if [ $# -eq 0 ]; then
   set -- tests/instrumentation tests/standin tests/processor/pricing/test_pricing_sdk_spans.py \

@@ -1,9 +1,10 @@
 """Reading the Message out of a response body while the application reads the body itself.
 
 :class:`MessageBodyWatcher` gets the raw bytes of a ``/v1/messages`` response (see ``body.py``),
-undoes a gzip/deflate content encoding, and follows either the server-sent events of a stream or
-the JSON of a whole Message. When reading ends it reports a :class:`BodyOutcome` exactly once.
-Nothing in the body is needed before its end, so chunks are read a few at a time.
+undoes a gzip/deflate content encoding, and follows the server-sent events of a stream, the AWS
+event stream of a stream from ``AnthropicBedrock``, or the JSON of a whole Message. When reading
+ends it reports a :class:`BodyOutcome` exactly once. Nothing in the body is needed before its
+end, so chunks are read a few at a time.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .eventstream import MEDIA_TYPE as BEDROCK_STREAM
+from .eventstream import BedrockEventDecoder
 from .sse import SSEDecoder
 from .usage import MessageFacts, StreamAccumulator, facts_from_message
 
@@ -69,7 +72,15 @@ class MessageBodyWatcher:
         keep_text: bool = False,
     ) -> None:
         media_type = content_type.split(";", 1)[0].strip().lower()
-        self._streamed = media_type == "text/event-stream"
+        self._frames: BedrockEventDecoder | None = None
+        self._broken = False
+        if media_type == BEDROCK_STREAM:
+            try:
+                self._frames = BedrockEventDecoder()
+            except ImportError:
+                log.debug("botocore is needed to follow a Bedrock event stream")
+                self._broken = True
+        self._streamed = media_type in ("text/event-stream", BEDROCK_STREAM)
         self._json = media_type == "application/json"
         self._decompress = _decompressor(content_encoding)
         if self._decompress is None and (self._streamed or self._json):
@@ -80,7 +91,6 @@ class MessageBodyWatcher:
         self._sse = SSEDecoder(wanted=self._stream.wanted_events)
         self._json_parts: list[bytes] | None = [] if self._json else None
         self._json_size = 0
-        self._broken = False
         self._lock = threading.Lock()
         self._ended = False
         self.unread: list[bytes] = []
@@ -107,7 +117,10 @@ class MessageBodyWatcher:
             return
         try:
             data = joined if self._decompress is bytes else self._decompress(joined)
-            if self._streamed:
+            if self._frames is not None:
+                for kind, event in self._frames.feed(data):
+                    self._stream.add(kind, event)
+            elif self._streamed:
                 for event in self._sse.feed(data):
                     self._stream.add_sse(event.event, event.data)
             elif self._json_parts is not None:
@@ -142,7 +155,7 @@ class MessageBodyWatcher:
     def _outcome(self, exhausted: bool, error: BaseException | None) -> BodyOutcome:
         self._read_unread(ending=True)
         if self._streamed:
-            if not self._broken and self._decompress is not None:
+            if not self._broken and self._decompress is not None and self._frames is None:
                 for event in self._sse.close():
                     self._stream.add_sse(event.event, event.data)
             self._stream.flush_text()

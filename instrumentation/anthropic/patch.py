@@ -30,7 +30,6 @@ from spanledger.instrumentation.budgets import acheck_budget, check_budget
 from spanledger.instrumentation.genai import (
     ERROR_TYPE,
     OPERATION_CHAT,
-    InferenceUsage,
     StreamSpan,
     capture_content_enabled,
     end_with_error,
@@ -45,10 +44,13 @@ from spanledger.instrumentation.genai.providers import endpoint_of
 from .body import watch_body
 from .message_body import BodyOutcome, MessageBodyWatcher, read_whole_body
 from .sdk_spans import restore_sdk_spans, suppress_sdk_spans
-from .usage import MessageFacts, facts_from_message, get
+from .usage import MessageFacts, facts_from_message, get, to_inference_usage
 
 MESSAGES_PATH = "/v1/messages"
 PROVIDER = "anthropic"
+PLATFORM_PROVIDERS = {"bedrock": "aws.bedrock", "vertex": "gcp.vertex_ai"}
+"""The cloud platforms whose clients are traced, and the provider each call is named after
+(``AnthropicBedrock`` and its Mantle client, ``AnthropicVertex``)."""
 
 _REQUEST_NUMBERS: Mapping[str, tuple[str, type | tuple[type, ...]]] = {
     "gen_ai.request.max_tokens": ("max_tokens", int),
@@ -56,22 +58,6 @@ _REQUEST_NUMBERS: Mapping[str, tuple[str, type | tuple[type, ...]]] = {
     "gen_ai.request.top_p": ("top_p", (int, float)),
     "gen_ai.request.top_k": ("top_k", (int, float)),
 }
-
-
-def to_inference_usage(facts: MessageFacts) -> InferenceUsage:
-    """The shared usage record for a Message: input includes cache reads and cache writes."""
-    usage = facts.usage
-    # Positional, in field order: calling a class with keywords builds a dict of them.
-    return InferenceUsage(
-        usage.total_input_tokens,
-        usage.output_tokens,
-        usage.cache_read_input_tokens,
-        usage.cache_creation_input_tokens,
-        usage.thinking_output_tokens,
-        facts.response_model,
-        facts.response_id,
-        [facts.stop_reason] if facts.stop_reason else [],
-    )
 
 
 def _record_facts(span: Span, facts: MessageFacts) -> None:
@@ -103,13 +89,20 @@ def _options_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     return args[1] if len(args) > 1 else kwargs.get("options")
 
 
-def is_messages_call(client: Any, options: Any) -> bool:
-    """Whether ``options`` is a Messages API call on a first-party client.
+def provider_of(client: Any) -> str | None:
+    """The provider a client's calls are named after; ``None`` for a platform not traced."""
+    platform = getattr(client, "_otel_platform", None)
+    return PROVIDER if platform is None else PLATFORM_PROVIDERS.get(platform)
 
-    Clients of cloud platforms (Bedrock, Vertex, Foundry) rewrite the path and speak another
-    stream encoding; they keep the SDK's own span.
+
+def is_messages_call(client: Any, options: Any) -> bool:
+    """Whether ``options`` is a Messages API call on a first-party, Bedrock or Vertex AI client.
+
+    The platform clients rewrite the path only when they build the request, after this
+    wrapper; Bedrock streams in the AWS event-stream encoding, which the body watcher reads.
+    Clients of other platforms (Foundry, AWS, Google Cloud) keep the SDK's own span.
     """
-    if getattr(client, "_otel_platform", None) is not None:
+    if provider_of(client) is None:
         return False
     return _is_messages_route(str(getattr(options, "method", "")), str(getattr(options, "url", "")))
 
@@ -131,7 +124,8 @@ class MessagesCall:
             value = get(body, name)
             if isinstance(value, kinds) and not isinstance(value, bool):
                 attributes[attribute] = value
-        provider, address, port = endpoint_of(getattr(client, "base_url", ""), PROVIDER)
+        default = provider_of(client) or PROVIDER
+        provider, address, port = endpoint_of(getattr(client, "base_url", ""), default)
         self.keep_text = capture_content_enabled()
         self.span = start_inference_span(
             tracer,

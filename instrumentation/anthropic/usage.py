@@ -17,6 +17,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from spanledger.instrumentation.genai import InferenceUsage
+from spanledger.instrumentation.genai.fields import count as _count
 from spanledger.instrumentation.genai.fields import is_mapping_type, is_model_type, read_field
 
 log = logging.getLogger(__name__)
@@ -59,13 +61,6 @@ def fields_of(obj: object) -> Mapping[str, object]:
         extra = getattr(obj, "__pydantic_extra__", None)
         return {**fields, **extra} if extra else fields
     return _Attributes(obj)  # type: ignore[return-value]
-
-
-def _count(value: object) -> int | None:
-    if type(value) is int:
-        return value
-    # bool is an int subclass, but never a token count.
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _text(value: object) -> str | None:
@@ -159,6 +154,22 @@ class MessageFacts:
                 for block in content:
                     if get(block, "type") == "text" and (text := _text(get(block, "text"))):
                         self.output_text.append(text)
+
+
+def to_inference_usage(facts: MessageFacts) -> InferenceUsage:
+    """The shared usage record for a Message: input includes cache reads and cache writes."""
+    usage = facts.usage
+    # Positional, in field order: calling a class with keywords builds a dict of them.
+    return InferenceUsage(
+        usage.total_input_tokens,
+        usage.output_tokens,
+        usage.cache_read_input_tokens,
+        usage.cache_creation_input_tokens,
+        usage.thinking_output_tokens,
+        facts.response_model,
+        facts.response_id,
+        [facts.stop_reason] if facts.stop_reason else [],
+    )
 
 
 def facts_from_message(message: object, *, keep_text: bool = False) -> MessageFacts:

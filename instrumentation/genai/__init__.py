@@ -1,6 +1,12 @@
 """Shared machinery for GenAI inference spans, used by every SDK instrumentation.
 
-Typical use inside an SDK patch::
+A provider built on the kit (see docs/adding-a-provider.md) declares its patch points with
+:class:`SdkInstrumentor` and :class:`Patch`, and wraps each SDK method with
+:func:`call_wrapper` / :func:`async_call_wrapper`, giving a ``describe`` (is this an inference
+call, and which) and a ``settle`` (read the usage, or observe the stream). The kit starts the
+span, checks the budget, ends the span exactly once and keeps faults away from the program.
+
+The pieces underneath, for SDKs that need another shape::
 
     span = start_inference_span(tracer, operation=OPERATION_CHAT, provider="openai",
                                 request_model=model, stream=False,
@@ -18,18 +24,30 @@ For streams, hand the span to a :class:`StreamSpan` and wrap the iterator with :
 (or the whole object with :class:`StreamProxy`); the span then ends exactly once.
 """
 
+from .call import (
+    Call,
+    CallDescription,
+    Describe,
+    Settle,
+    async_call_wrapper,
+    call_wrapper,
+    start_call,
+)
 from .content import (
     CAPTURE_CONTENT_ENV,
     capture_content_enabled,
     record_input_messages,
     record_output_messages,
 )
+from .fields import count, read_field
 from .guard import guarded, log_fault, logger, safe
+from .instrumentor import Patch, SdkInstrumentor
 from .providers import provider_from_url, server_address_port
 from .span import (
     ERROR_TYPE,
     OPERATION_CHAT,
     OPERATION_EMBEDDINGS,
+    OPERATION_GENERATE_CONTENT,
     OPERATION_TEXT_COMPLETION,
     SERVER_ADDRESS,
     SERVER_PORT,
@@ -47,6 +65,7 @@ from .stream import (
     StreamSpan,
     observe,
     observe_async,
+    observe_current,
 )
 
 __all__ = [
@@ -55,14 +74,24 @@ __all__ = [
     "HIDE",
     "OPERATION_CHAT",
     "OPERATION_EMBEDDINGS",
+    "OPERATION_GENERATE_CONTENT",
     "OPERATION_TEXT_COMPLETION",
     "SERVER_ADDRESS",
     "SERVER_PORT",
     "AsyncStreamProxy",
+    "Call",
+    "CallDescription",
+    "Describe",
     "InferenceUsage",
+    "Patch",
+    "SdkInstrumentor",
+    "Settle",
     "StreamProxy",
     "StreamSpan",
+    "async_call_wrapper",
+    "call_wrapper",
     "capture_content_enabled",
+    "count",
     "end_with_error",
     "error_type",
     "finish_reasons_of",
@@ -71,11 +100,14 @@ __all__ = [
     "logger",
     "observe",
     "observe_async",
+    "observe_current",
     "provider_from_url",
+    "read_field",
     "record_input_messages",
     "record_output_messages",
     "record_usage",
     "safe",
     "server_address_port",
+    "start_call",
     "start_inference_span",
 ]

@@ -61,3 +61,10 @@ def read_field(obj: object, name: str) -> object:
         if is_model_type(kind):
             return None
     return getattr(obj, name, None)
+
+
+def count(value: object) -> int | None:
+    """``value`` if it is a token count (an int, never a bool), else ``None``."""
+    if type(value) is int:
+        return value
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -23,6 +23,7 @@ ERROR_TYPE = "error.type"
 OPERATION_CHAT = "chat"
 OPERATION_TEXT_COMPLETION = "text_completion"
 OPERATION_EMBEDDINGS = "embeddings"
+OPERATION_GENERATE_CONTENT = "generate_content"
 
 
 @dataclass(slots=True)

@@ -13,7 +13,8 @@ once, on the first of:
 Partial usage seen before an early end is kept. A non-streamed call can use the same object to
 get the same exactly-once end: ``finish(completed=None)`` writes no ``spanledger.stream.*``.
 
-:func:`observe` and :func:`observe_async` wrap an iterator so that it feeds each item to a
+:func:`observe` and :func:`observe_async` (and :func:`observe_current`, for a generator that
+sends its request when first read) wrap an iterator so that it feeds each item to a
 callback and ends the span on exhaustion, error and ``close()``; a callback returning
 :data:`HIDE` keeps an item from the caller.
 :class:`StreamProxy` and :class:`AsyncStreamProxy` wrap a whole stream object (isinstance checks
@@ -28,7 +29,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
 import wrapt
-from opentelemetry.trace import Span
+from opentelemetry.context import attach, detach
+from opentelemetry.trace import Span, set_span_in_context
 
 from spanledger import semconv
 
@@ -165,6 +167,34 @@ def observe(iterator: Iterator[T], state: StreamSpan, on_item: ItemCallback) -> 
                 yield item
             state.reading = True
         state.reading = False
+
+
+def observe_current(iterator: Iterator[T], state: StreamSpan, on_item: ItemCallback) -> Iterator[T]:
+    """:func:`observe` for an iterator that sends its request when first read (a generator):
+    the span is current while the iterator runs, so HTTP client spans nest under it."""
+    context = set_span_in_context(state.span)
+    with _Ending(state):
+        while True:
+            state.reading = True
+            token = attach(context)
+            try:
+                item = next(iterator)
+            except StopIteration:
+                break
+            finally:
+                detach(token)
+                state.reading = False
+            if _shown(on_item, item):
+                yield item
+
+
+def _shown(on_item: ItemCallback, item: Any) -> bool:
+    """Whether ``on_item`` lets ``item`` through; a fault in it is logged and lets it through."""
+    try:
+        return on_item(item) is not HIDE
+    except Exception:
+        logger.exception(_ITEM_FAULT)
+        return True
 
 
 async def observe_async(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from spanledger.instrumentation.genai import InferenceUsage
+from spanledger.instrumentation.genai.fields import count as _int
 from spanledger.instrumentation.genai.fields import read_field
 
 _EMPTY: dict[str, Any] = {}
@@ -26,12 +27,6 @@ RESPONSE_EVENTS = frozenset(
         "response.queued",
     }
 )
-
-
-def _int(value: Any) -> int | None:
-    if type(value) is int:
-        return value
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _float(value: Any) -> float | None:

@@ -10,6 +10,7 @@ from spanledger import semconv
 from spanledger.processor.model import ZERO, Cost, Usage
 from spanledger.processor.pricing.config import PricingConfig
 from spanledger.processor.pricing.integer_code import QuoteRecord
+from spanledger.processor.pricing.model_ids import NoTableId, table_model_id
 from spanledger.processor.pricing.overrides import OverrideRule, load_overrides
 from spanledger.processor.pricing.plan import PricePlan, PricingError, TablePrice
 from spanledger.processor.pricing.providers import genai_prices_provider
@@ -55,9 +56,7 @@ class PriceBook:
             # The common call, priced from its tokens by a table entry's quote record, goes
             # straight there; ``_price`` takes every other one, and the first of each model.
             if usage.reported_cost is None and not usage.problems:
-                quote = self._direct.get(
-                    (usage.provider, usage.response_model or usage.request_model)
-                )
+                quote = self._direct.get((usage.provider, usage.model))
                 if quote is not None:
                     price = quote[0](usage, start_time_unix_nano, quote)
                     if price.__class__ is TablePrice:
@@ -142,7 +141,11 @@ class PriceBook:
                 unpriced=f"provider {provider!r} is not in the genai-prices table (model "
                 f"{model!r}); add the model to the pricing overrides file"
             )
-        entry = self.table.lookup(provider_id, model)
+        try:
+            table_id = table_model_id(provider, model)
+        except NoTableId as exc:
+            return _Route(unpriced=str(exc))
+        entry = self.table.lookup(provider_id, table_id)
         if isinstance(entry, str):
             return _Route(
                 unpriced=f"no price for model {model!r} of provider {provider!r} in the "
@@ -154,7 +157,7 @@ class PriceBook:
             source,
             name=entry.name,
             entry=entry,
-            quote=self.table.quoter(provider_id, model),
+            quote=self.table.quoter(provider_id, table_id),
             discount=discount,
             direct=discount is None,
         )

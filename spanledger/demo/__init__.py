@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from spanledger.demo.tree import RecordingExporter, render_cost_tree
+from spanledger.standin import StandIn
 
 DEMO_PRICES = """\
 # Prices for models the public table does not know: the demo's in-house fine-tune.
@@ -51,7 +52,6 @@ def run_demo(keep: str | None = None) -> int:
     from spanledger.processor.report import run_report
     from spanledger.processor.rollup import RollupConfig
     from spanledger.processor.service import Service
-    from spanledger.standin import StandIn
 
     workdir = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="spanledger-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -73,13 +73,13 @@ def run_demo(keep: str | None = None) -> int:
     started = datetime.now(UTC).date()
     try:
         with StandIn(prices=BILLED_PRICES) as llm:
-            step(f"LLM stand-in at {llm.url} (OpenAI and Anthropic wire protocols)")
+            step(f"LLM stand-in at {llm.url} (OpenAI, Anthropic, Gemini and Bedrock protocols)")
             service = Service(config, extra_exporters=[recorder])
             service.start()
             assert service.http is not None
             endpoint = f"http://127.0.0.1:{service.http.port}"
             step(f"processor receiving OTLP/HTTP at {endpoint}")
-            env = _instrumented_env(llm.openai_base_url, llm.anthropic_base_url, endpoint)
+            env = _instrumented_env(llm, endpoint)
             try:
                 with _triage(env) as triage_url:
                     step(f"triage sub-service at {triage_url}")
@@ -156,17 +156,28 @@ class _Steps:
         print(f"[{time.monotonic() - self._start:5.1f}s] {message}", flush=True)
 
 
-def _instrumented_env(openai_url: str, anthropic_url: str, otlp_endpoint: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+def _instrumented_env(llm: StandIn, otlp_endpoint: str) -> dict[str, str]:
+    # The machine's own OpenTelemetry, AWS and Google settings (a profile, Vertex AI mode) stay
+    # out: every SDK of the demo talks to the stand-in with made-up credentials.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AWS_", "GOOGLE_"))}
     env.update(
         # One endpoint for every signal, as for any app: the processor takes metrics and logs too.
         OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
         OTEL_EXPORTER_OTLP_ENDPOINT=otlp_endpoint,
         OTEL_BSP_SCHEDULE_DELAY="200",
-        OPENAI_BASE_URL=openai_url,
+        OPENAI_BASE_URL=llm.openai_base_url,
         OPENAI_API_KEY="demo-key",
-        ANTHROPIC_BASE_URL=anthropic_url,
+        ANTHROPIC_BASE_URL=llm.anthropic_base_url,
         ANTHROPIC_API_KEY="demo-key",
+        GOOGLE_GEMINI_BASE_URL=llm.url,
+        GEMINI_API_KEY="demo-key",
+        AWS_ENDPOINT_URL_BEDROCK_RUNTIME=llm.url,
+        AWS_ACCESS_KEY_ID="AKIDDEMO",
+        AWS_SECRET_ACCESS_KEY="demo-secret",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
         PYTHONUNBUFFERED="1",
     )
     return env

@@ -1,7 +1,8 @@
 """The demo's agent: three customers use three features, each fanning out its LLM calls.
 
-Run under ``opentelemetry-instrument`` with ``OPENAI_BASE_URL``/``ANTHROPIC_BASE_URL`` pointing
-at the stand-in and ``SPANLEDGER_DEMO_TRIAGE_URL`` at the triage sub-service. Each feature run
+Run under ``opentelemetry-instrument`` with ``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL``,
+``GOOGLE_GEMINI_BASE_URL`` and ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME`` pointing at the stand-in and
+``SPANLEDGER_DEMO_TRIAGE_URL`` at the triage sub-service. Each feature run
 is one trace; the LLM spans inside it carry the customer and feature tags however the work
 fans out (threads, asyncio tasks, an HTTP hop to another service).
 """
@@ -12,10 +13,13 @@ import asyncio
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import anthropic
+import boto3
 import httpx2
 import openai
+from google import genai
 from opentelemetry import trace
 
 import spanledger
@@ -27,6 +31,8 @@ CHAT_MODEL = "gpt-4o-mini"
 REASONING_MODEL = "o3-mini"
 EMBEDDING_MODEL = "text-embedding-3-small"
 CLAUDE_MODEL = "claude-sonnet-4-6"
+GEMINI_MODEL = "gemini-2.5-flash"
+BEDROCK_MODEL = "us.amazon.nova-lite-v1:0"
 IN_HOUSE_MODEL = "acme-support-ft-2"
 """A fine-tune that is not in the public price table: priced by demo overrides."""
 
@@ -72,13 +78,17 @@ def summarizer(client: openai.OpenAI, document: list[str]) -> str:
 
 
 async def search(query: str) -> str:
-    """Embed the query and reason about it in concurrent asyncio tasks, then rerank with Claude."""
+    """Embed the query, reason about it and ask Gemini for related searches in concurrent asyncio
+    tasks, then rerank with Claude."""
+    gemini = genai.Client()
     async with openai.AsyncOpenAI() as client, anthropic.AsyncAnthropic() as claude:
-        return await _search(client, claude, query)
+        return await _search(client, claude, gemini, query)
 
 
-async def _search(client: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic, query: str) -> str:
-    embedding, plan, answer = await asyncio.gather(
+async def _search(
+    client: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic, gemini: genai.Client, query: str
+) -> str:
+    embedding, plan, answer, related = await asyncio.gather(
         client.embeddings.create(model=EMBEDDING_MODEL, input=[query, query.upper()]),
         client.responses.create(
             model=REASONING_MODEL,
@@ -86,6 +96,17 @@ async def _search(client: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic, 
             extra_headers=scenario(reasoning=180),
         ),
         client.responses.create(model=CHAT_MODEL, input=f"Answer briefly: {query}"),
+        gemini.aio.models.generate_content(
+            model=GEMINI_MODEL,
+            contents=f"Suggest searches related to: {query}",
+            config={
+                "http_options": {
+                    "headers": scenario(
+                        usage={"promptTokenCount": 2400, "cachedContentTokenCount": 2048}
+                    )
+                }
+            },
+        ),
     )
     async with asyncio.TaskGroup() as group:
         rerank = group.create_task(
@@ -95,11 +116,17 @@ async def _search(client: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic, 
                 messages=[{"role": "user", "content": f"Rerank for {query}: {answer.output_text}"}],
             )
         )
-    return f"{len(embedding.data)} vectors, {plan.output_text[:20]}, {rerank.result().id}"
+    found = f"{len(embedding.data)} vectors, {plan.output_text[:20]}"
+    return f"{found}, {(related.text or '')[:20]}, {rerank.result().id}"
 
 
-def support(claude: anthropic.Anthropic, triage_url: str, ticket: str) -> str:
-    """Stream a Claude answer with thinking and a warm prompt cache, then ask the triage service."""
+def support(claude: anthropic.Anthropic, bedrock: Any, triage_url: str, ticket: str) -> str:
+    """Classify the ticket with Amazon Nova on Bedrock, stream a Claude answer with thinking and a
+    warm prompt cache, then ask the triage service."""
+    urgency = bedrock.converse(
+        modelId=BEDROCK_MODEL,
+        messages=[{"role": "user", "content": [{"text": f"How urgent is: {ticket}"}]}],
+    )["output"]["message"]["content"][0]["text"]
     with claude.messages.stream(
         model=CLAUDE_MODEL,
         max_tokens=1024,
@@ -116,12 +143,13 @@ def support(claude: anthropic.Anthropic, triage_url: str, ticket: str) -> str:
         reply = stream.get_final_text()
     triage = httpx2.post(triage_url, json={"ticket": ticket}, timeout=30)
     triage.raise_for_status()
-    return f"{reply[:20]} / {triage.json()['queue']}"
+    return f"{urgency[:10]} / {reply[:20]} / {triage.json()['queue']}"
 
 
 def run_customer(customer: str) -> None:
     """Run every feature for one customer, one trace per feature run."""
     openai_client, claude = openai.OpenAI(), anthropic.Anthropic()
+    bedrock = boto3.client("bedrock-runtime")
     triage_url = os.environ["SPANLEDGER_DEMO_TRIAGE_URL"]
     with spanledger.tags(customer=customer, env="demo"):
         with (
@@ -138,7 +166,7 @@ def run_customer(customer: str) -> None:
             spanledger.tags(feature="support", team=TEAM_OF["support"]),
             tracer.start_as_current_span("agent support"),
         ):
-            support(claude, triage_url, f"{customer} cannot log in")
+            support(claude, bedrock, triage_url, f"{customer} cannot log in")
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
-"""A local stand-in for the OpenAI and Anthropic HTTP APIs, for tests, examples and benchmarks.
+"""A local stand-in for LLM HTTP APIs (OpenAI, Anthropic, Gemini and Vertex AI, Amazon Bedrock),
+for tests, examples and benchmarks.
 
-``StandIn`` serves the real wire protocols (JSON and server-sent events) on ``127.0.0.1`` so
-the real SDKs run unchanged against it::
+``StandIn`` serves the real wire protocols (JSON, server-sent events, the AWS event stream) on
+``127.0.0.1`` so the real SDKs run unchanged against it::
 
     with StandIn() as llm:
         client = openai.OpenAI(base_url=llm.openai_base_url, api_key="test", max_retries=0)
@@ -16,7 +17,12 @@ A :class:`Scenario` sets usage figures, text, errors, dropped streams and timing
 request (``x-standin-scenario`` header) or for the next requests in line (:meth:`StandIn.push`,
 or ``POST /_standin/scenarios`` from another process; ``GET /_standin/requests`` lists what was
 received). Routes: ``/v1/chat/completions``, ``/v1/completions``, ``/v1/responses``,
-``/v1/embeddings``, ``/v1/messages`` (beta included) and ``/v1/messages/count_tokens``.
+``/v1/embeddings``, ``/v1/messages`` (beta included) and ``/v1/messages/count_tokens``; the
+Gemini model methods (``…/models/{model}:generateContent`` and the others, Developer API and
+Vertex AI paths, see :mod:`spanledger.standin.gemini_wire`); and the Bedrock runtime
+(``/model/{modelId}/converse`` and the others, see :mod:`spanledger.standin.bedrock_wire`).
+For ``google-genai`` pass ``http_options={"base_url": llm.url}``; for boto3,
+``endpoint_url=llm.url`` and any credentials.
 Default token counts follow the rules in :mod:`spanledger.standin.tokens`.
 
 Every answered call is billed (:mod:`spanledger.standin.billing`), and the providers' admin

@@ -14,7 +14,7 @@ from spanledger.standin.command import serve
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m spanledger.standin",
-        description="Serve a local stand-in for the OpenAI and Anthropic APIs.",
+        description="Serve a local stand-in for the OpenAI, Anthropic, Gemini and Bedrock APIs.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind [127.0.0.1]")
     parser.add_argument("--port", type=int, default=0, help="port to bind [0: any free port]")

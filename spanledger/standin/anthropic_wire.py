@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from spanledger.standin import tokens
 from spanledger.standin.replies import Call, JsonReply, StreamReply, sse
@@ -22,33 +22,45 @@ _STREAMED_USAGE_KEYS = (
 )
 
 
-def messages(call: Call, s: Scenario) -> JsonReply | StreamReply:
-    """``POST /v1/messages`` (also ``?beta=true``)."""
-    body = call.body
-    model = s.model or str(body.get("model", ""))
+class Answer(NamedTuple):
+    """A Message's parts: what the scenario asks the model to answer."""
+
+    model: str
+    blocks: list[dict[str, Any]]
+    usage: dict[str, Any]
+    stop_reason: str
+
+
+def answer(call: Call, s: Scenario, model: str | None = None) -> Answer:
+    """The Message a Messages request gets (``model`` when the body does not name it)."""
     blocks = _content_blocks(call, s)
     usage = _usage(call, s, blocks)
     stop_reason = "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
-    if body.get("stream"):
-        return StreamReply(
-            error_event=_stream_error,
-            usage=usage,
-            events=_events(
-                call, s, model=model, blocks=blocks, usage=usage, stop_reason=stop_reason
-            ),
-        )
-    return JsonReply(
-        {
-            "id": call.id("msg_"),
-            "type": "message",
-            "role": "assistant",
-            "model": model,
-            "content": blocks,
-            "stop_reason": stop_reason,
-            "stop_sequence": None,
-            "usage": usage,
-        }
-    )
+    return Answer(s.model or str(call.body.get("model", model or "")), blocks, usage, stop_reason)
+
+
+def message_body(call: Call, parts: Answer) -> dict[str, Any]:
+    """The JSON of a whole Message."""
+    return {
+        "id": call.id("msg_"),
+        "type": "message",
+        "role": "assistant",
+        "model": parts.model,
+        "content": parts.blocks,
+        "stop_reason": parts.stop_reason,
+        "stop_sequence": None,
+        "usage": parts.usage,
+    }
+
+
+def messages(call: Call, s: Scenario) -> JsonReply | StreamReply:
+    """``POST /v1/messages`` (also ``?beta=true``), and Vertex AI's ``:rawPredict`` and
+    ``:streamRawPredict`` for Claude models, which name the model in the path."""
+    parts = answer(call, s, call.params.get("model"))
+    if call.body.get("stream"):
+        events = (sse(event, event["type"]) for event in stream_events(call, s, parts))
+        return StreamReply(error_event=_stream_error, usage=parts.usage, events=events)
+    return JsonReply(message_body(call, parts))
 
 
 def _stream_error(sent: int, message: str | None) -> bytes:
@@ -137,68 +149,57 @@ def _usage(call: Call, s: Scenario, blocks: list[dict[str, Any]]) -> dict[str, A
     return usage
 
 
-def _events(
-    call: Call,
-    s: Scenario,
-    *,
-    model: str,
-    blocks: list[dict[str, Any]],
-    usage: dict[str, Any],
-    stop_reason: str,
-) -> Iterator[bytes]:
-    def event(kind: str, **fields: Any) -> bytes:
-        return sse({"type": kind, **fields}, kind)
-
+def stream_events(call: Call, s: Scenario, parts: Answer) -> Iterator[dict[str, Any]]:
+    """The events of a streamed Message, decoded (each has its ``type``)."""
+    usage = parts.usage
     started_usage = {**usage, "output_tokens": min(1, _int(usage.get("output_tokens")))}
     started_usage.pop("cost", None)
-    yield event(
-        "message_start",
-        message={
+    yield {
+        "type": "message_start",
+        "message": {
             "id": call.id("msg_"),
             "type": "message",
             "role": "assistant",
-            "model": model,
+            "model": parts.model,
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
             "usage": started_usage,
         },
-    )
-    yield event("ping")
-    for index, block in enumerate(blocks):
-        yield from _block_events(index, block, s, event)
+    }
+    yield {"type": "ping"}
+    for index, block in enumerate(parts.blocks):
+        yield from _block_events(index, block, s)
     final = {k: usage[k] for k in _STREAMED_USAGE_KEYS if k in usage}
-    yield event(
-        "message_delta", delta={"stop_reason": stop_reason, "stop_sequence": None}, usage=final
-    )
-    yield event("message_stop")
+    delta = {"stop_reason": parts.stop_reason, "stop_sequence": None}
+    yield {"type": "message_delta", "delta": delta, "usage": final}
+    yield {"type": "message_stop"}
 
 
-def _block_events(index: int, block: dict[str, Any], s: Scenario, event: Any) -> Iterator[bytes]:
+def _block_events(index: int, block: dict[str, Any], s: Scenario) -> Iterator[dict[str, Any]]:
     kind = block["type"]
+
+    def event(name: str, **fields: Any) -> dict[str, Any]:
+        return {"type": name, "index": index, **fields}
+
     if kind == "thinking":
-        yield event(
-            "content_block_start",
-            index=index,
-            content_block={"type": "thinking", "thinking": "", "signature": ""},
-        )
+        start = {"type": "thinking", "thinking": "", "signature": ""}
+        yield event("content_block_start", content_block=start)
         for piece in tokens.split(block["thinking"], 2) if block["thinking"] else []:
-            delta = {"type": "thinking_delta", "thinking": piece}
-            yield event("content_block_delta", index=index, delta=delta)
-        delta = {"type": "signature_delta", "signature": block["signature"]}
-        yield event("content_block_delta", index=index, delta=delta)
+            yield event("content_block_delta", delta={"type": "thinking_delta", "thinking": piece})
+        signature_delta = {"type": "signature_delta", "signature": block["signature"]}
+        yield event("content_block_delta", delta=signature_delta)
     elif kind == "text":
-        yield event("content_block_start", index=index, content_block={"type": "text", "text": ""})
+        yield event("content_block_start", content_block={"type": "text", "text": ""})
         for piece in tokens.split(block["text"], s.chunks or tokens.DEFAULT_CHUNKS):
             if piece:
-                delta = {"type": "text_delta", "text": piece}
-                yield event("content_block_delta", index=index, delta=delta)
+                yield event("content_block_delta", delta={"type": "text_delta", "text": piece})
     else:
         start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
-        yield event("content_block_start", index=index, content_block=start)
+        yield event("content_block_start", content_block=start)
         delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
-        yield event("content_block_delta", index=index, delta=delta)
-    yield event("content_block_stop", index=index)
+        yield event("content_block_delta", delta=delta)
+    yield event("content_block_stop")
 
 
 def _int(value: Any) -> int:

@@ -5,19 +5,21 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
-from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from spanledger.standin import (
     admin_api,
     anthropic_wire,
+    bedrock_wire,
+    gemini_wire,
     openai_chat,
     openai_embeddings,
     openai_responses,
@@ -40,7 +42,51 @@ _ROUTES: dict[str, tuple[str, Route]] = {
     "/v1/messages/count_tokens": ("anthropic", anthropic_wire.count_tokens),
 }
 
+_PATTERN_ROUTES: tuple[tuple[re.Pattern[str], str, dict[str, Route]], ...] = (
+    (
+        gemini_wire.PATH,
+        "gemini",
+        {
+            **gemini_wire.ROUTES,
+            "rawPredict": anthropic_wire.messages,
+            "streamRawPredict": anthropic_wire.messages,
+        },
+    ),
+    (bedrock_wire.PATH, "bedrock", bedrock_wire.ROUTES),
+)
+"""Routes whose path carries the model: the pattern's groups become ``Call.params``; its
+``method`` group picks the route."""
+
+ErrorReply = Callable[[int, str | None, float | None, str], JsonReply]
+"""``(status, message, retry_after, request_id)`` → the provider's error response."""
+
+_ERRORS: dict[str, ErrorReply] = {
+    "openai": lambda status, message, retry_after, _: openai_error(status, message, retry_after),
+    "anthropic": anthropic_error,
+    "gemini": gemini_wire.gemini_error,
+    "bedrock": bedrock_wire.bedrock_error,
+}
+_REQUEST_ID_HEADERS = {
+    "anthropic": "request-id",
+    "gemini": "x-goog-request-id",
+    "bedrock": "x-amzn-RequestId",
+}
+"""The header naming the request id, per provider (``x-request-id`` when not listed)."""
+
 _MAX_BODY = 32 * 1024 * 1024
+
+
+def find_route(path: str) -> tuple[str, Route, dict[str, str]] | None:
+    """``(provider, route, path parameters)`` for an API path, or ``None``."""
+    exact = _ROUTES.get(path.rstrip("/"))
+    if exact is not None:
+        return exact[0], exact[1], {}
+    for pattern, provider, routes in _PATTERN_ROUTES:
+        match = pattern.match(path)
+        if match is not None and match["method"] in routes:
+            params = {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
+            return provider, routes[match["method"]], params
+    return None
 
 
 class StandInHTTPServer(ThreadingHTTPServer):
@@ -121,11 +167,11 @@ class StandInHandler(BaseHTTPRequestHandler):
         if parts.path.startswith("/_standin/"):
             self._control(parts.path, raw)
             return
-        route = _ROUTES.get(parts.path.rstrip("/"))
+        route = find_route(parts.path)
         if route is None:
             self._send_json(_not_found(parts.path))
             return
-        provider, handler = route
+        provider, handler, params = route
         headers = {k.lower(): v for k, v in self.headers.items()}
         body, problem = _decode_json(raw)
         if problem is None and not isinstance(body, dict):
@@ -138,9 +184,12 @@ class StandInHandler(BaseHTTPRequestHandler):
                 problem = f"{SCENARIO_HEADER}: {exc}"
         number, scenario = self.server.state.take(header_scenario)
         self.request_id = f"req_standin{number:012d}"
-        fail: Callable[..., JsonReply] = openai_error
-        if provider == "anthropic":
-            fail = partial(anthropic_error, request_id=self.request_id)
+        error_reply = _ERRORS[provider]
+        request_id = self.request_id
+
+        def fail(status: int, message: str | None = None, retry: float | None = None) -> JsonReply:
+            return error_reply(status, message, retry, request_id)
+
         self.server.state.record(
             RecordedRequest(
                 method="POST",
@@ -162,7 +211,7 @@ class StandInHandler(BaseHTTPRequestHandler):
             reply.headers.update(scenario.response_headers or {})
             self._send_json(reply, provider)
             return
-        call = Call(body=body, number=number, created=int(time.time()))
+        call = Call(body=body, number=number, created=int(time.time()), params=params)
         try:
             answer = handler(call, scenario)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
@@ -176,7 +225,7 @@ class StandInHandler(BaseHTTPRequestHandler):
         if isinstance(answer, StreamReply):
             self._send_stream(answer, scenario, provider)
         else:
-            self._send_json(answer, provider)
+            self._send_json(answer, provider, cut=scenario.drop_after)
 
     def _admin(self, path: str, query: str) -> None:
         """An admin usage or cost request (a queued scenario may fail it)."""
@@ -267,20 +316,26 @@ class StandInHandler(BaseHTTPRequestHandler):
     ) -> None:
         self.send_response(status)
         self.send_header("content-type", content_type)
-        header = "request-id" if provider == "anthropic" else "x-request-id"
-        self.send_header(header, self.request_id)
+        self.send_header(_REQUEST_ID_HEADERS.get(provider, "x-request-id"), self.request_id)
         for name, value in extra.items():
             self.send_header(name, value)
 
-    def _send_json(self, reply: JsonReply, provider: str = "openai") -> None:
+    def _send_json(
+        self, reply: JsonReply, provider: str = "openai", cut: int | None = None
+    ) -> None:
+        """Send ``reply``; with ``cut``, only that many bytes of its body, then drop."""
         payload = reply.encode()
         self._headers(reply.status, "application/json", reply.headers, provider)
         self.send_header("content-length", str(len(payload)))
         self.end_headers()
-        self.wfile.write(payload)
+        if cut is None:
+            self.wfile.write(payload)
+            return
+        self.wfile.write(payload[:cut])
+        self._drop()
 
     def _send_stream(self, reply: StreamReply, scenario: Scenario, provider: str) -> None:
-        self._headers(200, "text/event-stream; charset=utf-8", reply.headers, provider)
+        self._headers(200, reply.content_type, reply.headers, provider)
         self.send_header("cache-control", "no-cache")
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()

@@ -17,12 +17,13 @@ class JsonReply:
     headers: dict[str, str] = field(default_factory=dict)
 
     def encode(self) -> bytes:
-        return json.dumps(self.body, separators=(",", ":")).encode()
+        return compact_json(self.body).encode()
 
 
 @dataclass
 class StreamReply:
-    """A ``text/event-stream`` response; each item of ``events`` is one encoded SSE event.
+    """A streamed response (``text/event-stream`` unless ``content_type`` says otherwise); each
+    item of ``events`` is one encoded event.
 
     ``error_event(sent, message)`` encodes the provider's in-stream error, sent in place of
     the rest of the stream when a scenario asks for ``stream_error_after``.
@@ -33,11 +34,17 @@ class StreamReply:
     headers: dict[str, str] = field(default_factory=dict)
     usage: dict[str, Any] | None = None
     """The usage the stream reports (or would, had it been asked): what the call is billed."""
+    content_type: str = "text/event-stream; charset=utf-8"
+
+
+def compact_json(value: Any) -> str:
+    """``value`` as JSON without spaces, as the APIs send it."""
+    return json.dumps(value, separators=(",", ":"))
 
 
 def sse(data: Any, event: str | None = None) -> bytes:
     """One server-sent event: an optional ``event:`` line and one ``data:`` line of JSON."""
-    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    payload = data if isinstance(data, str) else compact_json(data)
     if event is None:
         return f"data: {payload}\n\n".encode()
     return f"event: {event}\ndata: {payload}\n\n".encode()
@@ -50,6 +57,8 @@ class Call:
     body: dict[str, Any]
     number: int
     created: int
+    params: dict[str, str] = field(default_factory=dict)
+    """What the path names (``model``, ``method``...), for routes matched by pattern."""
 
     def id(self, prefix: str) -> str:
         """A response id unique within this stand-in, e.g. ``chatcmpl-standin000000000007``."""

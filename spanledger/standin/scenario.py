@@ -30,7 +30,8 @@ class Scenario:
       ``reasoning_tokens``; Anthropic answers with a thinking block. Counted in the output tokens.
     - ``error``: answer with this HTTP status and the provider's error body instead.
       ``retry_after`` (seconds) adds a ``retry-after`` header; ``error_message`` sets the message.
-    - ``drop_after``: when streaming, close the connection abruptly after this many SSE events.
+    - ``drop_after``: when streaming, close the connection abruptly after this many SSE events;
+      for a JSON answer, after this many bytes of its body (its ``content-length`` is whole).
     - ``stream_error_after``: when streaming, after this many SSE events send the provider's
       in-stream error instead of the rest (Anthropic ``error`` event with ``overloaded_error``,
       OpenAI ``{"error": ...}`` data or a Responses ``error`` event) and end the stream.

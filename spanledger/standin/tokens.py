@@ -44,7 +44,7 @@ def estimate_tokens(text: str) -> int:
 
 def prompt_text(body: dict[str, Any]) -> str:
     """All prompt text of a chat-style request body, concatenated in request order."""
-    return "".join(_strings(body.get(key)) for key in _PROMPT_KEYS)
+    return "".join(strings(body.get(key)) for key in _PROMPT_KEYS)
 
 
 def prompt_tokens(body: dict[str, Any]) -> int:
@@ -118,7 +118,9 @@ def merge(defaults: dict[str, Any], override: dict[str, Any] | None) -> dict[str
     return merged
 
 
-def _strings(value: Any) -> str:
+def strings(value: Any) -> str:
+    """Every string under ``value``: a string whole, lists item by item, and in an object the
+    ``text``, ``content`` and ``parts`` (Gemini) fields."""
     return "".join(_iter_strings(value))
 
 
@@ -129,6 +131,6 @@ def _iter_strings(value: Any) -> Iterator[str]:
         for item in value:
             yield from _iter_strings(item)
     elif isinstance(value, dict):
-        for key in ("text", "content"):
+        for key in ("text", "content", "parts"):
             if key in value:
                 yield from _iter_strings(value[key])

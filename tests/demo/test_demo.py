@@ -31,9 +31,10 @@ def test_demo_prints_reports_and_a_cost_tree() -> None:
         assert re.search(rf"^{name}\s+\d+\.\d+", out, re.MULTILINE), name
     totals = re.findall(r"total \$(\d+\.\d+) over (\d+) calls", out)
     assert len(totals) == 2, out
-    # Both groupings cover the same 30 calls (10 per customer) and the same dollars.
+    # Both groupings cover the same 36 calls (12 per customer, one Gemini and one Bedrock call
+    # among them) and the same dollars.
     assert totals[0] == totals[1]
-    assert totals[0][1] == "30"
+    assert totals[0][1] == "36"
     assert Decimal(totals[0][0]) > 0
     tree = out.split("One trace, each span with the cost of its subtree:", 1)[1]
     assert "[agent]" in tree and "[triage]" in tree
@@ -64,7 +65,7 @@ def test_demo_keep_leaves_a_ledger_that_report_reads(tmp_path: Path) -> None:
     assert f"ledger {ledger} (kept)" in out
     assert f"Ledger kept at {ledger}" in out
     assert f"spanledger report --ledger {ledger} --by customer --by feature" in out
-    demo_total = re.findall(r"total \$(\d+\.\d+) over 30 calls", out)[0]
+    demo_total = re.findall(r"total \$(\d+\.\d+) over 36 calls", out)[0]
     report = spanledger("report", "--ledger", str(ledger), "--by", "customer", "--by", "feature")
-    assert f"total ${demo_total} over 30 calls" in report
+    assert f"total ${demo_total} over 36 calls" in report
     assert re.search(r"^acme\s+summarizer\s+\d+\.\d+", report, re.MULTILINE)

@@ -1,5 +1,5 @@
-"""Zero-code path: ``opentelemetry-instrument`` loads ``spanledger_openai`` from its entry point
-and the GenAI span reaches a real OTLP receiver, over OTLP/HTTP and over OTLP/gRPC."""
+"""Zero-code path: ``opentelemetry-instrument`` loads the SDK instrumentations from their entry
+points and the GenAI span reaches a real OTLP receiver, over OTLP/HTTP and over OTLP/gRPC."""
 
 from __future__ import annotations
 
@@ -41,15 +41,52 @@ SCRIPT = textwrap.dedent(
 )
 
 
-# Instrumentors the app does not need (loading them only costs start-up time). The httpx2
-# instrumentation stays on: its HTTP span must nest under the GenAI span.
+GEMINI_SCRIPT = textwrap.dedent(
+    """
+    import json
+    import os
+    from google import genai
+
+    client = genai.Client(api_key="test-key", http_options={"base_url": os.environ["LLM_URL"]})
+    reply = client.models.generate_content(
+        model="gemini-2.5-flash",
+        contents="hello",
+        config={"http_options": {"headers": {"x-standin-scenario": os.environ["LLM_SCENARIO"]}}},
+    )
+    print(reply.usage_metadata.prompt_token_count, reply.usage_metadata.candidates_token_count)
+    """
+)
+
+BEDROCK_SCRIPT = textwrap.dedent(
+    """
+    import os
+    import boto3
+
+    client = boto3.client("bedrock-runtime", endpoint_url=os.environ["LLM_URL"])
+    client.meta.events.register(
+        "before-sign.bedrock-runtime.*",
+        lambda request, **_: request.headers.add_header(
+            "x-standin-scenario", os.environ["LLM_SCENARIO"]
+        ),
+    )
+    reply = client.converse(
+        modelId="us.amazon.nova-pro-v1:0",
+        messages=[{"role": "user", "content": [{"text": "hello"}]}],
+    )
+    print(reply["usage"]["inputTokens"], reply["usage"].get("cacheReadInputTokens"))
+    """
+)
+
+# Instrumentors the apps do not need (loading them only costs start-up time). The HTTP client
+# instrumentations stay on (httpx2 for openai and recent google-genai, httpx for older
+# google-genai, urllib3 for botocore): their HTTP span must nest under the GenAI span.
 UNUSED = (
     "spanledger_anthropic",
     "spanledger_tags",
     "requests",
     "threading",
-    "httpx",
     "aiohttp-client",
+    "urllib",
 )
 
 
@@ -137,14 +174,22 @@ def _run_instrumented(
     endpoint: str,
     scenario: str,
     disabled: str = "",
+    app: str = SCRIPT,
 ) -> str:
     """Run the app under ``opentelemetry-instrument``; return what it printed."""
     script = tmp_path / "app.py"
-    script.write_text(SCRIPT)
+    script.write_text(app)
     bin_dir = Path(sysconfig.get_path("scripts"))
     env = {
         **os.environ,
         "LLM_BASE_URL": llm_base_url,
+        "LLM_URL": llm_base_url.removesuffix("/v1"),
+        "AWS_ACCESS_KEY_ID": "AKIDSTANDIN",
+        "AWS_SECRET_ACCESS_KEY": "standin-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
         "LLM_SCENARIO": scenario,
         "OTEL_SERVICE_NAME": "instrument-e2e",
         "OTEL_TRACES_EXPORTER": "otlp",
@@ -196,7 +241,16 @@ def test_opentelemetry_instrument_exports_the_genai_span(request, tmp_path, llm,
     assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ["stop"]
 
 
-def test_disabled_instrumentation_exports_no_genai_span(tmp_path, llm, otlp_http):
+@pytest.mark.parametrize(
+    ("app", "disabled"),
+    [
+        (SCRIPT, "spanledger_openai"),
+        (GEMINI_SCRIPT, "spanledger_openai,spanledger_google_genai"),
+        (BEDROCK_SCRIPT, "spanledger_openai,spanledger_bedrock"),
+    ],
+    ids=["openai", "google-genai", "bedrock"],
+)
+def test_disabled_instrumentation_exports_no_genai_span(tmp_path, llm, otlp_http, app, disabled):
     endpoint, received = otlp_http
 
     _run_instrumented(
@@ -205,9 +259,57 @@ def test_disabled_instrumentation_exports_no_genai_span(tmp_path, llm, otlp_http
         protocol="http/protobuf",
         endpoint=endpoint,
         scenario="{}",
-        disabled="spanledger_openai",
+        disabled=disabled,
+        app=app,
     )
 
     (http,) = _spans(received)
     assert http.name == "POST"
     assert http.parent_span_id == b""
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (
+            GEMINI_SCRIPT,
+            '{"usage": {"promptTokenCount": 1500, "cachedContentTokenCount": 1024}}',
+            ["1500", str(estimate_tokens(DEFAULT_TEXT))],
+            "generate_content gemini-2.5-flash",
+            "gcp.gemini",
+        ),
+        (
+            BEDROCK_SCRIPT,
+            '{"usage": {"inputTokens": 476, "cacheReadInputTokens": 1024}}',
+            ["476", "1024"],
+            "chat us.amazon.nova-pro-v1:0",
+            "aws.bedrock",
+        ),
+    ],
+    ids=["google-genai", "bedrock"],
+)
+def test_opentelemetry_instrument_loads_the_other_sdk_instrumentations(
+    tmp_path, llm, otlp_http, case
+):
+    """``case``: the app, its scenario, what it prints, its span's name and provider."""
+    app, scenario, printed, span_name, provider = case
+    endpoint, received = otlp_http
+
+    output = _run_instrumented(
+        tmp_path,
+        llm.openai_base_url,
+        protocol="http/protobuf",
+        endpoint=endpoint,
+        scenario=scenario,
+        app=app,
+        disabled="spanledger_openai",
+    )
+
+    assert output.split() == printed
+    spans = {span.name: span for span in _spans(received)}
+    assert sorted(spans) == sorted(["POST", span_name])
+    assert spans["POST"].parent_span_id == spans[span_name].span_id
+    attributes = _attributes(spans[span_name])
+    assert attributes[semconv.GEN_AI_PROVIDER_NAME] == provider
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 1500
+    assert attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 1024

@@ -1,0 +1,116 @@
+"""The instrumentor every SDK patch of the kit is installed by: wrap on instrument, unwrap all.
+
+A provider declares its patch points as data::
+
+    class AcmeInstrumentor(SdkInstrumentor):
+        instruments = ("acme >= 1.2, < 2",)
+
+        def patches(self) -> Sequence[Patch]:
+            return (
+                Patch("acme.client", "Client.complete", complete_wrapper),
+                Patch("acme.client", "AsyncClient.complete", async_complete_wrapper),
+            )
+
+Each :class:`Patch` names a module, a ``Class.method`` in it and a factory that turns the tracer
+into the wrapt wrapper. The base class checks the installed SDK against ``instruments`` (the
+``opentelemetry-instrument`` loader may skip that check), builds the tracer with the provider
+module as its scope, wraps every patch point, and on uninstrument unwraps exactly the ones it
+wrapped.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.trace import Tracer, get_tracer
+from wrapt import wrap_function_wrapper
+
+from spanledger.version import __version__
+
+from .guard import logger
+
+WrapperFactory = Callable[[Tracer], Callable[..., Any]]
+"""Builds a wrapt wrapper ``(wrapped, instance, args, kwargs)`` from the tracer."""
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One method to wrap: ``module.target`` (``target`` is ``Class.method``)."""
+
+    module: str
+    target: str
+    wrapper: WrapperFactory
+    optional: bool = False
+    """Skip this patch (with a debug log) when the module or method is missing: for a patch
+    point that only some versions of the SDK, or an optional companion package, have."""
+
+
+class SdkInstrumentor(BaseInstrumentor):
+    """Base class of the kit's instrumentors; subclasses set ``instruments`` and ``patches``."""
+
+    instruments: ClassVar[tuple[str, ...]] = ()
+    """The SDK versions supported, as requirement strings (``"acme >= 1.2, < 2"``)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # ``BaseInstrumentor`` keeps one instance per class in class attributes, which a subclass
+        # of an instrumentor would otherwise share with its parent.
+        cls._instance = None
+        cls._is_instrumented_by_opentelemetry = False
+
+    @property
+    def _applied(self) -> list[Patch]:
+        """The patches wrapped now. Kept on the instance, which ``BaseInstrumentor`` makes a
+        singleton per class: ``__init__`` runs again for every ``Instrumentor()`` and must not
+        forget them."""
+        applied = self.__dict__.get("_applied_patches")
+        if applied is None:
+            applied = self.__dict__["_applied_patches"] = []
+        return applied
+
+    def patches(self) -> Sequence[Patch]:
+        """The patch points of this SDK."""
+        raise NotImplementedError
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return self.instruments
+
+    def _instrument(self, **kwargs: Any) -> None:
+        conflict = get_dependency_conflicts(self.instruments)
+        if conflict is not None:
+            # An SDK that is not installed is the common case under ``opentelemetry-instrument``,
+            # which loads every instrumentor; an installed one outside the range deserves a word.
+            log = logger.debug if conflict.found is None else logger.warning
+            log("spanledger %s not installed: %s", type(self).__name__, conflict)
+            return
+        tracer = get_tracer(
+            type(self).__module__, __version__, kwargs.get("tracer_provider"), schema_url=None
+        )
+        for patch in self.patches():
+            try:
+                wrap_function_wrapper(patch.module, patch.target, patch.wrapper(tracer))
+            except (ImportError, AttributeError):
+                if not patch.optional:
+                    self._unwrap_applied()
+                    raise
+                logger.debug("spanledger: %s.%s is absent", patch.module, patch.target)
+                continue
+            self._applied.append(patch)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        self._unwrap_applied()
+
+    def _unwrap_applied(self) -> None:
+        while self._applied:
+            patch = self._applied.pop()
+            owner_name, _, method = patch.target.rpartition(".")
+            owner: Any = importlib.import_module(patch.module)
+            for name in owner_name.split(".") if owner_name else ():
+                owner = getattr(owner, name)
+            unwrap(owner, method)

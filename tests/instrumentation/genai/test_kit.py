@@ -1,0 +1,286 @@
+"""The instrumentation kit on its own: patch points, the call wrapper's guarantees, uninstrument.
+
+A toy SDK (``toy_sdk``) stands for the SDK; every provider built on the kit gets what is checked
+here, and its own tests drive the real SDK against the stand-in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import toy_sdk
+import wrapt
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.trace import StatusCode
+
+from spanledger import semconv
+from spanledger.errors import BudgetExceededError
+from spanledger.instrumentation.budgets import ENDPOINT_ENV, ENFORCE_ENV
+from spanledger.instrumentation.genai import (
+    OPERATION_CHAT,
+    Call,
+    CallDescription,
+    InferenceUsage,
+    Patch,
+    SdkInstrumentor,
+    async_call_wrapper,
+    call_wrapper,
+    observe_current,
+)
+
+
+def describe(client: Any, args: tuple, kwargs: dict) -> CallDescription | None:
+    if kwargs["model"] == "not-inference":
+        return None
+    if kwargs["model"] == "broken-describe":
+        raise RuntimeError("describe exploded")
+    return CallDescription(
+        OPERATION_CHAT,
+        "toy",
+        kwargs["model"],
+        server_address="toy.example",
+        server_port=443,
+        attributes={"gen_ai.request.max_tokens": 5},
+        input_messages=lambda: [{"role": "user", "content": kwargs["prompt"]}],
+    )
+
+
+def usage_of(reply: toy_sdk.Reply) -> InferenceUsage:
+    return InferenceUsage(input_tokens=reply.usage["in"], output_tokens=reply.usage["out"])
+
+
+def settle(call: Call, reply: toy_sdk.Reply) -> toy_sdk.Reply:
+    if reply.text == "ok" and call.description.request_model == "broken-settle":
+        raise RuntimeError("settle exploded")
+    call.finish_with(usage_of(reply))
+    return reply
+
+
+def describe_stream(client: Any, args: tuple, kwargs: dict) -> CallDescription:
+    return CallDescription(OPERATION_CHAT, "toy", kwargs["model"], stream=True)
+
+
+def settle_stream(call: Call, replies: Iterator[toy_sdk.Reply]) -> Iterator[toy_sdk.Reply]:
+    observed = observe_current(replies, call, lambda reply: call.usage.update(usage_of(reply)))
+    call.watch(observed)
+    return observed
+
+
+class ToyInstrumentor(SdkInstrumentor):
+    instruments = ("wrapt >= 1.0",)
+
+    def patches(self) -> Sequence[Patch]:
+        return (
+            Patch("toy_sdk", "ToyClient.complete", call_wrapper(describe, settle)),
+            Patch("toy_sdk", "ToyClient.stream", call_wrapper(describe_stream, settle_stream)),
+            Patch("toy_sdk", "ToyClient.acomplete", async_call_wrapper(describe, settle)),
+            Patch("toy_sdk", "AbsentClient.complete", call_wrapper(describe, settle), True),
+        )
+
+
+@pytest.fixture
+def instrumented(tracer_provider) -> Iterator[ToyInstrumentor]:
+    instrumentor = ToyInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider)
+    yield instrumentor
+    instrumentor.uninstrument()
+
+
+def only_span(exporter):
+    spans = exporter.get_finished_spans()
+    assert len(spans) == 1, [span.name for span in spans]
+    return spans[0]
+
+
+def test_a_call_gets_one_client_span_with_the_contract_attributes(instrumented, span_exporter):
+    reply = toy_sdk.ToyClient().complete(model="toy-1", prompt="hello")
+
+    span = only_span(span_exporter)
+    assert span.name == "chat toy-1"
+    assert span.kind.name == "CLIENT"
+    assert reply.seen_span.get_span_context() == span.get_span_context()
+    assert dict(span.attributes) == {
+        semconv.GEN_AI_OPERATION_NAME: "chat",
+        semconv.GEN_AI_PROVIDER_NAME: "toy",
+        semconv.GEN_AI_REQUEST_MODEL: "toy-1",
+        semconv.GEN_AI_REQUEST_STREAM: False,
+        "gen_ai.request.max_tokens": 5,
+        "server.address": "toy.example",
+        "server.port": 443,
+        semconv.GEN_AI_USAGE_INPUT_TOKENS: 5,
+        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 2,
+    }
+
+
+def test_content_is_captured_only_when_asked(instrumented, span_exporter, monkeypatch):
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    toy_sdk.ToyClient().complete(model="toy-1", prompt="hello")
+
+    captured = only_span(span_exporter).attributes["gen_ai.input.messages"]
+    assert json.loads(captured) == [{"role": "user", "content": "hello"}]
+
+
+def test_calls_that_are_not_inference_pass_by(instrumented, span_exporter):
+    reply = toy_sdk.ToyClient().complete(model="not-inference", prompt="x")
+
+    assert reply.text == "ok"
+    assert span_exporter.get_finished_spans() == ()
+
+
+def test_the_sdk_exception_passes_through_and_marks_the_span(instrumented, span_exporter):
+    error = ConnectionError("refused")
+    with pytest.raises(ConnectionError) as raised:
+        toy_sdk.ToyClient(fail_with=error).complete(model="toy-1", prompt="x")
+
+    assert raised.value is error
+    span = only_span(span_exporter)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "ConnectionError"
+
+
+@pytest.mark.parametrize("model", ["broken-describe", "broken-settle"])
+def test_a_fault_in_the_provider_code_is_logged_and_the_call_unaffected(
+    instrumented, span_exporter, caplog, model
+):
+    with caplog.at_level(logging.ERROR, logger="spanledger.instrumentation"):
+        reply = toy_sdk.ToyClient().complete(model=model, prompt="x")
+
+    assert reply.text == "ok"
+    assert "exploded" in caplog.text
+    assert len(span_exporter.get_finished_spans()) == (model == "broken-settle")
+
+
+def test_a_generator_is_read_with_its_span_current_and_ends_it_once(instrumented, span_exporter):
+    replies = list(toy_sdk.ToyClient().stream(model="toy-1", prompt="hello"))
+
+    span = only_span(span_exporter)
+    assert [reply.seen_span.get_span_context() for reply in replies] == [span.context] * 3
+    assert span.attributes[semconv.GEN_AI_REQUEST_STREAM] is True
+    assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 3
+    assert span.attributes[semconv.STREAM_COMPLETED] is True
+
+
+def test_a_generator_left_early_or_failing_keeps_the_usage_seen(instrumented, span_exporter):
+    stream = toy_sdk.ToyClient().stream(model="toy-1", prompt="hello")
+    next(stream)
+    stream.close()
+    with pytest.raises(TimeoutError):
+        list(toy_sdk.ToyClient(fail_with=TimeoutError()).stream(model="toy-1", prompt="hello"))
+
+    closed, failed = span_exporter.get_finished_spans()
+    assert closed.attributes[semconv.STREAM_COMPLETED] is False
+    assert closed.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 1
+    assert failed.attributes["error.type"] == "TimeoutError"
+    assert failed.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 1
+
+
+def test_async_calls_are_traced_the_same_way(instrumented, span_exporter):
+    reply = asyncio.run(toy_sdk.ToyClient().acomplete(model="toy-1", prompt="hello"))
+
+    span = only_span(span_exporter)
+    assert reply.seen_span.get_span_context() == span.get_span_context()
+    assert span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 5
+
+
+def test_suppressed_instrumentation_starts_no_span(instrumented, span_exporter):
+    with suppress_instrumentation():
+        toy_sdk.ToyClient().complete(model="toy-1", prompt="x")
+
+    assert span_exporter.get_finished_spans() == ()
+
+
+class _RefusingBudget(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        body = json.dumps({"allow": False, "reasons": [{"budget": "daily"}]}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@pytest.fixture
+def refusing_budget(monkeypatch) -> Iterator[None]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RefusingBudget)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv(ENFORCE_ENV, "1")
+    monkeypatch.setenv(ENDPOINT_ENV, f"http://127.0.0.1:{server.server_port}")
+    yield
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_budget_check_stops_the_call_before_the_sdk_sends(
+    instrumented, span_exporter, refusing_budget
+):
+    client = toy_sdk.ToyClient()
+    with pytest.raises(BudgetExceededError):
+        client.complete(model="toy-1", prompt="x")
+    with pytest.raises(BudgetExceededError):
+        asyncio.run(client.acomplete(model="toy-1", prompt="x"))
+
+    assert client.sent == []
+    assert [s.attributes["error.type"] for s in span_exporter.get_finished_spans()] == [
+        "BudgetExceededError"
+    ] * 2
+
+
+def test_uninstrument_unwraps_every_patch_even_from_another_instance(tracer_provider):
+    ToyInstrumentor().instrument(tracer_provider=tracer_provider)
+    assert isinstance(toy_sdk.ToyClient.__dict__["complete"], wrapt.FunctionWrapper)
+
+    ToyInstrumentor().uninstrument()
+
+    for method in ("complete", "stream", "acomplete"):
+        assert not isinstance(toy_sdk.ToyClient.__dict__[method], wrapt.ObjectProxy), method
+
+
+def test_a_missing_required_patch_point_leaves_nothing_wrapped(tracer_provider):
+    class Broken(ToyInstrumentor):
+        def patches(self) -> Sequence[Patch]:
+            return (
+                Patch("toy_sdk", "ToyClient.complete", call_wrapper(describe, settle)),
+                Patch("toy_sdk", "ToyClient.vanished", call_wrapper(describe, settle)),
+            )
+
+    with pytest.raises(AttributeError):
+        Broken().instrument(tracer_provider=tracer_provider)
+
+    assert not isinstance(toy_sdk.ToyClient.__dict__["complete"], wrapt.ObjectProxy)
+    Broken().uninstrument()
+
+
+def test_an_sdk_outside_the_supported_range_is_left_alone(tracer_provider, caplog):
+    class TooNew(ToyInstrumentor):
+        instruments = ("wrapt >= 999",)
+
+    with caplog.at_level(logging.WARNING, logger="spanledger.instrumentation"):
+        TooNew().instrument(tracer_provider=tracer_provider, skip_dep_check=True)
+
+    assert not isinstance(toy_sdk.ToyClient.__dict__["complete"], wrapt.ObjectProxy)
+    assert "not installed" in caplog.text
+    TooNew().uninstrument()
+
+
+def test_an_sdk_not_installed_is_skipped_without_a_warning(tracer_provider, caplog):
+    class Absent(ToyInstrumentor):
+        instruments = ("spanledger-no-such-sdk >= 1",)
+
+    with caplog.at_level(logging.DEBUG, logger="spanledger.instrumentation"):
+        Absent().instrument(tracer_provider=tracer_provider, skip_dep_check=True)
+
+    assert not isinstance(toy_sdk.ToyClient.__dict__["complete"], wrapt.ObjectProxy)
+    assert [record.levelno for record in caplog.records] == [logging.DEBUG]
+    Absent().uninstrument()
