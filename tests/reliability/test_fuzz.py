@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from support import build_request
+from reliability_support import build_request
 
 from spanledger.processor import otlp_json
 from spanledger.processor.components import Backpressure, PermanentError

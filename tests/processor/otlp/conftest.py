@@ -1,10 +1,10 @@
-"""Fixtures for the OTLP edges: recording consumers, receivers on free ports, test certificates."""
+"""Fixtures for the OTLP edges: receivers on free ports feeding a recorder, scripted endpoints for
+the exporters, test certificates."""
 
 from __future__ import annotations
 
 import gzip
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -24,11 +24,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from support.otlp import make_request, spans_in
+from support.sinks import TraceRecorder
 
-from spanledger.processor.components import ConsumeResult
 from spanledger.processor.receivers import (
     GrpcReceiver,
     GrpcReceiverConfig,
@@ -37,78 +35,12 @@ from spanledger.processor.receivers import (
 )
 
 
-class RecordingConsumer:
-    """A TraceConsumer that keeps every request; ``behaviour`` can make it fail or reject."""
-
-    def __init__(self) -> None:
-        self.requests: list[ExportTraceServiceRequest] = []
-        self.behaviour: Callable[[ExportTraceServiceRequest], ConsumeResult] | None = None
-        self.arrived = threading.Condition()
-
-    def consume(self, request: ExportTraceServiceRequest) -> ConsumeResult:
-        result = self.behaviour(request) if self.behaviour is not None else ConsumeResult()
-        with self.arrived:
-            self.requests.append(request)
-            self.arrived.notify_all()
-        return result
-
-    @property
-    def spans(self) -> list[Span]:
-        return [
-            span
-            for request in self.requests
-            for rs in request.resource_spans
-            for ss in rs.scope_spans
-            for span in ss.spans
-        ]
-
-    def wait_for_spans(self, count: int, timeout: float = 10.0) -> list[Span]:
-        with self.arrived:
-            self.arrived.wait_for(lambda: len(self.spans) >= count, timeout)
-        return self.spans
-
-
-def make_request(
-    spans: int = 3, service: str = "checkout", seed: int = 1
-) -> ExportTraceServiceRequest:
-    """A request with one resource and ``spans`` spans carrying GenAI-looking attributes."""
-    trace_id = seed.to_bytes(16, "big")
-    scope = ScopeSpans(scope=InstrumentationScope(name="tests", version="1.0"))
-    for index in range(spans):
-        scope.spans.append(
-            Span(
-                trace_id=trace_id,
-                span_id=(seed * 1000 + index + 1).to_bytes(8, "big"),
-                parent_span_id=b"" if index == 0 else (seed * 1000 + 1).to_bytes(8, "big"),
-                name=f"chat gpt-4o-mini #{index}",
-                kind=Span.SPAN_KIND_CLIENT,
-                start_time_unix_nano=1_700_000_000_000_000_000 + index,
-                end_time_unix_nano=1_700_000_000_500_000_000 + index,
-                attributes=[
-                    KeyValue(
-                        key="gen_ai.request.model", value=AnyValue(string_value="gpt-4o-mini")
-                    ),
-                    KeyValue(
-                        key="gen_ai.usage.input_tokens", value=AnyValue(int_value=100 + index)
-                    ),
-                    KeyValue(key="customer", value=AnyValue(string_value="acme")),
-                ],
-            )
-        )
-    resource = Resource(
-        attributes=[KeyValue(key="service.name", value=AnyValue(string_value=service))]
-    )
-    return ExportTraceServiceRequest(
-        resource_spans=[ResourceSpans(resource=resource, scope_spans=[scope])]
-    )
-
-
 @pytest.fixture
-def consumer() -> RecordingConsumer:
-    return RecordingConsumer()
+def consumer() -> TraceRecorder:
+    return TraceRecorder()
 
 
-def _receivers(receiver_class: type, config_class: type, consumer: RecordingConsumer) -> Iterator:
+def _receivers(receiver_class: type, config_class: type, consumer: TraceRecorder) -> Iterator:
     """A factory starting receivers on free ports; every one started is stopped afterwards."""
     started: list = []
 
@@ -125,14 +57,14 @@ def _receivers(receiver_class: type, config_class: type, consumer: RecordingCons
 
 @pytest.fixture
 def grpc_receiver_factory(
-    consumer: RecordingConsumer,
+    consumer: TraceRecorder,
 ) -> Iterator[Callable[..., GrpcReceiver]]:
     yield from _receivers(GrpcReceiver, GrpcReceiverConfig, consumer)
 
 
 @pytest.fixture
 def http_receiver_factory(
-    consumer: RecordingConsumer,
+    consumer: TraceRecorder,
 ) -> Iterator[Callable[..., HttpReceiver]]:
     yield from _receivers(HttpReceiver, HttpReceiverConfig, consumer)
 
@@ -214,7 +146,7 @@ class Received:
         return ExportTraceServiceRequest.FromString(body)
 
     def span_count(self) -> int:
-        return sum(len(ss.spans) for rs in self.request().resource_spans for ss in rs.scope_spans)
+        return len(spans_in(self.request()))
 
 
 class ScriptedHttpServer:
@@ -328,11 +260,3 @@ def scripted_grpc() -> Iterator[ScriptedGrpcServer]:
     server = ScriptedGrpcServer()
     yield server
     server.close()
-
-
-@pytest.fixture
-def free_port() -> int:
-    """A port nothing listens on (the OS picked it and it was closed at once)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
