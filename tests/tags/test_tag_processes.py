@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import tag_worker
+from support.sinks import OtlpHttpBackend, ReceivedSpan
 from tag_pipeline import Pipeline
-from tag_sink import OtlpSink, ReceivedSpan
 
 import spanledger
 from spanledger.semconv import DEFAULT_TAG_KEYS, GEN_AI_OPERATION_NAME
@@ -33,7 +33,7 @@ def tags_of(span: ReceivedSpan) -> dict[str, Any]:
     return {k: span.attributes[k] for k in DEFAULT_TAG_KEYS if k in span.attributes}
 
 
-def test_process_pool_with_spawn(pipeline: Pipeline, otlp_sink: OtlpSink, llm: Any) -> None:
+def test_process_pool_with_spawn(pipeline: Pipeline, otlp_sink: OtlpHttpBackend, llm: Any) -> None:
     tracer = pipeline.provider.get_tracer("agent")
     spawn = multiprocessing.get_context("spawn")
     with (
@@ -64,7 +64,7 @@ def test_process_pool_with_spawn(pipeline: Pipeline, otlp_sink: OtlpSink, llm: A
 
 
 def test_multiprocessing_process_with_spawn(
-    pipeline: Pipeline, otlp_sink: OtlpSink, llm: Any
+    pipeline: Pipeline, otlp_sink: OtlpHttpBackend, llm: Any
 ) -> None:
     tracer = pipeline.provider.get_tracer("agent")
     spawn = multiprocessing.get_context("spawn")
@@ -91,7 +91,7 @@ def test_multiprocessing_process_with_spawn(
 
 
 def test_command_under_opentelemetry_instrument(
-    pipeline: Pipeline, otlp_sink: OtlpSink, llm: Any
+    pipeline: Pipeline, otlp_sink: OtlpHttpBackend, llm: Any
 ) -> None:
     tracer = pipeline.provider.get_tracer("agent")
     otel_env = {
