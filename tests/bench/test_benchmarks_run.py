@@ -46,7 +46,18 @@ EXPECTED_LINES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(BENCHMARKS))
+# The fast tier keeps the two benchmarks that take under a second; the rest start processors,
+# load generators or whole sweeps.
+QUICKEST = ("pricing", "rollup")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=() if name in QUICKEST else pytest.mark.slow)
+        for name in sorted(BENCHMARKS)
+    ],
+)
 def test_benchmark_runs_in_quick_mode(name: str) -> None:
     result = subprocess.run(
         [sys.executable, str(BENCH / "run_all.py"), "--quick", "--only", name],

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from decimal import Decimal
 
+import pytest
 
+
+@pytest.mark.slow
 def test_demo_prints_reports_and_a_cost_tree() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "spanledger.processor.cli", "demo"],

@@ -114,6 +114,7 @@ def llm_spans(spans: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     }
 
 
+@pytest.mark.slow
 def test_cost_reaches_phoenix(phoenix: Phoenix, processor: Service, llm: StandIn) -> None:
     trace_id = run_app(processor, llm)
     spans = wait_for_trace(phoenix, trace_id)

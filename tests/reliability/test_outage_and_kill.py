@@ -16,6 +16,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from reliability_support import (
     SPANLEDGER,
     Processor,
@@ -60,6 +61,7 @@ def _send(url: str, traces: range, pause: float = 0.0) -> None:
         time.sleep(pause)
 
 
+@pytest.mark.slow
 def test_backend_outage_and_sigkill_lose_nothing(tmp_path: Path) -> None:
     backend = OtlpHttpBackend()
     backend.start()

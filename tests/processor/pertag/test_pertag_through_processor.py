@@ -134,6 +134,7 @@ def processor(tmp_path):
         service.stop()
 
 
+@pytest.mark.slow
 def test_prometheus_ledger_and_report_agree_for_the_same_traffic(processor, start_prometheus):
     service, config_file, forwarded = processor
     ledger_path = config_file.parent / "data" / "spanledger.db"
