@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from support.ports import free_port
+from support.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 PHOENIX_PYTHON = ROOT / ".phoenix-venv" / "bin" / "python"
@@ -104,13 +105,7 @@ class Phoenix:
         return found
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process, grace=20)
         self._log.close()
 
 

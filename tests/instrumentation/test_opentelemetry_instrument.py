@@ -4,15 +4,13 @@ and the GenAI span reaches a real OTLP receiver, over OTLP/HTTP and over OTLP/gR
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import sysconfig
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from support.processes import run_instrumented
 from support.sinks import OtlpGrpcBackend, OtlpHttpBackend
 
 from spanledger import semconv
@@ -72,7 +70,6 @@ def _run_instrumented(
     """Run the app under ``opentelemetry-instrument``; return what it printed."""
     script = tmp_path / "app.py"
     script.write_text(SCRIPT)
-    bin_dir = Path(sysconfig.get_path("scripts"))
     env = {
         **os.environ,
         "LLM_BASE_URL": llm_base_url,
@@ -86,16 +83,7 @@ def _run_instrumented(
         "OTEL_BSP_SCHEDULE_DELAY": "50",
         "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": ",".join(filter(None, [*UNUSED, disabled])),
     }
-    completed = subprocess.run(
-        [str(bin_dir / "opentelemetry-instrument"), sys.executable, str(script)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    return completed.stdout
+    return run_instrumented(script, env=env, timeout=60)
 
 
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])

@@ -12,8 +12,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
-import sysconfig
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +25,7 @@ import requests
 from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
+from support.processes import instrumented, stop_process
 from support.sinks import OtlpHttpBackend, ReceivedSpan
 from tag_pipeline import Pipeline
 
@@ -34,7 +33,6 @@ import spanledger
 from spanledger.semconv import DEFAULT_TAG_KEYS, GEN_AI_OPERATION_NAME
 
 HERE = Path(__file__).parent
-INSTRUMENT = Path(sysconfig.get_path("scripts")) / "opentelemetry-instrument"
 
 
 @contextmanager
@@ -53,7 +51,7 @@ def downstream(llm: Any, sink: OtlpHttpBackend, **extra_env: str) -> Iterator[st
         **extra_env,
     }
     process = subprocess.Popen(
-        [str(INSTRUMENT), sys.executable, str(HERE / "tag_downstream.py")],
+        instrumented(HERE / "tag_downstream.py"),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -65,12 +63,7 @@ def downstream(llm: Any, sink: OtlpHttpBackend, **extra_env: str) -> Iterator[st
         assert line.startswith("READY "), line + (process.stderr.read() if process.stderr else "")
         yield line.split()[1]
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process, grace=15)
 
 
 @pytest.fixture(scope="module")

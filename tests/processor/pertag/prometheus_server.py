@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from support.ports import free_port
+from support.processes import stop_process
 
 INSTALL_HINT = "run scripts/prometheus/install.sh (apt-get install prometheus)"
 
@@ -107,11 +108,5 @@ class PrometheusServer:
         raise AssertionError(f"{promql} stayed at {value}, expected {expected}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process, grace=10)
         self.log.close()
