@@ -80,7 +80,7 @@ def running(tmp_path: Path) -> Iterator[Running]:
         grpc=GrpcReceiverConfig("127.0.0.1:0", max_request_bytes=LIMIT),
         http=HttpReceiverConfig("127.0.0.1:0", max_request_bytes=LIMIT),
         exporters=[OtlpHttpExporterConfig(backend.endpoint, initial_backoff=0.05)],
-        rollup=RollupConfig(trace_idle=2.0, root_grace=0.2),
+        rollup=RollupConfig(trace_idle=2.0, root_grace=0.05),
         ledger=LedgerConfig(path=str(tmp_path / "ledger.db")),
         metrics=MetricsConfig(prometheus_endpoint=None),
     )
