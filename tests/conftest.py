@@ -1,12 +1,46 @@
-"""Shared fixtures: one LLM API stand-in for the whole session, cleared before each test."""
+"""Shared fixtures: one LLM API stand-in for the whole session, cleared before each test.
+
+Also a note at the end of a run naming the tests not marked ``slow`` that took longer than
+``SLOW_SECONDS``, so the fast tier (``-m "not slow"``) stays fast. It never fails a run: a
+loaded machine makes any test slow now and then.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 
 import pytest
 
 from spanledger.standin import StandIn
+
+SLOW_SECONDS = 5.0
+"""A test taking longer than this (setup, call and teardown) belongs in the slow tier."""
+
+_unmarked_seconds: defaultdict[str, float] = defaultdict(float)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "slow" not in report.keywords:
+        _unmarked_seconds[report.nodeid] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    over = sorted(
+        (
+            (seconds, nodeid)
+            for nodeid, seconds in _unmarked_seconds.items()
+            if seconds > SLOW_SECONDS
+        ),
+        reverse=True,
+    )
+    if over:
+        terminalreporter.write_sep("-", f"not marked slow, yet over {SLOW_SECONDS:g} s")
+        for seconds, nodeid in over:
+            terminalreporter.write_line(f"{seconds:6.1f} s  {nodeid}")
+        terminalreporter.write_line(
+            "Unless the machine was busy, mark them @pytest.mark.slow or make them faster."
+        )
 
 
 @pytest.fixture(scope="session")

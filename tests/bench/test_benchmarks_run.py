@@ -11,6 +11,7 @@ import pytest
 from harness import build_traffic
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from run_all import BENCHMARKS
+from support.otlp import spans_in
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -46,7 +47,18 @@ EXPECTED_LINES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(BENCHMARKS))
+# The fast tier keeps the two benchmarks that take under a second; the rest start processors,
+# load generators or whole sweeps.
+QUICKEST = ("pricing", "rollup")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=() if name in QUICKEST else pytest.mark.slow)
+        for name in sorted(BENCHMARKS)
+    ],
+)
 def test_benchmark_runs_in_quick_mode(name: str) -> None:
     result = subprocess.run(
         [sys.executable, str(BENCH / "run_all.py"), "--quick", "--only", name],
@@ -74,11 +86,9 @@ def test_traffic_copies_are_valid_requests_with_fresh_trace_ids() -> None:
         ids = set()
         spans = 0
         for body in traffic.copy(index):
-            request = ExportTraceServiceRequest.FromString(body)
-            for resource_spans in request.resource_spans:
-                for scope_spans in resource_spans.scope_spans:
-                    spans += len(scope_spans.spans)
-                    ids.update(span.trace_id for span in scope_spans.spans)
+            received = spans_in(ExportTraceServiceRequest.FromString(body))
+            spans += len(received)
+            ids.update(span.trace_id for span in received)
         assert spans == 1200
         assert len(ids) == 120
         seen.append(ids)

@@ -111,6 +111,12 @@ def app_tracing(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Processor
     instrumentors: list[Any] = []
 
     def connect(processor: Processor) -> None:
+        # An instrumentor instruments once, so connecting again (to a restarted processor)
+        # first removes the earlier instrumentation; else the app's spans would go on to the
+        # processor that is gone, each export retried for seconds before it is given up.
+        for instrumentor in instrumentors:
+            instrumentor.uninstrument()
+        instrumentors.clear()
         provider = TracerProvider()
         provider.add_span_processor(TagSpanProcessor(DEFAULT_TAG_KEYS, 128))
         exporter = OTLPSpanExporter(endpoint=processor.grpc_endpoint, insecure=True)

@@ -11,6 +11,7 @@ import urllib.request
 from datetime import UTC, datetime
 
 import pytest
+from support.waiting import wait_for
 
 from spanledger.errors import BudgetExceededError
 from spanledger.instrumentation.budgets import (
@@ -33,7 +34,7 @@ from spanledger.processor.budgets import (
 from spanledger.processor.budgets.alerts import Alert
 from spanledger.semconv import DEFAULT_TAG_KEYS
 
-from .support import Clock, WebhookReceiver, counted, wait_for
+from .support import Clock, WebhookReceiver, counted
 
 NOW = datetime(2026, 11, 10, 12, 0, 30, tzinfo=UTC)
 

@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import logging
 import re
-import socket
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,6 +17,8 @@ from decimal import Decimal
 import anthropic
 import openai
 import pytest
+from support.ports import free_port
+from support.waiting import wait_for
 
 import spanledger
 from spanledger.errors import BudgetStatusUnavailable
@@ -27,7 +28,7 @@ from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.standin import Scenario, StandIn
 
 from .conftest import WEBHOOK_SECRET
-from .support import Clock, wait_for
+from .support import Clock
 
 PROMPT, COMPLETION = 200_000, 2_000
 USAGE = Scenario(usage={"prompt_tokens": PROMPT, "completion_tokens": COMPLETION}).to_header()
@@ -66,12 +67,6 @@ async def amessage(llm: StandIn) -> None:
             max_tokens=50,
             messages=[{"role": "user", "content": "hello"}],
         )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_thresholds_fire_once_then_the_next_call_is_stopped_until_a_new_period(

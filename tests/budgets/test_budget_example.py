@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_budgets_example_stops_the_fifth_call_after_three_signed_alerts() -> None:
     readme = (ROOT / "examples" / "budgets" / "README.md").read_text(encoding="utf-8")
     assert "run: `python examples/budgets/run.py`" in readme

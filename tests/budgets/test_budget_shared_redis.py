@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -17,6 +16,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from support.ports import free_port
+from support.waiting import wait_for
 
 from spanledger.processor.budgets import (
     BudgetsConfig,
@@ -30,7 +31,7 @@ from spanledger.processor.budgets import (
 )
 from spanledger.semconv import DEFAULT_TAG_KEYS
 
-from .support import Clock, WebhookReceiver, counted, wait_for
+from .support import Clock, WebhookReceiver, counted
 
 NOW = datetime(2026, 11, 10, 12, 0, 10, tzinfo=UTC)
 
@@ -39,9 +40,7 @@ NOW = datetime(2026, 11, 10, 12, 0, 10, tzinfo=UTC)
 def redis_url(tmp_path: Path) -> Iterator[str]:
     server = shutil.which("redis-server")
     assert server, "redis-server is missing: run scripts/install-test-deps.sh"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         cwd=tmp_path,

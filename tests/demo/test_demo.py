@@ -25,6 +25,7 @@ def spanledger(*args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 def test_demo_prints_reports_and_a_cost_tree() -> None:
     out = spanledger("demo")
     for name in ("summarizer", "search", "support", "acme", "globex", "initech"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.error
@@ -13,18 +12,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from support.ports import free_port
+from support.processes import stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 PHOENIX_PYTHON = ROOT / ".phoenix-venv" / "bin" / "python"
 LAUNCHER = ROOT / "scripts" / "phoenix" / "serve.py"
 INSTALL = ROOT / "scripts" / "phoenix" / "install.sh"
 READY_TIMEOUT = 180.0
 """Seconds Phoenix may take to import and migrate its database on a busy machine."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Phoenix:
@@ -109,13 +105,7 @@ class Phoenix:
         return found
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process, grace=20)
         self._log.close()
 
 

@@ -6,9 +6,6 @@ through Phoenix's REST API with the cost attributes on each LLM span and the tot
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import sysconfig
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -17,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.processes import run_instrumented
 
 from spanledger import semconv
 from spanledger.processor.config import load_config
@@ -31,7 +29,6 @@ from .phoenix_server import Phoenix
 
 HERE = Path(__file__).parent
 DIRECT_CONFIG = HERE.parents[1] / "collector-config" / "direct" / "processor.yaml"
-INSTRUMENT = Path(sysconfig.get_path("scripts")) / "opentelemetry-instrument"
 PROJECT = "spanledger-e2e"
 MILLION = Decimal(1_000_000)
 
@@ -80,16 +77,7 @@ def run_app(processor: Service, llm: StandIn) -> str:
         ANTHROPIC_BASE_URL=llm.anthropic_base_url,
         ANTHROPIC_API_KEY="test-key",
     )
-    completed = subprocess.run(
-        [str(INSTRUMENT), sys.executable, str(HERE / "agent_app.py")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    return completed.stdout.split()[-1]
+    return run_instrumented(HERE / "agent_app.py", env=env).split()[-1]
 
 
 def wait_for_trace(phoenix: Phoenix, trace_id: str, timeout: float = 30.0) -> list[dict[str, Any]]:
@@ -114,6 +102,7 @@ def llm_spans(spans: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     }
 
 
+@pytest.mark.slow
 def test_cost_reaches_phoenix(phoenix: Phoenix, processor: Service, llm: StandIn) -> None:
     trace_id = run_app(processor, llm)
     spans = wait_for_trace(phoenix, trace_id)

@@ -8,10 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ("custom_prices", "multi_service")
 
 
+@pytest.mark.slow
 def test_examples_run_and_pass_their_checks() -> None:
     for name in EXAMPLES:
         readme = (ROOT / "examples" / name / "README.md").read_text(encoding="utf-8")

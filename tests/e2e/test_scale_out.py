@@ -63,7 +63,9 @@ def trace_totals(replicas: Iterable[Replica]) -> dict[bytes, tuple[object, ...]]
     """Each trace's root totals, as forwarded; a trace totalled twice would fail here."""
     found: dict[bytes, tuple[object, ...]] = {}
     for replica in replicas:
-        for trace_id, _name, attributes in replica.forwarded.spans.values():
+        forwarded = {item.span.span_id: item for item in replica.forwarded.forwarded()}
+        for item in forwarded.values():
+            attributes, trace_id = item.attributes, item.span.trace_id
             if semconv.TRACE_COST in attributes:
                 assert trace_id not in found, f"trace {trace_id.hex()} has two roots"
                 found[trace_id] = tuple(attributes[key] for key in TOTALS)

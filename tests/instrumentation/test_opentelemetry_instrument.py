@@ -4,23 +4,14 @@ points and the GenAI span reaches a real OTLP receiver, over OTLP/HTTP and over 
 from __future__ import annotations
 
 import os
-import queue
-import subprocess
-import sys
-import sysconfig
 import textwrap
-import threading
 from collections.abc import Iterator
-from concurrent import futures
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
-import grpc
 import pytest
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from support.processes import run_instrumented
+from support.sinks import OtlpGrpcBackend, OtlpHttpBackend
 
 from spanledger import semconv
 from spanledger.standin import DEFAULT_TEXT, estimate_tokens
@@ -90,80 +81,18 @@ UNUSED = (
 )
 
 
-class _OtlpHttpHandler(BaseHTTPRequestHandler):
-    received: queue.Queue[trace_service_pb2.ExportTraceServiceRequest]
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("content-length", "0")))
-        request = trace_service_pb2.ExportTraceServiceRequest()
-        request.ParseFromString(body)
-        self.received.put(request)
-        payload = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
-        self.send_response(200)
-        self.send_header("content-type", "application/x-protobuf")
-        self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
-class _OtlpGrpcService(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, received: queue.Queue) -> None:
-        self.received = received
-
-    def Export(self, request: Any, context: Any) -> Any:
-        self.received.put(request)
-        return trace_service_pb2.ExportTraceServiceResponse()
+@pytest.fixture
+def otlp_http() -> Iterator[OtlpHttpBackend]:
+    backend = OtlpHttpBackend().start()
+    yield backend
+    backend.stop()
 
 
 @pytest.fixture
-def otlp_http() -> Iterator[tuple[str, queue.Queue]]:
-    received: queue.Queue = queue.Queue()
-    handler = type("Handler", (_OtlpHttpHandler,), {"received": received})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", received
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
-
-
-@pytest.fixture
-def otlp_grpc() -> Iterator[tuple[str, queue.Queue]]:
-    received: queue.Queue = queue.Queue()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_OtlpGrpcService(received), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield f"http://127.0.0.1:{port}", received
-    server.stop(grace=None)
-
-
-def _value(value: AnyValue) -> Any:
-    kind = value.WhichOneof("value")
-    if kind == "array_value":
-        return [_value(item) for item in value.array_value.values]
-    return getattr(value, kind) if kind else None
-
-
-def _spans(received: queue.Queue, timeout: float = 30.0) -> list[Span]:
-    """Every span delivered so far; waits for the first delivery."""
-    requests = [received.get(timeout=timeout)]
-    while not received.empty():
-        requests.append(received.get_nowait())
-    spans = []
-    for request in requests:
-        for resource_spans in request.resource_spans:
-            for scope_spans in resource_spans.scope_spans:
-                spans.extend(scope_spans.spans)
-    return spans
-
-
-def _attributes(span: Span) -> dict[str, Any]:
-    return {item.key: _value(item.value) for item in span.attributes}
+def otlp_grpc() -> Iterator[OtlpGrpcBackend]:
+    backend = OtlpGrpcBackend().start()
+    yield backend
+    backend.stop()
 
 
 def _run_instrumented(
@@ -179,10 +108,10 @@ def _run_instrumented(
     """Run the app under ``opentelemetry-instrument``; return what it printed."""
     script = tmp_path / "app.py"
     script.write_text(app)
-    bin_dir = Path(sysconfig.get_path("scripts"))
     env = {
         **os.environ,
         "LLM_BASE_URL": llm_base_url,
+        "LLM_SCENARIO": scenario,
         "LLM_URL": llm_base_url.removesuffix("/v1"),
         "AWS_ACCESS_KEY_ID": "AKIDSTANDIN",
         "AWS_SECRET_ACCESS_KEY": "standin-secret",
@@ -190,7 +119,6 @@ def _run_instrumented(
         "AWS_CONFIG_FILE": str(tmp_path / "aws-config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "aws-credentials"),
         "AWS_EC2_METADATA_DISABLED": "true",
-        "LLM_SCENARIO": scenario,
         "OTEL_SERVICE_NAME": "instrument-e2e",
         "OTEL_TRACES_EXPORTER": "otlp",
         "OTEL_METRICS_EXPORTER": "none",
@@ -200,38 +128,28 @@ def _run_instrumented(
         "OTEL_BSP_SCHEDULE_DELAY": "50",
         "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": ",".join(filter(None, [*UNUSED, disabled])),
     }
-    completed = subprocess.run(
-        [str(bin_dir / "opentelemetry-instrument"), sys.executable, str(script)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    return completed.stdout
+    return run_instrumented(script, env=env, timeout=60)
 
 
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
 def test_opentelemetry_instrument_exports_the_genai_span(request, tmp_path, llm, protocol):
-    endpoint, received = request.getfixturevalue(
-        "otlp_http" if protocol == "http/protobuf" else "otlp_grpc"
-    )
+    backend = request.getfixturevalue("otlp_http" if protocol == "http/protobuf" else "otlp_grpc")
     scenario = (
         '{"usage": {"prompt_tokens": 1500, "prompt_tokens_details": {"cached_tokens": 1024}}}'
     )
 
     output = _run_instrumented(
-        tmp_path, llm.openai_base_url, protocol=protocol, endpoint=endpoint, scenario=scenario
+        tmp_path, llm.openai_base_url, protocol=protocol, endpoint=backend.url, scenario=scenario
     )
 
     assert output.split() == ["1500", str(estimate_tokens(DEFAULT_TEXT))]
-    spans = {span.name: span for span in _spans(received)}
+    # The app has exited, so every span it exported has arrived.
+    spans = {span.name: span for span in backend.wait_for(bool, timeout=30)}
     assert sorted(spans) == ["POST", "chat gpt-4o-mini"]
     genai, http = spans["chat gpt-4o-mini"], spans["POST"]
     assert genai.kind == Span.SpanKind.SPAN_KIND_CLIENT
     assert http.parent_span_id == genai.span_id
-    attributes = _attributes(genai)
+    attributes = genai.attributes
     assert attributes[semconv.GEN_AI_OPERATION_NAME] == "chat"
     assert attributes[semconv.GEN_AI_PROVIDER_NAME] == "openai"
     assert attributes[semconv.GEN_AI_REQUEST_MODEL] == "gpt-4o-mini"
@@ -251,21 +169,20 @@ def test_opentelemetry_instrument_exports_the_genai_span(request, tmp_path, llm,
     ids=["openai", "google-genai", "bedrock"],
 )
 def test_disabled_instrumentation_exports_no_genai_span(tmp_path, llm, otlp_http, app, disabled):
-    endpoint, received = otlp_http
 
     _run_instrumented(
         tmp_path,
         llm.openai_base_url,
         protocol="http/protobuf",
-        endpoint=endpoint,
+        endpoint=otlp_http.url,
         scenario="{}",
         disabled=disabled,
         app=app,
     )
 
-    (http,) = _spans(received)
+    (http,) = otlp_http.wait_for(bool, timeout=30)
     assert http.name == "POST"
-    assert http.parent_span_id == b""
+    assert http.parent_span_id == ""
 
 
 @pytest.mark.parametrize(
@@ -293,23 +210,21 @@ def test_opentelemetry_instrument_loads_the_other_sdk_instrumentations(
 ):
     """``case``: the app, its scenario, what it prints, its span's name and provider."""
     app, scenario, printed, span_name, provider = case
-    endpoint, received = otlp_http
-
     output = _run_instrumented(
         tmp_path,
         llm.openai_base_url,
         protocol="http/protobuf",
-        endpoint=endpoint,
+        endpoint=otlp_http.url,
         scenario=scenario,
         app=app,
         disabled="spanledger_openai",
     )
 
     assert output.split() == printed
-    spans = {span.name: span for span in _spans(received)}
+    spans = {span.name: span for span in otlp_http.wait_for(bool, timeout=30)}
     assert sorted(spans) == sorted(["POST", span_name])
     assert spans["POST"].parent_span_id == spans[span_name].span_id
-    attributes = _attributes(spans[span_name])
+    attributes = spans[span_name].attributes
     assert attributes[semconv.GEN_AI_PROVIDER_NAME] == provider
     assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 1500
     assert attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 1024

@@ -1,4 +1,4 @@
-"""The reliability tests import their helpers from ``support`` beside them."""
+"""The reliability tests import their helpers from ``reliability_support`` beside them."""
 
 from __future__ import annotations
 

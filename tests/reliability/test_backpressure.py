@@ -18,11 +18,11 @@ import grpc
 import pytest
 from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from support import Backend, build_request, post, send_until_accepted
+from reliability_support import build_request, grpc_export, post, send_until_accepted
+from support.sinks import OtlpHttpBackend
 
 from spanledger.processor.config import Config, ServiceConfig
 from spanledger.processor.exporters import OtlpHttpExporterConfig
@@ -34,27 +34,12 @@ from spanledger.processor.service import Service
 from spanledger.processor.writeahead import WriteAheadConfig
 
 MAX_SPANS = 60
-EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-
-
-def _grpc_export(port: int, body: bytes) -> grpc.RpcError | None:
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        call = channel.unary_unary(
-            EXPORT_METHOD,
-            request_serializer=None,
-            response_deserializer=ExportTraceServiceResponse.FromString,
-        )
-        try:
-            call(body, timeout=20)
-        except grpc.RpcError as error:
-            return error
-    return None
 
 
 def test_a_full_pipeline_tells_grpc_and_http_senders_to_retry_and_loses_nothing(
     tmp_path: Path,
 ) -> None:
-    backend = Backend()
+    backend = OtlpHttpBackend()
     backend.start()
     backend.stop()  # known port, nobody listening
     config = Config(
@@ -92,7 +77,7 @@ def test_a_full_pipeline_tells_grpc_and_http_senders_to_retry_and_loses_nothing(
                 # pipeline refuse is still held (on a busy machine the refusal can come first).
                 stats = service.pipeline.stats
                 held_most = max(held_most, stats["spans_held"] + stats["spans_in_flight"])
-            refused = _grpc_export(service.grpc.port, bodies[20])
+            refused = grpc_export(service.grpc.port, bodies[20])
             backend.start()  # the backend comes back: blocked exports complete
             for n, future in futures.items():
                 status, headers, _ = future.result(timeout=30)
@@ -118,7 +103,7 @@ def test_a_full_pipeline_tells_grpc_and_http_senders_to_retry_and_loses_nothing(
             if n not in accepted:
                 send_until_accepted(http_url, bodies[n], timeout=20)
                 accepted.add(n)
-        assert backend.wait_for(len(accepted) * 10, timeout=15)
+        assert backend.wait_for_distinct(len(accepted) * 10, timeout=15)
         assert backend.distinct() == 21 * 10
         assert service.pipeline.stats["backpressure"] >= 1
     finally:
@@ -130,7 +115,7 @@ def test_the_http_receiver_bounds_the_request_bytes_it_holds_across_connections(
     tmp_path: Path,
 ) -> None:
     """A slow sender holding a large body makes others wait (503) instead of adding memory."""
-    backend = Backend()
+    backend = OtlpHttpBackend()
     backend.start()
     config = Config(
         grpc=None,
@@ -164,7 +149,7 @@ def test_the_http_receiver_bounds_the_request_bytes_it_holds_across_connections(
             answer = slow.recv(1024)
             assert answer.startswith(b"HTTP/1.1 200")
         assert post(url, small)[0] == 200  # the budget was given back
-        assert backend.wait_for(500 * 2, timeout=10)
+        assert backend.wait_for_distinct(500 * 2, timeout=10)
     finally:
         service.stop()
         backend.stop()
@@ -175,7 +160,7 @@ def test_the_opentelemetry_sdk_exporter_waits_out_the_retry_after_and_gets_throu
 ) -> None:
     """The write-ahead log is full while the first trace waits for its rollup: the SDK's own
     OTLP/HTTP exporter is answered 503, waits the second it is told, and is accepted."""
-    backend = Backend()
+    backend = OtlpHttpBackend()
     backend.start()
     config = Config(
         grpc=None,
@@ -206,7 +191,7 @@ def test_the_opentelemetry_sdk_exporter_waits_out_the_retry_after_and_gets_throu
             waited = time.monotonic() - started
         assert "retrying in 1.00s" in caplog.text  # the Retry-After the processor sent
         assert 0.9 < waited < 5.0
-        assert backend.wait_for(4, timeout=10)
+        assert backend.wait_for_distinct(4, timeout=10)
     finally:
         exporter.shutdown()
         provider.shutdown()

@@ -19,11 +19,19 @@ import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
-from support import Backend, add_trace, build_request, expected_cost, post, span_id, trace_id
+from reliability_support import (
+    add_trace,
+    build_request,
+    expected_cost,
+    grpc_export,
+    post,
+    span_id,
+    trace_id,
+)
+from support.sinks import OtlpHttpBackend
 
 from spanledger import semconv
 from spanledger.processor.config import Config
@@ -37,11 +45,10 @@ from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.service import Service
 
 LIMIT = 2 * 1024 * 1024
-EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 class Running:
-    def __init__(self, service: Service, backend: Backend) -> None:
+    def __init__(self, service: Service, backend: OtlpHttpBackend) -> None:
         assert service.http is not None and service.grpc is not None
         self.service = service
         self.backend = backend
@@ -57,33 +64,23 @@ class Running:
             self.url, build_request(range(number, number + 1), 1).SerializeToString()
         )
         assert status == 200
-        assert self.backend.wait_for_span(trace_id(number), span_id(number, 1), timeout=10)
-        attributes = self.backend.spans[(trace_id(number), span_id(number, 1))]
+        call = self.backend.wait_for_span(trace_id(number), span_id(number, 1), timeout=10)
+        attributes = call.attributes
         assert attributes[semconv.COST_STATUS] == semconv.STATUS_PRICED
 
     def grpc_export(self, body: bytes) -> grpc.RpcError | None:
-        with grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}") as channel:
-            call = channel.unary_unary(
-                EXPORT_METHOD,
-                request_serializer=None,
-                response_deserializer=ExportTraceServiceResponse.FromString,
-            )
-            try:
-                call(body, timeout=20)
-            except grpc.RpcError as error:
-                return error
-        return None
+        return grpc_export(self.grpc_port, body)
 
 
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[Running]:
-    backend = Backend()
+    backend = OtlpHttpBackend()
     backend.start()
     config = Config(
         grpc=GrpcReceiverConfig("127.0.0.1:0", max_request_bytes=LIMIT),
         http=HttpReceiverConfig("127.0.0.1:0", max_request_bytes=LIMIT),
         exporters=[OtlpHttpExporterConfig(backend.endpoint, initial_backoff=0.05)],
-        rollup=RollupConfig(trace_idle=2.0, root_grace=0.2),
+        rollup=RollupConfig(trace_idle=2.0, root_grace=0.05),
         ledger=LedgerConfig(path=str(tmp_path / "ledger.db")),
         metrics=MetricsConfig(prometheus_endpoint=None),
     )
@@ -210,10 +207,10 @@ def test_nesting_within_the_protobuf_limit_and_huge_values_are_forwarded_intact(
     span.attributes.add(key="huge").value.string_value = huge
     assert running.grpc_export(request.SerializeToString()) is None
 
-    assert running.backend.wait_for_span(trace_id(777), span_id(777, 0), timeout=10)
-    assert running.backend.wait_for_span(trace_id(778), span_id(778, 0), timeout=10)
-    assert running.backend.spans[(trace_id(778), span_id(778, 0))]["huge"] == huge
-    depth, value = 0, running.backend.spans[(trace_id(777), span_id(777, 0))]["deep"]
+    deep = running.backend.wait_for_span(trace_id(777), span_id(777, 0), timeout=10)
+    wide = running.backend.wait_for_span(trace_id(778), span_id(778, 0), timeout=10)
+    assert wide.attributes["huge"] == huge
+    depth, value = 0, deep.attributes["deep"]
     while isinstance(value, list):
         depth, value = depth + 1, value[0]
     assert (depth, value) == (45, "bottom")
@@ -245,12 +242,12 @@ def test_unusable_token_counts_flag_the_span_unpriced_with_the_reason(
             to_any_value(input_tokens, attribute.value)
     status, _, _ = post(running.url, request.SerializeToString())
     assert status == 200
-    assert running.backend.wait_for_span(trace_id(555), span_id(555, 1), timeout=10)
-    attributes = running.backend.spans[(trace_id(555), span_id(555, 1))]
+    call = running.backend.wait_for_span(trace_id(555), span_id(555, 1), timeout=10)
+    attributes = call.attributes
     assert attributes[semconv.COST_STATUS] == semconv.STATUS_UNPRICED
     assert reason in attributes[semconv.COST_UNPRICED_REASON]
     assert "gen_ai.usage.cost" not in attributes  # never priced at $0
-    root = running.backend.spans[(trace_id(555), span_id(555, 0))]
+    root = running.backend.get(trace_id(555), span_id(555, 0)).attributes
     assert root[semconv.TRACE_UNPRICED_CALLS] == 1
     running.assert_still_serving()
 
@@ -263,8 +260,8 @@ def test_an_unknown_model_is_counted_unpriced_not_free(running: Running) -> None
         if attribute.key in ("gen_ai.request.model", "gen_ai.response.model"):
             attribute.value.string_value = "no-such-model-3000"
     assert post(running.url, request.SerializeToString())[0] == 200
-    assert running.backend.wait_for_span(trace_id(556), span_id(556, 1), timeout=10)
-    attributes = running.backend.spans[(trace_id(556), span_id(556, 1))]
+    call = running.backend.wait_for_span(trace_id(556), span_id(556, 1), timeout=10)
+    attributes = call.attributes
     assert attributes[semconv.COST_STATUS] == semconv.STATUS_UNPRICED
     assert "no-such-model-3000" in attributes[semconv.COST_UNPRICED_REASON]
     running.assert_still_serving()
@@ -291,9 +288,10 @@ def test_a_20000_span_trace_is_rolled_up_whole(running: Running) -> None:
         part.resource_spans.add().scope_spans.add().spans.extend(ordered[start : start + 5_000])
         status, _, _ = post(running.url, part.SerializeToString())
         assert status == 200
-    assert running.backend.wait_for_span(trace_id(number), span_id(number, 0), timeout=20)
-    assert running.backend.wait_for(20_000 + running.good, timeout=20)
-    root = running.backend.spans[(trace_id(number), span_id(number, 0))]
+    root = running.backend.wait_for_span(
+        trace_id(number), span_id(number, 0), timeout=20
+    ).attributes
+    assert running.backend.wait_for_distinct(20_000 + running.good, timeout=20)
     assert root[semconv.TRACE_LLM_CALLS] == calls
     expected = expected_cost(range(number, number + 1), calls)
     assert abs(Decimal(repr(root[semconv.TRACE_COST])) - expected) < Decimal("1e-12")
@@ -312,7 +310,7 @@ def test_a_huge_tag_value_is_cut_before_it_becomes_a_label_or_a_ledger_key(
         if attribute.key == "customer":
             attribute.value.string_value = "c" * 100_000
     assert post(running.url, request.SerializeToString())[0] == 200
-    assert running.backend.wait_for_span(trace_id(557), span_id(557, 1), timeout=10)
+    running.backend.wait_for_span(trace_id(557), span_id(557, 1), timeout=10)
     running.assert_still_serving()  # the ledger has written the call by now
     assert running.service.ledger is not None
     rows = running.service.ledger.ledger.aggregate(["customer"])

@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 
 import pytest
-from support import Backend, build_request
+from reliability_support import build_request
+from support.sinks import OtlpHttpBackend
 
 from spanledger.processor.components import Backpressure
 from spanledger.processor.config import load_config
@@ -116,7 +117,7 @@ def test_take_waits_for_an_item_and_gives_up_after_its_timeout(tmp_path: Path) -
 def test_an_exporter_restarted_on_its_disk_queue_delivers_what_the_last_one_could_not(
     tmp_path: Path,
 ) -> None:
-    backend = Backend()
+    backend = OtlpHttpBackend()
     backend.start()
     backend.stop()  # the port is known, nothing listens on it
     config = OtlpHttpExporterConfig(
@@ -138,7 +139,7 @@ def test_an_exporter_restarted_on_its_disk_queue_delivers_what_the_last_one_coul
     backend.start()
     try:
         second = OtlpHttpExporter(config)
-        assert backend.wait_for(20 * 2, timeout=10)
+        assert backend.wait_for_distinct(20 * 2, timeout=10)
         second.shutdown(5)
         assert second.stats.sent == 40
         assert not list((tmp_path / "queue").glob("*.seg"))

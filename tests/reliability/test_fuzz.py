@@ -14,7 +14,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from support import build_request
+from reliability_support import build_request
+from support.sinks import TraceRecorder
 
 from spanledger.processor import otlp_json
 from spanledger.processor.components import Backpressure, PermanentError
@@ -209,18 +210,8 @@ span_ids = st.binary(min_size=0, max_size=10)
 def test_the_pipeline_survives_any_spans_and_forwards_every_accepted_one(
     spans: list[tuple[int, bytes, bytes, dict[str, object]]],
 ) -> None:
-    forwarded: list[ExportTraceServiceRequest] = []
-
-    class Recorder:
-        def export(self, request: ExportTraceServiceRequest) -> None:
-            copy = ExportTraceServiceRequest()
-            copy.CopyFrom(request)
-            forwarded.append(copy)
-
-        def shutdown(self, timeout: float) -> None:
-            pass
-
-    pipeline = Pipeline(RollupConfig(max_spans=20, max_traces=3), [], BOOK, [Recorder()], [])
+    recorder = TraceRecorder()
+    pipeline = Pipeline(RollupConfig(max_spans=20, max_traces=3), [], BOOK, [recorder], [])
     request = ExportTraceServiceRequest()
     scope = request.resource_spans.add().scope_spans.add()
     for trace, span_id, parent, attributes in spans:
@@ -240,10 +231,7 @@ def test_the_pipeline_survives_any_spans_and_forwards_every_accepted_one(
     stats = pipeline.stats
     assert stats["annotate_errors"] == 0
     assert stats["spans_held"] == 0 and stats["spans_in_flight"] == 0
-    delivered = sum(
-        len(ss.spans) for r in forwarded for rs in r.resource_spans for ss in rs.scope_spans
-    )
-    assert delivered == stats["spans_forwarded"]
+    assert len(recorder.spans()) == stats["spans_forwarded"]
     assert stats["spans_received"] == (
         stats["spans_forwarded"] + stats["duplicates"] + stats["spans_rejected"]
     )

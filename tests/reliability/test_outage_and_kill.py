@@ -16,16 +16,17 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from support import (
+import pytest
+from reliability_support import (
     SPANLEDGER,
-    Backend,
     Processor,
     build_request,
     chunks,
     expected_cost,
-    free_port,
     send_until_accepted,
 )
+from support.ports import free_port
+from support.sinks import OtlpHttpBackend
 
 OUTAGE_SECONDS = 30.0
 CALLS = 3
@@ -33,7 +34,7 @@ SPANS_PER_TRACE = CALLS + 1
 TRACES_PER_REQUEST = 10
 
 
-def _config(port: int, backend: Backend) -> dict[str, object]:
+def _config(port: int, backend: OtlpHttpBackend) -> dict[str, object]:
     return {
         "receivers": {"otlp": {"grpc": None, "http": {"endpoint": f"127.0.0.1:{port}"}}},
         "exporters": [
@@ -60,8 +61,9 @@ def _send(url: str, traces: range, pause: float = 0.0) -> None:
         time.sleep(pause)
 
 
+@pytest.mark.slow
 def test_backend_outage_and_sigkill_lose_nothing(tmp_path: Path) -> None:
-    backend = Backend()
+    backend = OtlpHttpBackend()
     backend.start()
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1/traces"
@@ -71,7 +73,7 @@ def test_backend_outage_and_sigkill_lose_nothing(tmp_path: Path) -> None:
 
         # The backend is up: the first traces go straight through.
         _send(url, range(0, 100))
-        assert backend.wait_for(100 * SPANS_PER_TRACE, timeout=15), processor.log()
+        assert backend.wait_for_distinct(100 * SPANS_PER_TRACE, timeout=15), processor.log()
 
         backend.stop()
         outage_started = time.monotonic()
@@ -95,7 +97,7 @@ def test_backend_outage_and_sigkill_lose_nothing(tmp_path: Path) -> None:
         time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - outage_started)))
         backend.start()  # same port as before
         total = 600 * SPANS_PER_TRACE
-        assert backend.wait_for(total, timeout=20), (backend.distinct(), processor.log())
+        assert backend.wait_for_distinct(total, timeout=20), (backend.distinct(), processor.log())
 
         assert backend.distinct() == total
         assert backend.cost() == expected_cost(range(600), CALLS)

@@ -6,12 +6,15 @@ import time
 from pathlib import Path
 
 import pytest
-from support import Backend, Processor, build_request, free_port, post, send_until_accepted
+from reliability_support import Processor, build_request, post, send_until_accepted
+from support.ports import free_port
+from support.sinks import OtlpHttpBackend
+from support.waiting import wait_for
 
 CALLS = 3
 
 
-def _config(port: int, backend: Backend, **service: object) -> dict[str, object]:
+def _config(port: int, backend: OtlpHttpBackend, **service: object) -> dict[str, object]:
     return {
         "receivers": {"otlp": {"grpc": None, "http": {"endpoint": f"127.0.0.1:{port}"}}},
         "exporters": [{"otlp_http": {"endpoint": backend.endpoint, "initial_backoff": "100ms"}}],
@@ -23,7 +26,7 @@ def _config(port: int, backend: Backend, **service: object) -> dict[str, object]
 
 
 def test_sigterm_flushes_the_traces_waiting_for_rollup_and_exits_in_time(tmp_path: Path) -> None:
-    backend = Backend()
+    backend = OtlpHttpBackend()
     backend.start()
     port = free_port()
     processor = Processor(tmp_path, _config(port, backend))
@@ -41,7 +44,7 @@ def test_sigterm_flushes_the_traces_waiting_for_rollup_and_exits_in_time(tmp_pat
         assert code == 0
         assert seconds < 5.0
         assert backend.distinct() == 50 * (CALLS + 1)
-        roots = [a for a in backend.spans.values() if "spanledger.trace.cost" in a]
+        roots = [s for s in backend.distinct_spans() if "spanledger.trace.cost" in s.attributes]
         assert len(roots) == 50
         assert "received SIGTERM" in processor.log()
     finally:
@@ -50,7 +53,7 @@ def test_sigterm_flushes_the_traces_waiting_for_rollup_and_exits_in_time(tmp_pat
 
 
 def test_sigterm_with_an_unreachable_backend_still_exits_by_the_deadline(tmp_path: Path) -> None:
-    backend = Backend()
+    backend = OtlpHttpBackend()
     backend.start()
     backend.stop()  # nothing listens: every export attempt fails
     port = free_port()
@@ -73,7 +76,7 @@ def test_tokens_and_exporter_headers_never_appear_in_the_log(
     receiver_token = "receiver-token-3f9a1c"
     exporter_secret = "exporter-secret-77d2e0"
     wrong_token = "guessed-token-0b5e44"
-    backend = Backend()
+    backend = OtlpHttpBackend()
     backend.start()
     backend.stop()  # the exporter fails and logs its failures
     port = free_port()
@@ -103,7 +106,7 @@ def test_tokens_and_exporter_headers_never_appear_in_the_log(
         assert post(url, body)[0] == 401
         assert post(url, body, Authorization=f"Bearer {wrong_token}")[0] == 401
         assert post(url, body, Authorization=f"Bearer {receiver_token}")[0] == 200
-        time.sleep(1.0)  # the exporter tries, fails and logs
+        wait_for(lambda: "Connection refused" in processor.log(), "the exporter's failure logged")
         processor.terminate()
         log = processor.log()
         assert "DEBUG" in log and "Connection refused" in log

@@ -8,8 +8,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from support import build_request
+from reliability_support import build_request
+from support.sinks import TraceRecorder
 
 from spanledger.processor.components import Backpressure
 from spanledger.processor.pipeline import Pipeline
@@ -20,27 +20,16 @@ from spanledger.processor.writeahead import WriteAhead, WriteAheadConfig
 BOOK = PriceBook(PricingConfig())
 
 
-class Recorder:
-    """An exporter keeping what it is handed."""
-
-    def __init__(self) -> None:
-        self.spans: set[tuple[bytes, bytes]] = set()
-
-    def export(self, request: ExportTraceServiceRequest) -> None:
-        for resource_spans in request.resource_spans:
-            for scope_spans in resource_spans.scope_spans:
-                self.spans.update((s.trace_id, s.span_id) for s in scope_spans.spans)
-
-    def shutdown(self, timeout: float) -> None:
-        pass
+def distinct_spans(recorder: TraceRecorder) -> int:
+    return len({(span.trace_id, span.span_id) for span in recorder.spans()})
 
 
-def _pipeline(recorder: Recorder) -> Pipeline:
+def _pipeline(recorder: TraceRecorder) -> Pipeline:
     return Pipeline(RollupConfig(trace_idle=60, root_grace=60), [], BOOK, [recorder], [])
 
 
 def test_requests_are_logged_until_they_leave_the_pipeline(tmp_path: Path) -> None:
-    recorder = Recorder()
+    recorder = TraceRecorder()
     pipeline = _pipeline(recorder)
     log = WriteAhead(WriteAheadConfig(str(tmp_path)), pipeline)
     for first in range(0, 30, 10):
@@ -50,7 +39,7 @@ def test_requests_are_logged_until_they_leave_the_pipeline(tmp_path: Path) -> No
     assert list(tmp_path.glob("*.wal"))
 
     pipeline.flush_all()
-    assert len(recorder.spans) == 30 * 3
+    assert distinct_spans(recorder) == 30 * 3
     assert log.retire() >= 1
     assert log.logged_bytes == 0
     assert not list(tmp_path.glob("*.wal"))
@@ -58,7 +47,7 @@ def test_requests_are_logged_until_they_leave_the_pipeline(tmp_path: Path) -> No
 
 
 def test_a_full_log_pushes_back_until_the_pipeline_catches_up(tmp_path: Path) -> None:
-    recorder = Recorder()
+    recorder = TraceRecorder()
     pipeline = _pipeline(recorder)
     log = WriteAhead(WriteAheadConfig(str(tmp_path), max_bytes=1000), pipeline)
     log.consume(build_request(range(5), 2))  # one request may overshoot the bound
@@ -74,8 +63,8 @@ def test_a_crashed_process_log_is_replayed_into_the_next_pipeline(tmp_path: Path
     crash = textwrap.dedent(
         f"""
         import os, sys
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from support import build_request
+        sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(Path(__file__).parents[1])!r}]
+        from reliability_support import build_request
         from spanledger.processor.pipeline import Pipeline
         from spanledger.processor.pricing import PriceBook, PricingConfig
         from spanledger.processor.rollup import RollupConfig
@@ -92,20 +81,20 @@ def test_a_crashed_process_log_is_replayed_into_the_next_pipeline(tmp_path: Path
     subprocess.run([sys.executable, "-c", crash], check=True, timeout=60)
     assert list(tmp_path.glob("*.wal"))
 
-    recorder = Recorder()
+    recorder = TraceRecorder()
     pipeline = _pipeline(recorder)
     log = WriteAhead(WriteAheadConfig(str(tmp_path)), pipeline)
     assert log.replay() == 4
     assert pipeline.stats["spans_held"] == 40 * 3
     assert log.retire() == 0  # kept until the replayed spans have left the pipeline
     pipeline.flush_all()
-    assert len(recorder.spans) == 40 * 3
+    assert distinct_spans(recorder) == 40 * 3
     log.close()
     assert not list(tmp_path.glob("*.wal"))
 
 
 def test_a_torn_last_record_is_skipped_on_replay(tmp_path: Path) -> None:
-    recorder = Recorder()
+    recorder = TraceRecorder()
     log = WriteAhead(WriteAheadConfig(str(tmp_path)), _pipeline(recorder))
     log.consume(build_request(range(3), 1))
     log.consume(build_request(range(3, 6), 1))

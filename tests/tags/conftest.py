@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from support.sinks import OtlpHttpBackend
 from tag_pipeline import Echo, Pipeline, echo_server, installed_pipeline
-from tag_sink import OtlpSink
 
 
 @pytest.fixture
@@ -17,10 +17,10 @@ def pipeline(request: pytest.FixtureRequest) -> Iterator[Pipeline]:
 
 
 @pytest.fixture
-def otlp_sink() -> Iterator[OtlpSink]:
-    sink = OtlpSink()
+def otlp_sink() -> Iterator[OtlpHttpBackend]:
+    sink = OtlpHttpBackend().start()
     yield sink
-    sink.close()
+    sink.stop()
 
 
 @pytest.fixture

@@ -12,8 +12,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
-import sysconfig
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,18 +25,18 @@ import requests
 from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
+from support.processes import instrumented, stop_process
+from support.sinks import OtlpHttpBackend, ReceivedSpan
 from tag_pipeline import Pipeline
-from tag_sink import OtlpSink, ReceivedSpan
 
 import spanledger
 from spanledger.semconv import DEFAULT_TAG_KEYS, GEN_AI_OPERATION_NAME
 
 HERE = Path(__file__).parent
-INSTRUMENT = Path(sysconfig.get_path("scripts")) / "opentelemetry-instrument"
 
 
 @contextmanager
-def downstream(llm: Any, sink: OtlpSink, **extra_env: str) -> Iterator[str]:
+def downstream(llm: Any, sink: OtlpHttpBackend, **extra_env: str) -> Iterator[str]:
     """Runs ``tag_downstream.py`` under ``opentelemetry-instrument``; yields its URL."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANLEDGER_"))},
@@ -53,7 +51,7 @@ def downstream(llm: Any, sink: OtlpSink, **extra_env: str) -> Iterator[str]:
         **extra_env,
     }
     process = subprocess.Popen(
-        [str(INSTRUMENT), sys.executable, str(HERE / "tag_downstream.py")],
+        instrumented(HERE / "tag_downstream.py"),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -65,23 +63,18 @@ def downstream(llm: Any, sink: OtlpSink, **extra_env: str) -> Iterator[str]:
         assert line.startswith("READY "), line + (process.stderr.read() if process.stderr else "")
         yield line.split()[1]
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process, grace=15)
 
 
 @pytest.fixture(scope="module")
-def module_sink() -> Iterator[OtlpSink]:
-    sink = OtlpSink()
+def module_sink() -> Iterator[OtlpHttpBackend]:
+    sink = OtlpHttpBackend().start()
     yield sink
-    sink.close()
+    sink.stop()
 
 
 @pytest.fixture(scope="module")
-def service(standin: Any, module_sink: OtlpSink) -> Iterator[str]:
+def service(standin: Any, module_sink: OtlpHttpBackend) -> Iterator[str]:
     with downstream(standin, module_sink) as url:
         yield url
 
@@ -117,7 +110,7 @@ CLIENTS: dict[str, Callable[[str], dict[str, Any]]] = {
 }
 
 
-def llm_span_of(sink: OtlpSink, trace_id: str) -> ReceivedSpan:
+def llm_span_of(sink: OtlpHttpBackend, trace_id: str) -> ReceivedSpan:
     def found(spans: list[ReceivedSpan]) -> bool:
         return any(s.trace_id == trace_id and GEN_AI_OPERATION_NAME in s.attributes for s in spans)
 
@@ -149,7 +142,7 @@ def call_downstream(
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_downstream_llm_span_carries_the_callers_tags_and_trace(
-    clients: Pipeline, client: str, service: str, module_sink: OtlpSink, llm: Any
+    clients: Pipeline, client: str, service: str, module_sink: OtlpHttpBackend, llm: Any
 ) -> None:
     sent_before = len(llm.requests)
     tags = {"customer": f"acme-{client}", "feature": "hop", "team": "platform"}
@@ -168,7 +161,7 @@ def test_downstream_llm_span_carries_the_callers_tags_and_trace(
 
 
 def test_trust_boundary_drops_inbound_tags_and_revalidates(
-    clients: Pipeline, llm: Any, otlp_sink: OtlpSink
+    clients: Pipeline, llm: Any, otlp_sink: OtlpHttpBackend
 ) -> None:
     with downstream(
         llm, otlp_sink, SPANLEDGER_INBOUND_TAGS="drop", REVALIDATE_CUSTOMERS="acme"

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import subprocess
-import sys
-import sysconfig
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import tag_worker
+from support.processes import run_instrumented
+from support.sinks import OtlpHttpBackend, ReceivedSpan
 from tag_pipeline import Pipeline
-from tag_sink import OtlpSink, ReceivedSpan
 
 import spanledger
 from spanledger.semconv import DEFAULT_TAG_KEYS, GEN_AI_OPERATION_NAME
@@ -33,7 +31,7 @@ def tags_of(span: ReceivedSpan) -> dict[str, Any]:
     return {k: span.attributes[k] for k in DEFAULT_TAG_KEYS if k in span.attributes}
 
 
-def test_process_pool_with_spawn(pipeline: Pipeline, otlp_sink: OtlpSink, llm: Any) -> None:
+def test_process_pool_with_spawn(pipeline: Pipeline, otlp_sink: OtlpHttpBackend, llm: Any) -> None:
     tracer = pipeline.provider.get_tracer("agent")
     spawn = multiprocessing.get_context("spawn")
     with (
@@ -64,7 +62,7 @@ def test_process_pool_with_spawn(pipeline: Pipeline, otlp_sink: OtlpSink, llm: A
 
 
 def test_multiprocessing_process_with_spawn(
-    pipeline: Pipeline, otlp_sink: OtlpSink, llm: Any
+    pipeline: Pipeline, otlp_sink: OtlpHttpBackend, llm: Any
 ) -> None:
     tracer = pipeline.provider.get_tracer("agent")
     spawn = multiprocessing.get_context("spawn")
@@ -91,7 +89,7 @@ def test_multiprocessing_process_with_spawn(
 
 
 def test_command_under_opentelemetry_instrument(
-    pipeline: Pipeline, otlp_sink: OtlpSink, llm: Any
+    pipeline: Pipeline, otlp_sink: OtlpHttpBackend, llm: Any
 ) -> None:
     tracer = pipeline.provider.get_tracer("agent")
     otel_env = {
@@ -109,21 +107,8 @@ def test_command_under_opentelemetry_instrument(
         tracer.start_as_current_span("agent") as root,
     ):
         env = spanledger.context_env({**os.environ, **otel_env})
-        completed = subprocess.run(
-            [
-                str(Path(sysconfig.get_path("scripts")) / "opentelemetry-instrument"),
-                sys.executable,
-                str(HERE / "tag_worker.py"),
-                llm.openai_base_url,
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=90,
-            check=False,
-        )
-    assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.strip() == "{'customer': 'initech', 'feature': 'cron'}"
+        output = run_instrumented(HERE / "tag_worker.py", llm.openai_base_url, env=env)
+    assert output.strip() == "{'customer': 'initech', 'feature': 'cron'}"
     (span,) = llm_spans(otlp_sink.wait_for(lambda spans: len(llm_spans(spans)) >= 1))
     assert span.trace_id == format(root.get_span_context().trace_id, "032x")
     assert span.service == "tag-command"

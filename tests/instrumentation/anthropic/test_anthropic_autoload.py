@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from importlib.metadata import entry_points
 from pathlib import Path
+
+from support.processes import run_instrumented
 
 from spanledger.instrumentation.anthropic import AnthropicInstrumentor
 from spanledger.standin import Scenario, StandIn
@@ -23,13 +23,12 @@ print("usage", message.usage.input_tokens, message.usage.output_tokens, flush=Tr
 """
 
 
-def run_instrumented(tmp_path: Path, llm: StandIn) -> tuple[str, list[dict]]:
+def run_app(tmp_path: Path, llm: StandIn) -> tuple[str, list[dict]]:
     script = tmp_path / "app.py"
     header = Scenario(text="abcdefgh", usage={"input_tokens": 30}).to_header()
     script.write_text(APP % repr(header))
-    instrument = Path(sys.executable).with_name("opentelemetry-instrument")
-    result = subprocess.run(
-        [str(instrument), sys.executable, str(script)],
+    output = run_instrumented(
+        script,
         env={
             **os.environ,
             "ANTHROPIC_BASE_URL": llm.anthropic_base_url,
@@ -38,12 +37,9 @@ def run_instrumented(tmp_path: Path, llm: StandIn) -> tuple[str, list[dict]]:
             "OTEL_METRICS_EXPORTER": "none",
             "OTEL_LOGS_EXPORTER": "none",
         },
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=True,
     )
-    first, _, rest = result.stdout.partition("\n")
+    first, _, rest = output.partition("\n")
     decoder = json.JSONDecoder()
     spans, index = [], 0
     while (start := rest.find("{", index)) >= 0:
@@ -63,7 +59,7 @@ def test_entry_point_names_the_instrumentor() -> None:
 
 
 def test_opentelemetry_instrument_gives_one_span(tmp_path: Path, llm: StandIn) -> None:
-    printed, spans = run_instrumented(tmp_path, llm)
+    printed, spans = run_app(tmp_path, llm)
     assert printed == "usage 30 2"
     # Other instrumentations may add HTTP spans; the inference spans are ours alone.
     inference = [span for span in spans if "gen_ai.operation.name" in span["attributes"]]

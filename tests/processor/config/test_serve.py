@@ -12,46 +12,23 @@ import time
 from pathlib import Path
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
+from support.sinks import OtlpHttpBackend
 
-from spanledger.processor.components import ConsumeResult
-from spanledger.processor.receivers import HttpReceiver, HttpReceiverConfig
 from spanledger.processor.report import run_report
 
 
-class Backend:
-    """A real OTLP/HTTP receiving end that keeps every span's attributes by name."""
-
-    def __init__(self) -> None:
-        self.spans: dict[str, dict[str, object]] = {}
-        self.arrived = threading.Event()
-        self.receiver = HttpReceiver(HttpReceiverConfig(endpoint="127.0.0.1:0"), self)
-
-    def consume(self, request: ExportTraceServiceRequest) -> ConsumeResult:
-        for resource_spans in request.resource_spans:
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    self.spans[span.name] = {
-                        kv.key: getattr(kv.value, kv.value.WhichOneof("value"))
-                        for kv in span.attributes
-                    }
-        self.arrived.set()
-        return ConsumeResult()
-
-
 def test_serve_prices_forwards_records_and_drains_on_sigterm(tmp_path: Path) -> None:
-    backend = Backend()
-    backend.receiver.start()
+    backend = OtlpHttpBackend().start()
     config = tmp_path / "spanledger.yaml"
     config.write_text(
         f"""
 receivers: {{otlp: {{grpc: null, http: {{endpoint: 127.0.0.1:0}}}}}}
 exporters:
-  - otlp_http: {{endpoint: "http://127.0.0.1:{backend.receiver.port}/v1/traces", compression: none}}
+  - otlp_http: {{endpoint: "{backend.endpoint}", compression: none}}
 rollup: {{trace_idle: 30s, root_grace: 30s}}
 metrics: {{prometheus: null}}
 ledger: {{path: ledger.db}}
@@ -102,16 +79,17 @@ service: {{shutdown_timeout: 10s}}
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
         assert time.monotonic() - started < 10
-        assert backend.arrived.wait(5)
+        received = backend.wait_for(lambda spans: len(spans) >= 2, timeout=5)
     finally:
         if process.poll() is None:
             process.kill()
-        backend.receiver.stop()
+        backend.stop()
 
-    call = backend.spans["chat gpt-4o-mini"]
+    by_name = {span.name: span.attributes for span in received}
+    call = by_name["chat gpt-4o-mini"]
     assert call["gen_ai.usage.cost"] == 0.75  # $0.15 + $0.60 for a million tokens each
     assert call["spanledger.cost.status"] == "priced"
-    root = backend.spans["agent run"]
+    root = by_name["agent run"]
     assert root["spanledger.trace.cost"] == 0.75
     assert root["spanledger.trace.llm_calls"] == 1
 

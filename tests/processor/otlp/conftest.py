@@ -1,11 +1,11 @@
-"""Fixtures for the OTLP edges: recording consumers, receivers on free ports, test certificates."""
+"""Fixtures for the OTLP edges: receivers on free ports feeding a recorder, scripted endpoints for
+the exporters, test certificates."""
 
 from __future__ import annotations
 
 import functools
 import gzip
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -27,22 +27,10 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
-from opentelemetry.proto.metrics.v1.metrics_pb2 import (
-    AggregationTemporality,
-    Histogram,
-    HistogramDataPoint,
-    Metric,
-    NumberDataPoint,
-    ResourceMetrics,
-    ScopeMetrics,
-    Sum,
-)
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from support.otlp import make_logs_request, make_metrics_request, make_request
+from support.ports import free_port as pick_free_port
+from support.sinks import TraceRecorder
 
-from spanledger.processor.components import ConsumeResult
 from spanledger.processor.receivers import (
     GrpcReceiver,
     GrpcReceiverConfig,
@@ -52,151 +40,18 @@ from spanledger.processor.receivers import (
 from spanledger.processor.signals import LOGS, METRICS, SIGNALS, TRACES, Signal
 
 
-class RecordingConsumer:
-    """A TraceConsumer that keeps every request; ``behaviour`` can make it fail or reject."""
-
-    def __init__(self) -> None:
-        self.requests: list[ExportTraceServiceRequest] = []
-        self.behaviour: Callable[[ExportTraceServiceRequest], ConsumeResult] | None = None
-        self.arrived = threading.Condition()
-
-    def consume(self, request: ExportTraceServiceRequest) -> ConsumeResult:
-        result = self.behaviour(request) if self.behaviour is not None else ConsumeResult()
-        with self.arrived:
-            self.requests.append(request)
-            self.arrived.notify_all()
-        return result
-
-    @property
-    def spans(self) -> list[Span]:
-        return [
-            span
-            for request in self.requests
-            for rs in request.resource_spans
-            for ss in rs.scope_spans
-            for span in ss.spans
-        ]
-
-    def wait_for_spans(self, count: int, timeout: float = 10.0) -> list[Span]:
-        with self.arrived:
-            self.arrived.wait_for(lambda: len(self.spans) >= count, timeout)
-        return self.spans
-
-
-def make_request(
-    spans: int = 3, service: str = "checkout", seed: int = 1
-) -> ExportTraceServiceRequest:
-    """A request with one resource and ``spans`` spans carrying GenAI-looking attributes."""
-    trace_id = seed.to_bytes(16, "big")
-    scope = ScopeSpans(scope=InstrumentationScope(name="tests", version="1.0"))
-    for index in range(spans):
-        scope.spans.append(
-            Span(
-                trace_id=trace_id,
-                span_id=(seed * 1000 + index + 1).to_bytes(8, "big"),
-                parent_span_id=b"" if index == 0 else (seed * 1000 + 1).to_bytes(8, "big"),
-                name=f"chat gpt-4o-mini #{index}",
-                kind=Span.SPAN_KIND_CLIENT,
-                start_time_unix_nano=1_700_000_000_000_000_000 + index,
-                end_time_unix_nano=1_700_000_000_500_000_000 + index,
-                attributes=[
-                    KeyValue(
-                        key="gen_ai.request.model", value=AnyValue(string_value="gpt-4o-mini")
-                    ),
-                    KeyValue(
-                        key="gen_ai.usage.input_tokens", value=AnyValue(int_value=100 + index)
-                    ),
-                    KeyValue(key="customer", value=AnyValue(string_value="acme")),
-                ],
-            )
-        )
-    resource = Resource(
-        attributes=[KeyValue(key="service.name", value=AnyValue(string_value=service))]
-    )
-    return ExportTraceServiceRequest(
-        resource_spans=[ResourceSpans(resource=resource, scope_spans=[scope])]
-    )
-
-
-def _resource(service: str) -> Resource:
-    return Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value=service))])
-
-
-def make_metrics_request(points: int = 2, seed: int = 1) -> ExportMetricsServiceRequest:
-    """A request with a counter of ``points`` data points and a one-point histogram."""
-    start, now = 1_700_000_000_000_000_000, 1_700_000_060_000_000_000 + seed
-    counter = Metric(
-        name="orders",
-        unit="1",
-        sum=Sum(
-            aggregation_temporality=AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE,
-            is_monotonic=True,
-            data_points=[
-                NumberDataPoint(
-                    attributes=[KeyValue(key="customer", value=AnyValue(string_value=f"c{i}"))],
-                    start_time_unix_nano=start,
-                    time_unix_nano=now,
-                    as_int=seed * 100 + i,
-                )
-                for i in range(points)
-            ],
-        ),
-    )
-    latency = Metric(
-        name="latency",
-        unit="ms",
-        histogram=Histogram(
-            aggregation_temporality=AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA,
-            data_points=[
-                HistogramDataPoint(
-                    start_time_unix_nano=start,
-                    time_unix_nano=now,
-                    count=3,
-                    sum=37.5,
-                    bucket_counts=[1, 2, 0],
-                    explicit_bounds=[10.0, 50.0],
-                )
-            ],
-        ),
-    )
-    scope = ScopeMetrics(scope=InstrumentationScope(name="tests"), metrics=[counter, latency])
-    return ExportMetricsServiceRequest(
-        resource_metrics=[ResourceMetrics(resource=_resource("shop"), scope_metrics=[scope])]
-    )
-
-
-def make_logs_request(records: int = 2, seed: int = 1) -> ExportLogsServiceRequest:
-    """A request with ``records`` log records, each inside a span of trace ``seed``."""
-    scope = ScopeLogs(scope=InstrumentationScope(name="tests"))
-    for index in range(records):
-        scope.log_records.append(
-            LogRecord(
-                time_unix_nano=1_700_000_000_000_000_000 + index,
-                severity_number=13,  # WARN
-                severity_text="WARNING",
-                body=AnyValue(string_value=f"payment retried #{index}"),
-                attributes=[KeyValue(key="customer", value=AnyValue(string_value="acme"))],
-                trace_id=seed.to_bytes(16, "big"),
-                span_id=(seed * 1000 + index + 1).to_bytes(8, "big"),
-            )
-        )
-    return ExportLogsServiceRequest(
-        resource_logs=[ResourceLogs(resource=_resource("shop"), scope_logs=[scope])]
-    )
+@pytest.fixture
+def consumer() -> TraceRecorder:
+    return TraceRecorder()
 
 
 @pytest.fixture
-def consumer() -> RecordingConsumer:
-    return RecordingConsumer()
-
-
-@pytest.fixture
-def recorders(consumer: RecordingConsumer) -> dict[Signal, RecordingConsumer]:
+def recorders(consumer: TraceRecorder) -> dict[Signal, TraceRecorder]:
     """A recording consumer per signal; the traces one is ``consumer``."""
-    return {TRACES: consumer, METRICS: RecordingConsumer(), LOGS: RecordingConsumer()}
+    return {TRACES: consumer, METRICS: TraceRecorder(), LOGS: TraceRecorder()}
 
 
-def _receivers(receiver_class: type, config_class: type, consumer: RecordingConsumer) -> Iterator:
+def _receivers(receiver_class: type, config_class: type, consumer: TraceRecorder) -> Iterator:
     """A factory starting receivers on free ports; every one started is stopped afterwards."""
     started: list = []
 
@@ -213,14 +68,14 @@ def _receivers(receiver_class: type, config_class: type, consumer: RecordingCons
 
 @pytest.fixture
 def grpc_receiver_factory(
-    consumer: RecordingConsumer,
+    consumer: TraceRecorder,
 ) -> Iterator[Callable[..., GrpcReceiver]]:
     yield from _receivers(GrpcReceiver, GrpcReceiverConfig, consumer)
 
 
 @pytest.fixture
 def http_receiver_factory(
-    consumer: RecordingConsumer,
+    consumer: TraceRecorder,
 ) -> Iterator[Callable[..., HttpReceiver]]:
     yield from _receivers(HttpReceiver, HttpReceiverConfig, consumer)
 
@@ -476,6 +331,4 @@ def tracing_backend_grpc() -> Iterator[ScriptedGrpcServer]:
 @pytest.fixture
 def free_port() -> int:
     """A port nothing listens on (the OS picked it and it was closed at once)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return pick_free_port()

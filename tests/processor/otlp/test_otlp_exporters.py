@@ -7,6 +7,9 @@ import time
 import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from support.otlp import spans_in
+from support.ports import free_port
+from support.waiting import wait_for
 
 from spanledger.processor.components import Backpressure, ConsumeResult, PermanentError
 from spanledger.processor.exporters import (
@@ -26,25 +29,11 @@ from spanledger.processor.receivers import (
 )
 
 FAST = {"initial_backoff": 0.02, "max_backoff": 0.1, "timeout": 5.0}
-
-
-def wait_until(condition, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
+POLL = 0.01
 
 
 def span_ids(requests: list[ExportTraceServiceRequest]) -> list[bytes]:
-    return [
-        span.span_id
-        for request in requests
-        for rs in request.resource_spans
-        for ss in rs.scope_spans
-        for span in ss.spans
-    ]
+    return [span.span_id for request in requests for span in spans_in(request)]
 
 
 # -- OTLP/HTTP ---------------------------------------------------------------------------------
@@ -127,7 +116,7 @@ def test_http_gives_up_after_max_elapsed(scripted_http, make_request) -> None:  
         OtlpHttpExporterConfig(endpoint=scripted_http.url, max_elapsed=0.3, **FAST)
     )
     exporter.export(make_request(spans=2))
-    assert wait_until(lambda: exporter.stats.dropped == 2, timeout=5)
+    wait_for(lambda: exporter.stats.dropped == 2, "dropped == 2", timeout=5, interval=POLL)
     attempts = len(scripted_http.received)
     exporter.shutdown(1)
     assert 2 <= attempts < 40
@@ -136,14 +125,15 @@ def test_http_gives_up_after_max_elapsed(scripted_http, make_request) -> None:  
 
 
 def test_http_connection_refused_is_retried_until_the_receiver_is_up(  # type: ignore[no-untyped-def]
-    consumer, make_request, free_port
+    consumer, make_request
 ) -> None:
+    port = free_port()
     exporter = OtlpHttpExporter(
-        OtlpHttpExporterConfig(endpoint=f"http://127.0.0.1:{free_port}/v1/traces", **FAST)
+        OtlpHttpExporterConfig(endpoint=f"http://127.0.0.1:{port}/v1/traces", **FAST)
     )
     exporter.export(make_request(spans=2))
-    assert wait_until(lambda: exporter.stats.retried >= 2, timeout=5)
-    receiver = HttpReceiver(HttpReceiverConfig(endpoint=f"127.0.0.1:{free_port}"), consumer)
+    wait_for(lambda: exporter.stats.retried >= 2, "retried >= 2", timeout=5, interval=POLL)
+    receiver = HttpReceiver(HttpReceiverConfig(endpoint=f"127.0.0.1:{port}"), consumer)
     receiver.start()
     try:
         consumer.wait_for_spans(2)
@@ -174,7 +164,7 @@ def test_http_server_closing_idle_connections_costs_no_retry(  # type: ignore[no
         OtlpHttpExporterConfig(endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", **FAST)
     )
     exporter.export(make_request(seed=1))
-    assert wait_until(lambda: exporter.stats.sent == 3)
+    wait_for(lambda: exporter.stats.sent == 3, "sent == 3", interval=POLL)
     time.sleep(0.5)  # the receiver closes the idle keep-alive connection meanwhile
     exporter.export(make_request(seed=2))
     exporter.shutdown(5)
@@ -188,7 +178,9 @@ def test_http_batches_merge_queued_requests(scripted_http, make_request) -> None
     )
     sent = [make_request(spans=3, seed=seed) for seed in range(1, 12)]
     exporter.export(sent[0])
-    assert wait_until(lambda: exporter.stats.queued == 0)  # the worker took the first one
+    wait_for(
+        lambda: exporter.stats.queued == 0, "queued == 0", interval=POLL
+    )  # the worker took the first one
     for request in sent[1:]:
         exporter.export(request)
     scripted_http.hold.set()
@@ -210,7 +202,7 @@ def test_http_batches_respect_the_byte_limit(scripted_http, make_request) -> Non
         )
     )
     exporter.export(sent[0])
-    assert wait_until(lambda: exporter.stats.queued == 0)
+    wait_for(lambda: exporter.stats.queued == 0, "queued == 0", interval=POLL)
     for request in sent[1:]:
         exporter.export(request)
     scripted_http.hold.set()
@@ -225,7 +217,7 @@ def test_http_full_queue_raises_backpressure(scripted_http, make_request) -> Non
         OtlpHttpExporterConfig(endpoint=scripted_http.url, queue_size=6, **FAST)
     )
     exporter.export(make_request(spans=3, seed=1))
-    assert wait_until(lambda: exporter.stats.queued == 0)
+    wait_for(lambda: exporter.stats.queued == 0, "queued == 0", interval=POLL)
     exporter.export(make_request(spans=3, seed=2))
     exporter.export(make_request(spans=3, seed=3))
     with pytest.raises(Backpressure, match="queue is full"):
@@ -247,16 +239,16 @@ def test_shutdown_drains_the_queue(http_receiver, consumer, make_request) -> Non
         else:
             exporter.export_serialized(make_request(spans=5, seed=seed).SerializeToString(), 5)
     exporter.shutdown(10)
-    assert len(consumer.spans) == 1000
-    assert len({span.span_id for span in consumer.spans}) == 1000
+    assert len(consumer.spans()) == 1000
+    assert len({span.span_id for span in consumer.spans()}) == 1000
     assert exporter.stats == ExporterStats(sent=1000)
     exporter.export(make_request(spans=5))  # after shutdown: counted, not sent
     assert exporter.stats.dropped == 5
 
 
-def test_shutdown_keeps_its_deadline_when_the_destination_is_down(make_request, free_port) -> None:  # type: ignore[no-untyped-def]
+def test_shutdown_keeps_its_deadline_when_the_destination_is_down(make_request) -> None:  # type: ignore[no-untyped-def]
     exporter = OtlpHttpExporter(
-        OtlpHttpExporterConfig(endpoint=f"http://127.0.0.1:{free_port}/v1/traces", **FAST)
+        OtlpHttpExporterConfig(endpoint=f"http://127.0.0.1:{free_port()}/v1/traces", **FAST)
     )
     for seed in range(1, 4):
         exporter.export(make_request(spans=2, seed=seed))
@@ -310,7 +302,7 @@ def test_tls_server_name_is_checked(  # type: ignore[no-untyped-def]
 
     wrong = exporter("collector.example")  # not a name in the server's certificate
     wrong.export(make_request(spans=2))
-    assert wait_until(lambda: wrong.stats.dropped == 2, timeout=5)
+    wait_for(lambda: wrong.stats.dropped == 2, "dropped == 2", timeout=5, interval=POLL)
     wrong.shutdown(1)
     assert consumer.requests == []
 
@@ -335,14 +327,14 @@ def test_grpc_delivers_with_gzip_and_headers(grpc_receiver_factory, consumer, ma
     for seed in range(1, 4):
         exporter.export(make_request(spans=2, seed=seed))
     exporter.shutdown(5)
-    assert len(consumer.spans) == 6
+    assert len(consumer.spans()) == 6
     assert exporter.stats == ExporterStats(sent=6)
 
     refused = _grpc_exporter(receiver.port, headers={"authorization": "Bearer wrong"})
     refused.export(make_request(spans=2))
     refused.shutdown(5)
     assert refused.stats == ExporterStats(failed=2)  # UNAUTHENTICATED is not retried
-    assert len(consumer.spans) == 6
+    assert len(consumer.spans()) == 6
 
 
 def test_grpc_unavailable_with_retry_info_waits_the_delay(
@@ -359,7 +351,7 @@ def test_grpc_unavailable_with_retry_info_waits_the_delay(
     consumer.behaviour = busy_once
     exporter = _grpc_exporter(grpc_receiver.port)
     exporter.export(make_request(spans=2))
-    assert wait_until(lambda: exporter.stats.sent == 2)
+    wait_for(lambda: exporter.stats.sent == 2, "sent == 2", interval=POLL)
     exporter.shutdown(5)
     assert arrivals[1] - arrivals[0] >= 0.5
     assert exporter.stats == ExporterStats(sent=2, retried=1)
@@ -404,13 +396,14 @@ def test_grpc_retry_classification(scripted_grpc, make_request, code, delay, ret
 
 
 def test_grpc_delivers_soon_after_the_destination_comes_back(  # type: ignore[no-untyped-def]
-    consumer, make_request, free_port
+    consumer, make_request
 ) -> None:
-    exporter = _grpc_exporter(free_port)
+    port = free_port()
+    exporter = _grpc_exporter(port)
     exporter.export(make_request(spans=2))
-    assert wait_until(lambda: exporter.stats.retried >= 3, timeout=5)
+    wait_for(lambda: exporter.stats.retried >= 3, "retried >= 3", timeout=5, interval=POLL)
     time.sleep(1.0)  # the destination stays down a while
-    receiver = GrpcReceiver(GrpcReceiverConfig(endpoint=f"127.0.0.1:{free_port}"), consumer)
+    receiver = GrpcReceiver(GrpcReceiverConfig(endpoint=f"127.0.0.1:{port}"), consumer)
     receiver.start()
     came_back = time.monotonic()
     try:

@@ -95,7 +95,7 @@ def test_malformed_message_is_invalid_argument_and_the_receiver_keeps_serving(
 
         response = call(make_request(spans=2).SerializeToString(), timeout=5)
     assert not response.HasField("partial_success")
-    assert len(consumer.spans) == 2
+    assert len(consumer.spans()) == 2
 
 
 def test_empty_request_succeeds(grpc_receiver, consumer) -> None:  # type: ignore[no-untyped-def]
@@ -204,7 +204,7 @@ def test_sdk_exporter_retries_after_the_delay_the_receiver_asks_for(
         exporter.shutdown()
     assert len(arrivals) == 2
     assert arrivals[1] - arrivals[0] >= 0.3
-    assert [s.name for s in consumer.spans] == ["retried"]  # only the accepted delivery
+    assert [s.name for s in consumer.spans()] == ["retried"]  # only the accepted delivery
 
 
 def test_partial_success_is_returned(grpc_receiver, consumer, make_request) -> None:  # type: ignore[no-untyped-def]

@@ -321,7 +321,7 @@ def test_concurrent_clients_are_all_served(http_receiver, consumer, make_request
         thread.join(30)
     assert errors == []
     assert len(consumer.requests) == 8 * 20
-    assert len({s.trace_id for s in consumer.spans}) == 8 * 20
+    assert len({s.trace_id for s in consumer.spans()}) == 8 * 20
 
 
 def test_tls_with_client_certificates(

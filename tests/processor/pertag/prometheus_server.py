@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from support.ports import free_port
+from support.processes import stop_process
+
 INSTALL_HINT = "run scripts/prometheus/install.sh (apt-get install prometheus)"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PrometheusServer:
@@ -112,11 +108,5 @@ class PrometheusServer:
         raise AssertionError(f"{promql} stayed at {value}, expected {expected}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process, grace=10)
         self.log.close()

@@ -7,6 +7,8 @@ import re
 import time
 from pathlib import Path
 
+import pytest
+
 from spanledger.processor.metrics import MetricsConfig, MetricsSink
 
 from .traffic import DAY_NS, mixed_traffic
@@ -60,6 +62,7 @@ def test_dashboard_names_only_exposed_metrics():
         assert metrics and metrics <= EXPOSED, (title, metrics)
 
 
+@pytest.mark.slow
 def test_every_panel_query_runs_and_returns_data(start_prometheus):
     sink = MetricsSink(MetricsConfig(prometheus_endpoint="127.0.0.1:0", cardinality_limit=2), TAGS)
     try:

@@ -7,12 +7,16 @@ import math
 import time
 from decimal import Decimal
 
+import pytest
+
 from spanledger.processor.ledger import Ledger, LedgerConfig, LedgerSink
 from spanledger.processor.metrics import MetricsConfig, MetricsSink
 from spanledger.processor.model import CountedCall
 from spanledger.semconv import OVERFLOW, UNTAGGED
 
 from .traffic import DAY_NS, mixed_traffic
+
+pytestmark = pytest.mark.slow  # each test starts a real Prometheus and waits for its scrapes
 
 TAGS = ("customer", "feature", "team", "env")
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -16,11 +14,12 @@ from pathlib import Path
 import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
+from support.sinks import TraceRecorder
+from support.waiting import wait_for
 
 from spanledger.processor.config import load_config
 from spanledger.processor.ledger import Ledger
@@ -43,26 +42,6 @@ class Sent:
     input_tokens: int
     output_tokens: int
     start_ns: int
-
-
-class ForwardedSpans:
-    """A span exporter keeping what the processor forwards (to read the costs it wrote)."""
-
-    def __init__(self) -> None:
-        self.costs: list[float] = []
-        self.lock = threading.Lock()
-
-    def export(self, request: ExportTraceServiceRequest) -> None:
-        with self.lock:
-            for resource_spans in request.resource_spans:
-                for scope_spans in resource_spans.scope_spans:
-                    for span in scope_spans.spans:
-                        for attribute in span.attributes:
-                            if attribute.key == "gen_ai.usage.cost":
-                                self.costs.append(attribute.value.double_value)
-
-    def shutdown(self, timeout: float) -> None:
-        pass
 
 
 def _traffic(now_ns: int) -> list[Sent]:
@@ -123,15 +102,6 @@ def _send(endpoint: str, sent: list[Sent]) -> None:
     provider.shutdown()
 
 
-def _wait(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _ledger_calls(path: Path) -> int:
     if not path.exists():
         return 0
@@ -155,7 +125,7 @@ def processor(tmp_path):
         "metrics: {prometheus: {endpoint: 127.0.0.1:0}, cardinality_limit: 4}\n"
         "ledger: {path: data/spanledger.db}\n"
     )
-    forwarded = ForwardedSpans()
+    forwarded = TraceRecorder()
     service = Service(load_config(config_file), extra_exporters=[forwarded])
     service.start()
     try:
@@ -164,13 +134,19 @@ def processor(tmp_path):
         service.stop()
 
 
+@pytest.mark.slow
 def test_prometheus_ledger_and_report_agree_for_the_same_traffic(processor, start_prometheus):
     service, config_file, forwarded = processor
     ledger_path = config_file.parent / "data" / "spanledger.db"
     prometheus = start_prometheus(f"127.0.0.1:{service.metrics.prometheus_port}")
     sent = _traffic(time.time_ns())
     _send(f"127.0.0.1:{service.grpc.port}", sent)
-    _wait(lambda: _ledger_calls(ledger_path) == len(sent), "every call in the ledger")
+    wait_for(
+        lambda: _ledger_calls(ledger_path) == len(sent),
+        "every call in the ledger",
+        timeout=30.0,
+        interval=0.1,
+    )
     prometheus.wait_for("sum(spanledger_llm_calls_total)", len(sent))
 
     with Ledger(ledger_path) as ledger:
@@ -181,7 +157,8 @@ def test_prometheus_ledger_and_report_agree_for_the_same_traffic(processor, star
     assert total.unpriced_calls == unknown > 0
     assert total.cost_usd > 0
     # The processor wrote the same dollars on the spans it forwarded.
-    assert math.isclose(sum(forwarded.costs), float(total.cost_usd), rel_tol=1e-9)
+    costs = [item.attributes.get("gen_ai.usage.cost") for item in forwarded.forwarded()]
+    assert math.isclose(sum(c for c in costs if c is not None), float(total.cost_usd), rel_tol=1e-9)
 
     # PromQL by feature equals the ledger, dollar for dollar and call for call.
     cost = prometheus.by_label("sum by (feature) (spanledger_cost_usd_total)", "feature")

@@ -5,15 +5,27 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from support.sinks import RecordingSink, TraceRecorder
 
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.usage import extract_usage
 
-from .traces import FakeClock, RecordingExporter, RecordingSink
-
 TAG_KEYS = ("customer", "feature", "team", "env")
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 @pytest.fixture
@@ -22,8 +34,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def exporter() -> RecordingExporter:
-    return RecordingExporter()
+def exporter() -> TraceRecorder:
+    return TraceRecorder()
 
 
 @pytest.fixture
@@ -33,7 +45,7 @@ def sink() -> RecordingSink:
 
 @pytest.fixture
 def make_pipeline(
-    clock: FakeClock, exporter: RecordingExporter, sink: RecordingSink
+    clock: FakeClock, exporter: TraceRecorder, sink: RecordingSink
 ) -> Iterator[Callable[..., Pipeline]]:
     """Build a pipeline on the fake clock with the real usage reader and price book.
 

@@ -8,7 +8,6 @@ spans are forwarded by the processor's own OTLP/gRPC exporter to a second gRPC r
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -16,16 +15,14 @@ from decimal import Decimal
 
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
+from support.sinks import RecordingSink, TraceRecorder
 
 from spanledger import semconv
-from spanledger.processor.components import ConsumeResult
 from spanledger.processor.exporters import OtlpGrpcExporter, OtlpGrpcExporterConfig, TlsClientConfig
-from spanledger.processor.otlp_attrs import attributes_to_dict
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.receivers import (
@@ -37,39 +34,13 @@ from spanledger.processor.receivers import (
 from spanledger.processor.rollup import RollupConfig
 
 from .conftest import TAG_KEYS
-from .traces import RecordingSink
-
-
-class Downstream:
-    """The backend: a TraceConsumer behind a real gRPC receiver."""
-
-    def __init__(self) -> None:
-        self.requests: list[ExportTraceServiceRequest] = []
-        self.arrived = threading.Condition()
-
-    def consume(self, request: ExportTraceServiceRequest) -> ConsumeResult:
-        with self.arrived:
-            self.requests.append(request)
-            self.arrived.notify_all()
-        return ConsumeResult()
-
-    def spans(self) -> list[tuple[str, object]]:
-        return [
-            (dict(attributes_to_dict(rs.resource.attributes))["service.name"], span)
-            for request in self.requests
-            for rs in request.resource_spans
-            for ss in rs.scope_spans
-            for span in ss.spans
-        ]
-
-    def wait_for(self, count: int, timeout: float = 15.0) -> None:
-        with self.arrived:
-            self.arrived.wait_for(lambda: len(self.spans()) >= count, timeout)
 
 
 @pytest.fixture
-def processor() -> Iterator[tuple[Pipeline, GrpcReceiver, HttpReceiver, Downstream, RecordingSink]]:
-    downstream = Downstream()
+def processor() -> Iterator[
+    tuple[Pipeline, GrpcReceiver, HttpReceiver, TraceRecorder, RecordingSink]
+]:
+    downstream = TraceRecorder()  # the backend, behind a gRPC receiver
     backend = GrpcReceiver(GrpcReceiverConfig(endpoint="127.0.0.1:0"), downstream)
     backend.start()
     exporter = OtlpGrpcExporter(
@@ -178,12 +149,10 @@ def test_one_trace_from_two_services_is_priced_and_forwarded(processor):
         assert posted.status == 200
     provider.shutdown()
 
-    downstream.wait_for(4)
-    forwarded = downstream.spans()
+    downstream.wait_for_spans(4, timeout=15.0)
+    forwarded = downstream.forwarded()
     assert len(forwarded) == 4
-    by_name = {
-        span.name: (service, attributes_to_dict(span.attributes)) for service, span in forwarded
-    }
+    by_name = {item.span.name: (item.service, item.attributes) for item in forwarded}
     mini = Decimal("0.00027")  # 1000 x $0.15 + 200 x $0.60 per million
     sonnet = Decimal("0.0105")  # 2000 x $3 + 300 x $15 per million
     service, root_attributes = by_name["POST /answer"]

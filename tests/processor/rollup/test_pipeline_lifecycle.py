@@ -8,6 +8,8 @@ import time
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from support.otlp import Service, chat, request, span
+from support.sinks import RecordingSink, TraceRecorder
 
 from spanledger import semconv
 from spanledger.processor.components import Backpressure
@@ -16,8 +18,7 @@ from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.usage import extract_usage
 
-from .conftest import TAG_KEYS
-from .traces import FakeClock, RecordingExporter, RecordingSink, Service, chat, request, span
+from .conftest import TAG_KEYS, FakeClock
 
 APP = Service("app")
 
@@ -54,7 +55,7 @@ def test_an_accepted_request_reports_full_success(make_pipeline):
     assert (result.rejected_spans, result.error_message) == (0, "")
 
 
-class FailingExporter(RecordingExporter):
+class FailingExporter(TraceRecorder):
     def export(self, request) -> None:
         raise ConnectionError("downstream refused")
 
@@ -65,7 +66,7 @@ class FailingSink(RecordingSink):
 
 
 def test_a_failing_exporter_or_sink_does_not_stop_the_others(caplog):
-    healthy_exporter, healthy_sink = RecordingExporter(), RecordingSink()
+    healthy_exporter, healthy_sink = TraceRecorder(), RecordingSink()
     clock = FakeClock()
     pipeline = build([FailingExporter(), healthy_exporter], [FailingSink(), healthy_sink], clock)
     with caplog.at_level(logging.ERROR, logger="spanledger.processor.pipeline"):
@@ -86,7 +87,7 @@ def test_a_span_whose_usage_cannot_be_read_is_forwarded_uncounted(caplog):
             raise ValueError("unexpected attribute shape")
         return extract_usage(attributes, span_name)
 
-    exporter, sink, clock = RecordingExporter(), RecordingSink(), FakeClock()
+    exporter, sink, clock = TraceRecorder(), RecordingSink(), FakeClock()
     pipeline = build([exporter], [sink], clock, extract_usage=fragile)
     spans = [
         span(4, 1, None, "run"),
@@ -110,7 +111,7 @@ def test_a_price_book_that_raises_leaves_the_call_unpriced():
         def price(self, usage, start_time_unix_nano):
             raise RuntimeError("price table unavailable")
 
-    exporter, sink, clock = RecordingExporter(), RecordingSink(), FakeClock()
+    exporter, sink, clock = TraceRecorder(), RecordingSink(), FakeClock()
     pipeline = Pipeline(
         RollupConfig(),
         TAG_KEYS,
@@ -131,7 +132,7 @@ def test_a_price_book_that_raises_leaves_the_call_unpriced():
 
 
 def test_shutdown_flushes_waiting_traces_then_shuts_down_exporters_and_sinks():
-    exporter, sink = RecordingExporter(), RecordingSink()
+    exporter, sink = TraceRecorder(), RecordingSink()
     pipeline = build([exporter], [sink])
     pipeline.consume(request((APP, [span(6, 1, None, "run"), chat(6, 2, 1, "gpt-4o-mini", 1, 1)])))
     pipeline.consume(request((APP, [span(7, 3, 9, "no root yet")])))
@@ -148,7 +149,7 @@ def test_shutdown_flushes_waiting_traces_then_shuts_down_exporters_and_sinks():
 
 
 def test_the_background_flusher_forwards_due_traces_on_its_own():
-    exporter = RecordingExporter()
+    exporter = TraceRecorder()
     pipeline = build([exporter], [], clock=time.monotonic, trace_idle=0.05, root_grace=0.02)
     pipeline.start()
     try:
@@ -185,7 +186,7 @@ def test_stats_account_for_every_span(make_pipeline, clock):
     assert stats["remembered_spans"] == 3
 
 
-class SerializedExporter(RecordingExporter):
+class SerializedExporter(TraceRecorder):
     """Takes the serialized request, as the OTLP exporters do."""
 
     def __init__(self) -> None:
@@ -208,7 +209,7 @@ def test_exporters_that_take_bytes_get_the_encoded_request(make_pipeline, clock,
     assert serialized.requests == exporter.requests
 
 
-class FullExporter(RecordingExporter):
+class FullExporter(TraceRecorder):
     """Raises ``Backpressure`` for its first ``refusals`` exports, like a full queue."""
 
     def __init__(self, refusals: int) -> None:
@@ -235,7 +236,7 @@ def test_an_exporter_pushing_back_is_retried_until_it_accepts():
 
 
 def test_an_exporter_that_stays_full_is_given_up_on_with_an_error(caplog):
-    full, healthy = FullExporter(refusals=10**6), RecordingExporter()
+    full, healthy = FullExporter(refusals=10**6), TraceRecorder()
     clock = FakeClock()
     pipeline = build([full, healthy], [], clock)
     pipeline.export_patience = 0.1
@@ -251,7 +252,7 @@ def test_an_exporter_that_stays_full_is_given_up_on_with_an_error(caplog):
 
 def test_concurrent_senders_and_the_flusher_lose_and_double_nothing():
     """Four sender threads, each delivering its traces twice, while the flusher runs."""
-    exporter, sink = RecordingExporter(), RecordingSink()
+    exporter, sink = TraceRecorder(), RecordingSink()
     pipeline = build([exporter], [sink], clock=time.monotonic, trace_idle=0.2, root_grace=0.05)
     pipeline.start()
     errors: list[BaseException] = []
@@ -277,7 +278,7 @@ def test_concurrent_senders_and_the_flusher_lose_and_double_nothing():
     pipeline.shutdown(5.0)
 
     assert errors == []
-    forwarded = exporter.spans()
+    forwarded = exporter.forwarded()
     assert len(forwarded) == 300
     assert len({f.span.span_id for f in forwarded}) == 300
     assert len(sink.calls) == 200

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from spanledger import semconv
+from support.otlp import Service, chat, request, span
 
-from .traces import Service, chat, request, span
+from spanledger import semconv
 
 SHOP = Service("shop", {"env": "prod"})
 

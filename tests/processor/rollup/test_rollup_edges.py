@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from support.otlp import Service, chat, request, span
+
 from spanledger import semconv
 from spanledger.processor.rollup.buffer import FlushedTrace
-
-from .traces import Service, chat, request, span
 
 APP = Service("app")
 

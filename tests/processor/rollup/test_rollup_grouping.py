@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
-from spanledger import semconv
+from support.otlp import Service, chat, request, span
 
-from .traces import Service, chat, request, span
+from spanledger import semconv
 
 FRONTEND = Service("frontend", scope="spanledger.instrumentation.openai", scope_version="0.1")
 TRIAGE = Service(
@@ -167,7 +167,7 @@ def test_random_delivery_order_and_duplicates_do_not_change_the_result(
     clock.advance(5)
     pipeline.flush_due()
 
-    forwarded = exporter.spans()
+    forwarded = exporter.forwarded()
     assert len(forwarded) == len({(f.span.trace_id, f.span.span_id) for f in forwarded})
     roots = {f.span.trace_id.hex(): f.attributes for f in forwarded if not f.span.parent_span_id}
     assert set(roots) == set(expected)

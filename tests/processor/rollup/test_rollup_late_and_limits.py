@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
+from support.otlp import Service, chat, request, span
+from support.sinks import RecordingSink, TraceRecorder
 
 from spanledger import semconv
 from spanledger.processor.components import Backpressure, PermanentError
@@ -13,8 +15,7 @@ from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.usage import extract_usage
 
-from .conftest import TAG_KEYS
-from .traces import FakeClock, RecordingExporter, RecordingSink, Service, chat, request, span
+from .conftest import TAG_KEYS, FakeClock
 
 APP = Service("app", {"customer": "initech"})
 
@@ -145,7 +146,7 @@ def test_a_request_larger_than_the_limits_is_refused_permanently(make_pipeline, 
     assert exporter.requests == []
 
 
-class BlockingExporter(RecordingExporter):
+class BlockingExporter(TraceRecorder):
     """Holds the first export until released, as a slow downstream would."""
 
     def __init__(self) -> None:

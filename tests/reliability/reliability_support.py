@@ -1,35 +1,37 @@
-"""Reliability test kit: traffic, a stoppable OTLP/HTTP backend, ``spanledger serve`` processes."""
+"""Reliability test kit: traffic with known costs, an OTLP client that retries, ``spanledger serve``
+processes. The backend they deliver to is ``support.sinks.OtlpHttpBackend``."""
 
 from __future__ import annotations
 
-import contextlib
-import gzip
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import grpc
 import yaml
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from support.otlp import key_values
 
 from spanledger.processor.model import Usage
-from spanledger.processor.otlp_attrs import attributes_to_dict, to_any_value
 from spanledger.processor.pricing import PriceBook, PricingConfig
 
 T0 = 1_767_225_600 * 1_000_000_000
 """2026-01-01T00:00:00Z."""
 MODEL = "gpt-4o-mini"
 SPANLEDGER = (sys.executable, "-m", "spanledger.processor.cli")
+EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 def trace_id(number: int) -> bytes:
@@ -48,7 +50,7 @@ def tokens(trace: int, index: int) -> tuple[int, int]:
 def add_trace(request: ExportTraceServiceRequest, trace: int, calls: int) -> None:
     """Append trace ``trace``: a root span and ``calls`` chat spans under it."""
     scope = request.resource_spans.add()
-    to_any_value("reliability", scope.resource.attributes.add(key="service.name").value)
+    scope.resource.attributes.extend(key_values({"service.name": "reliability"}))
     spans = scope.scope_spans.add().spans
     root = spans.add(
         trace_id=trace_id(trace),
@@ -58,7 +60,7 @@ def add_trace(request: ExportTraceServiceRequest, trace: int, calls: int) -> Non
         start_time_unix_nano=T0,
         end_time_unix_nano=T0 + 10**9,
     )
-    to_any_value(f"customer-{trace % 5}", root.attributes.add(key="customer").value)
+    root.attributes.extend(key_values({"customer": f"customer-{trace % 5}"}))
     for index in range(1, calls + 1):
         chat = spans.add(
             trace_id=trace_id(trace),
@@ -70,16 +72,19 @@ def add_trace(request: ExportTraceServiceRequest, trace: int, calls: int) -> Non
             end_time_unix_nano=T0 + index * 1000 + 500,
         )
         input_tokens, output_tokens = tokens(trace, index)
-        for key, value in (
-            ("gen_ai.operation.name", "chat"),
-            ("gen_ai.provider.name", "openai"),
-            ("gen_ai.request.model", MODEL),
-            ("gen_ai.response.model", MODEL),
-            ("gen_ai.usage.input_tokens", input_tokens),
-            ("gen_ai.usage.output_tokens", output_tokens),
-            ("customer", f"customer-{trace % 5}"),
-        ):
-            to_any_value(value, chat.attributes.add(key=key).value)
+        chat.attributes.extend(
+            key_values(
+                {
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.provider.name": "openai",
+                    "gen_ai.request.model": MODEL,
+                    "gen_ai.response.model": MODEL,
+                    "gen_ai.usage.input_tokens": input_tokens,
+                    "gen_ai.usage.output_tokens": output_tokens,
+                    "customer": f"customer-{trace % 5}",
+                }
+            )
+        )
 
 
 def build_request(traces: range, calls: int) -> ExportTraceServiceRequest:
@@ -110,108 +115,6 @@ def expected_cost(traces: range, calls: int) -> Decimal:
     return total
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Backend:
-    """An OTLP/HTTP trace receiver that records every span it gets; can stop and come back."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.port = port
-        self.lock = threading.Lock()
-        self.spans: dict[tuple[bytes, bytes], dict[str, object]] = {}
-        self.deliveries = 0
-        self.requests = 0
-        self.connections: set[socket.socket] = set()
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1/traces"
-
-    def start(self) -> None:
-        backend = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def setup(self) -> None:
-                super().setup()
-                with backend.lock:
-                    backend.connections.add(self.request)
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                backend.record(ExportTraceServiceRequest.FromString(body))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        self.port = server.server_address[1]
-        self._server = server
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}).start()
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        with self.lock:
-            connections, self.connections = self.connections, set()
-        for connection in connections:  # a stopped backend keeps no keep-alive connection
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-    def record(self, request: ExportTraceServiceRequest) -> None:
-        with self.lock:
-            self.requests += 1
-            for resource_spans in request.resource_spans:
-                for scope_spans in resource_spans.scope_spans:
-                    for span in scope_spans.spans:
-                        self.deliveries += 1
-                        self.spans[(span.trace_id, span.span_id)] = attributes_to_dict(
-                            span.attributes
-                        )
-
-    def distinct(self) -> int:
-        with self.lock:
-            return len(self.spans)
-
-    def cost(self) -> Decimal:
-        """The sum of ``gen_ai.usage.cost`` over distinct spans, as exact decimals."""
-        with self.lock:
-            costs = [a.get("gen_ai.usage.cost") for a in self.spans.values()]
-        return sum((Decimal(repr(c)) for c in costs if c is not None), Decimal(0))
-
-    def wait_for_span(self, trace: bytes, span: bytes, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                if (trace, span) in self.spans:
-                    return True
-            time.sleep(0.02)
-        return False
-
-    def wait_for(self, count: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.distinct() >= count:
-                return True
-            time.sleep(0.05)
-        return self.distinct() >= count
-
-
 def post(
     url: str, body: bytes, content_type: str = "application/x-protobuf", **headers: str
 ) -> tuple[int, dict[str, str], bytes]:
@@ -224,6 +127,21 @@ def post(
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
+
+
+def grpc_export(port: int, body: bytes) -> grpc.RpcError | None:
+    """Send ``body`` as is to the OTLP/gRPC trace service on ``port``; the error, if any."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.unary_unary(
+            EXPORT_METHOD,
+            request_serializer=None,
+            response_deserializer=ExportTraceServiceResponse.FromString,
+        )
+        try:
+            call(body, timeout=20)
+        except grpc.RpcError as error:
+            return error
+    return None
 
 
 def send_until_accepted(url: str, body: bytes, timeout: float = 30.0) -> int:
