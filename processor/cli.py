@@ -1,4 +1,4 @@
-"""The ``spanledger`` command: serve, check-config, report, price, demo."""
+"""The ``spanledger`` command: serve, check-config, report, price, demo, migrate, prune."""
 
 from __future__ import annotations
 
@@ -26,11 +26,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("file", metavar="FILE")
     commands.add_parser("report", help="cost per tag from the ledger", add_help=False)
     commands.add_parser("price", help="price one call from the offline price table", add_help=False)
+    commands.add_parser("migrate", help="create or upgrade the ledger's schema", add_help=False)
+    commands.add_parser("prune", help="delete ledger calls older than a date", add_help=False)
     demo = commands.add_parser("demo", help="run an example agent end to end, offline")
     demo.add_argument("--keep", metavar="DIR", help="keep the demo's ledger and config in DIR")
 
-    # report and price parse their own arguments.
-    if args and args[0] in ("report", "price"):
+    # report, price, migrate and prune parse their own arguments.
+    if args and args[0] in ("report", "price", "migrate", "prune"):
         return _delegate(args[0], args[1:])
     options = parser.parse_args(args)
     if options.command == "serve":
@@ -50,6 +52,10 @@ def _delegate(command: str, argv: list[str]) -> int:
         from spanledger.processor.report import run_report
 
         return run_report(argv)
+    if command in ("migrate", "prune"):
+        from spanledger.processor.ledger.commands import run_migrate, run_prune
+
+        return (run_migrate if command == "migrate" else run_prune)(argv)
     from spanledger.processor.pricing.cli import run_price
 
     return run_price(argv)
@@ -82,7 +88,10 @@ def _check(path: str) -> int:
         return 1
     assert config is not None
     exporters = ", ".join(type(e).__name__.removesuffix("Config") for e in config.exporters)
-    print(f"{path}: OK (exporters: {exporters or 'none'}; tags: {', '.join(config.tags)})")
+    print(
+        f"{path}: OK (exporters: {exporters or 'none'}; tags: {', '.join(config.tags)}; "
+        f"ledger: {config.ledger.location()})"
+    )
     return 0
 
 

@@ -23,11 +23,12 @@ from spanledger.processor.exporters import (
     OtlpHttpExporter,
 )
 from spanledger.processor.ledger import LedgerSink
+from spanledger.processor.ledger.settling import LedgerSettling
 from spanledger.processor.metrics import MetricsSink
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook
 from spanledger.processor.receivers import GrpcReceiver, HttpReceiver
-from spanledger.processor.writeahead import WriteAhead
+from spanledger.processor.writeahead import SettlingConsumer, WriteAhead
 
 log = logging.getLogger("spanledger.processor")
 
@@ -67,14 +68,16 @@ class Service:
         if config.metrics.prometheus_endpoint or config.metrics.otlp_endpoint:
             self.metrics = MetricsSink(config.metrics, config.tags)
             sinks.append(self.metrics)
-        if config.ledger.path:
+        if config.ledger.enabled:
             self.ledger = LedgerSink(config.ledger, config.tags)
             sinks.append(self.ledger)
+            for meter in self.metrics.meters() if self.metrics is not None else ():
+                self.ledger.register_gauges(meter)
         if config.budgets.active:
             self.budgets = BudgetSink(
                 config.budgets,
                 config.tags,
-                ledger_path=config.ledger.path,
+                ledger=config.ledger if config.ledger.enabled else None,
                 clock=self._budget_clock,
             )
             sinks.append(self.budgets)
@@ -92,7 +95,10 @@ class Service:
                     "service.write_ahead is set but not every exporter has a disk queue: "
                     "spans in an in-memory exporter queue are lost if the process is killed"
                 )
-            self.write_ahead = WriteAhead(config.service.write_ahead, self.pipeline)
+            settling: SettlingConsumer = self.pipeline
+            if self.ledger is not None:
+                settling = LedgerSettling(self.pipeline, self.ledger)
+            self.write_ahead = WriteAhead(config.service.write_ahead, settling)
             self.write_ahead.replay()
             self.write_ahead.start()
             consumer = self.write_ahead
@@ -106,7 +112,7 @@ class Service:
             "spanledger processor listening: %s; forwarding to %d exporter(s); ledger %s",
             ", ".join(self.endpoints()) or "no receiver",
             len(exporters),
-            config.ledger.path or "off",
+            config.ledger.location(),
         )
 
     def endpoints(self) -> list[str]:
