@@ -63,6 +63,7 @@ def _delegate(command: str, argv: list[str]) -> int:
 
 def _serve(path: str | None, level: str) -> int:
     from spanledger.processor.config import ConfigError, load_config
+    from spanledger.processor.ledger import LedgerError
     from spanledger.processor.service import Service
 
     logging.basicConfig(
@@ -73,7 +74,11 @@ def _serve(path: str | None, level: str) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    Service(config).run()
+    try:
+        Service(config).run()
+    except LedgerError as exc:
+        print(f"spanledger serve: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -223,10 +223,8 @@ def _exporters(raw: object, problems: Problems) -> list[Any]:
 def _ledger(raw: object, problems: Problems) -> LedgerConfig:
     """``ledger``: ``url`` (PostgreSQL) replaces the default SQLite ``path``; not both."""
     ledger = build(LedgerConfig, raw, "ledger", problems) or LedgerConfig()
-    if isinstance(raw, Mapping) and raw.get("url"):
-        if raw.get("path"):
-            problems.add("ledger", "set path (an SQLite file) or url (PostgreSQL), not both")
-        ledger.path = None
+    if isinstance(raw, Mapping) and raw.get("url") and raw.get("path"):
+        problems.add("ledger", "set path (an SQLite file) or url (PostgreSQL), not both")
     return ledger
 
 

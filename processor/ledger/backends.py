@@ -8,9 +8,13 @@ from spanledger.processor.ledger.secrets import is_database_url
 from spanledger.processor.ledger.store import Ledger
 
 
-def open_ledger(config: LedgerConfig, *, create: bool = False) -> LedgerStore:
+def open_ledger(
+    config: LedgerConfig, *, create: bool = False, wait_for_server: bool = False
+) -> LedgerStore:
     """The ledger of ``config``. ``create=True`` is the writer's mode: the SQLite file or the
-    PostgreSQL schema is made or migrated when needed. Raises ``LedgerError`` (password-free)."""
+    PostgreSQL schema is made or migrated when needed. ``wait_for_server``: a database that
+    cannot be reached yet is connected to on first use instead of failing now. Raises
+    ``LedgerError``, whose message holds no password."""
     if config.url:
         from spanledger.processor.ledger.postgres import PostgresLedger
 
@@ -19,6 +23,7 @@ def open_ledger(config: LedgerConfig, *, create: bool = False) -> LedgerStore:
             password=config.password(),
             create=create,
             connect_timeout=config.connect_timeout,
+            wait_for_server=wait_for_server,
         )
     if not config.path:
         raise LedgerError("the ledger is turned off (ledger.path is empty and no ledger.url)")

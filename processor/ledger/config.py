@@ -67,6 +67,10 @@ class LedgerConfig:
     connect_timeout: float = 5.0
     queue: LedgerQueueConfig = field(default_factory=LedgerQueueConfig)
 
+    def __post_init__(self) -> None:
+        if self.url:
+            self.path = None  # the database replaces the default file
+
     @property
     def enabled(self) -> bool:
         """Whether there is a ledger at all."""

@@ -222,6 +222,17 @@ def day_spans(
     return spans
 
 
+_REFUSALS = ("authentication failed", "does not exist", "no pg_hba.conf entry", "permission denied")
+"""libpq's words for a server that answered and refused (its errors carry no SQLSTATE)."""
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether the server answered and said no (bad password, no such database or role):
+    waiting would not help."""
+    message = str(exc)
+    return any(sign in message for sign in _REFUSALS)
+
+
 def _require_driver() -> None:
     if psycopg is None:
         raise LedgerError(
@@ -249,6 +260,7 @@ class PostgresLedger:
         connect_timeout: float = 5.0,
         write_method: WriteMethod = "copy",
         migrations: tuple[Migration, ...] = MIGRATIONS,
+        wait_for_server: bool = False,
     ) -> None:
         _require_driver()
         self.location = redact_url(url)
@@ -266,13 +278,22 @@ class PostgresLedger:
         self._version = migrations[-1].version
         self.schema_version = self._version
         self._writer = create
+        self._schema_checked = False
         self._lock = threading.Lock()
         self._db: Any = None
         try:
-            db = self._connection()
-            if create:
-                self.migrated_from = self._migrate(db)
-            self._check_schema(db)
+            with self._lock:
+                self._connection()
+        except psycopg.OperationalError as exc:
+            if not wait_for_server or _refused(exc):
+                raise LedgerError(
+                    f"cannot open ledger {self.location}: {self.scrub(exc)}"
+                ) from None
+            log.warning(
+                "ledger %s: cannot connect yet, calls will wait in the queue: %s",
+                self.location,
+                self.scrub(exc),
+            )
         except psycopg.Error as exc:
             self.close()
             raise LedgerError(f"cannot open ledger {self.location}: {self.scrub(exc)}") from None
@@ -287,6 +308,8 @@ class PostgresLedger:
     # Connection and schema.
 
     def _connection(self) -> Any:
+        """The open connection, after connecting (and, the first time, migrating when writing
+        and checking the schema version). Call with ``_lock`` held."""
         if self._db is not None and not self._db.closed and not self._db.broken:
             return self._db
         if self._db is not None:
@@ -300,16 +323,22 @@ class PostgresLedger:
         if self._password is not None:
             options["password"] = self._password
         db = psycopg.connect(self._url, **options)
-        if self._writer and self._has_tables(db):
-            db.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (LIKE {CALLS}) ON COMMIT DELETE ROWS"
-            )
+        try:
+            if not self._schema_checked:
+                if self._writer:
+                    self.migrated_from = self._migrate(db)
+                self._check_schema(db)
+                self._schema_checked = True
+            if self._writer:
+                db.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (LIKE {CALLS}) "
+                    "ON COMMIT DELETE ROWS"
+                )
+        except BaseException:
+            db.close()
+            raise
         self._db = db
         return db
-
-    @staticmethod
-    def _has_tables(db: Any) -> bool:
-        return db.execute("SELECT to_regclass(%s) IS NOT NULL", (CALLS,)).fetchone()[0]
 
     def _stored_version(self, db: Any) -> str | None:
         if db.execute("SELECT to_regclass(%s) IS NULL", (META,)).fetchone()[0]:
@@ -345,10 +374,6 @@ class PostgresLedger:
                 f"INSERT INTO {META} (key, value) VALUES ('schema_version', %s) "
                 "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
                 (str(self._version),),
-            )
-        if steps:
-            db.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (LIKE {CALLS}) ON COMMIT DELETE ROWS"
             )
         return before
 

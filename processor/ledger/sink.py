@@ -55,7 +55,7 @@ class LedgerSink:
         self.config = config
         self.tag_keys = tuple(tag_keys)
         self.location = config.location()
-        self.ledger = open_ledger(config, create=True)
+        self.ledger = open_ledger(config, create=True, wait_for_server=True)
         self._lock = threading.Lock()
         self._next_retention = 0.0
         self._received = 0

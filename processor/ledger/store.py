@@ -188,6 +188,7 @@ class Ledger:
                 except _ROW_ERRORS:
                     self._db.execute("ROLLBACK")
                     self._db.execute("BEGIN IMMEDIATE")
+                    before = self._db.total_changes  # the undone inserts were counted
                     self._insert_one_by_one(rows)
             except BaseException:
                 self._db.execute("ROLLBACK")
