@@ -115,3 +115,10 @@ class LedgerWriter:
         if self._thread.is_alive():
             self._give_up.set()
             self._thread.join(5.0)
+        log.info(
+            "ledger %s: wrote %d calls, %d new, %d were there already",
+            self.store.location,
+            self.written_rows,
+            self.new_rows,
+            self.written_rows - self.new_rows,
+        )

@@ -16,7 +16,7 @@ from spanledger.processor.ledger.commands import run_migrate
 from spanledger.processor.ledger.migrations import Migration
 from spanledger.processor.ledger.postgres import MIGRATIONS, PostgresLedger
 
-from .support import SPANLEDGER, password_file, write_config
+from .configs import SPANLEDGER, password_file, write_config
 from .traffic import calls
 
 NEXT = Migration(

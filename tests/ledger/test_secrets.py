@@ -9,7 +9,7 @@ import time
 
 from spanledger.processor.ledger.secrets import redact_url, scrub, url_password
 
-from .support import SPANLEDGER, write_config
+from .configs import SPANLEDGER, write_config
 
 SECRET = "s3cr%t-pa55word"
 
