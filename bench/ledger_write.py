@@ -45,7 +45,12 @@ sys.path.insert(0, str(HERE.parent / "scripts" / "postgres"))
 
 import pgserver  # noqa: E402
 
-from spanledger.processor.ledger import Ledger, LedgerConfig, LedgerSink  # noqa: E402
+from spanledger.processor.ledger import (  # noqa: E402
+    Ledger,
+    LedgerConfig,
+    LedgerQueueConfig,
+    LedgerSink,
+)
 from spanledger.processor.ledger.postgres import PostgresLedger  # noqa: E402
 from spanledger.processor.ledger.rows import Row, call_rows  # noqa: E402
 from spanledger.processor.model import Cost, CountedCall, Usage  # noqa: E402
@@ -146,9 +151,10 @@ def _through_sink(url: str, server, calls: list[CountedCall], batch: int, scratc
     """rows/s from ``record`` to the last row in the database, through queue and writer."""
     secret = scratch / "password"
     secret.write_text(server.password)
-    sink = LedgerSink(
-        LedgerConfig(url=url, password_file=str(secret)), ("customer", "feature", "team", "env")
+    config = LedgerConfig(
+        url=url, password_file=str(secret), queue=LedgerQueueConfig(memory_rows=len(calls))
     )
+    sink = LedgerSink(config, ("customer", "feature", "team", "env"))
     started = time.perf_counter()
     for start in range(0, len(calls), batch):
         sink.record(calls[start : start + batch])
@@ -253,7 +259,7 @@ def _median(values: list[float]) -> str:
     return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
 
 
-def report_text(figures, reports, args, *, load_seconds, raw_seconds, rollup_rows) -> str:
+def report_text(figures, reports, args, *, load_seconds, raw_seconds, rollup_rows, sizes) -> str:
     sqlite = statistics.median(figures["sqlite"])
     lines = [
         f"writes: {args.rows:,} rows in batches of {args.batch:,}, {args.rounds} rounds; "
@@ -280,6 +286,12 @@ def report_text(figures, reports, args, *, load_seconds, raw_seconds, rollup_row
     lines.append(
         f"           {raw_seconds:6.3f} s         the first grouping read from the calls alone "
         "(no rollup)"
+    )
+    calls_bytes, rollup_bytes = sizes
+    lines.append(
+        f"space: calls {calls_bytes / 2**20:,.0f} MiB with their indexes "
+        f"({calls_bytes / max(args.report_rows, 1):,.0f} B per call), "
+        f"rollup {rollup_bytes / 2**20:,.1f} MiB"
     )
     load = os.getloadavg()
     lines.append(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
@@ -341,6 +353,10 @@ def main(argv: list[str] | None = None) -> None:
 
         with psycopg.connect(url, password=server.password) as db:
             rollup_rows = db.execute("SELECT count(*) FROM spanledger_calls_daily").fetchone()[0]
+            sizes = db.execute(
+                "SELECT pg_total_relation_size('spanledger_calls'), "
+                "pg_total_relation_size('spanledger_calls_daily')"
+            ).fetchone()
     finally:
         server.remove()
     text = report_text(
@@ -350,6 +366,7 @@ def main(argv: list[str] | None = None) -> None:
         load_seconds=load_seconds,
         raw_seconds=raw_seconds,
         rollup_rows=rollup_rows,
+        sizes=sizes,
     )
     print(text)
     if not args.no_write:

@@ -30,6 +30,9 @@ from spanledger.processor.ledger.rows import Row
 
 log = logging.getLogger("spanledger.processor.ledger")
 
+DROP_LOG_EVERY = 10.0
+"""Seconds between two log lines about dropped rows."""
+
 
 @dataclass(slots=True)
 class RowBatch:
@@ -73,6 +76,8 @@ class RowQueue:
         self._closed = False
         self.dropped_rows = 0
         self.spilled_rows = 0
+        self._reported_drops = 0
+        self._next_drop_log = 0.0
         self._disk: DiskQueue | None = None
         self._disk_times: deque[tuple[float, int]] = deque()
         """(received, rows) of batches on disk not taken yet, oldest first."""
@@ -122,16 +127,23 @@ class RowQueue:
         return True
 
     def _shed(self) -> None:
-        """Drop the oldest batches in memory while they hold more than the bound."""
+        """Drop the oldest batches in memory while they hold more than the bound (one log line
+        at first, then one every ``DROP_LOG_EVERY`` seconds while it goes on)."""
         while self._memory_rows > self.config.memory_rows and len(self._memory) > 1:
             oldest = self._memory.popleft()
             self._memory_rows -= len(oldest.rows)
             self.dropped_rows += len(oldest.rows)
+        now = time.monotonic()
+        unreported = self.dropped_rows - self._reported_drops
+        if unreported and now >= self._next_drop_log:
+            self._reported_drops = self.dropped_rows
+            self._next_drop_log = now + DROP_LOG_EVERY
             log.error(
-                "ledger %s: dropped %d unwritten rows: more than queue.memory_rows (%d) wait "
-                "and %s",
+                "ledger %s: dropped %d unwritten rows (%d in all): more than queue.memory_rows "
+                "(%d) wait and %s",
                 self.location,
-                len(oldest.rows),
+                unreported,
+                self.dropped_rows,
                 self.config.memory_rows,
                 "the spill directory is full" if self._disk else "no queue.directory is set",
             )
