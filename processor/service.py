@@ -95,6 +95,12 @@ class Service:
                     "service.write_ahead is set but not every exporter has a disk queue: "
                     "spans in an in-memory exporter queue are lost if the process is killed"
                 )
+            if config.ledger.shared and not config.ledger.queue.directory:
+                log.warning(
+                    "service.write_ahead is set but ledger.queue.directory is not: while the "
+                    "ledger's database is away, the write-ahead log keeps every request and "
+                    "fills up (then the receivers push back)"
+                )
             settling: SettlingConsumer = self.pipeline
             if self.ledger is not None:
                 settling = LedgerSettling(self.pipeline, self.ledger)

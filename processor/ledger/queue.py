@@ -77,6 +77,9 @@ class RowQueue:
         self.dropped_rows = 0
         self.spilled_rows = 0
         self._reported_drops = 0
+        self._lost_from: int | None = None
+        """The first batch ``release`` could not keep: never durable, so the write-ahead log
+        keeps its request for the next start."""
         self._next_drop_log = 0.0
         self._disk: DiskQueue | None = None
         self._disk_times: deque[tuple[float, int]] = deque()
@@ -252,6 +255,8 @@ class RowQueue:
             waiting = [b.seq for b in self._taken if b.position is None]
             if self._memory:
                 waiting.append(self._memory[0].seq)
+            if self._lost_from is not None:
+                waiting.append(self._lost_from)
             return min(waiting) - 1 if waiting else self._received
 
     # Ending.
@@ -265,14 +270,18 @@ class RowQueue:
     def release(self) -> int:
         """At the end: put what is left in memory (taken or not) on disk; release the files.
 
-        Returns how many rows could not be kept (no directory, or it is full).
+        Returns how many rows could not be kept (no directory, or it is full); a write-ahead
+        log keeps the requests they came from (``durable_mark`` stays below them).
         """
         with self._ready:
             left = [b for b in self._taken if b.position is None] + list(self._memory)
             self._taken.clear()
             self._memory.clear()
             self._memory_rows = 0
-            lost = sum(len(b.rows) for b in left if not self._spill(b))
+            unkept = [b for b in left if not self._spill(b)]
+            lost = sum(len(b.rows) for b in unkept)
+            if unkept:
+                self._lost_from = min(b.seq for b in unkept)
             if self._disk is not None:
                 self._disk.drain()
             self.dropped_rows += lost

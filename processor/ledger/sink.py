@@ -102,7 +102,12 @@ class LedgerSink:
             self.writer.stop(timeout)
             lost = self.queue.release()
             if lost:
-                log.error("ledger %s: %d calls could not be written or kept", self.location, lost)
+                log.error(
+                    "ledger %s: %d calls could not be written or kept on disk (a write-ahead "
+                    "log keeps their requests for the next start)",
+                    self.location,
+                    lost,
+                )
             elif self.queue.pending_rows:
                 log.warning(
                     "ledger %s: %d calls stay queued on disk for the next start",

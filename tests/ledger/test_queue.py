@@ -81,3 +81,14 @@ def test_while_the_database_is_away_everything_goes_to_disk(tmp_path: Path) -> N
         queue.done(taken)
     assert sorted(rows) == sorted(row for batch in batches for row in batch)
     queue.release()
+
+
+def test_rows_that_cannot_be_kept_at_the_end_are_never_marked_durable() -> None:
+    queue = RowQueue(LedgerQueueConfig(), "test")
+    for batch in _batches(3, 10):
+        queue.put(batch)
+    queue.done(queue.take(10, 0))  # batch 1 written
+    queue.take(10, 0)  # batch 2 in hand when the process stops, batch 3 waiting
+    assert queue.release() == 20
+    # The write-ahead log must keep the requests of batches 2 and 3 for the next start.
+    assert queue.durable_mark() == 1
