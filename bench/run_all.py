@@ -49,6 +49,11 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "growth": ([], ["--rounds", "1", "--spans", "2000", "--traces-for-tags", "50"]),
     "soak": ([], ["--seconds", "3", "--rate", "1000", "--sample", "1"]),
+    # Starts its own PostgreSQL (scripts/postgres/install.sh); the full run loads 10M rows.
+    "ledger_write": (
+        [],
+        ["--rows", "2000", "--rounds", "1", "--report-rows", "20000", "--no-write"],
+    ),
 }
 
 

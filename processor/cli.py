@@ -1,4 +1,5 @@
-"""The ``spanledger`` command: serve, check-config, report, price, reconcile, demo, standin."""
+"""The ``spanledger`` command: serve, check-config, report, price, reconcile, migrate, prune,
+demo, standin."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(options: argparse.Namespace) -> int:
     from spanledger.processor.config import ConfigError, load_config
+    from spanledger.processor.ledger import LedgerError
     from spanledger.processor.listeners import ListenError, check_listeners, configured_listeners
     from spanledger.processor.service import Service
 
@@ -45,7 +47,11 @@ def _serve(options: argparse.Namespace) -> int:
     except ListenError as exc:
         print(f"spanledger serve: {exc}", file=sys.stderr)
         return 2
-    Service(config).run()
+    try:
+        Service(config).run()
+    except LedgerError as exc:
+        print(f"spanledger serve: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -61,7 +67,10 @@ def _check_config(options: argparse.Namespace) -> int:
         return 1
     assert config is not None
     exporters = ", ".join(type(e).__name__.removesuffix("Config") for e in config.exporters)
-    print(f"{path}: OK (exporters: {exporters or 'none'}; tags: {', '.join(config.tags)})")
+    print(
+        f"{path}: OK (exporters: {exporters or 'none'}; tags: {', '.join(config.tags)}; "
+        f"ledger: {config.ledger.location()})"
+    )
     return 0
 
 
@@ -81,6 +90,18 @@ def _reconcile(argv: list[str]) -> int:
     from spanledger.processor.reconcile import run_reconcile
 
     return run_reconcile(argv)
+
+
+def _migrate(argv: list[str]) -> int:
+    from spanledger.processor.ledger.commands import run_migrate
+
+    return run_migrate(argv)
+
+
+def _prune(argv: list[str]) -> int:
+    from spanledger.processor.ledger.commands import run_prune
+
+    return run_prune(argv)
 
 
 def _demo(options: argparse.Namespace) -> int:
@@ -110,6 +131,8 @@ _SELF_PARSING: dict[str, Callable[[list[str]], int]] = {
     "report": _report,
     "price": _price,
     "reconcile": _reconcile,
+    "migrate": _migrate,
+    "prune": _prune,
 }
 """Verbs that parse their own arguments."""
 
@@ -157,6 +180,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("report", help="cost per tag from the ledger", add_help=False)
     commands.add_parser("price", help="price one call from the offline price table", add_help=False)
     commands.add_parser("reconcile", help="the provider's bill against the ledger", add_help=False)
+    commands.add_parser("migrate", help="create or upgrade the ledger's schema", add_help=False)
+    commands.add_parser("prune", help="delete ledger calls older than a date", add_help=False)
 
     demo = commands.add_parser("demo", help="run an example agent end to end, offline")
     demo.add_argument(

@@ -7,7 +7,7 @@ tags: [customer, feature, team, env]
 pricing: {overrides: prices.yaml, markup_percent: 0, prefer_reported: true}
 rollup: {trace_idle: 2s, root_grace: 1s, max_traces: 100000}
 metrics: {prometheus: {endpoint: 127.0.0.1:9464}, otlp: {endpoint: ..., protocol: grpc}}
-ledger: {path: spanledger.db, retention_days: 90}
+ledger: {path: spanledger.db, retention_days: 90}   # or {url: postgresql://…, password_file: …}
 service: {shutdown_timeout: 10s, write_ahead: {directory: wal, max_bytes: 536870912}}
 budgets: {limits: [{name: acme, match: {customer: acme}, amount_usd: 100, period: monthly}]}
 ```
@@ -150,7 +150,7 @@ def from_mapping(raw: object, problems: Problems, base_dir: Path | None = None) 
     )
     config.rollup = build(RollupConfig, raw.get("rollup"), "rollup", problems) or RollupConfig()
     config.metrics = _metrics(raw.get("metrics"), problems)
-    config.ledger = build(LedgerConfig, raw.get("ledger"), "ledger", problems) or LedgerConfig()
+    config.ledger = _ledger(raw.get("ledger"), problems)
     config.service = (
         build(ServiceConfig, raw.get("service"), "service", problems) or ServiceConfig()
     )
@@ -218,6 +218,14 @@ def _exporters(raw: object, problems: Problems) -> list[Any]:
         if exporter is not None:
             built.append(exporter)
     return built
+
+
+def _ledger(raw: object, problems: Problems) -> LedgerConfig:
+    """``ledger``: ``url`` (PostgreSQL) replaces the default SQLite ``path``; not both."""
+    ledger = build(LedgerConfig, raw, "ledger", problems) or LedgerConfig()
+    if isinstance(raw, Mapping) and raw.get("url") and raw.get("path"):
+        problems.add("ledger", "set path (an SQLite file) or url (PostgreSQL), not both")
+    return ledger
 
 
 def _tags(raw: object, problems: Problems) -> list[str]:

@@ -27,13 +27,14 @@ from spanledger.processor.exporters import (
     OtlpHttpExporterConfig,
 )
 from spanledger.processor.forwarding import Forwarder
-from spanledger.processor.ledger import LedgerSink
+from spanledger.processor.ledger import Ledger, LedgerSink
+from spanledger.processor.ledger.settling import LedgerSettling
 from spanledger.processor.metrics import MetricsSink
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook
 from spanledger.processor.receivers import GrpcReceiver, HttpReceiver
 from spanledger.processor.signals import LOGS, METRICS, TRACES, Signal
-from spanledger.processor.writeahead import WriteAhead
+from spanledger.processor.writeahead import SettlingConsumer, WriteAhead
 
 log = logging.getLogger("spanledger.processor")
 
@@ -76,20 +77,23 @@ class Service:
         if config.metrics.prometheus_endpoint or config.metrics.otlp_endpoint:
             self.metrics = MetricsSink(config.metrics, config.tags)
             sinks.append(self.metrics)
-        if config.ledger.path:
+        if config.ledger.enabled:
             self.ledger = LedgerSink(config.ledger, config.tags)
             sinks.append(self.ledger)
             if self.metrics is not None:
                 from spanledger.processor.reconcile.gauge import GapGauges
 
-                gauges = GapGauges(self.ledger.ledger)
-                for meter, unit in self.metrics.meters_with_cost_unit():
-                    gauges.register(meter, unit)
+                for meter in self.metrics.meters():
+                    self.ledger.register_gauges(meter)
+                if isinstance(self.ledger.ledger, Ledger):
+                    gauges = GapGauges(self.ledger.ledger)
+                    for meter, unit in self.metrics.meters_with_cost_unit():
+                        gauges.register(meter, unit)
         if config.budgets.active:
             self.budgets = BudgetSink(
                 config.budgets,
                 config.tags,
-                ledger_path=config.ledger.path,
+                ledger=config.ledger if config.ledger.enabled else None,
                 clock=self._budget_clock,
             )
             sinks.append(self.budgets)
@@ -107,7 +111,16 @@ class Service:
                     "service.write_ahead is set but not every exporter has a disk queue: "
                     "spans in an in-memory exporter queue are lost if the process is killed"
                 )
-            self.write_ahead = WriteAhead(config.service.write_ahead, self.pipeline)
+            if config.ledger.shared and not config.ledger.queue.directory:
+                log.warning(
+                    "service.write_ahead is set but ledger.queue.directory is not: while the "
+                    "ledger's database is away, the write-ahead log keeps every request and "
+                    "fills up (then the receivers push back)"
+                )
+            settling: SettlingConsumer = self.pipeline
+            if self.ledger is not None:
+                settling = LedgerSettling(self.pipeline, self.ledger)
+            self.write_ahead = WriteAhead(config.service.write_ahead, settling)
             self.write_ahead.replay()
             self.write_ahead.start()
             consumer = self.write_ahead
@@ -125,7 +138,7 @@ class Service:
             len(exporters),
             len(self.forwarders[METRICS].exporters),
             len(self.forwarders[LOGS].exporters),
-            config.ledger.path or "off",
+            config.ledger.location(),
         )
 
     def _start_forwarders(self) -> None:

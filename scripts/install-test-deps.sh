@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for the tests: a virtualenv with the project and its test extras, plus the
-# system programs the tests start or call themselves (Prometheus, openssl for test certificates),
-# and Arize Phoenix in its own virtualenv.
+# system programs the tests start or call themselves (Prometheus, openssl for test certificates,
+# Redis, PostgreSQL for the shared ledger), and Arize Phoenix in its own virtualenv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,3 +19,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# PostgreSQL from Debian's packages: the shared-ledger tests start their own throw-away server.
+sh scripts/postgres/install.sh

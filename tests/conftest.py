@@ -1,4 +1,5 @@
-"""Shared fixtures: one LLM API stand-in for the whole session, cleared before each test.
+"""Shared fixtures: one LLM API stand-in for the whole session, cleared before each test, and a
+PostgreSQL server for the shared-ledger tests.
 
 Also a note at the end of a run naming the tests not marked ``slow`` that took longer than
 ``SLOW_SECONDS``, so the fast tier (``-m "not slow"``) stays fast. It never fails a run: a
@@ -7,8 +8,13 @@ loaded machine makes any test slow now and then.
 
 from __future__ import annotations
 
+import itertools
+import re
+import sys
 from collections import defaultdict
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,3 +61,34 @@ def llm(standin: StandIn) -> StandIn:
     """The session's stand-in with no recorded requests and no queued scenarios."""
     standin.clear()
     return standin
+
+
+POSTGRES_SCRIPTS = Path(__file__).resolve().parents[1] / "scripts" / "postgres"
+
+
+def postgres_servers() -> Any:
+    """The module ``scripts/postgres/pgserver.py`` (throw-away PostgreSQL servers)."""
+    if str(POSTGRES_SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(POSTGRES_SCRIPTS))
+    import pgserver
+
+    return pgserver
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """One real PostgreSQL server for the session, on a free 127.0.0.1 port, with password
+    authentication (``.password``, ``.password_file``); removed at the end."""
+    server = postgres_servers().temporary_server()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any, request: pytest.FixtureRequest) -> str:
+    """A new, empty database on the session's server: its URL, without the password."""
+    name = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
+    return postgres_server.create_database(f"t{next(_DATABASES)}_{name}")
+
+
+_DATABASES = itertools.count(1)

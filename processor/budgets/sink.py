@@ -17,6 +17,7 @@ from spanledger.processor.budgets.evaluation import BudgetBook, ledger_spend
 from spanledger.processor.budgets.rates import Counter, RateLimiter
 from spanledger.processor.budgets.status import StatusServer
 from spanledger.processor.budgets.stores import RedisClient, RedisStore
+from spanledger.processor.ledger.config import LedgerConfig
 from spanledger.processor.model import CountedCall
 from spanledger.semconv import UNTAGGED
 
@@ -30,9 +31,10 @@ class BudgetSink:
     """Counts spend against the configured limits as traces complete, fires threshold alerts,
     and (with ``status``) serves the status and pre-call check endpoints.
 
-    With ``ledger_path``, spend already in the ledger for the current windows is loaded first,
-    so a restart does not reset it. ``clock`` returns unix seconds (tests move it across period
-    boundaries); ``counter`` replaces the in-process rate counter.
+    With ``ledger`` (or ``ledger_path``, an SQLite file), spend already in the ledger for the
+    current windows is loaded first, so a restart does not reset it. ``clock`` returns unix
+    seconds (tests move it across period boundaries); ``counter`` replaces the in-process rate
+    counter.
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class BudgetSink:
         tag_keys: Sequence[str],
         *,
         ledger_path: str | None = None,
+        ledger: LedgerConfig | None = None,
         clock: Callable[[], float] = time.time,
         counter: Counter | None = None,
     ) -> None:
@@ -58,8 +61,10 @@ class BudgetSink:
             store = RedisStore(client, config.shared.key_prefix, clock=clock)
         self.book = BudgetBook(config, clock=clock, on_alert=self._alert, store=store)
         self.rates = RateLimiter(config.rate_limits, counter or store)
-        if ledger_path and Path(ledger_path).is_file() and store is None:
-            self._rebuild(ledger_path)
+        if ledger is None and ledger_path:
+            ledger = LedgerConfig(path=ledger_path)
+        if ledger is not None and store is None and (ledger.url or _is_file(ledger.path)):
+            self._rebuild(ledger)
         self.server: StatusServer | None = None
         if config.status is not None:
             try:
@@ -146,13 +151,21 @@ class BudgetSink:
     def _utilization_points(self, _options: CallbackOptions | None = None) -> list[Observation]:
         return [Observation(value, labels) for value, labels in self.book.utilization()]
 
-    def _rebuild(self, ledger_path: str) -> None:
-        from spanledger.processor.ledger import Ledger, LedgerError
+    def _rebuild(self, config: LedgerConfig) -> None:
+        from spanledger.processor.ledger import LedgerError, open_ledger
 
         try:
-            with Ledger(ledger_path) as ledger:
+            with open_ledger(config) as ledger:
                 loaded = self.book.rebuild(ledger_spend(ledger))
         except (LedgerError, OSError, ValueError) as exc:
-            log.error("budgets: could not load spend from the ledger %s: %s", ledger_path, exc)
+            log.error(
+                "budgets: could not load spend from the ledger %s: %s", config.location(), exc
+            )
             return
-        log.info("budgets: loaded current spend of %d budget scopes from %s", loaded, ledger_path)
+        log.info(
+            "budgets: loaded current spend of %d budget scopes from %s", loaded, config.location()
+        )
+
+
+def _is_file(path: str | None) -> bool:
+    return bool(path) and Path(path).is_file()  # type: ignore[arg-type]

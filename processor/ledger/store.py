@@ -2,25 +2,33 @@
 
 Costs are stored as exact decimal text and summed with ``Decimal`` (never as floats), so every
 grouping adds up exactly to the ledger total. The file uses SQLite's write-ahead log, so the
-processor can keep writing while ``spanledger report`` reads.
+processor can keep writing while ``spanledger report`` reads. This is the embedded default for
+one machine; ``spanledger.processor.ledger.postgres`` holds the shared ledger of many replicas.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from pathlib import Path
 
+from spanledger.processor.ledger.base import (
+    BUILTIN_NAMES,
+    TAG_PREFIX,
+    GroupTotals,
+    LedgerError,
+    SchemaError,
+    dimension,
+)
+from spanledger.processor.ledger.migrations import schema_problem
+from spanledger.processor.ledger.rows import COLUMNS, Row, call_rows, describe_row
 from spanledger.processor.model import CountedCall
 from spanledger.semconv import UNTAGGED
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("spanledger.processor.ledger")
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -47,13 +55,12 @@ CREATE TABLE IF NOT EXISTS calls (
 CREATE INDEX IF NOT EXISTS calls_by_time ON calls (time_unix_nano);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-_INSERT = """
-INSERT OR IGNORE INTO calls (
-    trace_id, span_id, time_unix_nano, tags, provider, model, operation,
-    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
-    cost_status, cost_source, cost_usd, billable_usd, pricing_model
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+_INSERT = f"""
+INSERT OR IGNORE INTO calls ({", ".join(COLUMNS)})
+VALUES ({", ".join("?" for _ in COLUMNS)})
 """
+_ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, OverflowError, UnicodeError, ValueError)
+"""Failures a value of one row causes; the rest of its batch can still be written."""
 
 _SECONDS = "(time_unix_nano / 1000000000)"
 TIME_DIMENSIONS = {
@@ -70,29 +77,17 @@ COLUMN_DIMENSIONS = {
     "cost_source": f"COALESCE(cost_source, '{UNTAGGED}')",
 }
 """Dimensions that are columns of the ledger rather than tags."""
-BUILTIN_DIMENSIONS = (*COLUMN_DIMENSIONS, *TIME_DIMENSIONS)
-TAG_PREFIX = "tag:"
-"""Prefix that forces a name to mean a tag, e.g. ``tag:model`` for a tag called ``model``."""
-_TAG_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-
-
-class LedgerError(Exception):
-    """The ledger cannot be opened or read; the message says which file and why."""
-
-
-@dataclass(slots=True)
-class GroupTotals:
-    """What one group of calls cost and used. ``cost_usd`` sums the priced calls only."""
-
-    key: tuple[str, ...]
-    cost_usd: Decimal
-    calls: int
-    unpriced_calls: int
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    reasoning_tokens: int
+BUILTIN_DIMENSIONS = BUILTIN_NAMES
+__all__ = [
+    "BUILTIN_DIMENSIONS",
+    "COLUMN_DIMENSIONS",
+    "TAG_PREFIX",
+    "TIME_DIMENSIONS",
+    "GroupTotals",
+    "Ledger",
+    "LedgerError",
+    "dimension_sql",
+]
 
 
 class _DecimalSum:
@@ -112,19 +107,17 @@ class _DecimalSum:
 
 
 def dimension_sql(name: str) -> tuple[str, tuple[str, ...]]:
-    """The SQL expression (and its parameters) that yields dimension ``name`` for each row.
+    """The SQLite expression (and its parameters) that yields dimension ``name`` for each row.
 
     Built-in names (``provider``, ``model``, ``day`` …) win over tags of the same name; write
     ``tag:NAME`` to mean the tag. Untagged rows read ``(none)``.
     """
-    if name in COLUMN_DIMENSIONS:
-        return COLUMN_DIMENSIONS[name], ()
-    if name in TIME_DIMENSIONS:
-        return TIME_DIMENSIONS[name], ()
-    key = name.removeprefix(TAG_PREFIX)
-    if not _TAG_KEY.match(key):
-        raise ValueError(f"{name!r} is not a tag key or one of {', '.join(BUILTIN_DIMENSIONS)}")
-    return f"COALESCE(json_extract(tags, ?), '{UNTAGGED}')", (f'$."{key}"',)
+    kind, what = dimension(name)
+    if kind == "column":
+        return COLUMN_DIMENSIONS[what], ()
+    if kind == "time":
+        return TIME_DIMENSIONS[what], ()
+    return f"COALESCE(json_extract(tags, ?), '{UNTAGGED}')", (f'$."{what}"',)
 
 
 def grouped_query(
@@ -164,50 +157,6 @@ def grouped_query(
     return query, [*params, *condition_params]
 
 
-def _decimal_text(value: Decimal | None) -> str | None:
-    return None if value is None else format(value, "f")
-
-
-_TAGS_TEXT_CACHE = 4096
-_tags_text: dict[tuple[tuple[object, object], ...], str] = {}
-"""Recently stored tag sets and their JSON text: calls mostly repeat a few tag sets."""
-
-
-def _tags_json(tags: Mapping[object, object]) -> str:
-    key = tuple(tags.items())
-    text = _tags_text.get(key)
-    if text is None:
-        text = json.dumps({str(k): str(v) for k, v in key}, sort_keys=True)
-        if len(_tags_text) >= _TAGS_TEXT_CACHE:
-            _tags_text.clear()
-        _tags_text[key] = text
-    return text
-
-
-def _row(call: CountedCall) -> tuple[object, ...]:
-    usage, cost = call.usage, call.cost
-    priced = cost.status == "priced"
-    return (
-        call.trace_id,
-        call.span_id,
-        int(call.start_time_unix_nano),
-        _tags_json(call.tags),
-        usage.provider,
-        usage.model,
-        usage.operation,
-        usage.input_tokens,
-        usage.output_tokens,
-        usage.cache_read_tokens,
-        usage.cache_write_tokens + usage.cache_write_1h_tokens,
-        usage.reasoning_tokens,
-        cost.status,
-        cost.source,
-        _decimal_text(cost.total) if priced else None,
-        _decimal_text(cost.billable) if priced else None,
-        cost.pricing_model,
-    )
-
-
 class Ledger:
     """One ledger file. ``create=True`` makes the file and schema when missing (the writer's
     mode); readers leave it False to get a clear error for a wrong path."""
@@ -216,10 +165,18 @@ class Ledger:
         self.path = Path(path)
         if not create and not self.path.is_file():
             raise LedgerError(f"no ledger at {self.path} (is the processor's ledger.path set?)")
+        self.location = str(self.path)
+        self.schema_version = SCHEMA_VERSION
+        self.migrated_from: int | None = None
+        """0 when ``create`` made a new file (there is one schema version so far)."""
+        self.rejected_rows = 0
+        """Rows the database refused, each logged once and left out of its batch."""
         self._lock = threading.Lock()
         try:
             if create:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                if not self.path.exists():
+                    self.migrated_from = 0
             self._db = sqlite3.connect(
                 self.path, timeout=10.0, check_same_thread=False, isolation_level=None
             )
@@ -241,11 +198,9 @@ class Ledger:
             row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"{self.path} is not a spanledger ledger: {exc}") from exc
-        if row is None or row[0] != str(SCHEMA_VERSION):
-            found = row[0] if row else "none"
-            raise LedgerError(
-                f"{self.path} has ledger schema version {found}, expected {SCHEMA_VERSION}"
-            )
+        found = row[0] if row else None
+        if found != str(SCHEMA_VERSION):
+            raise SchemaError(schema_problem(str(self.path), found, SCHEMA_VERSION))
 
     def write(self, calls: Iterable[CountedCall]) -> int:
         """Insert calls in one transaction; a (trace_id, span_id) already present is skipped,
@@ -253,24 +208,38 @@ class Ledger:
 
         Returns how many rows were new.
         """
-        rows = []
-        for call in calls:
-            try:
-                rows.append(_row(call))
-            except (AttributeError, TypeError, ValueError) as exc:
-                log.error("ledger: skipping a malformed call %r: %s", call, exc)
+        return self.write_rows(call_rows(calls))
+
+    def write_rows(self, rows: Sequence[Row]) -> int:
+        """Insert rows in one transaction, as ``write``. A row the database refuses (a value it
+        cannot hold) is set aside with one log line and counted in ``rejected_rows``; the rest
+        of the batch is written. Other failures (file locked, disk full) raise."""
         if not rows:
             return 0
         with self._lock:
             before = self._db.total_changes
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(_INSERT, rows)
+                try:
+                    self._db.executemany(_INSERT, rows)
+                except _ROW_ERRORS:
+                    self._db.execute("ROLLBACK")
+                    self._db.execute("BEGIN IMMEDIATE")
+                    before = self._db.total_changes  # the undone inserts were counted
+                    self._insert_one_by_one(rows)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
             return self._db.total_changes - before
+
+    def _insert_one_by_one(self, rows: Sequence[Row]) -> None:
+        for row in rows:
+            try:
+                self._db.execute(_INSERT, row)
+            except _ROW_ERRORS as exc:
+                self.rejected_rows += 1
+                log.error("ledger %s: set aside %s: %s", self.path, describe_row(row), exc)
 
     def delete_before(self, time_unix_nano: int) -> int:
         """Delete calls that started before ``time_unix_nano``; returns how many were deleted."""

@@ -10,13 +10,16 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TextIO
 
-from spanledger.processor.ledger import GroupTotals, Ledger, LedgerError
-from spanledger.processor.ledger.store import (
-    BUILTIN_DIMENSIONS,
-    TAG_PREFIX,
-    TIME_DIMENSIONS,
-    dimension_sql,
+from spanledger.processor.ledger import (
+    GroupTotals,
+    Ledger,
+    LedgerConfig,
+    LedgerError,
+    LedgerStore,
+    config_for,
+    open_ledger,
 )
+from spanledger.processor.ledger.base import BUILTIN_NAMES, TAG_PREFIX, TIME_NAMES, dimension
 from spanledger.processor.report.periods import describe, parse_instant, to_unix_nano
 from spanledger.processor.report.render import FORMATS, render
 from spanledger.processor.report.rows import comparison_rows, merge, period_rows
@@ -25,7 +28,7 @@ DEFAULT_LEDGER = "spanledger.db"
 
 _EPILOG = f"""\
 dimensions for --by and --where: any tag key (customer, feature, ...) or one of
-{", ".join(BUILTIN_DIMENSIONS)}.
+{", ".join(BUILTIN_NAMES)}.
 Write tag:NAME for a tag that shares a built-in name.
 Times are UTC. With --since, every row also shows the change against the period of the
 same length just before (e.g. --since 30d compares with the 30 days before that).
@@ -33,6 +36,7 @@ same length just before (e.g. --since 30d compares with the 30 days before that)
 examples:
   spanledger report --config processor.yaml --by feature --since 30d
   spanledger report --ledger spanledger.db --by customer --by model --format json
+  PGPASSWORD=... spanledger report --ledger postgresql://reader@db/spanledger --by team
   spanledger report --by month --by team --since 2026-01-01 --until 2026-07-01 --format csv
   spanledger report --by feature --compare version=v1,v2 --since 7d
   spanledger report --config processor.yaml --budgets
@@ -90,7 +94,11 @@ def add_ledger_source(parser: argparse.ArgumentParser) -> None:
     """``--config FILE`` or ``--ledger PATH``: where the ledger is."""
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--config", metavar="FILE", help="processor config naming the ledger")
-    source.add_argument("--ledger", metavar="PATH", help=f"ledger file [{DEFAULT_LEDGER}]")
+    source.add_argument(
+        "--ledger",
+        metavar="PATH|URL",
+        help=f"ledger file, or postgresql:// URL (password from PGPASSWORD) [{DEFAULT_LEDGER}]",
+    )
 
 
 def run_report(argv: Sequence[str], out: TextIO | None = None) -> int:
@@ -103,8 +111,7 @@ def run_report(argv: Sequence[str], out: TextIO | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     try:
         request = _Request.from_options(options)
-        path = _ledger_path(options)
-        with Ledger(path) as ledger:
+        with open_ledger(ledger_config(options.config, options.ledger)) as ledger:
             if options.budgets:
                 text = _budgets(options, ledger)
             elif options.settled:
@@ -119,33 +126,35 @@ def run_report(argv: Sequence[str], out: TextIO | None = None) -> int:
     return 0
 
 
-def _ledger_path(options: argparse.Namespace) -> str:
-    if options.config:
+def ledger_config(config_file: str | None, location: str | None) -> LedgerConfig:
+    """The ledger named by ``--config FILE`` (its ``ledger`` section) or ``--ledger PATH|URL``
+    (default ``spanledger.db``); ``ValueError`` for an unusable config."""
+    if config_file:
         from spanledger.processor.config import ConfigError, load_config
 
         try:
-            config = load_config(options.config)
+            config = load_config(config_file)
         except ConfigError as exc:
             raise ValueError(str(exc)) from exc
-        if not config.ledger.path:
-            raise ValueError(f"{options.config} turns the ledger off (ledger.path is empty)")
-        return config.ledger.path
-    return options.ledger or DEFAULT_LEDGER
+        if not config.ledger.enabled:
+            raise ValueError(f"{config_file} turns the ledger off (ledger.path is empty)")
+        return config.ledger
+    return config_for(location or DEFAULT_LEDGER)
 
 
-def _warn_unseen_tags(keys: Sequence[str], ledger: Ledger) -> None:
+def _warn_unseen_tags(keys: Sequence[str], ledger: LedgerStore) -> None:
     """A tag key no call carries groups everything under ``(none)``: most likely a typo."""
     seen = ledger.tag_keys()
     for key in keys:
         if key not in seen:
             print(
-                f"spanledger report: warning: no call in {ledger.path} has the tag {key!r}; "
-                f"tags it has seen: {', '.join(seen) or 'none'}",
+                f"spanledger report: warning: no call in {ledger.location} has the tag "
+                f"{key!r}; tags it has seen: {', '.join(seen) or 'none'}",
                 file=sys.stderr,
             )
 
 
-def _budgets(options: argparse.Namespace, ledger: Ledger) -> str:
+def _budgets(options: argparse.Namespace, ledger: LedgerStore) -> str:
     from spanledger.processor.budgets.report import budget_report
     from spanledger.processor.config import load_config
 
@@ -187,7 +196,7 @@ class _Request:
         now = datetime.now(UTC)
         by = list(dict.fromkeys(options.by))
         for name in by:
-            dimension_sql(name)
+            dimension(name)
         since = parse_instant(options.since, now) if options.since else None
         until = parse_instant(options.until, now) if options.until else None
         if since and until and since >= until:
@@ -199,7 +208,7 @@ class _Request:
             key, sep, value = item.partition("=")
             if not sep or not key:
                 raise ValueError(f"--where expects KEY=VALUE, got {item!r}")
-            dimension_sql(key)
+            dimension(key)
             where[key] = value
         compare = None
         if options.compare:
@@ -209,24 +218,24 @@ class _Request:
                 raise ValueError(
                     f"--compare expects TAG=A,B (two or more values), got {options.compare!r}"
                 )
-            dimension_sql(tag)
+            dimension(tag)
             if tag in by:
                 raise ValueError(f"--compare {tag} cannot also be a --by key")
             compare = (tag, values)
         if options.top is not None:
             if options.top < 1:
                 raise ValueError("--top must be at least 1")
-            if compare or any(name in TIME_DIMENSIONS for name in by):
+            if compare or any(name in TIME_NAMES for name in by):
                 raise ValueError("--top cannot be combined with --compare or day/week/month")
         return cls(by, since, until, where, compare, options.top, options.billable, options.format)
 
     def tag_keys(self) -> list[str]:
         """The tag keys named by ``--by``, ``--where`` and ``--compare`` (built-ins left out)."""
         names = [*self.by, *self.where, *([self.compare[0]] if self.compare else [])]
-        keys = [n.removeprefix(TAG_PREFIX) for n in names if n not in BUILTIN_DIMENSIONS]
+        keys = [n.removeprefix(TAG_PREFIX) for n in names if n not in BUILTIN_NAMES]
         return list(dict.fromkeys(keys))
 
-    def run(self, ledger: Ledger) -> str:
+    def run(self, ledger: LedgerStore) -> str:
         if self.compare:
             return self._comparison(ledger)
         until = self.until or (datetime.now(UTC) if self.since else None)
@@ -242,7 +251,7 @@ class _Request:
         footer = self._footer(ledger, total, previous)
         return render(rows, columns, self.fmt, footer)
 
-    def _comparison(self, ledger: Ledger) -> str:
+    def _comparison(self, ledger: LedgerStore) -> str:
         assert self.compare is not None
         tag, values = self.compare
         groups = [
@@ -257,7 +266,7 @@ class _Request:
         return render(rows, columns, self.fmt, [self._header(ledger), *footer])
 
     def _aggregate(
-        self, ledger: Ledger, by: list[str], since: datetime | None, until: datetime | None
+        self, ledger: LedgerStore, by: list[str], since: datetime | None, until: datetime | None
     ) -> list[GroupTotals]:
         return ledger.aggregate(
             by,
@@ -267,14 +276,14 @@ class _Request:
             billable=self.billable,
         )
 
-    def _header(self, ledger: Ledger) -> str:
+    def _header(self, ledger: LedgerStore) -> str:
         start = describe(self.since) if self.since else "start"
         end = describe(self.until) if self.until else "now"
         where = "".join(f", {k}={v}" for k, v in self.where.items())
-        return f"ledger {ledger.path}, {start} .. {end} UTC{where}"
+        return f"ledger {ledger.location}, {start} .. {end} UTC{where}"
 
     def _footer(
-        self, ledger: Ledger, total: GroupTotals, previous: list[GroupTotals] | None
+        self, ledger: LedgerStore, total: GroupTotals, previous: list[GroupTotals] | None
     ) -> list[str]:
         lines = [
             self._header(ledger),

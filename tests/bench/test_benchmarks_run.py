@@ -44,6 +44,11 @@ EXPECTED_LINES = {
         r"^ +10000 customers: [\d,]+ ",
     ],
     "soak": [r"^rss_mib_max: [\d.]+", r"^sigterm_exit_code: 0"],
+    "ledger_write": [
+        r"^  sqlite +[\d,]+ .* rows/s",
+        r"^  postgres copy +[\d,]+ .* x SQLite .* x the processor's",
+        r"^ +[\d.]+ s +[\d.]+ s +\d+ rows  spanledger report --by customer",
+    ],
 }
 
 

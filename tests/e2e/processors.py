@@ -44,13 +44,14 @@ class Replica:
                 assert not response.partial_success.rejected_spans, response
 
 
-def replica_config(ledger: Path) -> Config:
-    """A processor listening on a free port (gRPC only), with its own ledger, no Prometheus."""
+def replica_config(ledger: Path | LedgerConfig) -> Config:
+    """A processor listening on a free port (gRPC only), no Prometheus, writing to ``ledger``
+    (an SQLite file of its own, or a ledger configuration such as a shared database)."""
     config = Config()
     config.grpc = GrpcReceiverConfig(endpoint="127.0.0.1:0")
     config.http = None
     config.metrics = MetricsConfig(prometheus_endpoint=None)
-    config.ledger = LedgerConfig(path=str(ledger))
+    config.ledger = ledger if isinstance(ledger, LedgerConfig) else LedgerConfig(path=str(ledger))
     config.rollup = replace(RollupConfig(), trace_idle=0.3, root_grace=0.2)
     return config
 

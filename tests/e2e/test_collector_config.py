@@ -195,8 +195,12 @@ def test_gateway_layout_routes_whole_traces_to_every_replica(
         assert host_port(grpc_target(exporter.endpoint)) == backend_grpc
         assert replica.tags == replicas[0].tags, "replicas must label their counters alike"
 
-    ledgers = [r.ledger.path for r in replicas]
-    assert len(set(ledgers)) == len(ledgers), "replicas must not share a ledger file"
+    ledgers = {r.ledger.url for r in replicas}
+    assert len(ledgers) == 1 and all(r.ledger.shared for r in replicas), (
+        "replicas share one PostgreSQL ledger, for exact reports over the fleet"
+    )
+    queues = [r.ledger.queue.directory for r in replicas]
+    assert None not in queues and len(set(queues)) == len(queues), "each its own queue directory"
     (scrape,) = backend["receivers"]["prometheus"]["config"]["scrape_configs"]
     targets = [t for group in scrape["static_configs"] for t in group["targets"]]
     replica_metrics = [r.metrics.prometheus_endpoint for r in replicas]

@@ -1,5 +1,6 @@
 """Scale-out: two processor replicas fed trace-id-partitioned traffic give the same per-trace
-totals, and summed per-tag totals, as one replica given all of it.
+totals as one replica given all of it, and, writing to one shared PostgreSQL ledger, the same
+``spanledger report`` for every grouping.
 
 The partition mirrors the Collector's ``load_balancing`` exporter with ``routing_key: traceID``
 (collector-config/gateway/): every span of a trace goes to the same replica, chosen from the
@@ -10,6 +11,8 @@ stand-in), sent over OTLP/gRPC in interleaved batches, as a gateway would forwar
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
@@ -20,8 +23,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import ReadableSpan
 
 from spanledger import semconv
-from spanledger.processor.ledger import Ledger
+from spanledger.processor.ledger import LedgerConfig
 from spanledger.processor.model import CountedCall
+from spanledger.processor.report import run_report
 from spanledger.standin import StandIn
 
 from .processors import Replica, replica_config, running
@@ -83,19 +87,27 @@ def all_calls(replicas: Iterable[Replica]) -> list[CountedCall]:
     return [call for replica in replicas for call in replica.recorded.calls]
 
 
-def ledger_sums(paths: Iterable[Path], keys: Sequence[str]) -> dict[tuple[str, ...], Decimal]:
-    """Per-tag cost summed over several ledgers, as a metrics backend sums replica counters."""
-    sums: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
-    for path in paths:
-        with Ledger(path) as ledger:
-            for row in ledger.aggregate(list(keys)):
-                sums[row.key] += row.cost_usd
-    return dict(sums)
+def report(url: str, keys: Sequence[str]) -> list[dict[str, object]]:
+    """``spanledger report --ledger URL --by KEY... --format json``, money as exact decimals."""
+    out = io.StringIO()
+    by = [arg for key in keys for arg in ("--by", key)]
+    assert run_report(["--ledger", url, *by, "--format", "json"], out=out) == 0
+    return json.loads(out.getvalue(), parse_float=Decimal)
 
 
-def test_trace_id_routing_matches_one_replica(spans: list[ReadableSpan], tmp_path: Path) -> None:
-    single = Replica(replica_config(tmp_path / "single.db"))
-    pair = [Replica(replica_config(tmp_path / f"replica-{n}.db")) for n in (1, 2)]
+def shared_ledger(url: str, password_file: Path) -> LedgerConfig:
+    return LedgerConfig(url=url, password_file=str(password_file))
+
+
+def test_trace_id_routing_matches_one_replica(
+    spans: list[ReadableSpan], tmp_path: Path, postgres_server, monkeypatch
+) -> None:
+    password_file = tmp_path / "pg-password"
+    password_file.write_text(postgres_server.password)
+    alone = postgres_server.create_database("scale_out_single")
+    shared = postgres_server.create_database("scale_out_shared")
+    single = Replica(replica_config(shared_ledger(alone, password_file)))
+    pair = [Replica(replica_config(shared_ledger(shared, password_file))) for _ in (1, 2)]
     shares: list[list[ReadableSpan]] = [[], []]
     for span in spans:
         shares[replica_of(span.context.trace_id, 2)].append(span)
@@ -125,11 +137,14 @@ def test_trace_id_routing_matches_one_replica(spans: list[ReadableSpan], tmp_pat
     assert sorted((c.trace_id, c.span_id) for c in pair_calls) == sorted(
         (c.trace_id, c.span_id) for c in single_calls
     )
-    for keys in DIMENSIONS:
-        assert tag_sums(pair_calls, keys) == tag_sums(single_calls, keys), keys
-        assert ledger_sums([tmp_path / "replica-1.db", tmp_path / "replica-2.db"], keys) == (
-            ledger_sums([tmp_path / "single.db"], keys)
-        ), keys
+    monkeypatch.setenv("PGPASSWORD", postgres_server.password)
+    for keys in ((), *DIMENSIONS, ("provider", "model", "day")):
+        assert report(shared, keys) == report(alone, keys), keys
+        if keys in DIMENSIONS:
+            assert tag_sums(pair_calls, keys) == tag_sums(single_calls, keys), keys
+    (total,) = report(shared, ())
+    assert total["calls"] == len(single_calls)
+    assert total["cost_usd"] == sum((c.cost.total for c in single_calls), Decimal(0))
     assert sum(tag_sums(single_calls, ("customer",)).values()) > 0
     assert ("(none)",) in tag_sums(single_calls, ("customer",)), "untagged spend has a bucket"
 

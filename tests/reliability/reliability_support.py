@@ -94,10 +94,9 @@ def build_request(traces: range, calls: int) -> ExportTraceServiceRequest:
     return request
 
 
-def expected_cost(traces: range, calls: int) -> Decimal:
-    """What the price table says the calls of ``traces`` cost, each as the float a span carries."""
+def call_costs(traces: range, calls: int) -> Iterator[Decimal]:
+    """The exact decimal price of each call of ``traces``, as the price table gives it."""
     book = PriceBook(PricingConfig())
-    total = Decimal(0)
     for trace in traces:
         for index in range(1, calls + 1):
             input_tokens, output_tokens = tokens(trace, index)
@@ -111,8 +110,12 @@ def expected_cost(traces: range, calls: int) -> Decimal:
             )
             cost = book.price(usage, T0 + index * 1000)
             assert cost.status == "priced", cost
-            total += Decimal(repr(float(cost.total)))
-    return total
+            yield cost.total
+
+
+def expected_cost(traces: range, calls: int) -> Decimal:
+    """What the price table says the calls of ``traces`` cost, each as the float a span carries."""
+    return sum((Decimal(repr(float(cost))) for cost in call_costs(traces, calls)), Decimal(0))
 
 
 def post(
