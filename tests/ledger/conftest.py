@@ -1,5 +1,6 @@
-"""The ledger tests drive ``spanledger serve`` with the reliability tests' kit (``reliability_support``) and
-start PostgreSQL servers of their own with ``pgserver`` (scripts/postgres/)."""
+"""The ledger tests drive ``spanledger serve`` with the reliability tests' kit
+(``reliability_support``) and start PostgreSQL servers of their own with ``pgserver``
+(scripts/postgres/)."""
 
 from __future__ import annotations
 
