@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Prove the LLM SDK ranges the instrumentation declares (`_instruments` in each provider's
-# instrumentation/*/package.py) at both ends: run
-# the tests that drive the real SDKs (instrumentation, stand-in, the SDK's own spans priced,
-# budget enforcement, tags across an SDK call) with the SDKs at the newest releases the ranges
-# admit, or at the oldest. Everything else is installed at the locked versions
-# (requirements/constraints.txt), in a virtualenv of its own, .venv-sdk-newest or
-# .venv-sdk-oldest, so the project's .venv is left as it is.
+# instrumentation/*/package.py) at both ends: run the tests that drive the real SDKs
+# (instrumentation, stand-in, the SDK's own spans priced, budget enforcement, tags across an SDK
+# call) with the SDKs at the newest releases the ranges admit, or at the oldest. Everything else
+# is installed at the locked versions (requirements/constraints.txt) where the SDKs' own bounds
+# allow, in a virtualenv of its own, .venv-sdk-newest or .venv-sdk-oldest, so the project's
+# .venv is left as it is.
 # Usage: bash scripts/test-sdk-range.sh newest|oldest [pytest args...]
 #        (pytest args replace the default list of tests below)
 set -euo pipefail
@@ -55,21 +55,17 @@ for package in sorted(Path("instrumentation").glob("*/package.py")):
 PY
 )
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-# The lock without the SDKs themselves; their own dependencies stay locked.
-names=$(printf '%s\n' "${sdks[@]}" | sed -E 's/[=<>!~].*//' | paste -sd'|')
-# s3transfer follows boto3's own bounds rather than the lock.
-grep -vE "^($names|s3transfer)==" requirements/constraints.txt >"$work/constraints.txt"
-
 quiet_pip() { "$VENV/bin/python" -m pip "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
-echo "== installing spanledger[test] with ${sdks[*]} into $VENV"
-quiet_pip install --quiet --disable-pip-version-check -c "$work/constraints.txt" -e ".[test]"
-# --upgrade moves only the SDKs named here: to the newest release in range, or to the oldest.
-quiet_pip install --quiet --disable-pip-version-check --upgrade -c "$work/constraints.txt" "${sdks[@]}"
+echo "== installing spanledger[test] at the locked versions into $VENV"
+quiet_pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e ".[test]"
+# Then the SDKs alone, without the lock: each moves to the newest release in its range, or to
+# the range's lower bound, and pip moves an SDK's own dependencies only where its bounds demand.
+echo "== moving ${sdks[*]}"
+quiet_pip install --quiet --disable-pip-version-check --upgrade --upgrade-strategy only-if-needed \
+  "${sdks[@]}"
 "$VENV/bin/python" - "${sdks[@]}" <<'PY'
 import re
 import sys
