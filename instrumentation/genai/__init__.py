@@ -39,7 +39,7 @@ from .content import (
     record_input_messages,
     record_output_messages,
 )
-from .fields import count, read_field
+from .fields import count, count_whole, read_field
 from .guard import guarded, log_fault, logger, safe
 from .instrumentor import Patch, SdkInstrumentor
 from .providers import provider_from_url, server_address_port
@@ -65,6 +65,7 @@ from .stream import (
     StreamSpan,
     observe,
     observe_async,
+    observe_async_current,
     observe_current,
 )
 
@@ -92,6 +93,7 @@ __all__ = [
     "call_wrapper",
     "capture_content_enabled",
     "count",
+    "count_whole",
     "end_with_error",
     "error_type",
     "finish_reasons_of",
@@ -100,6 +102,7 @@ __all__ = [
     "logger",
     "observe",
     "observe_async",
+    "observe_async_current",
     "observe_current",
     "provider_from_url",
     "read_field",

@@ -14,7 +14,8 @@ Partial usage seen before an early end is kept. A non-streamed call can use the 
 get the same exactly-once end: ``finish(completed=None)`` writes no ``spanledger.stream.*``.
 
 :func:`observe` and :func:`observe_async` (and :func:`observe_current`, for a generator that
-sends its request when first read) wrap an iterator so that it feeds each item to a
+sends its request when first read, and its async twin :func:`observe_async_current`) wrap an
+iterator so that it feeds each item to a
 callback and ends the span on exhaustion, error and ``close()``; a callback returning
 :data:`HIDE` keeps an item from the caller.
 :class:`StreamProxy` and :class:`AsyncStreamProxy` wrap a whole stream object (isinstance checks
@@ -214,6 +215,27 @@ async def observe_async(
                 yield item
             state.reading = True
         state.reading = False
+
+
+async def observe_async_current(
+    iterator: AsyncIterator[T], state: StreamSpan, on_item: ItemCallback
+) -> AsyncIterator[T]:
+    """:func:`observe_async` for an async generator that sends its request when first read: the
+    span is current while the iterator runs, so HTTP client spans nest under it."""
+    context = set_span_in_context(state.span)
+    with _Ending(state):
+        while True:
+            state.reading = True
+            token = attach(context)
+            try:
+                item = await anext(iterator)
+            except StopAsyncIteration:
+                break
+            finally:
+                detach(token)
+                state.reading = False
+            if _shown(on_item, item):
+                yield item
 
 
 class StreamProxy(wrapt.ObjectProxy):

@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -32,6 +32,8 @@ from spanledger.instrumentation.genai import (
     SdkInstrumentor,
     async_call_wrapper,
     call_wrapper,
+    count_whole,
+    observe_async_current,
     observe_current,
 )
 
@@ -73,6 +75,15 @@ def settle_stream(call: Call, replies: Iterator[toy_sdk.Reply]) -> Iterator[toy_
     return observed
 
 
+def settle_async_stream(call: Call, replies: AsyncIterator[toy_sdk.Reply]) -> Any:
+    def on_reply(reply: toy_sdk.Reply) -> None:
+        call.usage.update(usage_of(reply))
+
+    observed = observe_async_current(replies, call, on_reply)
+    call.watch(observed)
+    return observed
+
+
 class ToyInstrumentor(SdkInstrumentor):
     instruments = ("wrapt >= 1.0",)
 
@@ -81,6 +92,11 @@ class ToyInstrumentor(SdkInstrumentor):
             Patch("toy_sdk", "ToyClient.complete", call_wrapper(describe, settle)),
             Patch("toy_sdk", "ToyClient.stream", call_wrapper(describe_stream, settle_stream)),
             Patch("toy_sdk", "ToyClient.acomplete", async_call_wrapper(describe, settle)),
+            Patch(
+                "toy_sdk",
+                "ToyClient.astream",
+                async_call_wrapper(describe_stream, settle_async_stream),
+            ),
             Patch("toy_sdk", "AbsentClient.complete", call_wrapper(describe, settle), True),
         )
 
@@ -187,6 +203,38 @@ def test_async_calls_are_traced_the_same_way(instrumented, span_exporter):
     span = only_span(span_exporter)
     assert reply.seen_span.get_span_context() == span.get_span_context()
     assert span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 5
+
+
+def test_an_async_generator_is_read_with_its_span_current_and_ends_it_once(
+    instrumented, span_exporter
+):
+    async def read(close_after: int | None) -> list[toy_sdk.Reply]:
+        stream = await toy_sdk.ToyClient().astream(model="toy-1", prompt="hello")
+        replies = []
+        async for reply in stream:
+            replies.append(reply)
+            if len(replies) == close_after:
+                await stream.aclose()
+                break
+        return replies
+
+    replies = asyncio.run(read(None))
+    asyncio.run(read(1))
+
+    whole, closed = span_exporter.get_finished_spans()
+    assert [reply.seen_span.get_span_context() for reply in replies] == [whole.context] * 3
+    assert whole.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 3
+    assert whole.attributes[semconv.STREAM_COMPLETED] is True
+    assert closed.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 1
+    assert closed.attributes[semconv.STREAM_COMPLETED] is False
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(12, 12), (12.0, 12), (0.0, 0), (12.5, None), (float("nan"), None), (True, None), ("3", None)],
+)
+def test_whole_counts_accept_floats_without_a_fraction(value, expected):
+    assert count_whole(value) == expected
 
 
 def test_suppressed_instrumentation_starts_no_span(instrumented, span_exporter):
