@@ -16,7 +16,9 @@ A :class:`Scenario` sets usage figures, text, errors, dropped streams and timing
 request (``x-standin-scenario`` header) or for the next requests in line (:meth:`StandIn.push`,
 or ``POST /_standin/scenarios`` from another process; ``GET /_standin/requests`` lists what was
 received). Routes: ``/v1/chat/completions``, ``/v1/completions``, ``/v1/responses``,
-``/v1/embeddings``, ``/v1/messages`` (beta included) and ``/v1/messages/count_tokens``.
+``/v1/embeddings``, ``/v1/messages`` (beta included) and ``/v1/messages/count_tokens``; Mistral's
+``/v1/chat/completions``, ``/v1/fim/completions`` and ``/v1/embeddings`` under ``/mistral``
+(``Mistral(server_url=llm.mistral_base_url)``, see :mod:`spanledger.standin.mistral_wire`).
 Default token counts follow the rules in :mod:`spanledger.standin.tokens`.
 ``python -m spanledger.standin --port N`` serves from the command line.
 """

@@ -15,7 +15,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from spanledger.standin import anthropic_wire, openai_chat, openai_embeddings, openai_responses
+from spanledger.standin import (
+    anthropic_wire,
+    mistral_wire,
+    openai_chat,
+    openai_embeddings,
+    openai_responses,
+)
 from spanledger.standin.errors import anthropic_error, openai_error
 from spanledger.standin.replies import Call, JsonReply, StreamReply
 from spanledger.standin.scenario import SCENARIO_HEADER, Scenario, ScenarioError
@@ -32,7 +38,11 @@ _ROUTES: dict[str, tuple[str, Route]] = {
     "/v1/embeddings": ("openai", openai_embeddings.embeddings),
     "/v1/messages": ("anthropic", anthropic_wire.messages),
     "/v1/messages/count_tokens": ("anthropic", anthropic_wire.count_tokens),
+    **{path: ("mistral", route) for path, route in mistral_wire.ROUTES.items()},
 }
+
+_ERRORS: dict[str, Callable[..., JsonReply]] = {"mistral": mistral_wire.mistral_error}
+"""``(status, message, retry_after)`` → the error response of the providers not named below."""
 
 _MAX_BODY = 32 * 1024 * 1024
 
@@ -129,7 +139,7 @@ class StandInHandler(BaseHTTPRequestHandler):
                 problem = f"{SCENARIO_HEADER}: {exc}"
         number, scenario = self.server.state.take(header_scenario)
         self.request_id = f"req_standin{number:012d}"
-        fail: Callable[..., JsonReply] = openai_error
+        fail: Callable[..., JsonReply] = _ERRORS.get(provider, openai_error)
         if provider == "anthropic":
             fail = partial(anthropic_error, request_id=self.request_id)
         self.server.state.record(
@@ -250,7 +260,7 @@ class StandInHandler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def _send_stream(self, reply: StreamReply, scenario: Scenario, provider: str) -> None:
-        self._headers(200, "text/event-stream; charset=utf-8", reply.headers, provider)
+        self._headers(200, reply.content_type, reply.headers, provider)
         self.send_header("cache-control", "no-cache")
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()

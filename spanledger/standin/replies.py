@@ -22,7 +22,8 @@ class JsonReply:
 
 @dataclass
 class StreamReply:
-    """A ``text/event-stream`` response; each item of ``events`` is one encoded SSE event.
+    """A streamed response (``text/event-stream`` unless ``content_type`` says otherwise); each
+    item of ``events`` is one encoded event.
 
     ``error_event(sent, message)`` encodes the provider's in-stream error, sent in place of
     the rest of the stream when a scenario asks for ``stream_error_after``.
@@ -31,6 +32,7 @@ class StreamReply:
     events: Iterable[bytes]
     error_event: Callable[[int, str | None], bytes]
     headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "text/event-stream; charset=utf-8"
 
 
 def sse(data: Any, event: str | None = None) -> bytes:

@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -19,10 +17,10 @@ import toy_sdk
 import wrapt
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import StatusCode
+from provider_support import refusing_budget  # noqa: F401  (a fixture)
 
 from spanledger import semconv
 from spanledger.errors import BudgetExceededError
-from spanledger.instrumentation.budgets import ENDPOINT_ENV, ENFORCE_ENV
 from spanledger.instrumentation.genai import (
     OPERATION_CHAT,
     Call,
@@ -244,35 +242,8 @@ def test_suppressed_instrumentation_starts_no_span(instrumented, span_exporter):
     assert span_exporter.get_finished_spans() == ()
 
 
-class _RefusingBudget(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["content-length"]))
-        body = json.dumps({"allow": False, "reasons": [{"budget": "daily"}]}).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
-@pytest.fixture
-def refusing_budget(monkeypatch) -> Iterator[None]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _RefusingBudget)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv(ENFORCE_ENV, "1")
-    monkeypatch.setenv(ENDPOINT_ENV, f"http://127.0.0.1:{server.server_port}")
-    yield
-    server.shutdown()
-    server.server_close()
-
-
-def test_the_budget_check_stops_the_call_before_the_sdk_sends(
-    instrumented, span_exporter, refusing_budget
-):
+@pytest.mark.usefixtures("refusing_budget")
+def test_the_budget_check_stops_the_call_before_the_sdk_sends(instrumented, span_exporter):
     client = toy_sdk.ToyClient()
     with pytest.raises(BudgetExceededError):
         client.complete(model="toy-1", prompt="x")
