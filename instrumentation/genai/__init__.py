@@ -30,6 +30,7 @@ from .call import (
     Describe,
     Settle,
     async_call_wrapper,
+    async_generator_wrapper,
     call_wrapper,
     start_call,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "StreamProxy",
     "StreamSpan",
     "async_call_wrapper",
+    "async_generator_wrapper",
     "call_wrapper",
     "capture_content_enabled",
     "count",

@@ -20,7 +20,7 @@ from the caller: the fault is logged, and the call goes ahead or its result is r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,3 +175,36 @@ def async_call_wrapper(describe: Describe, settle: Settle) -> WrapperFactory:
         return wrapper
 
     return factory
+
+
+def async_generator_wrapper(describe: Describe, settle: Settle) -> WrapperFactory:
+    """The wrapper factory of an SDK method that returns an async generator sending its request
+    when first read (an ``async def`` with ``yield``, called without ``await``).
+
+    The span starts when the method is called; ``settle`` receives the generator and returns what
+    the caller iterates (``observe_async_current(...)``). The budget check runs, awaited, when the
+    generator is first read, before the request leaves: a refusal raises from that first read,
+    where the SDK's own errors come from.
+    """
+
+    def factory(tracer: Tracer) -> Callable[..., Any]:
+        def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+            call = _begin(tracer, describe, instance, args, kwargs)
+            if call is None:
+                return wrapped(*args, **kwargs)
+            try:
+                items = wrapped(*args, **kwargs)
+            except BaseException as error:
+                _fail(call, error)
+                raise
+            return _settle(settle, call, _checked_first(items))
+
+        return wrapper
+
+    return factory
+
+
+async def _checked_first(items: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    await budgets.acheck_budget()
+    async for item in items:
+        yield item

@@ -29,6 +29,7 @@ from spanledger.instrumentation.genai import (
     Patch,
     SdkInstrumentor,
     async_call_wrapper,
+    async_generator_wrapper,
     call_wrapper,
     count_whole,
     observe_async_current,
@@ -94,6 +95,11 @@ class ToyInstrumentor(SdkInstrumentor):
                 "toy_sdk",
                 "ToyClient.astream",
                 async_call_wrapper(describe_stream, settle_async_stream),
+            ),
+            Patch(
+                "toy_sdk",
+                "ToyClient.agenerate",
+                async_generator_wrapper(describe_stream, settle_async_stream),
             ),
             Patch("toy_sdk", "AbsentClient.complete", call_wrapper(describe, settle), True),
         )
@@ -225,6 +231,34 @@ def test_an_async_generator_is_read_with_its_span_current_and_ends_it_once(
     assert whole.attributes[semconv.STREAM_COMPLETED] is True
     assert closed.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 1
     assert closed.attributes[semconv.STREAM_COMPLETED] is False
+
+
+def test_an_async_generator_method_is_traced_with_its_span_current(instrumented, span_exporter):
+    async def read(client: toy_sdk.ToyClient) -> list[toy_sdk.Reply]:
+        return [reply async for reply in client.agenerate(model="toy-1", prompt="hello")]
+
+    replies = asyncio.run(read(toy_sdk.ToyClient()))
+
+    (span,) = span_exporter.get_finished_spans()
+    assert [reply.seen_span.get_span_context() for reply in replies] == [span.context] * 3
+    assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 3
+    assert span.attributes[semconv.STREAM_COMPLETED] is True
+
+
+@pytest.mark.usefixtures("refusing_budget")
+def test_an_async_generator_method_refused_by_the_budget_sends_nothing(instrumented, span_exporter):
+    client = toy_sdk.ToyClient()
+
+    async def read() -> None:
+        async for _ in client.agenerate(model="toy-1", prompt="x"):
+            pass
+
+    with pytest.raises(BudgetExceededError):
+        asyncio.run(read())
+
+    assert client.sent == []
+    (span,) = span_exporter.get_finished_spans()
+    assert span.attributes["error.type"] == "BudgetExceededError"
 
 
 @pytest.mark.parametrize(

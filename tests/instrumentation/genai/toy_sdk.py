@@ -52,6 +52,11 @@ class ToyClient:
 
         return replies()
 
+    async def agenerate(self, *, model: str, prompt: str) -> AsyncIterator[Reply]:
+        """An async generator method: called without ``await``, sends when first read."""
+        for reply in self._replies(model, prompt):
+            yield reply
+
     def _send(self, model: str, prompt: str) -> Reply:
         self.sent.append({"model": model, "prompt": prompt})
         if self.fail_with is not None:
