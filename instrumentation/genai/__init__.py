@@ -36,9 +36,13 @@ from .call import (
 )
 from .content import (
     CAPTURE_CONTENT_ENV,
+    ReplyText,
     capture_content_enabled,
+    message_text,
     record_input_messages,
     record_output_messages,
+    text_message,
+    text_messages,
 )
 from .fields import count, count_whole, read_field
 from .guard import guarded, log_fault, logger, safe
@@ -86,6 +90,7 @@ __all__ = [
     "Describe",
     "InferenceUsage",
     "Patch",
+    "ReplyText",
     "SdkInstrumentor",
     "Settle",
     "StreamProxy",
@@ -102,6 +107,7 @@ __all__ = [
     "guarded",
     "log_fault",
     "logger",
+    "message_text",
     "observe",
     "observe_async",
     "observe_async_current",
@@ -115,4 +121,6 @@ __all__ = [
     "server_address_port",
     "start_call",
     "start_inference_span",
+    "text_message",
+    "text_messages",
 ]

@@ -21,10 +21,14 @@ from spanledger.instrumentation.genai import (
     AsyncStreamProxy,
     Call,
     CallDescription,
+    ReplyText,
     StreamProxy,
     capture_content_enabled,
+    message_text,
     read_field,
     record_output_messages,
+    text_message,
+    text_messages,
 )
 from spanledger.instrumentation.genai.providers import endpoint_of
 
@@ -72,14 +76,14 @@ def _describe(
 def describe_chat(chat: Any, args: tuple, kwargs: dict) -> CallDescription:
     messages = kwargs.get("messages")
     return _describe(
-        chat, kwargs, OPERATION_CHAT, stream=False, messages=lambda: input_messages(messages)
+        chat, kwargs, OPERATION_CHAT, stream=False, messages=lambda: text_messages(messages)
     )
 
 
 def describe_chat_stream(chat: Any, args: tuple, kwargs: dict) -> CallDescription:
     messages = kwargs.get("messages")
     return _describe(
-        chat, kwargs, OPERATION_CHAT, stream=True, messages=lambda: input_messages(messages)
+        chat, kwargs, OPERATION_CHAT, stream=True, messages=lambda: text_messages(messages)
     )
 
 
@@ -127,24 +131,20 @@ def settle_embeddings(call: Call, response: Any) -> Any:
 class _ChunkReader:
     """Reads each event of a stream into the call; gathers the text when capture is on."""
 
-    __slots__ = ("call", "texts")
+    __slots__ = ("call", "reply")
 
     def __init__(self, call: Call) -> None:
         self.call = call
-        self.texts: list[str] | None = [] if capture_content_enabled() else None
+        self.reply = ReplyText()
 
     def __call__(self, event: Any) -> Any:
         chunk = read_field(event, "data")
         seen = usage_from_response(chunk)
         self.call.usage.update(seen)
-        if self.texts is not None:
-            for choice in (read_field(chunk, "choices") or ())[:1]:
-                text = read_field(read_field(choice, "delta"), "content")
-                if isinstance(text, str):
-                    self.texts.append(text)
-            if seen.finish_reasons:
-                message = _assistant("".join(self.texts), seen.finish_reasons[0])
-                record_output_messages(self.call.span, [message])
+        for choice in (read_field(chunk, "choices") or ())[:1]:
+            self.reply.add(read_field(read_field(choice, "delta"), "content"))
+        if seen.finish_reasons:
+            self.reply.record(self.call.span, seen.finish_reasons[0])
         return event
 
 
@@ -178,38 +178,12 @@ def settle_async_stream(call: Call, stream: Any) -> Any:
     return AsyncMistralStream(stream, call)
 
 
-def _assistant(text: str, finish_reason: str | None) -> dict[str, Any]:
-    return {
-        "role": "assistant",
-        "parts": [{"type": "text", "content": text}],
-        "finish_reason": finish_reason,
-    }
-
-
 def output_messages(response: Any) -> list[dict[str, Any]]:
     """The choices' text, for content capture."""
     messages = []
     for choice in read_field(response, "choices") or ():
         content = read_field(read_field(choice, "message"), "content")
         reason = read_field(choice, "finish_reason")
-        messages.append(_assistant(_text(content), getattr(reason, "value", reason)))
+        reason = getattr(reason, "value", reason)
+        messages.append(text_message("assistant", message_text(content), reason))
     return messages
-
-
-def input_messages(messages: Any) -> list[dict[str, Any]]:
-    """The request's messages as role and text parts, for content capture."""
-    return [
-        {
-            "role": read_field(message, "role") or "user",
-            "parts": [{"type": "text", "content": _text(read_field(message, "content"))}],
-        }
-        for message in messages or ()
-    ]
-
-
-def _text(content: Any) -> str:
-    """A message's content as text: a string, or the text of its chunks."""
-    if isinstance(content, str):
-        return content
-    texts = [read_field(chunk, "text") for chunk in content or ()]
-    return "".join(text for text in texts if isinstance(text, str))

@@ -18,7 +18,9 @@ or ``POST /_standin/scenarios`` from another process; ``GET /_standin/requests``
 received). Routes: ``/v1/chat/completions``, ``/v1/completions``, ``/v1/responses``,
 ``/v1/embeddings``, ``/v1/messages`` (beta included) and ``/v1/messages/count_tokens``; Mistral's
 ``/v1/chat/completions``, ``/v1/fim/completions`` and ``/v1/embeddings`` under ``/mistral``
-(``Mistral(server_url=llm.mistral_base_url)``, see :mod:`spanledger.standin.mistral_wire`).
+(``Mistral(server_url=llm.mistral_base_url)``, see :mod:`spanledger.standin.mistral_wire`);
+Cohere's ``/v2/chat``, ``/v2/embed`` and ``/v2/rerank`` (``cohere.ClientV2(base_url=llm.url)``,
+see :mod:`spanledger.standin.cohere_wire`).
 Default token counts follow the rules in :mod:`spanledger.standin.tokens`.
 ``python -m spanledger.standin --port N`` serves from the command line.
 """

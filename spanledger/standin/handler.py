@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from spanledger.standin import (
     anthropic_wire,
+    cohere_wire,
     mistral_wire,
     openai_chat,
     openai_embeddings,
@@ -39,9 +40,13 @@ _ROUTES: dict[str, tuple[str, Route]] = {
     "/v1/messages": ("anthropic", anthropic_wire.messages),
     "/v1/messages/count_tokens": ("anthropic", anthropic_wire.count_tokens),
     **{path: ("mistral", route) for path, route in mistral_wire.ROUTES.items()},
+    **{path: ("cohere", route) for path, route in cohere_wire.ROUTES.items()},
 }
 
-_ERRORS: dict[str, Callable[..., JsonReply]] = {"mistral": mistral_wire.mistral_error}
+_ERRORS: dict[str, Callable[..., JsonReply]] = {
+    "mistral": mistral_wire.mistral_error,
+    "cohere": cohere_wire.cohere_error,
+}
 """``(status, message, retry_after)`` → the error response of the providers not named below."""
 
 _MAX_BODY = 32 * 1024 * 1024

@@ -147,6 +147,7 @@ LLM_SDK_HEADERS = {
     "openai-anthropic": {"X-Stainless-Lang": "python"},
     "mistralai": {"User-Agent": "mistral-client-python/3.7.0"},
     "cohere": {"User-Agent": "cohere/7.3.1"},
+    "cohere-5": {"X-Fern-SDK-Name": "cohere"},
     "ollama": {"User-Agent": "ollama-python/0.6.3 (x86_64 linux) Python/3.11.2"},
     "litellm": {"User-Agent": "litellm/1.110.2"},
 }
