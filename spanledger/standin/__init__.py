@@ -1,7 +1,8 @@
-"""A local stand-in for the OpenAI and Anthropic HTTP APIs, for tests, examples and benchmarks.
+"""A local stand-in for LLM HTTP APIs (OpenAI, Anthropic, Mistral, Cohere, Ollama), for tests,
+examples and benchmarks.
 
-``StandIn`` serves the real wire protocols (JSON and server-sent events) on ``127.0.0.1`` so
-the real SDKs run unchanged against it::
+``StandIn`` serves the real wire protocols (JSON, server-sent events, NDJSON streams) on
+``127.0.0.1`` so the real SDKs run unchanged against it::
 
     with StandIn() as llm:
         client = openai.OpenAI(base_url=llm.openai_base_url, api_key="test", max_retries=0)
@@ -20,7 +21,9 @@ received). Routes: ``/v1/chat/completions``, ``/v1/completions``, ``/v1/response
 ``/v1/chat/completions``, ``/v1/fim/completions`` and ``/v1/embeddings`` under ``/mistral``
 (``Mistral(server_url=llm.mistral_base_url)``, see :mod:`spanledger.standin.mistral_wire`);
 Cohere's ``/v2/chat``, ``/v2/embed`` and ``/v2/rerank`` (``cohere.ClientV2(base_url=llm.url)``,
-see :mod:`spanledger.standin.cohere_wire`).
+see :mod:`spanledger.standin.cohere_wire`); Ollama's ``/api/chat``, ``/api/generate``
+(JSON and NDJSON streams), ``/api/embed`` and ``/api/embeddings`` (``ollama.Client(host=llm.url)``,
+see :mod:`spanledger.standin.ollama_wire`).
 Default token counts follow the rules in :mod:`spanledger.standin.tokens`.
 ``python -m spanledger.standin --port N`` serves from the command line.
 """

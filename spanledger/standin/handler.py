@@ -19,6 +19,7 @@ from spanledger.standin import (
     anthropic_wire,
     cohere_wire,
     mistral_wire,
+    ollama_wire,
     openai_chat,
     openai_embeddings,
     openai_responses,
@@ -41,11 +42,13 @@ _ROUTES: dict[str, tuple[str, Route]] = {
     "/v1/messages/count_tokens": ("anthropic", anthropic_wire.count_tokens),
     **{path: ("mistral", route) for path, route in mistral_wire.ROUTES.items()},
     **{path: ("cohere", route) for path, route in cohere_wire.ROUTES.items()},
+    **{path: ("ollama", route) for path, route in ollama_wire.ROUTES.items()},
 }
 
 _ERRORS: dict[str, Callable[..., JsonReply]] = {
     "mistral": mistral_wire.mistral_error,
     "cohere": cohere_wire.cohere_error,
+    "ollama": ollama_wire.ollama_error,
 }
 """``(status, message, retry_after)`` → the error response of the providers not named below."""
 

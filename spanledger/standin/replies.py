@@ -17,7 +17,7 @@ class JsonReply:
     headers: dict[str, str] = field(default_factory=dict)
 
     def encode(self) -> bytes:
-        return json.dumps(self.body, separators=(",", ":")).encode()
+        return compact_json(self.body).encode()
 
 
 @dataclass
@@ -35,9 +35,14 @@ class StreamReply:
     content_type: str = "text/event-stream; charset=utf-8"
 
 
+def compact_json(value: Any) -> str:
+    """``value`` as JSON without spaces, as the APIs send it."""
+    return json.dumps(value, separators=(",", ":"))
+
+
 def sse(data: Any, event: str | None = None) -> bytes:
     """One server-sent event: an optional ``event:`` line and one ``data:`` line of JSON."""
-    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    payload = data if isinstance(data, str) else compact_json(data)
     if event is None:
         return f"data: {payload}\n\n".encode()
     return f"event: {event}\ndata: {payload}\n\n".encode()

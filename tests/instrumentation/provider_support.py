@@ -24,12 +24,32 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from spanledger.instrumentation.budgets import ENDPOINT_ENV, ENFORCE_ENV
 from spanledger.processor.model import CountedCall
 from spanledger.processor.otlp_attrs import attributes_to_dict
-from spanledger.semconv import GEN_AI_OPERATION_NAME
+from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.pricing import PriceBook, PricingConfig
+from spanledger.processor.receivers import GrpcReceiver, GrpcReceiverConfig
+from spanledger.processor.rollup import RollupConfig
+from spanledger.semconv import DEFAULT_TAG_KEYS, GEN_AI_OPERATION_NAME
 
 AUTOLOADED = ("spanledger_tags", "threading", "httpx", "httpx2")
 """Instrumentations an instrumented app keeps besides the SDK's own; the others only cost
 start-up time. The tags instrumentor and the HTTP instrumentations stay: tags must reach the span
 and no baggage the request, and HTTP spans must nest under the inference span."""
+
+
+class PricedWith(PricedCalls):
+    """:class:`PricedCalls` whose processor prices as ``pricing`` says (overrides, markup,
+    ``prefer_reported``)."""
+
+    def __init__(self, pricing: PricingConfig) -> None:
+        super().__init__()
+        self.pipeline = Pipeline(
+            RollupConfig(trace_idle=60.0, root_grace=1.0),
+            DEFAULT_TAG_KEYS,
+            PriceBook(pricing),
+            [self._recorder],
+            [self._recorder],
+        )
+        self.receiver = GrpcReceiver(GrpcReceiverConfig(endpoint="127.0.0.1:0"), self.pipeline)
 
 
 def inference_spans(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
@@ -38,6 +58,30 @@ def inference_spans(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
         span
         for span in exporter.get_finished_spans()
         if GEN_AI_OPERATION_NAME in (span.attributes or {})
+    ]
+
+
+def assert_content_left_out(span: ReadableSpan) -> None:
+    """No message content on the span (capture is off by default)."""
+    attributes = span.attributes or {}
+    assert "gen_ai.input.messages" not in attributes
+    assert "gen_ai.output.messages" not in attributes
+
+
+def assert_content_captured(
+    span: ReadableSpan, question: str, answer: str, finish_reason: str
+) -> None:
+    """The span holds one user question and one assistant answer, as text parts."""
+    attributes = span.attributes or {}
+    assert json.loads(str(attributes["gen_ai.input.messages"])) == [
+        {"role": "user", "parts": [{"type": "text", "content": question}]}
+    ]
+    assert json.loads(str(attributes["gen_ai.output.messages"])) == [
+        {
+            "role": "assistant",
+            "parts": [{"type": "text", "content": answer}],
+            "finish_reason": finish_reason,
+        }
     ]
 
 
