@@ -55,6 +55,11 @@ class CallDescription:
     input_messages: Callable[[], Any] | None = None
     """Builds the request messages for ``gen_ai.input.messages``; called only when content
     capture is on."""
+    details: Any = None
+    """Whatever else the provider's ``settle`` needs to know about the request."""
+    call_kwargs: dict[str, Any] | None = None
+    """Keyword arguments to call the SDK method with instead of the caller's (a copy with an
+    option added, such as asking a stream for its usage); ``None`` keeps the caller's."""
 
 
 class Call(StreamSpan):
@@ -118,6 +123,11 @@ def _fail(call: Call, error: BaseException) -> None:
         log_fault("ending a failed inference span")
 
 
+def _kwargs_of(call: Call, kwargs: dict) -> dict:
+    replaced = call.description.call_kwargs
+    return kwargs if replaced is None else replaced
+
+
 def _settle(settle: Settle, call: Call, result: Any) -> Any:
     try:
         return settle(call, result)
@@ -138,7 +148,7 @@ def call_wrapper(describe: Describe, settle: Settle) -> WrapperFactory:
             token = attach(set_span_in_context(call.span))
             try:
                 budgets.check_budget()
-                result = wrapped(*args, **kwargs)
+                result = wrapped(*args, **_kwargs_of(call, kwargs))
             except BaseException as error:
                 _fail(call, error)
                 raise
@@ -164,7 +174,7 @@ def async_call_wrapper(describe: Describe, settle: Settle) -> WrapperFactory:
             token = attach(set_span_in_context(call.span))
             try:
                 await budgets.acheck_budget()
-                result = await wrapped(*args, **kwargs)
+                result = await wrapped(*args, **_kwargs_of(call, kwargs))
             except BaseException as error:
                 _fail(call, error)
                 raise
@@ -193,7 +203,7 @@ def async_generator_wrapper(describe: Describe, settle: Settle) -> WrapperFactor
             if call is None:
                 return wrapped(*args, **kwargs)
             try:
-                items = wrapped(*args, **kwargs)
+                items = wrapped(*args, **_kwargs_of(call, kwargs))
             except BaseException as error:
                 _fail(call, error)
                 raise

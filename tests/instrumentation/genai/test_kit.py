@@ -42,6 +42,10 @@ def describe(client: Any, args: tuple, kwargs: dict) -> CallDescription | None:
         return None
     if kwargs["model"] == "broken-describe":
         raise RuntimeError("describe exploded")
+    if kwargs["model"] == "asks-more":
+        return CallDescription(
+            OPERATION_CHAT, "toy", "asks-more", call_kwargs={**kwargs, "prompt": "more"}
+        )
     return CallDescription(
         OPERATION_CHAT,
         "toy",
@@ -152,6 +156,15 @@ def test_calls_that_are_not_inference_pass_by(instrumented, span_exporter):
 
     assert reply.text == "ok"
     assert span_exporter.get_finished_spans() == ()
+
+
+def test_describe_may_give_the_sdk_other_keyword_arguments(instrumented, span_exporter):
+    client = toy_sdk.ToyClient()
+    client.complete(model="asks-more", prompt="hello")
+    asyncio.run(client.acomplete(model="asks-more", prompt="hello"))
+
+    assert [sent["prompt"] for sent in client.sent] == ["more", "more"]
+    assert len(span_exporter.get_finished_spans()) == 2
 
 
 def test_the_sdk_exception_passes_through_and_marks_the_span(instrumented, span_exporter):
