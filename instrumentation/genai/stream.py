@@ -241,14 +241,17 @@ async def observe_async_current(
 class StreamProxy(wrapt.ObjectProxy):
     """Wrap a sync stream object: iteration is observed, ``close``/``with`` end the span.
 
-    Subclasses override :meth:`on_item` to read usage from each item (return :data:`HIDE` to
-    keep an item from the caller). The wrapped object's other attributes pass through.
+    Each item goes to ``on_item`` when given, else to :meth:`on_item`, which subclasses override,
+    to read usage from it (return :data:`HIDE` to keep an item from the caller). The wrapped
+    object's other attributes pass through.
     """
 
-    def __init__(self, wrapped: Any, state: StreamSpan) -> None:
+    def __init__(
+        self, wrapped: Any, state: StreamSpan, on_item: ItemCallback | None = None
+    ) -> None:
         super().__init__(wrapped)
         self._self_state = state
-        self._self_iterator = observe(iter(wrapped), state, self.on_item)
+        self._self_iterator = observe(iter(wrapped), state, on_item or self.on_item)
         state.watch(self)
 
     def on_item(self, item: Any) -> Any:
@@ -281,10 +284,12 @@ class StreamProxy(wrapt.ObjectProxy):
 class AsyncStreamProxy(wrapt.ObjectProxy):
     """Async twin of :class:`StreamProxy`."""
 
-    def __init__(self, wrapped: Any, state: StreamSpan) -> None:
+    def __init__(
+        self, wrapped: Any, state: StreamSpan, on_item: ItemCallback | None = None
+    ) -> None:
         super().__init__(wrapped)
         self._self_state = state
-        self._self_iterator = observe_async(aiter(wrapped), state, self.on_item)
+        self._self_iterator = observe_async(aiter(wrapped), state, on_item or self.on_item)
         state.watch(self)
 
     def on_item(self, item: Any) -> Any:

@@ -148,34 +148,14 @@ class _ChunkReader:
         return event
 
 
-class MistralStream(StreamProxy):
-    """An ``EventStream`` of completion chunks, read into the call's span."""
-
-    def __init__(self, wrapped: Any, call: Call) -> None:
-        self._self_reader = _ChunkReader(call)
-        super().__init__(wrapped, call)
-
-    def on_item(self, item: Any) -> Any:
-        return self._self_reader(item)
-
-
-class AsyncMistralStream(AsyncStreamProxy):
-    """An ``EventStreamAsync`` of completion chunks, read into the call's span."""
-
-    def __init__(self, wrapped: Any, call: Call) -> None:
-        self._self_reader = _ChunkReader(call)
-        super().__init__(wrapped, call)
-
-    def on_item(self, item: Any) -> Any:
-        return self._self_reader(item)
-
-
 def settle_stream(call: Call, stream: Any) -> Any:
-    return MistralStream(stream, call)
+    """An ``EventStream`` of completion chunks: wrapped, so that it is read into the span."""
+    return StreamProxy(stream, call, _ChunkReader(call))
 
 
 def settle_async_stream(call: Call, stream: Any) -> Any:
-    return AsyncMistralStream(stream, call)
+    """An ``EventStreamAsync`` of completion chunks."""
+    return AsyncStreamProxy(stream, call, _ChunkReader(call))
 
 
 def output_messages(response: Any) -> list[dict[str, Any]]:
