@@ -189,9 +189,24 @@ class _ChunkReader:
             self.reply.add(read_field(read_field(choice, "delta"), "content"))
         if seen.finish_reasons:
             self.reply.record(self.call.span, seen.finish_reasons[0])
-        if self.request.hide_usage_chunk and not choices and seen.input_tokens is not None:
+        if self.request.hide_usage_chunk and seen.input_tokens is not None and _empty(choices):
             return HIDE
         return chunk
+
+
+_DELTA_FIELDS = ("content", "tool_calls", "function_call", "reasoning_content", "audio")
+
+
+def _empty(choices: Any) -> bool:
+    """Whether a chunk's choices say nothing: none at all (LiteLLM 1.110), or one whose delta is
+    empty and that does not finish (1.108)."""
+    for choice in choices:
+        if read_field(choice, "finish_reason"):
+            return False
+        delta = read_field(choice, "delta")
+        if any(read_field(delta, name) for name in _DELTA_FIELDS):
+            return False
+    return True
 
 
 class AsyncLiteLLMStream(AsyncStreamProxy):

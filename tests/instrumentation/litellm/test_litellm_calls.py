@@ -100,15 +100,18 @@ def test_a_stream_is_asked_for_its_usage_which_the_caller_does_not_see(llm, span
         )
     )
 
-    assert all(chunk.choices for chunk in chunks)
+    assert all(getattr(chunk, "usage", None) is None for chunk in chunks)
     assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks) == DEFAULT_TEXT
-    assert asked[-1].choices == [] and asked[-1].usage.prompt_tokens == PROMPT_TOKENS
+    assert len(asked) == len(chunks) + 1
+    assert asked[-1].usage.prompt_tokens == PROMPT_TOKENS
+    cost = asked[-1]._hidden_params.get("response_cost")
     assert [request.json.get("stream") for request in llm.requests] == [True, True]
     for span in ours(span_exporter):
         assert span.attributes[semconv.GEN_AI_REQUEST_STREAM] is True
         assert span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == PROMPT_TOKENS
         assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == REPLY_TOKENS
-        assert span.attributes[semconv.COST_REPORTED] > 0
+        # LiteLLM 1.110 puts its cost on the usage chunk; 1.108 does not.
+        assert span.attributes.get(semconv.COST_REPORTED) == cost
         assert span.attributes[semconv.STREAM_COMPLETED] is True
 
 
@@ -125,7 +128,7 @@ def test_async_calls_streamed_and_not(llm, span_exporter):
 
     chunks = asyncio.run(main())
 
-    assert all(chunk.choices for chunk in chunks)
+    assert all(getattr(chunk, "usage", None) is None for chunk in chunks)
     whole, streamed, embedded = ours(span_exporter)
     assert len(sdk_spans(span_exporter)) == 3
     for span in (whole, streamed):
