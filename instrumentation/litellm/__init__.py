@@ -37,6 +37,9 @@ class LiteLLMInstrumentor(SdkInstrumentor):
     """Traces LiteLLM's completion and embedding functions, sync and async."""
 
     instruments = _instruments
+    # Importing litellm takes seconds and fetches its price list from the internet: patch it
+    # when the application imports it, so that a process that does not use it never does.
+    patch_when_imported = "litellm"
 
     def patches(self) -> Sequence[Patch]:
         # The functions as ``litellm`` exports them, which callers and the Router use. LiteLLM's

@@ -7,8 +7,10 @@ here, and its own tests drive the real SDK against the stand-in.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
+import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
@@ -311,6 +313,43 @@ def test_uninstrument_unwraps_every_patch_even_from_another_instance(tracer_prov
 
     for method in ("complete", "stream", "acomplete"):
         assert not isinstance(toy_sdk.ToyClient.__dict__[method], wrapt.ObjectProxy), method
+
+
+def _deferred_instrumentor(module: str) -> type[SdkInstrumentor]:
+    class Deferred(SdkInstrumentor):
+        instruments = ("wrapt >= 1.0",)
+        patch_when_imported = module
+
+        def patches(self) -> Sequence[Patch]:
+            return (Patch(module, "Client.complete", call_wrapper(describe, settle)),)
+
+    return Deferred
+
+
+@pytest.mark.parametrize("uninstrument_first", [False, True])
+def test_an_sdk_patched_when_imported_is_not_imported_by_instrument(
+    tracer_provider, span_exporter, tmp_path, monkeypatch, uninstrument_first
+):
+    module = f"lazy_toy_{int(uninstrument_first)}"
+    (tmp_path / f"{module}.py").write_text(
+        "from toy_sdk import Reply\n"
+        "class Client:\n"
+        "    def complete(self, *, model, prompt):\n"
+        "        return Reply('ok', {'in': len(prompt), 'out': 2})\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    instrumentor = _deferred_instrumentor(module)()
+    instrumentor.instrument(tracer_provider=tracer_provider)
+    assert module not in sys.modules
+    if uninstrument_first:
+        instrumentor.uninstrument()
+
+    sdk = importlib.import_module(module)
+    sdk.Client().complete(model="toy-1", prompt="hello")
+
+    assert len(span_exporter.get_finished_spans()) == (0 if uninstrument_first else 1)
+    instrumentor.uninstrument()
+    assert not isinstance(sdk.Client.__dict__["complete"], wrapt.ObjectProxy)
 
 
 def test_a_missing_required_patch_point_leaves_nothing_wrapped(tracer_provider):

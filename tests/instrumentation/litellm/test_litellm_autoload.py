@@ -89,3 +89,13 @@ def test_disabled_it_leaves_the_calls_untraced(tmp_path, llm, priced):
 
     assert len(llm.requests) == 3
     assert_untraced(priced, 3)
+
+
+def test_an_app_that_does_not_use_litellm_does_not_import_it(tmp_path, priced):
+    app = "import sys\nprint('litellm' in sys.modules)\n"
+
+    printed = run_instrumented_app(
+        tmp_path, app, priced, instrumentations=["spanledger_litellm"], env=ENV
+    )
+
+    assert printed.split() == ["False"]
