@@ -142,6 +142,26 @@ def test_async_calls_streamed_and_not(llm, span_exporter):
 
 
 @pytest.mark.usefixtures("instrumentor")
+def test_a_stream_closed_early_ends_its_span(llm, span_exporter):
+    stream = litellm.completion(messages=MESSAGES, stream=True, **openai_route(llm))
+    next(stream)
+    stream.close()
+
+    async def main() -> None:
+        stream = await litellm.acompletion(messages=MESSAGES, stream=True, **anthropic_route(llm))
+        await anext(aiter(stream))
+        await stream.aclose()
+
+    asyncio.run(main())
+
+    for span in ours(span_exporter):
+        assert span.attributes[semconv.STREAM_COMPLETED] is False
+    assert len(ours(span_exporter)) == 2
+    (inner,) = sdk_spans(span_exporter)
+    assert inner.attributes[semconv.STREAM_COMPLETED] is False
+
+
+@pytest.mark.usefixtures("instrumentor")
 def test_a_router_call_is_one_span_per_deployment_call(llm, span_exporter):
     router = litellm.Router(
         model_list=[{"model_name": "fast", "litellm_params": anthropic_route(llm)}],
