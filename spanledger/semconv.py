@@ -24,6 +24,8 @@ COST_REPORTED = "spanledger.cost.reported"
 STREAM_COMPLETED = "spanledger.stream.completed"
 TAGS_TRUNCATED = "spanledger.tags.truncated"
 USAGE_CACHE_CREATION_1H_INPUT_TOKENS = "spanledger.usage.cache_creation_1h.input_tokens"
+USAGE_SEARCH_UNITS = "spanledger.usage.search_units"
+"""Search units a rerank call was billed (Cohere); the price table has no price for them."""
 ANTHROPIC_USAGE_COMPACTION_INPUT_TOKENS = "anthropic.usage.compaction.input_tokens"
 ANTHROPIC_USAGE_COMPACTION_OUTPUT_TOKENS = "anthropic.usage.compaction.output_tokens"
 

@@ -6,8 +6,11 @@ again). For a request that may not carry baggage it removes a ``baggage`` header
 instrumentation injecting below it leaves baggage out (see ``GuardedPropagator``).
 
 A request may not carry baggage when its host is not in the allow-list, or when an LLM SDK sent
-it. openai and anthropic mark every request with ``X-Stainless-Lang``; such a request goes to a
-model endpoint, which has no use for the application's tags, whatever its host.
+it. openai and anthropic mark every request with ``X-Stainless-Lang``; cohere with
+``X-Fern-SDK-Name: cohere``; mistralai, cohere (7.x), ollama and LiteLLM's own HTTP client name
+themselves in ``User-Agent``. Such a request goes to a model
+endpoint, which has no use for the application's tags, whatever its host (a self-hosted Ollama on
+a private address included).
 """
 
 from __future__ import annotations
@@ -29,6 +32,29 @@ _logger = logging.getLogger(__name__)
 
 BAGGAGE_HEADER = "baggage"
 LLM_SDK_MARKER_HEADER = "x-stainless-lang"
+LLM_SDK_HEADER_VALUES = {"x-fern-sdk-name": "cohere"}
+"""Headers whose value names an LLM SDK (lower case): Fern-generated SDKs name themselves."""
+USER_AGENT_HEADER = "user-agent"
+LLM_SDK_USER_AGENTS = ("mistral-client-python/", "cohere/", "ollama-python/", "litellm/")
+"""``User-Agent`` prefixes of LLM SDKs (lower case)."""
+
+Headers = Iterable[tuple[str, Any]]
+"""A request's headers as ``(name, value)`` pairs."""
+
+
+def llm_sdk_request(headers: Headers) -> bool:
+    """Whether these headers mark a request an LLM SDK sent."""
+    for name, value in headers:
+        key = name.lower() if isinstance(name, str) else ""
+        if key == LLM_SDK_MARKER_HEADER:
+            return True
+        if not isinstance(value, str):
+            continue
+        if key == USER_AGENT_HEADER and value.lower().startswith(LLM_SDK_USER_AGENTS):
+            return True
+        if LLM_SDK_HEADER_VALUES.get(key) == value.strip().lower():
+            return True
+    return False
 
 
 class BaggagePolicy:
@@ -37,11 +63,16 @@ class BaggagePolicy:
     def __init__(self, hosts: HostAllowList) -> None:
         self.hosts = hosts
 
-    def allows(self, host: str | None, header_names: Iterable[str]) -> bool:
-        """Whether a request to ``host`` with these header names may carry baggage."""
-        if any(name.lower() == LLM_SDK_MARKER_HEADER for name in header_names):
+    def allows(self, host: str | None, headers: Headers) -> bool:
+        """Whether a request to ``host`` with these headers may carry baggage."""
+        if llm_sdk_request(headers):
             return False
         return self.hosts.allows(host)
+
+
+def _pairs(*mappings: Any) -> list[tuple[str, Any]]:
+    """The ``(name, value)`` pairs of header mappings, in order."""
+    return [pair for mapping in mappings for pair in mapping.items()]
 
 
 def _strip_baggage(headers: MutableMapping[str, Any]) -> None:
@@ -77,7 +108,7 @@ def _httpx_async_wrapper(policy: BaggagePolicy) -> Callable[..., Any]:
 
 def _httpx_request_allowed(policy: BaggagePolicy, request: Any) -> bool:
     try:
-        allowed = policy.allows(request.url.host, request.headers.keys())
+        allowed = policy.allows(request.url.host, request.headers.items())
         if not allowed and BAGGAGE_HEADER in request.headers:
             del request.headers[BAGGAGE_HEADER]
         return allowed
@@ -92,7 +123,7 @@ def _requests_wrapper(policy: BaggagePolicy) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], _instance: Any, args: tuple, kwargs: dict) -> Any:
         request = args[0] if args else kwargs.get("request")
         try:
-            allowed = policy.allows(urlsplit(request.url).hostname, request.headers.keys())
+            allowed = policy.allows(urlsplit(request.url).hostname, request.headers.items())
             if not allowed:
                 _strip_baggage(request.headers)
         except Exception:
@@ -111,8 +142,7 @@ def _aiohttp_wrapper(policy: BaggagePolicy) -> Callable[..., Any]:
         try:
             url = instance._build_url(args[1] if len(args) > 1 else kwargs["str_or_url"])
             headers = dict(kwargs.get("headers") or {})
-            names = [*headers, *instance.headers.keys()]
-            allowed = policy.allows(url.host, names)
+            allowed = policy.allows(url.host, _pairs(headers, instance.headers))
             if not allowed and kwargs.get("headers"):
                 _strip_baggage(headers)
                 kwargs = {**kwargs, "headers": headers}
@@ -135,7 +165,7 @@ def _urllib3_wrapper(policy: BaggagePolicy) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
         try:
             headers = kwargs.get("headers", args[3] if len(args) > 3 else None) or {}
-            allowed = policy.allows(instance.host, list(headers))
+            allowed = policy.allows(instance.host, list(headers.items()))
             if not allowed and any(name.lower() == BAGGAGE_HEADER for name in headers):
                 headers = {k: v for k, v in headers.items() if k.lower() != BAGGAGE_HEADER}
                 if len(args) > 3:
@@ -158,7 +188,8 @@ def _urllib_wrapper(policy: BaggagePolicy) -> Callable[..., Any]:
         request = args[0] if args else kwargs.get("req")
         try:
             names = [*request.headers, *request.unredirected_hdrs]
-            allowed = policy.allows(urlsplit(request.full_url).hostname, names)
+            headers = _pairs(request.headers, request.unredirected_hdrs)
+            allowed = policy.allows(urlsplit(request.full_url).hostname, headers)
             if not allowed:
                 for name in names:
                     if name.lower() == BAGGAGE_HEADER:

@@ -30,16 +30,21 @@ from .call import (
     Describe,
     Settle,
     async_call_wrapper,
+    async_generator_wrapper,
     call_wrapper,
     start_call,
 )
 from .content import (
     CAPTURE_CONTENT_ENV,
+    ReplyText,
     capture_content_enabled,
+    message_text,
     record_input_messages,
     record_output_messages,
+    text_message,
+    text_messages,
 )
-from .fields import count, read_field
+from .fields import count, count_whole, read_field
 from .guard import guarded, log_fault, logger, safe
 from .instrumentor import Patch, SdkInstrumentor
 from .providers import provider_from_url, server_address_port
@@ -65,6 +70,7 @@ from .stream import (
     StreamSpan,
     observe,
     observe_async,
+    observe_async_current,
     observe_current,
 )
 
@@ -84,22 +90,27 @@ __all__ = [
     "Describe",
     "InferenceUsage",
     "Patch",
+    "ReplyText",
     "SdkInstrumentor",
     "Settle",
     "StreamProxy",
     "StreamSpan",
     "async_call_wrapper",
+    "async_generator_wrapper",
     "call_wrapper",
     "capture_content_enabled",
     "count",
+    "count_whole",
     "end_with_error",
     "error_type",
     "finish_reasons_of",
     "guarded",
     "log_fault",
     "logger",
+    "message_text",
     "observe",
     "observe_async",
+    "observe_async_current",
     "observe_current",
     "provider_from_url",
     "read_field",
@@ -110,4 +121,6 @@ __all__ = [
     "server_address_port",
     "start_call",
     "start_inference_span",
+    "text_message",
+    "text_messages",
 ]

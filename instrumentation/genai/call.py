@@ -20,7 +20,7 @@ from the caller: the fault is logged, and the call goes ahead or its result is r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +57,9 @@ class CallDescription:
     capture is on."""
     details: Any = None
     """Whatever else the provider's ``settle`` needs to know about the request."""
+    call_kwargs: dict[str, Any] | None = None
+    """Keyword arguments to call the SDK method with instead of the caller's (a copy with an
+    option added, such as asking a stream for its usage); ``None`` keeps the caller's."""
 
 
 class Call(StreamSpan):
@@ -120,6 +123,11 @@ def _fail(call: Call, error: BaseException) -> None:
         log_fault("ending a failed inference span")
 
 
+def _kwargs_of(call: Call, kwargs: dict) -> dict:
+    replaced = call.description.call_kwargs
+    return kwargs if replaced is None else replaced
+
+
 def _settle(settle: Settle, call: Call, result: Any) -> Any:
     try:
         return settle(call, result)
@@ -140,7 +148,7 @@ def call_wrapper(describe: Describe, settle: Settle) -> WrapperFactory:
             token = attach(set_span_in_context(call.span))
             try:
                 budgets.check_budget()
-                result = wrapped(*args, **kwargs)
+                result = wrapped(*args, **_kwargs_of(call, kwargs))
             except BaseException as error:
                 _fail(call, error)
                 raise
@@ -166,7 +174,7 @@ def async_call_wrapper(describe: Describe, settle: Settle) -> WrapperFactory:
             token = attach(set_span_in_context(call.span))
             try:
                 await budgets.acheck_budget()
-                result = await wrapped(*args, **kwargs)
+                result = await wrapped(*args, **_kwargs_of(call, kwargs))
             except BaseException as error:
                 _fail(call, error)
                 raise
@@ -177,3 +185,36 @@ def async_call_wrapper(describe: Describe, settle: Settle) -> WrapperFactory:
         return wrapper
 
     return factory
+
+
+def async_generator_wrapper(describe: Describe, settle: Settle) -> WrapperFactory:
+    """The wrapper factory of an SDK method that returns an async generator sending its request
+    when first read (an ``async def`` with ``yield``, called without ``await``).
+
+    The span starts when the method is called; ``settle`` receives the generator and returns what
+    the caller iterates (``observe_async_current(...)``). The budget check runs, awaited, when the
+    generator is first read, before the request leaves: a refusal raises from that first read,
+    where the SDK's own errors come from.
+    """
+
+    def factory(tracer: Tracer) -> Callable[..., Any]:
+        def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+            call = _begin(tracer, describe, instance, args, kwargs)
+            if call is None:
+                return wrapped(*args, **kwargs)
+            try:
+                items = wrapped(*args, **_kwargs_of(call, kwargs))
+            except BaseException as error:
+                _fail(call, error)
+                raise
+            return _settle(settle, call, _checked_first(items))
+
+        return wrapper
+
+    return factory
+
+
+async def _checked_first(items: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    await budgets.acheck_budget()
+    async for item in items:
+        yield item

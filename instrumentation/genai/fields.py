@@ -68,3 +68,14 @@ def count(value: object) -> int | None:
     if type(value) is int:
         return value
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def count_whole(value: object) -> int | None:
+    """:func:`count`, and also a float with no fractional part, as the int it is.
+
+    For SDKs whose models type token counts as floats (Cohere's ``billed_units``): the JSON says
+    ``12``, the model holds ``12.0``. A fraction, NaN, an infinity or a bool is ``None``.
+    """
+    if type(value) is float:
+        return int(value) if value.is_integer() else None
+    return count(value)

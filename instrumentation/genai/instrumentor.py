@@ -29,7 +29,7 @@ from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.trace import Tracer, get_tracer
-from wrapt import wrap_function_wrapper
+from wrapt import register_post_import_hook, wrap_function_wrapper
 
 from spanledger.version import __version__
 
@@ -56,6 +56,10 @@ class SdkInstrumentor(BaseInstrumentor):
 
     instruments: ClassVar[tuple[str, ...]] = ()
     """The SDK versions supported, as requirement strings (``"acme >= 1.2, < 2"``)."""
+    patch_when_imported: ClassVar[str | None] = None
+    """The SDK's top module, for an SDK whose import is slow or does things (LiteLLM fetches its
+    price list): its patches are applied when the application imports it, not by
+    ``instrument()``, so that a process that never uses the SDK never imports it."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -92,6 +96,30 @@ class SdkInstrumentor(BaseInstrumentor):
         tracer = get_tracer(
             type(self).__module__, __version__, kwargs.get("tracer_provider"), schema_url=None
         )
+        module = self.patch_when_imported
+        if module is None:
+            self._apply(tracer)
+            return
+        generation = self._next_generation()
+
+        def on_import(_: Any) -> None:
+            if self.__dict__.get("_generation") != generation:
+                return  # uninstrumented, or instrumented again, since the hook was registered
+            try:
+                self._apply(tracer)
+            except Exception:
+                logger.exception("spanledger %s could not patch %s", type(self).__name__, module)
+
+        register_post_import_hook(on_import, module)
+
+    def _next_generation(self) -> int:
+        """A new number for the current ``instrument()``; a waiting hook of an earlier one
+        then knows it is stale."""
+        generation = self.__dict__.get("_generation", 0) + 1
+        self.__dict__["_generation"] = generation
+        return generation
+
+    def _apply(self, tracer: Tracer) -> None:
         for patch in self.patches():
             try:
                 wrap_function_wrapper(patch.module, patch.target, patch.wrapper(tracer))
@@ -104,6 +132,7 @@ class SdkInstrumentor(BaseInstrumentor):
             self._applied.append(patch)
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        self._next_generation()
         self._unwrap_applied()
 
     def _unwrap_applied(self) -> None:

@@ -2,8 +2,9 @@
 
 Names follow the ``gen_ai.provider.name`` values of the GenAI semantic conventions where one is
 defined (``openai``, ``azure.ai.openai``, ``groq``, ``deepseek``, ``x_ai``, ``mistral_ai``,
-``perplexity``, ``gcp.gemini``, ``anthropic``, ``aws.bedrock``). Services the conventions do not
-list get a plain lower-case name (``openrouter``, ``together_ai``, ``fireworks``, ``cerebras``).
+``cohere``, ``perplexity``, ``gcp.gemini``, ``anthropic``, ``aws.bedrock``). Services the
+conventions do not list get a plain lower-case name (``openrouter``, ``together_ai``,
+``fireworks``, ``cerebras``, ``ollama``).
 OpenAI-compatible servers on the local machine or a private address are named by their well-known
 port where it is unambiguous (Ollama 11434 → ``ollama``, LM Studio 1234 → ``lm_studio``); other
 local servers (vLLM, llama.cpp, a LiteLLM proxy, a test stand-in) keep the SDK's own provider name
@@ -29,6 +30,9 @@ HOST_SUFFIXES: tuple[tuple[str, str], ...] = (
     ("together.ai", "together_ai"),
     ("x.ai", "x_ai"),
     ("mistral.ai", "mistral_ai"),
+    ("cohere.com", "cohere"),
+    ("cohere.ai", "cohere"),
+    ("ollama.com", "ollama"),
     ("perplexity.ai", "perplexity"),
     ("fireworks.ai", "fireworks"),
     ("cerebras.ai", "cerebras"),

@@ -14,7 +14,8 @@ Partial usage seen before an early end is kept. A non-streamed call can use the 
 get the same exactly-once end: ``finish(completed=None)`` writes no ``spanledger.stream.*``.
 
 :func:`observe` and :func:`observe_async` (and :func:`observe_current`, for a generator that
-sends its request when first read) wrap an iterator so that it feeds each item to a
+sends its request when first read, and its async twin :func:`observe_async_current`) wrap an
+iterator so that it feeds each item to a
 callback and ends the span on exhaustion, error and ``close()``; a callback returning
 :data:`HIDE` keeps an item from the caller.
 :class:`StreamProxy` and :class:`AsyncStreamProxy` wrap a whole stream object (isinstance checks
@@ -216,17 +217,41 @@ async def observe_async(
         state.reading = False
 
 
+async def observe_async_current(
+    iterator: AsyncIterator[T], state: StreamSpan, on_item: ItemCallback
+) -> AsyncIterator[T]:
+    """:func:`observe_async` for an async generator that sends its request when first read: the
+    span is current while the iterator runs, so HTTP client spans nest under it."""
+    context = set_span_in_context(state.span)
+    with _Ending(state):
+        while True:
+            state.reading = True
+            token = attach(context)
+            try:
+                item = await anext(iterator)
+            except StopAsyncIteration:
+                break
+            finally:
+                detach(token)
+                state.reading = False
+            if _shown(on_item, item):
+                yield item
+
+
 class StreamProxy(wrapt.ObjectProxy):
     """Wrap a sync stream object: iteration is observed, ``close``/``with`` end the span.
 
-    Subclasses override :meth:`on_item` to read usage from each item (return :data:`HIDE` to
-    keep an item from the caller). The wrapped object's other attributes pass through.
+    Each item goes to ``on_item`` when given, else to :meth:`on_item`, which subclasses override,
+    to read usage from it (return :data:`HIDE` to keep an item from the caller). The wrapped
+    object's other attributes pass through.
     """
 
-    def __init__(self, wrapped: Any, state: StreamSpan) -> None:
+    def __init__(
+        self, wrapped: Any, state: StreamSpan, on_item: ItemCallback | None = None
+    ) -> None:
         super().__init__(wrapped)
         self._self_state = state
-        self._self_iterator = observe(iter(wrapped), state, self.on_item)
+        self._self_iterator = observe(iter(wrapped), state, on_item or self.on_item)
         state.watch(self)
 
     def on_item(self, item: Any) -> Any:
@@ -259,10 +284,12 @@ class StreamProxy(wrapt.ObjectProxy):
 class AsyncStreamProxy(wrapt.ObjectProxy):
     """Async twin of :class:`StreamProxy`."""
 
-    def __init__(self, wrapped: Any, state: StreamSpan) -> None:
+    def __init__(
+        self, wrapped: Any, state: StreamSpan, on_item: ItemCallback | None = None
+    ) -> None:
         super().__init__(wrapped)
         self._self_state = state
-        self._self_iterator = observe_async(aiter(wrapped), state, self.on_item)
+        self._self_iterator = observe_async(aiter(wrapped), state, on_item or self.on_item)
         state.watch(self)
 
     def on_item(self, item: Any) -> Any:

@@ -63,6 +63,8 @@ OUTPUT_AUDIO = ("llm.token_count.completion_details.audio",)
 COMPACTION_INPUT = ("anthropic.usage.compaction.input_tokens",)
 COMPACTION_OUTPUT = ("anthropic.usage.compaction.output_tokens",)
 TOTAL_ONLY = ("llm.usage.total_tokens", "llm.token_count.total", "gen_ai.usage.total_tokens")
+SEARCH_UNITS = (semconv.USAGE_SEARCH_UNITS,)
+"""Billed in search units, not tokens (Cohere rerank): a call the table cannot price."""
 
 PROVIDER = (semconv.GEN_AI_PROVIDER_NAME, "gen_ai.system", "llm.provider", "llm.system")
 REQUEST_MODEL = (semconv.GEN_AI_REQUEST_MODEL, "llm.request.model")
@@ -92,6 +94,7 @@ _COUNT_KEYS = (
     + CACHE_WRITE_5M
     + CACHE_WRITE_1H
     + TOTAL_ONLY
+    + SEARCH_UNITS
 )
 _COUNT_KEY_SET = frozenset(_COUNT_KEYS)
 _REPORTED_COST_SET = frozenset(REPORTED_COST)
@@ -131,6 +134,12 @@ def extract_usage(attributes: Mapping[str, object], span_name: str = "") -> Usag
         response_model=reader.text(RESPONSE_MODEL),
     )
     _read_counts(reader, usage, attributes)
+    if not present.isdisjoint(SEARCH_UNITS) and present.isdisjoint(INPUT_TOTAL + OUTPUT_TOTAL):
+        units = attributes.get(semconv.USAGE_SEARCH_UNITS)
+        reader.problems.append(
+            f"{INCOMPLETE} billed in search units ({units}), not tokens; the price table has "
+            "no price per search unit"
+        )
     usage.reported_cost = reader.cost(REPORTED_COST)
     tier = reader.text(SERVICE_TIER)
     usage.service_tier = tier.lower() if tier else None

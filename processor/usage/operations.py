@@ -7,9 +7,11 @@ from collections.abc import Mapping
 from spanledger import semconv
 
 INFERENCE_OPERATIONS: frozenset[str] = frozenset(
-    {"chat", "text_completion", "generate_content", "embeddings"}
+    {"chat", "text_completion", "generate_content", "embeddings", "rerank"}
 )
-"""``gen_ai.operation.name`` values that call a model and are priced."""
+"""``gen_ai.operation.name`` values that call a model and are priced. ``rerank`` is not an
+operation of the GenAI conventions; this project's Cohere instrumentation names its rerank calls
+so, and they are counted (billed per search unit, they come out unpriced)."""
 
 OPERATION_ALIASES: dict[str, str] = {
     # Spellings of older conventions and of other dialects.

@@ -1,7 +1,8 @@
-"""A local stand-in for LLM HTTP APIs (OpenAI, Anthropic, Gemini and Vertex AI, Amazon Bedrock),
-for tests, examples and benchmarks.
+"""A local stand-in for LLM HTTP APIs (OpenAI, Anthropic, Gemini and Vertex AI, Amazon Bedrock,
+Mistral, Cohere, Ollama), for tests, examples and benchmarks.
 
-``StandIn`` serves the real wire protocols (JSON, server-sent events, the AWS event stream) on
+``StandIn`` serves the real wire protocols (JSON, server-sent events, the AWS event stream,
+NDJSON streams) on
 ``127.0.0.1`` so the real SDKs run unchanged against it::
 
     with StandIn() as llm:
@@ -19,8 +20,14 @@ or ``POST /_standin/scenarios`` from another process; ``GET /_standin/requests``
 received). Routes: ``/v1/chat/completions``, ``/v1/completions``, ``/v1/responses``,
 ``/v1/embeddings``, ``/v1/messages`` (beta included) and ``/v1/messages/count_tokens``; the
 Gemini model methods (``…/models/{model}:generateContent`` and the others, Developer API and
-Vertex AI paths, see :mod:`spanledger.standin.gemini_wire`); and the Bedrock runtime
-(``/model/{modelId}/converse`` and the others, see :mod:`spanledger.standin.bedrock_wire`).
+Vertex AI paths, see :mod:`spanledger.standin.gemini_wire`); the Bedrock runtime
+(``/model/{modelId}/converse`` and the others, see :mod:`spanledger.standin.bedrock_wire`);
+Mistral's ``/v1/chat/completions``, ``/v1/fim/completions`` and ``/v1/embeddings`` under
+``/mistral`` (``Mistral(server_url=llm.mistral_base_url)``, see
+:mod:`spanledger.standin.mistral_wire`); Cohere's ``/v2/chat``, ``/v2/embed`` and ``/v2/rerank``
+(``cohere.ClientV2(base_url=llm.url)``, see :mod:`spanledger.standin.cohere_wire`); Ollama's
+``/api/chat``, ``/api/generate`` (JSON and NDJSON streams), ``/api/embed`` and
+``/api/embeddings`` (``ollama.Client(host=llm.url)``, see :mod:`spanledger.standin.ollama_wire`).
 For ``google-genai`` pass ``http_options={"base_url": llm.url}``; for boto3,
 ``endpoint_url=llm.url`` and any credentials.
 Default token counts follow the rules in :mod:`spanledger.standin.tokens`.

@@ -19,7 +19,10 @@ from spanledger.standin import (
     admin_api,
     anthropic_wire,
     bedrock_wire,
+    cohere_wire,
     gemini_wire,
+    mistral_wire,
+    ollama_wire,
     openai_chat,
     openai_embeddings,
     openai_responses,
@@ -40,6 +43,9 @@ _ROUTES: dict[str, tuple[str, Route]] = {
     "/v1/embeddings": ("openai", openai_embeddings.embeddings),
     "/v1/messages": ("anthropic", anthropic_wire.messages),
     "/v1/messages/count_tokens": ("anthropic", anthropic_wire.count_tokens),
+    **{path: ("mistral", route) for path, route in mistral_wire.ROUTES.items()},
+    **{path: ("cohere", route) for path, route in cohere_wire.ROUTES.items()},
+    **{path: ("ollama", route) for path, route in ollama_wire.ROUTES.items()},
 }
 
 _PATTERN_ROUTES: tuple[tuple[re.Pattern[str], str, dict[str, Route]], ...] = (
@@ -65,6 +71,15 @@ _ERRORS: dict[str, ErrorReply] = {
     "anthropic": anthropic_error,
     "gemini": gemini_wire.gemini_error,
     "bedrock": bedrock_wire.bedrock_error,
+    "mistral": lambda status, message, retry_after, _: mistral_wire.mistral_error(
+        status, message, retry_after
+    ),
+    "cohere": lambda status, message, retry_after, _: cohere_wire.cohere_error(
+        status, message, retry_after
+    ),
+    "ollama": lambda status, message, retry_after, _: ollama_wire.ollama_error(
+        status, message, retry_after
+    ),
 }
 _REQUEST_ID_HEADERS = {
     "anthropic": "request-id",

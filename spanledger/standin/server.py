@@ -105,6 +105,12 @@ class StandIn:
         return self.url
 
     @property
+    def mistral_base_url(self) -> str:
+        """``server_url`` for ``mistralai.Mistral`` (Mistral's paths are OpenAI's, so they are
+        served under a prefix of their own)."""
+        return self.url + "/mistral"
+
+    @property
     def requests(self) -> list[RecordedRequest]:
         """A snapshot of the API requests received since the last :meth:`clear`."""
         with self._state.lock:

@@ -143,11 +143,25 @@ def test_baggage_header_set_before_sending_is_removed(
     assert "baggage" not in headers
 
 
+LLM_SDK_HEADERS = {
+    "openai-anthropic": {"X-Stainless-Lang": "python"},
+    "mistralai": {"User-Agent": "mistral-client-python/3.7.0"},
+    "cohere": {"User-Agent": "cohere/7.3.1"},
+    "cohere-5": {"X-Fern-SDK-Name": "cohere"},
+    "ollama": {"User-Agent": "ollama-python/0.6.3 (x86_64 linux) Python/3.11.2"},
+    "litellm": {"User-Agent": "litellm/1.110.2"},
+}
+"""How each LLM SDK marks its requests."""
+
+
 @pytest.mark.parametrize("pipeline", [{"SPANLEDGER_BAGGAGE_HOSTS": "*"}], indirect=True)
 @pytest.mark.parametrize("client", CLIENTS)
-def test_llm_sdk_request_never_carries_baggage(clients: Pipeline, echo: Echo, client: str) -> None:
+@pytest.mark.parametrize("sdk", LLM_SDK_HEADERS)
+def test_llm_sdk_request_never_carries_baggage(
+    clients: Pipeline, echo: Echo, client: str, sdk: str
+) -> None:
     with spanledger.tags(customer="acme"):
-        CLIENTS[client](echo.url, {"X-Stainless-Lang": "python"})
+        CLIENTS[client](echo.url, LLM_SDK_HEADERS[sdk])
         CLIENTS[client](echo.url, {})
     sdk_request, plain_request = echo.headers
     assert "baggage" not in sdk_request

@@ -7,11 +7,11 @@ here, and its own tests drive the real SDK against the stand-in.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
-import threading
-from collections.abc import Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import sys
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -19,10 +19,10 @@ import toy_sdk
 import wrapt
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import StatusCode
+from provider_support import refusing_budget  # noqa: F401  (a fixture)
 
 from spanledger import semconv
 from spanledger.errors import BudgetExceededError
-from spanledger.instrumentation.budgets import ENDPOINT_ENV, ENFORCE_ENV
 from spanledger.instrumentation.genai import (
     OPERATION_CHAT,
     Call,
@@ -31,7 +31,10 @@ from spanledger.instrumentation.genai import (
     Patch,
     SdkInstrumentor,
     async_call_wrapper,
+    async_generator_wrapper,
     call_wrapper,
+    count_whole,
+    observe_async_current,
     observe_current,
 )
 
@@ -41,6 +44,10 @@ def describe(client: Any, args: tuple, kwargs: dict) -> CallDescription | None:
         return None
     if kwargs["model"] == "broken-describe":
         raise RuntimeError("describe exploded")
+    if kwargs["model"] == "asks-more":
+        return CallDescription(
+            OPERATION_CHAT, "toy", "asks-more", call_kwargs={**kwargs, "prompt": "more"}
+        )
     return CallDescription(
         OPERATION_CHAT,
         "toy",
@@ -73,6 +80,15 @@ def settle_stream(call: Call, replies: Iterator[toy_sdk.Reply]) -> Iterator[toy_
     return observed
 
 
+def settle_async_stream(call: Call, replies: AsyncIterator[toy_sdk.Reply]) -> Any:
+    def on_reply(reply: toy_sdk.Reply) -> None:
+        call.usage.update(usage_of(reply))
+
+    observed = observe_async_current(replies, call, on_reply)
+    call.watch(observed)
+    return observed
+
+
 class ToyInstrumentor(SdkInstrumentor):
     instruments = ("wrapt >= 1.0",)
 
@@ -81,6 +97,16 @@ class ToyInstrumentor(SdkInstrumentor):
             Patch("toy_sdk", "ToyClient.complete", call_wrapper(describe, settle)),
             Patch("toy_sdk", "ToyClient.stream", call_wrapper(describe_stream, settle_stream)),
             Patch("toy_sdk", "ToyClient.acomplete", async_call_wrapper(describe, settle)),
+            Patch(
+                "toy_sdk",
+                "ToyClient.astream",
+                async_call_wrapper(describe_stream, settle_async_stream),
+            ),
+            Patch(
+                "toy_sdk",
+                "ToyClient.agenerate",
+                async_generator_wrapper(describe_stream, settle_async_stream),
+            ),
             Patch("toy_sdk", "AbsentClient.complete", call_wrapper(describe, settle), True),
         )
 
@@ -132,6 +158,15 @@ def test_calls_that_are_not_inference_pass_by(instrumented, span_exporter):
 
     assert reply.text == "ok"
     assert span_exporter.get_finished_spans() == ()
+
+
+def test_describe_may_give_the_sdk_other_keyword_arguments(instrumented, span_exporter):
+    client = toy_sdk.ToyClient()
+    client.complete(model="asks-more", prompt="hello")
+    asyncio.run(client.acomplete(model="asks-more", prompt="hello"))
+
+    assert [sent["prompt"] for sent in client.sent] == ["more", "more"]
+    assert len(span_exporter.get_finished_spans()) == 2
 
 
 def test_the_sdk_exception_passes_through_and_marks_the_span(instrumented, span_exporter):
@@ -189,6 +224,66 @@ def test_async_calls_are_traced_the_same_way(instrumented, span_exporter):
     assert span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 5
 
 
+def test_an_async_generator_is_read_with_its_span_current_and_ends_it_once(
+    instrumented, span_exporter
+):
+    async def read(close_after: int | None) -> list[toy_sdk.Reply]:
+        stream = await toy_sdk.ToyClient().astream(model="toy-1", prompt="hello")
+        replies = []
+        async for reply in stream:
+            replies.append(reply)
+            if len(replies) == close_after:
+                await stream.aclose()
+                break
+        return replies
+
+    replies = asyncio.run(read(None))
+    asyncio.run(read(1))
+
+    whole, closed = span_exporter.get_finished_spans()
+    assert [reply.seen_span.get_span_context() for reply in replies] == [whole.context] * 3
+    assert whole.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 3
+    assert whole.attributes[semconv.STREAM_COMPLETED] is True
+    assert closed.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 1
+    assert closed.attributes[semconv.STREAM_COMPLETED] is False
+
+
+def test_an_async_generator_method_is_traced_with_its_span_current(instrumented, span_exporter):
+    async def read(client: toy_sdk.ToyClient) -> list[toy_sdk.Reply]:
+        return [reply async for reply in client.agenerate(model="toy-1", prompt="hello")]
+
+    replies = asyncio.run(read(toy_sdk.ToyClient()))
+
+    (span,) = span_exporter.get_finished_spans()
+    assert [reply.seen_span.get_span_context() for reply in replies] == [span.context] * 3
+    assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 3
+    assert span.attributes[semconv.STREAM_COMPLETED] is True
+
+
+@pytest.mark.usefixtures("refusing_budget")
+def test_an_async_generator_method_refused_by_the_budget_sends_nothing(instrumented, span_exporter):
+    client = toy_sdk.ToyClient()
+
+    async def read() -> None:
+        async for _ in client.agenerate(model="toy-1", prompt="x"):
+            pass
+
+    with pytest.raises(BudgetExceededError):
+        asyncio.run(read())
+
+    assert client.sent == []
+    (span,) = span_exporter.get_finished_spans()
+    assert span.attributes["error.type"] == "BudgetExceededError"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(12, 12), (12.0, 12), (0.0, 0), (12.5, None), (float("nan"), None), (True, None), ("3", None)],
+)
+def test_whole_counts_accept_floats_without_a_fraction(value, expected):
+    assert count_whole(value) == expected
+
+
 def test_suppressed_instrumentation_starts_no_span(instrumented, span_exporter):
     with suppress_instrumentation():
         toy_sdk.ToyClient().complete(model="toy-1", prompt="x")
@@ -196,35 +291,8 @@ def test_suppressed_instrumentation_starts_no_span(instrumented, span_exporter):
     assert span_exporter.get_finished_spans() == ()
 
 
-class _RefusingBudget(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["content-length"]))
-        body = json.dumps({"allow": False, "reasons": [{"budget": "daily"}]}).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
-@pytest.fixture
-def refusing_budget(monkeypatch) -> Iterator[None]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _RefusingBudget)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv(ENFORCE_ENV, "1")
-    monkeypatch.setenv(ENDPOINT_ENV, f"http://127.0.0.1:{server.server_port}")
-    yield
-    server.shutdown()
-    server.server_close()
-
-
-def test_the_budget_check_stops_the_call_before_the_sdk_sends(
-    instrumented, span_exporter, refusing_budget
-):
+@pytest.mark.usefixtures("refusing_budget")
+def test_the_budget_check_stops_the_call_before_the_sdk_sends(instrumented, span_exporter):
     client = toy_sdk.ToyClient()
     with pytest.raises(BudgetExceededError):
         client.complete(model="toy-1", prompt="x")
@@ -245,6 +313,43 @@ def test_uninstrument_unwraps_every_patch_even_from_another_instance(tracer_prov
 
     for method in ("complete", "stream", "acomplete"):
         assert not isinstance(toy_sdk.ToyClient.__dict__[method], wrapt.ObjectProxy), method
+
+
+def _deferred_instrumentor(module: str) -> type[SdkInstrumentor]:
+    class Deferred(SdkInstrumentor):
+        instruments = ("wrapt >= 1.0",)
+        patch_when_imported = module
+
+        def patches(self) -> Sequence[Patch]:
+            return (Patch(module, "Client.complete", call_wrapper(describe, settle)),)
+
+    return Deferred
+
+
+@pytest.mark.parametrize("uninstrument_first", [False, True])
+def test_an_sdk_patched_when_imported_is_not_imported_by_instrument(
+    tracer_provider, span_exporter, tmp_path, monkeypatch, uninstrument_first
+):
+    module = f"lazy_toy_{int(uninstrument_first)}"
+    (tmp_path / f"{module}.py").write_text(
+        "from toy_sdk import Reply\n"
+        "class Client:\n"
+        "    def complete(self, *, model, prompt):\n"
+        "        return Reply('ok', {'in': len(prompt), 'out': 2})\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    instrumentor = _deferred_instrumentor(module)()
+    instrumentor.instrument(tracer_provider=tracer_provider)
+    assert module not in sys.modules
+    if uninstrument_first:
+        instrumentor.uninstrument()
+
+    sdk = importlib.import_module(module)
+    sdk.Client().complete(model="toy-1", prompt="hello")
+
+    assert len(span_exporter.get_finished_spans()) == (0 if uninstrument_first else 1)
+    instrumentor.uninstrument()
+    assert not isinstance(sdk.Client.__dict__["complete"], wrapt.ObjectProxy)
 
 
 def test_a_missing_required_patch_point_leaves_nothing_wrapped(tracer_provider):

@@ -7,7 +7,7 @@ so that the kit's guarantees can be checked on their own; the real SDKs' tests c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,9 @@ class ToyClient:
         return self._send(model, prompt)
 
     def stream(self, *, model: str, prompt: str) -> Iterator[Reply]:
+        return self._replies(model, prompt)
+
+    def _replies(self, model: str, prompt: str) -> Iterator[Reply]:
         self.sent.append({"model": model, "prompt": prompt})
         for index in range(3):
             if self.fail_with is not None and index == 1:
@@ -39,6 +42,20 @@ class ToyClient:
 
     async def acomplete(self, *, model: str, prompt: str) -> Reply:
         return self._send(model, prompt)
+
+    async def astream(self, *, model: str, prompt: str) -> AsyncIterator[Reply]:
+        """Returns an async generator that sends when first read (as ``ollama.AsyncClient``)."""
+
+        async def replies() -> AsyncIterator[Reply]:
+            for reply in self._replies(model, prompt):
+                yield reply
+
+        return replies()
+
+    async def agenerate(self, *, model: str, prompt: str) -> AsyncIterator[Reply]:
+        """An async generator method: called without ``await``, sends when first read."""
+        for reply in self._replies(model, prompt):
+            yield reply
 
     def _send(self, model: str, prompt: str) -> Reply:
         self.sent.append({"model": model, "prompt": prompt})

@@ -35,6 +35,8 @@ from spanledger.instrumentation.genai import (
         ("https://api.together.xyz/v1", "together_ai"),
         ("https://api.x.ai/v1", "x_ai"),
         ("https://api.mistral.ai/v1", "mistral_ai"),
+        ("https://api.cohere.ai/compatibility/v1", "cohere"),
+        ("https://ollama.com/v1", "ollama"),
         ("https://api.perplexity.ai", "perplexity"),
         ("https://api.fireworks.ai/inference/v1", "fireworks"),
         ("https://generativelanguage.googleapis.com/v1beta/openai/", "gcp.gemini"),

@@ -1,0 +1,3 @@
+"""The library versions this instrumentation supports."""
+
+_instruments = ("litellm >= 1.108.0, < 2",)

@@ -1,0 +1,3 @@
+"""The SDK versions this instrumentation supports."""
+
+_instruments = ("ollama >= 0.4.0, < 1",)
