@@ -65,6 +65,7 @@ examples:
   spanledger reconcile --config processor.yaml --api openai --api anthropic \\
       --since 2026-11-01 --until 2026-12-01
   spanledger reconcile --ledger spanledger.db --file costs.csv --file usage.csv --format json
+  PGPASSWORD=... spanledger reconcile --ledger postgresql://spanledger@db/spanledger --api openai
   spanledger reconcile --config processor.yaml --api openai --fail-over 5 --alert-over 5
 """
 )
