@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from spanledger.processor.ledger import Ledger, LedgerStore
 from spanledger.processor.ledger.commands import run_migrate
@@ -186,10 +187,10 @@ def test_the_calls_of_partial_days_read_the_same(ledgers) -> None:
 
 
 def test_the_database_password_is_never_printed(
-    ledgers, llm: StandIn, postgres_url: str, postgres_server: Any, monkeypatch
+    tmp_path: Path, ledgers, llm: StandIn, postgres_server: Any, monkeypatch
 ) -> None:
     monkeypatch.delenv("PGPASSWORD")
-    password = postgres_server.password
+    (_, postgres_url), password = ledgers[1], postgres_server.password
     api = ["--api", "openai", "--openai-url", llm.url, "--since", str(day(0))]
     keys = {"OPENAI_ADMIN_KEY": "k"}
     in_url = postgres_url.replace("spanledger@", f"spanledger:{password}@")
@@ -197,6 +198,16 @@ def test_the_database_password_is_never_printed(
     assert run.code == 0, run.err
     assert "ledger postgresql://spanledger:***@" in run.out
     assert password not in run.out + run.err
+
+    # The processor's config: the URL and a password file, as replicas have them.
+    (tmp_path / "secret").write_text(password + "\n")
+    config = tmp_path / "processor.yaml"
+    config.write_text(yaml.safe_dump({"ledger": {"url": postgres_url, "password_file": "secret"}}))
+    run = reconcile("--config", str(config), *api, "--until", str(day(2)), environ=keys)
+    assert run.code == 0, run.err
+    assert f"ledger {postgres_url}, " in run.out
+    assert password not in run.out + run.err
+    assert {r.since_day for r in ledgers[1][0].settled_runs()} == {str(day(0))}
 
     wrong = postgres_url.replace("spanledger@", "spanledger:not-the-password@")
     run = reconcile("--ledger", wrong, *api, "--until", str(day(3)), environ=keys)
