@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from spanledger.processor.budgets import BudgetSink
 from spanledger.processor.components import CallSink, SpanExporter, TraceConsumer
@@ -27,7 +28,7 @@ from spanledger.processor.exporters import (
     OtlpHttpExporterConfig,
 )
 from spanledger.processor.forwarding import Forwarder
-from spanledger.processor.ledger import Ledger, LedgerSink
+from spanledger.processor.ledger import LedgerSink, open_ledger
 from spanledger.processor.ledger.settling import LedgerSettling
 from spanledger.processor.metrics import MetricsSink
 from spanledger.processor.pipeline import Pipeline
@@ -35,6 +36,9 @@ from spanledger.processor.pricing import PriceBook
 from spanledger.processor.receivers import GrpcReceiver, HttpReceiver
 from spanledger.processor.signals import LOGS, METRICS, TRACES, Signal
 from spanledger.processor.writeahead import SettlingConsumer, WriteAhead
+
+if TYPE_CHECKING:
+    from spanledger.processor.reconcile.gauge import GapGauges
 
 log = logging.getLogger("spanledger.processor")
 
@@ -60,6 +64,7 @@ class Service:
         self.http: HttpReceiver | None = None
         self.metrics: MetricsSink | None = None
         self.ledger: LedgerSink | None = None
+        self.gap_gauges: GapGauges | None = None
         self.write_ahead: WriteAhead | None = None
         self.budgets: BudgetSink | None = None
         self.forwarders: dict[Signal, Forwarder] = {}
@@ -85,10 +90,11 @@ class Service:
 
                 for meter in self.metrics.meters():
                     self.ledger.register_gauges(meter)
-                if isinstance(self.ledger.ledger, Ledger):
-                    gauges = GapGauges(self.ledger.ledger)
-                    for meter, unit in self.metrics.meters_with_cost_unit():
-                        gauges.register(meter, unit)
+                self.gap_gauges = GapGauges(
+                    lambda: open_ledger(config.ledger), location=config.ledger.location()
+                )
+                for meter, unit in self.metrics.meters_with_cost_unit():
+                    self.gap_gauges.register(meter, unit)
         if config.budgets.active:
             self.budgets = BudgetSink(
                 config.budgets,
@@ -192,6 +198,8 @@ class Service:
             drain.join(max(0.1, deadline - time.monotonic()) + 1.0)
         if self.write_ahead is not None:
             self.write_ahead.close()
+        if self.gap_gauges is not None:
+            self.gap_gauges.close()
         log.info("spanledger processor stopped")
 
     def run(self) -> None:

@@ -9,13 +9,23 @@ turns a name into its own SQL.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from decimal import Decimal
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from spanledger.processor.ledger.rows import Row
 from spanledger.processor.model import CountedCall
+
+if TYPE_CHECKING:
+    from spanledger.processor.ledger.reconciled import (
+        GapRecord,
+        LatestGap,
+        RunRecord,
+        SettledRecord,
+        SettledTotals,
+        TagBucket,
+    )
 
 COLUMN_NAMES = ("provider", "model", "operation", "cost_status", "cost_source")
 """Dimensions that are columns of the ledger rather than tags."""
@@ -91,6 +101,47 @@ def merge_groups(width: int, parts: Iterable[Sequence[GroupTotals]]) -> list[Gro
     return list(merged.values())
 
 
+def grouped_query(
+    table: str,
+    group_by: Sequence[str],
+    aggregates: Sequence[str],
+    *,
+    dimension: Callable[[str], tuple[str, Sequence[object]]],
+    mark: str = "?",
+    since_unix_nano: int | None = None,
+    until_unix_nano: int | None = None,
+    where: Mapping[str, str] | None = None,
+) -> tuple[str, list[object]]:
+    """The query selecting the ``group_by`` dimensions (``g0``, ``g1`` …, as ``dimension``
+    writes them in the backend's SQL) then ``aggregates`` from ``table``, over ``[since,
+    until)`` of its ``time_unix_nano`` and the ``where`` equalities, one row per group; and its
+    parameters. ``mark`` is the driver's parameter placeholder (``?`` or ``%s``)."""
+    selects: list[str] = []
+    params: list[object] = []
+    for index, name in enumerate(group_by):
+        sql, args = dimension(name)
+        selects.append(f"{sql} AS g{index}")
+        params.extend(args)
+    conditions: list[str] = []
+    condition_params: list[object] = []
+    if since_unix_nano is not None:
+        conditions.append(f"time_unix_nano >= {mark}")
+        condition_params.append(int(since_unix_nano))
+    if until_unix_nano is not None:
+        conditions.append(f"time_unix_nano < {mark}")
+        condition_params.append(int(until_unix_nano))
+    for name, value in (where or {}).items():
+        sql, args = dimension(name)
+        conditions.append(f"{sql} = {mark}")
+        condition_params.extend([*args, value])
+    query = f"SELECT {', '.join([*selects, *aggregates])} FROM {table}"
+    if conditions:
+        query += " WHERE " + " AND ".join(conditions)
+    if group_by:
+        query += " GROUP BY " + ", ".join(f"g{i}" for i in range(len(group_by)))
+    return query, [*params, *condition_params]
+
+
 class LedgerStore(Protocol):
     """A ledger: one row per counted call, keyed by (trace_id, span_id), written once."""
 
@@ -127,6 +178,48 @@ class LedgerStore(Protocol):
 
     def delete_before(self, time_unix_nano: int) -> int:
         """Delete calls that started before ``time_unix_nano``; returns how many."""
+        ...
+
+    # What ``spanledger reconcile`` reads and keeps (see ``reconciled``).
+
+    def tag_buckets(
+        self, since_unix_nano: int, until_unix_nano: int, providers: Sequence[str]
+    ) -> list[TagBucket]:
+        """The calls of ``providers`` over ``[since, until)`` per UTC day, model and tag set,
+        ordered by day, provider, model and tags."""
+        ...
+
+    def write_reconciliation(
+        self,
+        run: RunRecord,
+        gaps: Sequence[GapRecord],
+        settled: Sequence[SettledRecord] = (),
+        settled_providers: Sequence[str] = (),
+    ) -> None:
+        """Record one run in one transaction: its gaps, and the settled amounts of
+        ``settled_providers``, which replace theirs over the run's days."""
+        ...
+
+    def settled_aggregate(
+        self,
+        group_by: Sequence[str] = (),
+        *,
+        since_unix_nano: int | None = None,
+        until_unix_nano: int | None = None,
+        where: Mapping[str, str] | None = None,
+    ) -> list[SettledTotals]:
+        """Settled and estimated totals per distinct value of ``group_by`` (days whose start
+        lies in ``[since, until)``). Without ``group_by``, one group holding the total, or
+        none when nothing is settled."""
+        ...
+
+    def settled_runs(self) -> list[RunRecord]:
+        """The runs whose settled amounts are still in the ledger, oldest first."""
+        ...
+
+    def latest_gaps(self) -> list[LatestGap]:
+        """Billed and attributed cost per provider and model over the latest run of each
+        provider, ordered by provider and model. Empty before any run."""
         ...
 
     def close(self) -> None: ...

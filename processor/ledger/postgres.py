@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+from spanledger.processor.ledger import postgres_reconciled
 from spanledger.processor.ledger.base import (
     NANOS_PER_DAY,
     GroupTotals,
@@ -32,6 +33,15 @@ from spanledger.processor.ledger.base import (
     merge_groups,
 )
 from spanledger.processor.ledger.migrations import Migration, pending, schema_problem
+from spanledger.processor.ledger.postgres_reconciled import Part
+from spanledger.processor.ledger.reconciled import (
+    GapRecord,
+    LatestGap,
+    RunRecord,
+    SettledRecord,
+    SettledTotals,
+    TagBucket,
+)
 from spanledger.processor.ledger.rows import COLUMNS, Row, call_rows, describe_row
 from spanledger.processor.ledger.secrets import redact_url, scrub, url_password
 from spanledger.processor.model import CountedCall
@@ -45,6 +55,7 @@ except ImportError:  # pragma: no cover - depends on the installation
     pg_errors = None  # type: ignore[assignment]
 
 log = logging.getLogger("spanledger.processor.ledger")
+_T = TypeVar("_T")
 
 WriteMethod = Literal["copy", "values"]
 CALLS = "spanledger_calls"
@@ -112,6 +123,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    postgres_reconciled.MIGRATION,
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -591,6 +603,74 @@ class PostgresLedger:
             except psycopg.Error as exc:
                 raise self._read_error(exc) from None
         return sorted(row[0] for row in rows)
+
+    # The reconciliation's tables (postgres_reconciled.py).
+
+    def _read(self, read: Callable[[Any], _T]) -> _T:
+        with self._lock:
+            try:
+                return read(self._connection())
+            except psycopg.Error as exc:
+                raise self._read_error(exc) from None
+
+    def tag_buckets(
+        self, since_unix_nano: int, until_unix_nano: int, providers: Sequence[str]
+    ) -> list[TagBucket]:
+        """The calls of ``providers`` over ``[since, until)`` per UTC day, model and tag set:
+        whole days from the rollup, partial ones from the calls."""
+        parts = [
+            Part(table == "daily", DAILY if table == "daily" else CALLS, low, high)
+            for table, low, high in day_spans(int(since_unix_nano), int(until_unix_nano))
+        ]
+        return self._read(
+            lambda db: postgres_reconciled.tag_buckets(db, parts, providers, _dimension_sql)
+        )
+
+    def write_reconciliation(
+        self,
+        run: RunRecord,
+        gaps: Sequence[GapRecord],
+        settled: Sequence[SettledRecord] = (),
+        settled_providers: Sequence[str] = (),
+    ) -> None:
+        """Record one run in one transaction (see ``LedgerStore.write_reconciliation``)."""
+        with self._lock:
+            try:
+                postgres_reconciled.write_reconciliation(
+                    self._connection(), run, gaps, settled, settled_providers
+                )
+            except psycopg.Error as exc:
+                raise LedgerError(
+                    f"cannot write the reconciliation to {self.location}: {self.scrub(exc)}"
+                ) from None
+
+    def settled_aggregate(
+        self,
+        group_by: Sequence[str] = (),
+        *,
+        since_unix_nano: int | None = None,
+        until_unix_nano: int | None = None,
+        where: Mapping[str, str] | None = None,
+    ) -> list[SettledTotals]:
+        """Settled and estimated totals per distinct value of ``group_by``."""
+        return self._read(
+            lambda db: postgres_reconciled.settled_aggregate(
+                db,
+                group_by,
+                since_unix_nano=since_unix_nano,
+                until_unix_nano=until_unix_nano,
+                where=where,
+                dimension_sql=lambda name: _dimension_sql(name, False),
+            )
+        )
+
+    def settled_runs(self) -> list[RunRecord]:
+        """The runs whose settled amounts are still in the ledger, oldest first."""
+        return self._read(postgres_reconciled.settled_runs)
+
+    def latest_gaps(self) -> list[LatestGap]:
+        """The gap per provider and model over the latest run of each provider."""
+        return self._read(postgres_reconciled.latest_gaps)
 
     def close(self) -> None:
         """Close the connection; using the ledger again reconnects."""

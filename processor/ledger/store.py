@@ -14,7 +14,9 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal, localcontext
 from pathlib import Path
+from typing import TypeVar
 
+from spanledger.processor.ledger import sqlite_reconciled
 from spanledger.processor.ledger.base import (
     BUILTIN_NAMES,
     TAG_PREFIX,
@@ -22,13 +24,23 @@ from spanledger.processor.ledger.base import (
     LedgerError,
     SchemaError,
     dimension,
+    grouped_query,
 )
 from spanledger.processor.ledger.migrations import schema_problem
+from spanledger.processor.ledger.reconciled import (
+    GapRecord,
+    LatestGap,
+    RunRecord,
+    SettledRecord,
+    SettledTotals,
+    TagBucket,
+)
 from spanledger.processor.ledger.rows import COLUMNS, Row, call_rows, describe_row
 from spanledger.processor.model import CountedCall
 from spanledger.semconv import UNTAGGED
 
 log = logging.getLogger("spanledger.processor.ledger")
+_T = TypeVar("_T")
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -118,43 +130,6 @@ def dimension_sql(name: str) -> tuple[str, tuple[str, ...]]:
     if kind == "time":
         return TIME_DIMENSIONS[what], ()
     return f"COALESCE(json_extract(tags, ?), '{UNTAGGED}')", (f'$."{what}"',)
-
-
-def grouped_query(
-    table: str,
-    group_by: Sequence[str],
-    aggregates: Sequence[str],
-    *,
-    dimension: Callable[[str], tuple[str, tuple[str, ...]]] = dimension_sql,
-    since_unix_nano: int | None = None,
-    until_unix_nano: int | None = None,
-    where: Mapping[str, str] | None = None,
-) -> tuple[str, list[object]]:
-    """The query selecting the ``group_by`` dimensions (``g0``, ``g1`` …, as ``dimension``
-    writes them) then ``aggregates`` from ``table``, over ``[since, until)`` of its
-    ``time_unix_nano`` and the ``where`` equalities, one row per group; and its parameters."""
-    selects, params = [], []
-    for index, name in enumerate(group_by):
-        sql, args = dimension(name)
-        selects.append(f"{sql} AS g{index}")
-        params.extend(args)
-    conditions, condition_params = [], []
-    if since_unix_nano is not None:
-        conditions.append("time_unix_nano >= ?")
-        condition_params.append(int(since_unix_nano))
-    if until_unix_nano is not None:
-        conditions.append("time_unix_nano < ?")
-        condition_params.append(int(until_unix_nano))
-    for name, value in (where or {}).items():
-        sql, args = dimension(name)
-        conditions.append(f"{sql} = ?")
-        condition_params.extend([*args, value])
-    query = f"SELECT {', '.join([*selects, *aggregates])} FROM {table}"
-    if conditions:
-        query += " WHERE " + " AND ".join(conditions)
-    if group_by:
-        query += " GROUP BY " + ", ".join(f"g{i}" for i in range(len(group_by)))
-    return query, [*params, *condition_params]
 
 
 class Ledger:
@@ -284,6 +259,7 @@ class Ledger:
             "calls",
             group_by,
             aggregates,
+            dimension=dimension_sql,
             since_unix_nano=since_unix_nano,
             until_unix_nano=until_unix_nano,
             where=where,
@@ -326,6 +302,69 @@ class Ledger:
                 "SELECT MIN(time_unix_nano), MAX(time_unix_nano) FROM calls"
             ).fetchone()
         return None if low is None else (low, high)
+
+    # The reconciliation's tables (sqlite_reconciled.py).
+
+    def _read(self, read: Callable[[sqlite3.Connection], _T]) -> _T:
+        with self._lock:
+            try:
+                return read(self._db)
+            except sqlite3.Error as exc:
+                raise LedgerError(f"cannot read ledger {self.path}: {exc}") from exc
+
+    def tag_buckets(
+        self, since_unix_nano: int, until_unix_nano: int, providers: Sequence[str]
+    ) -> list[TagBucket]:
+        """The calls of ``providers`` over ``[since, until)`` per UTC day, model and tag set."""
+        return self._read(
+            lambda db: sqlite_reconciled.tag_buckets(
+                db, since_unix_nano, until_unix_nano, providers, dimension_sql
+            )
+        )
+
+    def write_reconciliation(
+        self,
+        run: RunRecord,
+        gaps: Sequence[GapRecord],
+        settled: Sequence[SettledRecord] = (),
+        settled_providers: Sequence[str] = (),
+    ) -> None:
+        """Record one run in one transaction (the tables are made by the first run)."""
+        with self._lock:
+            try:
+                sqlite_reconciled.write_reconciliation(
+                    self._db, run, gaps, settled, settled_providers
+                )
+            except sqlite3.Error as exc:
+                raise LedgerError(f"cannot write the reconciliation to {self.path}: {exc}") from exc
+
+    def settled_aggregate(
+        self,
+        group_by: Sequence[str] = (),
+        *,
+        since_unix_nano: int | None = None,
+        until_unix_nano: int | None = None,
+        where: Mapping[str, str] | None = None,
+    ) -> list[SettledTotals]:
+        """Settled and estimated totals per distinct value of ``group_by``."""
+        return self._read(
+            lambda db: sqlite_reconciled.settled_aggregate(
+                db,
+                group_by,
+                since_unix_nano=since_unix_nano,
+                until_unix_nano=until_unix_nano,
+                where=where,
+                dimension_sql=dimension_sql,
+            )
+        )
+
+    def settled_runs(self) -> list[RunRecord]:
+        """The runs whose settled amounts are still in the ledger, oldest first."""
+        return self._read(sqlite_reconciled.settled_runs)
+
+    def latest_gaps(self) -> list[LatestGap]:
+        """The gap per provider and model over the latest run of each provider."""
+        return self._read(sqlite_reconciled.latest_gaps)
 
     def close(self) -> None:
         """Close the file; further use raises."""

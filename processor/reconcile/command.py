@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import TextIO
 
 from spanledger.processor.budgets.config import WebhookConfig
-from spanledger.processor.ledger import Ledger, LedgerError
-from spanledger.processor.ledger.reconciled import (
-    GapRecord,
-    LatestGap,
-    RunRecord,
-    tag_buckets,
-    write_reconciliation,
+from spanledger.processor.ledger import (
+    LedgerConfig,
+    LedgerError,
+    LedgerStore,
+    config_for,
+    open_ledger,
 )
+from spanledger.processor.ledger.reconciled import GapRecord, LatestGap, RunRecord
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.reconcile.admin_api import DEFAULT_URLS
 from spanledger.processor.reconcile.bill import COST, Bill, BillError, Period
@@ -65,6 +65,7 @@ examples:
   spanledger reconcile --config processor.yaml --api openai --api anthropic \\
       --since 2026-11-01 --until 2026-12-01
   spanledger reconcile --ledger spanledger.db --file costs.csv --file usage.csv --format json
+  PGPASSWORD=... spanledger reconcile --ledger postgresql://spanledger@db/spanledger --api openai
   spanledger reconcile --config processor.yaml --api openai --fail-over 5 --alert-over 5
 """
 )
@@ -182,23 +183,25 @@ def _day(text: str, name: str) -> date:
 
 @dataclass
 class _Setup:
-    ledger_path: str
+    ledger: LedgerConfig
     pricing: PricingConfig
     webhook: WebhookConfig | None
 
 
 def _setup(options: argparse.Namespace) -> _Setup:
+    """The ledger (an SQLite file or a PostgreSQL database), the prices and the alert webhook,
+    from ``--config FILE`` or ``--ledger PATH|URL``."""
     if not options.config:
-        return _Setup(options.ledger or DEFAULT_LEDGER, PricingConfig(), None)
+        return _Setup(config_for(options.ledger or DEFAULT_LEDGER), PricingConfig(), None)
     from spanledger.processor.config import ConfigError, load_config
 
     try:
         config = load_config(options.config)
     except ConfigError as exc:
         raise ValueError(str(exc)) from exc
-    if not config.ledger.path:
+    if not config.ledger.enabled:
         raise ValueError(f"{options.config} turns the ledger off (ledger.path is empty)")
-    return _Setup(config.ledger.path, config.pricing, config.budgets.webhook)
+    return _Setup(config.ledger, config.pricing, config.budgets.webhook)
 
 
 def run_reconcile(
@@ -237,10 +240,11 @@ def run_reconcile(
                 environ=environ,
                 save=Path(options.save) if options.save else None,
             )
-        with Ledger(setup.ledger_path) as ledger:
+        with open_ledger(setup.ledger) as ledger:
+            location = ledger.location
             providers = sorted(bill.providers)
-            buckets = tag_buckets(
-                ledger, to_unix_nano(period.start), to_unix_nano(period.end), providers
+            buckets = ledger.tag_buckets(
+                to_unix_nano(period.start), to_unix_nano(period.end), providers
             )
             matches = match(
                 bill,
@@ -263,7 +267,7 @@ def run_reconcile(
     if options.format == "table":
         columns = [c for c in _TABLE_COLUMNS if c in columns]
     footer = _footer(
-        setup.ledger_path,
+        location,
         bill,
         matches=matches,
         totals=totals,
@@ -321,7 +325,7 @@ def _latest(totals: Sequence[ModelTotal], period: Period) -> list[LatestGap]:
 
 
 def _write(
-    ledger: Ledger, bill: Bill, matches: Sequence[Match], settlement: Settlement, now: datetime
+    ledger: LedgerStore, bill: Bill, matches: Sequence[Match], settlement: Settlement, now: datetime
 ) -> None:
     run = RunRecord(
         run_id=uuid.uuid4().hex,
@@ -344,7 +348,7 @@ def _write(
         for m in matches
     ]
     settled_providers = sorted(settlement.invoices)
-    write_reconciliation(ledger, run, gaps, settlement.records, settled_providers)
+    ledger.write_reconciliation(run, gaps, settlement.records, settled_providers)
 
 
 def _money(value: Decimal | None) -> str:
@@ -352,7 +356,7 @@ def _money(value: Decimal | None) -> str:
 
 
 def _footer(
-    ledger_path: str,
+    location: str,
     bill: Bill,
     *,
     matches: Sequence[Match],
@@ -360,7 +364,7 @@ def _footer(
     settlement: Settlement,
     options: argparse.Namespace,
 ) -> list[str]:
-    lines = [f"ledger {ledger_path}, {bill.period}", f"bill: {'; '.join(bill.sources)}"]
+    lines = [f"ledger {location}, {bill.period}", f"bill: {'; '.join(bill.sources)}"]
     for provider in sorted(bill.providers):
         mine = [t for t in totals if t.provider == provider]
         billed = sum((t.billed_usd for t in mine), Decimal(0))

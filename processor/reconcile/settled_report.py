@@ -7,14 +7,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from spanledger.processor.ledger import Ledger
-from spanledger.processor.ledger.reconciled import (
-    SETTLED_DIMENSIONS,
-    settled_aggregate,
-    settled_dimension_sql,
-    settled_runs,
-)
-from spanledger.processor.ledger.store import TIME_DIMENSIONS
+from spanledger.processor.ledger import LedgerStore
+from spanledger.processor.ledger.base import TIME_NAMES
+from spanledger.processor.ledger.reconciled import SETTLED_DIMENSIONS, check_settled_dimensions
 from spanledger.processor.report.periods import describe, to_unix_nano
 from spanledger.processor.report.render import render
 
@@ -35,14 +30,8 @@ _HEADINGS = {
 _HUNDRED = Decimal(100)
 
 
-def check_dimensions(names: Sequence[str]) -> None:
-    """Raise ``ValueError`` for a dimension the settled amounts do not carry."""
-    for name in names:
-        settled_dimension_sql(name)
-
-
 def settled_report(
-    ledger: Ledger,
+    ledger: LedgerStore,
     by: Sequence[str],
     *,
     since: datetime | None,
@@ -51,9 +40,8 @@ def settled_report(
     fmt: str,
 ) -> str:
     """Settled cost per ``by`` group over the days starting in ``[since, until)``."""
-    check_dimensions([*by, *where])
-    groups = settled_aggregate(
-        ledger,
+    check_settled_dimensions([*by, *where])
+    groups = ledger.settled_aggregate(
         by,
         since_unix_nano=to_unix_nano(since) if since else None,
         until_unix_nano=to_unix_nano(until) if until else None,
@@ -61,7 +49,7 @@ def settled_report(
     )
     total = sum((g.settled_usd for g in groups), Decimal(0))
     groups.sort(key=lambda g: (-g.settled_usd, -g.calls, g.key))
-    time_positions = [i for i, name in enumerate(by) if name in TIME_DIMENSIONS]
+    time_positions = [i for i, name in enumerate(by) if name in TIME_NAMES]
     if time_positions:
         groups.sort(key=lambda g: tuple(g.key[i] for i in time_positions))
     rows = []
@@ -80,7 +68,7 @@ def settled_report(
             "output_tokens": group.output_tokens,
         }
         rows.append(row)
-    runs = settled_runs(ledger)
+    runs = ledger.settled_runs()
     if since or until:
         start = describe(since) if since else "the first"
         end = describe(until) if until else "the last"
@@ -89,7 +77,7 @@ def settled_report(
         days = "every settled day"
     estimated = sum((g.estimated_usd for g in groups), Decimal(0))
     footer = [
-        f"ledger {ledger.path}, {days}",
+        f"ledger {ledger.location}, {days}",
         f"settled total ${total.quantize(Decimal('0.01')):,f} (the providers' invoices for "
         "those days); estimated "
         f"${estimated.quantize(Decimal('0.000001')):,f}",
@@ -112,4 +100,4 @@ def settled_report(
     )
 
 
-__all__ = ["SETTLED_DIMENSIONS", "check_dimensions", "settled_report"]
+__all__ = ["SETTLED_DIMENSIONS", "settled_report"]

@@ -12,7 +12,6 @@ from typing import TextIO
 
 from spanledger.processor.ledger import (
     GroupTotals,
-    Ledger,
     LedgerConfig,
     LedgerError,
     LedgerStore,
@@ -163,7 +162,7 @@ def _budgets(options: argparse.Namespace, ledger: LedgerStore) -> str:
     return budget_report(load_config(options.config).budgets, ledger, options.format)
 
 
-def _settled(request: _Request, ledger: Ledger) -> str:
+def _settled(request: _Request, ledger: LedgerStore) -> str:
     from spanledger.processor.reconcile.settled_report import settled_report
 
     if request.compare or request.top is not None or request.billable:

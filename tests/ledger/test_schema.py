@@ -20,15 +20,19 @@ from .configs import SPANLEDGER, password_file, write_config
 from .traffic import calls
 
 NEXT = Migration(
-    2, "a column a later version adds", ("ALTER TABLE spanledger_calls ADD note text",)
+    len(MIGRATIONS) + 1,
+    "a column a later version adds",
+    ("ALTER TABLE spanledger_calls ADD note text",),
 )
+CURRENT = len(MIGRATIONS)
+"""The PostgreSQL schema version of this code (the SQLite file's is 1)."""
 
 
 def test_migrate_creates_then_finds_the_schema_up_to_date(tmp_path, postgres_url, postgres_server):
     config = write_config(
         tmp_path, {"url": postgres_url, "password_file": password_file(tmp_path, postgres_server)}
     )
-    for expected in ("schema version 0 -> 1", "schema is up to date"):
+    for expected in (f"schema version 0 -> {CURRENT}", "schema is up to date"):
         out = io.StringIO()
         assert run_migrate(["--config", str(config)], out=out) == 0
         assert expected in out.getvalue()
@@ -45,7 +49,7 @@ def test_a_later_step_upgrades_and_older_code_then_refuses(postgres_url, postgre
     with PostgresLedger(
         postgres_url, password=password, create=True, migrations=(*MIGRATIONS, NEXT)
     ) as newer:
-        assert newer.migrated_from == 1
+        assert newer.migrated_from == CURRENT
         assert newer.aggregate()[0].calls == 50  # the rows survive the step
         assert newer.write(calls(10, first=50)) == 10
     for create in (False, True):
@@ -53,7 +57,8 @@ def test_a_later_step_upgrades_and_older_code_then_refuses(postgres_url, postgre
             PostgresLedger(postgres_url, password=password, create=create)
         message = str(refused.value)
         assert "\n" not in message
-        assert "schema version 2, newer than this spanledger knows (1): upgrade" in message
+        newer_than = f"schema version {CURRENT + 1}, newer than this spanledger knows ({CURRENT})"
+        assert f"{newer_than}: upgrade" in message
 
 
 def test_replicas_starting_together_migrate_once(postgres_url, postgres_server) -> None:
@@ -74,7 +79,7 @@ def test_replicas_starting_together_migrate_once(postgres_url, postgres_server) 
     for thread in threads:
         thread.join(60)
     assert not errors
-    assert sorted(ledger.migrated_from for ledger in opened) == [0, 1, 1, 1]
+    assert sorted(ledger.migrated_from for ledger in opened) == [0, CURRENT, CURRENT, CURRENT]
     for ledger in opened:
         ledger.close()
 
@@ -90,7 +95,13 @@ def test_serve_and_report_refuse_a_newer_schema_with_one_line(
     with sqlite3.connect(sqlite_file) as db:
         db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     secret_file = password_file(tmp_path, postgres_server)
-    for ledger in ({"url": postgres_url, "password_file": secret_file}, {"path": "newer.db"}):
+    for ledger, newer_than in (
+        (
+            {"url": postgres_url, "password_file": secret_file},
+            f"schema version {CURRENT + 1}, newer than this spanledger knows ({CURRENT})",
+        ),
+        ({"path": "newer.db"}, "schema version 2, newer than this spanledger knows (1)"),
+    ):
         config = write_config(tmp_path, ledger)
         for command in (
             ["serve", "--config", str(config), "--log-level", "WARNING"],
@@ -101,7 +112,7 @@ def test_serve_and_report_refuse_a_newer_schema_with_one_line(
             )
             assert result.returncode == 2, result.stderr
             (line,) = result.stderr.strip().splitlines()
-            assert "schema version 2, newer than this spanledger knows (1)" in line
+            assert newer_than in line
             assert postgres_server.password not in line
 
 

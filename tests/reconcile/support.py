@@ -148,8 +148,11 @@ def both_apis(llm: StandIn) -> list[str]:
     ]
 
 
-def reconcile_openai(ledger: Path, llm: StandIn, since: date, until: date, *extra: str) -> Run:
-    """``spanledger reconcile`` of the stand-in's OpenAI bill over ``[since, until)``, JSON."""
+def reconcile_openai(
+    ledger: Path | str, llm: StandIn, since: date, until: date, *extra: str
+) -> Run:
+    """``spanledger reconcile`` of the stand-in's OpenAI bill over ``[since, until)``, JSON.
+    ``ledger`` is a file or a ``postgresql://`` URL (password from PGPASSWORD)."""
     return reconcile(
         *("--ledger", str(ledger), "--api", "openai", "--openai-url", llm.url),
         *("--since", str(since), "--until", str(until), "--format", "json", *extra),
@@ -157,8 +160,8 @@ def reconcile_openai(ledger: Path, llm: StandIn, since: date, until: date, *extr
     )
 
 
-def settled(ledger: Path, *by: str, extra: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """``spanledger report --settled --by ...`` as JSON rows."""
+def settled(ledger: Path | str, *by: str, extra: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """``spanledger report --settled --by ...`` as JSON rows (``ledger`` a file or a URL)."""
     out, err = io.StringIO(), io.StringIO()
     args = ["--ledger", str(ledger), "--settled", *[a for b in by for a in ("--by", b)]]
     with contextlib.redirect_stderr(err):
@@ -177,12 +180,10 @@ def to_cent(amount: Decimal) -> Decimal:
 
 def ledger_state(path: Path) -> tuple[Any, ...]:
     """Everything reconcile may have written, to check that a failed run wrote nothing."""
-    from spanledger.processor.ledger.reconciled import latest_gaps, settled_aggregate, settled_runs
-
     with Ledger(path) as ledger:
         return (
-            [(r.run_id, r.since_day) for r in settled_runs(ledger)],
-            [(g.provider, g.model, g.billed_usd) for g in latest_gaps(ledger)],
-            [(t.key, t.settled_usd) for t in settled_aggregate(ledger, ["day", "customer"])],
+            [(r.run_id, r.since_day) for r in ledger.settled_runs()],
+            [(g.provider, g.model, g.billed_usd) for g in ledger.latest_gaps()],
+            [(t.key, t.settled_usd) for t in ledger.settled_aggregate(["day", "customer"])],
             ledger.aggregate()[0].calls,
         )
