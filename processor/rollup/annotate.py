@@ -147,7 +147,7 @@ class TraceAnnotator:
                 elif span_id in memory.enclosing:
                     not_counted[span_id] = _reason(semconv.NOT_COUNTED_ENCLOSES)
             counted = [s for s in counted if s not in not_counted]
-        if len(counted) > 1 or (counted and enclosing):
+        if len(counted) > 1 or (counted and enclosing and inference[counted[0]].usage.problems):
             counted = self._one_per_call(spans, inference, counted, enclosing, not_counted)
         counted_set = set(counted)
         result = AnnotatedTrace(spans=[])
