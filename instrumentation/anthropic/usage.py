@@ -145,6 +145,11 @@ class MessageFacts:
     usage: TokenUsage = field(default_factory=TokenUsage)
     output_text: list[str] = field(default_factory=list)
     """The text blocks of the answer, kept only when content capture is on."""
+    output_final: bool = True
+    """Whether ``usage.output_tokens`` is the final count: a stream's ``message_start`` holds a
+    count so far, which only a ``message_delta`` makes final."""
+    content_chunks: int | None = None
+    """Content deltas of a stream that arrived (None for a whole Message)."""
 
     def update_from_message(self, message: object, *, keep_text: bool = False) -> None:
         """Reads a whole Message, or the ``message`` of a ``message_start`` event."""
@@ -175,7 +180,7 @@ class StreamAccumulator:
     """
 
     def __init__(self, *, keep_text: bool = False) -> None:
-        self.facts = MessageFacts()
+        self.facts = MessageFacts(content_chunks=0)
         self.completed = False
         self.error_type: str | None = None
         self.saw_message_start = False
@@ -188,11 +193,15 @@ class StreamAccumulator:
         if kind == "message_start":
             self.saw_message_start = True
             self.facts.update_from_message(get(data, "message"))
+            self.facts.output_final = False
         elif kind == "message_delta":
             self.facts.stop_reason = (
                 _text(get(get(data, "delta"), "stop_reason")) or self.facts.stop_reason
             )
-            self.facts.usage.update(get(data, "usage"))
+            usage = get(data, "usage")
+            self.facts.usage.update(usage)
+            if _count(get(usage, "output_tokens")) is not None:
+                self.facts.output_final = True
         elif kind == "message_stop":
             self.completed = True
         elif kind == "error":
