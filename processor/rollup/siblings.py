@@ -20,10 +20,12 @@ order of start: a record joins the first call that has no record of its recorder
 matches, so two identical calls recorded by two recorders stay two calls.
 
 Of each call's records the richest is counted: usable token counts first, then a cost the
-provider reported, then the count of detail attributes (cache reads and writes, reasoning),
-then a cost another tool estimated, then this project's own instrumentation; ties go to the
-smallest span id. Work is linear in the records of a trace (plus sorting them by start), and a
-trace whose records all come from one recorder costs one pass.
+provider reported, then how many of the breakdowns it reports (cache reads, cache writes,
+1-hour cache writes, reasoning), then this project's own instrumentation before an SDK's own
+span before any other, then a cost another tool estimated; ties go to the smallest span id.
+
+Work is linear in the records of a trace (plus sorting them by start), and a trace whose
+records all come from one recorder costs one pass.
 """
 
 from __future__ import annotations
@@ -33,32 +35,22 @@ from dataclasses import dataclass, field
 
 from spanledger import semconv
 from spanledger.processor.model import Usage
-from spanledger.processor.usage import has_unusable_counts
+from spanledger.processor.usage import extract, has_unusable_counts
 
 OWN_SCOPE_MARK = b"spanledger.instrumentation"
 """Bytes of the instrumentation scope name of this project's spans."""
 
-_DETAIL_KEYS = frozenset(
-    {
-        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-        semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
-        semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
-        semconv.USAGE_CACHE_CREATION_1H_INPUT_TOKENS,
-        "gen_ai.usage.cache_read_input_tokens",
-        "gen_ai.usage.cache_creation_input_tokens",
-        "gen_ai.usage.input_tokens.cached",
-        "gen_ai.usage.output_tokens.reasoning",
-        "gen_ai.usage.cache_read_tokens",
-        "gen_ai.usage.cache_write_tokens",
-        "gen_ai.usage.reasoning_tokens",
-        "llm.token_count.prompt_details.cache_read",
-        "llm.token_count.prompt_details.cache_input",
-        "llm.token_count.prompt_details.cache_write",
-        "llm.token_count.completion_details.reasoning",
-        "llm.usage.reasoning_tokens",
-    }
+SDK_SCOPES = frozenset({b"com.anthropic.sdk.python"})
+"""Instrumentation scopes of SDKs' own spans (the anthropic SDK traces its calls itself)."""
+
+_DETAILS = (
+    frozenset(extract.CACHE_READ),
+    frozenset(extract.CACHE_WRITE + extract.CACHE_WRITE_5M + extract.CACHE_WRITE_1H),
+    frozenset(extract.CACHE_WRITE_1H),
+    frozenset(extract.REASONING),
 )
-"""Attributes that break a call's usage down beyond its input and output totals."""
+"""Quantities that break a call's usage down beyond its input and output totals, each under
+the names the dialects give it: cache reads, cache writes, 1-hour cache writes, reasoning."""
 
 
 @dataclass(slots=True)
@@ -122,13 +114,14 @@ def record_of(
     if not isinstance(response_id, str) or not response_id.strip():
         response_id = None
     usable = 0 if usage.problems and has_unusable_counts(usage) else 1
-    details = len(_DETAIL_KEYS.intersection(attributes)) if usable else 0
+    keys = attributes.keys()
+    details = sum(not keys.isdisjoint(names) for names in _DETAILS) if usable else 0
     richness = (
         usable,
         usage.reported_cost is not None,
         details,
+        _provenance(recorder[1]),
         usage.peer_cost is not None,
-        OWN_SCOPE_MARK in recorder[1],
     )
     return Record(
         span_id,
@@ -141,6 +134,13 @@ def record_of(
         _model_names(usage),
         richness,
     )
+
+
+def _provenance(scope: bytes) -> int:
+    """2 for this project's spans, 1 for an SDK's own spans, 0 for any other."""
+    if OWN_SCOPE_MARK in scope:
+        return 2
+    return 1 if any(name in scope for name in SDK_SCOPES) else 0
 
 
 def _model_names(usage: Usage) -> frozenset[str]:
