@@ -101,6 +101,43 @@ def test_siblings_arriving_in_any_order_and_request_from_two_services_count_once
     assert len(sink.calls) == 1
 
 
+def test_an_sdks_own_span_wins_over_another_instrumentations_record_of_the_same_call(
+    make_pipeline, clock, exporter
+):
+    """Traceloop's anthropic stream span adds message_start's output token to the final count;
+    the SDK's own span, its sibling, has the provider's figures."""
+    sdk = Service("shop", scope="com.anthropic.sdk.python")
+    pipeline = make_pipeline()
+    pipeline.consume(
+        request(
+            (APP, [span(20, 1, None, "POST /ask", start=0.0)]),
+            (
+                PEER,
+                [
+                    chat(
+                        20,
+                        2,
+                        1,
+                        SONNET,
+                        2000,
+                        301,
+                        provider="anthropic",
+                        gen_ai__response__id="msg_20",
+                        **cached(),
+                    )
+                ],
+            ),
+            (sdk, [sonnet(20, 3, 1, gen_ai__response__id="msg_20", **cached())]),
+        )
+    )
+    flush(pipeline, clock)
+
+    spans = exporter.by_span()
+    assert spans[3].attributes[semconv.COST_STATUS] == "priced"
+    assert spans[2].attributes[semconv.COST_COUNTED_SPAN_ID] == spans[3].span.span_id.hex()
+    assert spans[1].attributes[semconv.TRACE_COST] == float(SONNET_CACHED)
+
+
 def test_a_framework_sibling_without_response_id_matches_on_parent_model_and_tokens(
     make_pipeline, clock, exporter, sink
 ):
