@@ -128,7 +128,8 @@ def extract_usage(attributes: Mapping[str, object], span_name: str = "") -> Usag
     has a ``usage missing:`` problem (see ``Usage.missing``), so it is counted as unpriced.
     """
     present = attributes.keys()
-    if present.isdisjoint(_COUNT_KEY_SET) and present.isdisjoint(_COST_KEY_SET):
+    no_counts = present.isdisjoint(_COUNT_KEY_SET)
+    if no_counts and present.isdisjoint(_COST_KEY_SET):
         return _without_counts(attributes)
     operation = resolve_operation(attributes, span_name)
     if operation == "":
@@ -143,10 +144,10 @@ def extract_usage(attributes: Mapping[str, object], span_name: str = "") -> Usag
     _read_counts(reader, usage, attributes)
     usage.reported_cost = reader.cost(REPORTED_COST)
     if not present.isdisjoint(PEER_COST):
-        usage.peer_cost = _peer_cost(reader, usage, not present.isdisjoint(_COUNT_KEY_SET))
+        usage.peer_cost = _peer_cost(reader, usage, not no_counts)
     tier = reader.text(SERVICE_TIER)
     usage.service_tier = tier.lower() if tier else None
-    if present.isdisjoint(_COUNT_KEY_SET):
+    if no_counts:
         reader.problems.append(_missing_reason(attributes, "carries a cost but no token counts"))
     elif (
         attributes.get(semconv.STREAM_COMPLETED) is False
