@@ -6,6 +6,7 @@ annotation, reassembly), handing spans to an exporter and calls to a sink that o
 
     python bench/rollup.py                  # 10% and 100% GenAI spans
     python bench/rollup.py --traces 5000 --spans-per-trace 20
+    python bench/rollup.py --traces 1 --spans-per-trace 20000 --shares 0.05   # one big trace
 """
 
 from __future__ import annotations
@@ -62,11 +63,16 @@ def _add(span: Span, key: str, value: object) -> None:
 
 
 def build_requests(
-    traces: int, spans_per_trace: int, genai_share: float
+    traces: int, spans_per_trace: int, genai_share: float, recorders: int = 1
 ) -> list[ExportTraceServiceRequest]:
-    """Realistic traces (HTTP root, internal steps, GenAI chat leaves), in 512-span requests."""
+    """Realistic traces (HTTP root, internal steps, GenAI chat leaves), in 512-span requests.
+
+    With ``recorders`` > 1 each chat call is also recorded by that many - 1 other
+    instrumentations (scopes), in sibling spans sharing its response id.
+    """
     requests = [ExportTraceServiceRequest()]
     scope = None
+    peers: list = []
     count = 0
     genai_every = max(1, round(1 / genai_share)) if genai_share < 1 else 1
     serial = 0
@@ -82,6 +88,9 @@ def build_requests(
                 resource.add(key="env").value.string_value = "prod"
                 scope = resource_spans.scope_spans.add()
                 scope.scope.name = "bench"
+                peers = [resource_spans.scope_spans.add() for _ in range(recorders - 1)]
+                for number, peer in enumerate(peers):
+                    peer.scope.name = f"peer{number}"
             serial += 1
             span = scope.spans.add(  # type: ignore[union-attr]
                 trace_id=trace_id,
@@ -94,7 +103,15 @@ def build_requests(
             )
             _add(span, "customer", f"c{trace % 50}")
             _add(span, "feature", "search")
-            add_work(span, trace, bool(index) and serial % genai_every == 0)
+            chat = bool(index) and serial % genai_every == 0
+            add_work(span, trace, chat)
+            if chat and peers:
+                _add(span, "gen_ai.response.id", f"chatcmpl-{trace}-{index}")
+                for number, peer in enumerate(peers):
+                    copy = peer.spans.add()
+                    copy.CopyFrom(span)
+                    own = (number + 1) << 40 | trace * 1000 + index + 1
+                    copy.span_id = own.to_bytes(8, "big")
             count += 1
     return requests
 
@@ -144,9 +161,22 @@ def main() -> None:
     parser.add_argument("--traces", type=int, default=4000)
     parser.add_argument("--spans-per-trace", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--shares",
+        type=float,
+        nargs="+",
+        default=[0.1, 1.0],
+        help="shares of GenAI spans to run, each in its own pass",
+    )
+    parser.add_argument(
+        "--recorders",
+        type=int,
+        default=1,
+        help="instrumentations recording each call (siblings of one call beyond 1)",
+    )
     args = parser.parse_args()
-    for share in (0.1, 1.0):
-        requests = build_requests(args.traces, args.spans_per_trace, share)
+    for share in args.shares:
+        requests = build_requests(args.traces, args.spans_per_trace, share, args.recorders)
         throughput(requests[:4])  # warm up
         rates = [throughput(requests) for _ in range(args.rounds)]
         best, best_cpu, spans, calls = max(rates)

@@ -13,6 +13,9 @@ from decimal import Decimal
 ZERO = Decimal(0)
 BEDROCK = "aws.bedrock"
 
+USAGE_MISSING = "usage missing:"
+"""Prefix of the problem of an inference span that carries no usable token counts."""
+
 
 @dataclass(slots=True)
 class Usage:
@@ -41,6 +44,18 @@ class Usage:
     """Values that were present but unusable (negative, non-numeric, absurd), as readable text."""
     service_tier: str | None = None
     """The provider's service tier for the call (``flex``, ``priority``, ``batch``...), if said."""
+    peer_cost: Decimal | None = None
+    """Another tool's own estimate of the call's cost (LiteLLM's ``gen_ai.cost.total_cost``)."""
+    cache_reported: bool = False
+    """Whether the span says how many input tokens were cache reads or writes (even 0)."""
+
+    @property
+    def missing(self) -> str | None:
+        """Why the span has no usable token counts (``usage missing: ...``), None if it has."""
+        for problem in self.problems:
+            if problem.startswith(USAGE_MISSING):
+                return problem
+        return None
 
     @property
     def model(self) -> str | None:
@@ -62,7 +77,8 @@ class Cost:
     status: str
     """``priced`` or ``unpriced`` (see ``spanledger.semconv``)."""
     source: str | None = None
-    """``price_table``, ``provider_reported`` or ``override``; None when unpriced."""
+    """``price_table``, ``provider_reported``, ``peer_reported`` or ``override``; None when
+    unpriced."""
     total: Decimal = ZERO
     input: Decimal = ZERO
     output: Decimal = ZERO

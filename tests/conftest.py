@@ -1,5 +1,6 @@
-"""Shared fixtures: one LLM API stand-in for the whole session, cleared before each test, and a
-PostgreSQL server for the shared-ledger tests.
+"""Shared fixtures: one LLM API stand-in for the whole session, cleared before each test; a
+PostgreSQL server for the shared-ledger tests; and the cost invariant checked on every trace any
+processor of the session annotates.
 
 Also a note at the end of a run naming the tests not marked ``slow`` that took longer than
 ``SLOW_SECONDS``, so the fast tier (``-m "not slow"``) stays fast. It never fails a run: a
@@ -9,8 +10,10 @@ loaded machine makes any test slow now and then.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import sys
+import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from spanledger.processor.rollup import TraceAnnotator
 from spanledger.standin import StandIn
 
 SLOW_SECONDS = 5.0
@@ -47,6 +51,19 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(
             "Unless the machine was busy, mark them @pytest.mark.slow or make them faster."
         )
+
+
+COST_CHECK = Path(__file__).resolve().parent / "cost_check"
+sys.path.insert(0, str(COST_CHECK))
+
+import cost_invariant  # noqa: E402 - found through the folder just put on the path
+
+_REPORTS = tempfile.mkdtemp(prefix="spanledger-cost-invariant-")
+# Every processor this session starts (``spanledger serve`` in a subprocess) checks itself too.
+os.environ["SPANLEDGER_COST_INVARIANT_DIR"] = _REPORTS
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(COST_CHECK), *filter(None, [os.environ.get("PYTHONPATH")])]
+)
 
 
 @pytest.fixture(scope="session")
@@ -92,3 +109,26 @@ def postgres_url(postgres_server: Any, request: pytest.FixtureRequest) -> str:
 
 
 _DATABASES = itertools.count(1)
+
+
+def _reported() -> list[str]:
+    lines: list[str] = []
+    for report in sorted(Path(_REPORTS).glob("*.txt")):
+        lines += report.read_text(encoding="utf-8").splitlines()
+        report.unlink()
+    return lines
+
+
+@pytest.fixture(autouse=True)
+def cost_invariant_holds() -> Iterator[None]:
+    """Fail the test during which a processor forwarded a trace whose ``gen_ai.usage.cost``
+    does not add up to its ``spanledger.trace.cost``."""
+    _reported()
+    found: list[str] = []
+    undo = cost_invariant.install(TraceAnnotator, found.append)
+    try:
+        yield
+    finally:
+        undo()
+    found += _reported()
+    assert not found, "cost invariant broken:\n" + "\n".join(found)

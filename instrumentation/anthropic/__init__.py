@@ -18,10 +18,9 @@ from collections.abc import Collection
 from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.trace import get_tracer
-from wrapt import wrap_function_wrapper
 
+from spanledger.instrumentation.genai.patching import MethodPatch
 from spanledger.version import __version__
 
 from .package import _instruments
@@ -30,31 +29,37 @@ from .sdk_spans import SdkSpanSwitch
 
 __all__ = ["AnthropicInstrumentor"]
 
-_BASE_CLIENT = "anthropic._base_client"
-
 
 class AnthropicInstrumentor(BaseInstrumentor):
-    """Traces Messages API calls of ``anthropic.Anthropic`` and ``anthropic.AsyncAnthropic``."""
+    """Traces Messages API calls of ``anthropic.Anthropic`` and ``anthropic.AsyncAnthropic``.
+
+    ``request`` is wrapped on the SDK's base clients and on every client class that another
+    instrumentor patched already (see ``spanledger.instrumentation.genai.patching``).
+    """
 
     _sdk_spans: SdkSpanSwitch | None = None
+    _request_patches: tuple[MethodPatch, ...] = ()
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
+        from anthropic._base_client import AsyncAPIClient, SyncAPIClient
+
         tracer = get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
-        wrap_function_wrapper(_BASE_CLIENT, "SyncAPIClient.request", messages_request(tracer))
-        wrap_function_wrapper(
-            _BASE_CLIENT, "AsyncAPIClient.request", async_messages_request(tracer)
+        self._request_patches = (
+            MethodPatch(SyncAPIClient, "request", messages_request(tracer)),
+            MethodPatch(AsyncAPIClient, "request", async_messages_request(tracer), is_async=True),
         )
+        for patch in self._request_patches:
+            patch.install()
         self._sdk_spans = SdkSpanSwitch()
         self._sdk_spans.install()
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        from anthropic._base_client import AsyncAPIClient, SyncAPIClient
-
-        unwrap(SyncAPIClient, "request")
-        unwrap(AsyncAPIClient, "request")
+        for patch in self._request_patches:
+            patch.uninstall()
+        self._request_patches = ()
         if self._sdk_spans is not None:
             self._sdk_spans.uninstall()
             self._sdk_spans = None

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 MAX_JSON_BODY_BYTES = 32 * 1024 * 1024
 """A JSON body longer than this is passed on without being kept for its usage."""
 
+CONTENT_DELTA = b"event: content_block_delta"
+"""The line naming a content delta event, as the Messages API writes it."""
+
 CHUNKS_PER_READ = 32
 """Raw chunks are kept and read this many at a time (and at the end): one search through their
 joined bytes costs less than one per chunk, and nothing is needed from them before the end."""
@@ -91,6 +94,7 @@ class MessageBodyWatcher:
         self._sse = SSEDecoder(wanted=self._stream.wanted_events)
         self._json_parts: list[bytes] | None = [] if self._json else None
         self._json_size = 0
+        self._delta_tail = b""
         self._lock = threading.Lock()
         self._ended = False
         self.unread: list[bytes] = []
@@ -119,8 +123,11 @@ class MessageBodyWatcher:
             data = joined if self._decompress is bytes else self._decompress(joined)
             if self._frames is not None:
                 for kind, event in self._frames.feed(data):
+                    if kind == "content_block_delta":
+                        self._stream.facts.content_chunks += 1  # type: ignore[operator]
                     self._stream.add(kind, event)
             elif self._streamed:
+                self._count_deltas(data)
                 for event in self._sse.feed(data):
                     self._stream.add_sse(event.event, event.data)
             elif self._json_parts is not None:
@@ -135,6 +142,13 @@ class MessageBodyWatcher:
             log.exception(
                 "spanledger could not follow an Anthropic response body; the call is unaffected"
             )
+
+    def _count_deltas(self, data: bytes) -> None:
+        """Count content deltas in the bytes (the decoder passes over them unread); a line split
+        between two reads is found in the end of the one joined to the next."""
+        window = self._delta_tail + data if self._delta_tail else data
+        self._stream.facts.content_chunks += window.count(CONTENT_DELTA)  # type: ignore[operator]
+        self._delta_tail = window[1 - len(CONTENT_DELTA) :]
 
     def finish(self, *, exhausted: bool = False, error: BaseException | None = None) -> None:
         """Ends the watch; only the first call reports. Never raises."""

@@ -60,9 +60,21 @@ _REQUEST_NUMBERS: Mapping[str, tuple[str, type | tuple[type, ...]]] = {
 }
 
 
-def _record_facts(span: Span, facts: MessageFacts) -> None:
+def _cut_short_attributes(facts: MessageFacts) -> dict[str, Any]:
+    """A stream that ended before its final usage: the content deltas that arrived and, as an
+    estimate of the output tokens, the larger of that and the count so far."""
+    chunks = facts.content_chunks or 0
+    values: dict[str, Any] = {semconv.STREAM_CHUNKS: chunks}
+    if not facts.output_final:
+        values[semconv.USAGE_ESTIMATE_OUTPUT_TOKENS] = max(chunks, facts.usage.output_tokens or 0)
+    return values
+
+
+def _record_facts(span: Span, facts: MessageFacts, completed: bool = True) -> None:
     if span.is_recording():
         attributes = to_inference_usage(facts).attributes()
+        if not completed and facts.content_chunks is not None:
+            attributes.update(_cut_short_attributes(facts))
         usage = facts.usage
         for name, value in (
             (semconv.USAGE_CACHE_CREATION_1H_INPUT_TOKENS, usage.cache_creation_1h_input_tokens),
@@ -189,7 +201,7 @@ class MessagesCall:
             return
         if outcome is not None and outcome.facts is not None:
             try:
-                _record_facts(span, outcome.facts)
+                _record_facts(span, outcome.facts, outcome.completed)
             except Exception:
                 log_fault("recording Anthropic usage")
         streamed = outcome is not None and outcome.streamed

@@ -140,6 +140,11 @@ class MessageFacts:
     usage: TokenUsage = field(default_factory=TokenUsage)
     output_text: list[str] = field(default_factory=list)
     """The text blocks of the answer, kept only when content capture is on."""
+    output_final: bool = True
+    """Whether ``usage.output_tokens`` is the final count: a stream's ``message_start`` holds a
+    count so far, which only a ``message_delta`` makes final."""
+    content_chunks: int | None = None
+    """Content deltas of a stream that arrived (None for a whole Message)."""
 
     def update_from_message(self, message: object, *, keep_text: bool = False) -> None:
         """Reads a whole Message, or the ``message`` of a ``message_start`` event."""
@@ -157,12 +162,16 @@ class MessageFacts:
 
 
 def to_inference_usage(facts: MessageFacts) -> InferenceUsage:
-    """The shared usage record for a Message: input includes cache reads and cache writes."""
+    """The shared usage record for a Message: input includes cache reads and cache writes.
+
+    The output count of a stream cut before its ``message_delta`` is not final: it is left out
+    (the instrumentation records an estimate apart from it).
+    """
     usage = facts.usage
     # Positional, in field order: calling a class with keywords builds a dict of them.
     return InferenceUsage(
         usage.total_input_tokens,
-        usage.output_tokens,
+        usage.output_tokens if facts.output_final else None,
         usage.cache_read_input_tokens,
         usage.cache_creation_input_tokens,
         usage.thinking_output_tokens,
@@ -186,7 +195,7 @@ class StreamAccumulator:
     """
 
     def __init__(self, *, keep_text: bool = False) -> None:
-        self.facts = MessageFacts()
+        self.facts = MessageFacts(content_chunks=0)
         self.completed = False
         self.error_type: str | None = None
         self.saw_message_start = False
@@ -199,11 +208,15 @@ class StreamAccumulator:
         if kind == "message_start":
             self.saw_message_start = True
             self.facts.update_from_message(get(data, "message"))
+            self.facts.output_final = False
         elif kind == "message_delta":
             self.facts.stop_reason = (
                 _text(get(get(data, "delta"), "stop_reason")) or self.facts.stop_reason
             )
-            self.facts.usage.update(get(data, "usage"))
+            usage = get(data, "usage")
+            self.facts.usage.update(usage)
+            if _count(get(usage, "output_tokens")) is not None:
+                self.facts.output_final = True
         elif kind == "message_stop":
             self.completed = True
         elif kind == "error":

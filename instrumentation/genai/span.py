@@ -43,6 +43,8 @@ class InferenceUsage:
     response_id: str | None = None
     finish_reasons: list[str] = field(default_factory=list)
     reported_cost: float | None = None
+    content_chunks: int | None = None
+    """Stream chunks (or events) that carried output so far; None for a call not streamed."""
 
     def update(self, other: InferenceUsage) -> None:
         """Take every field ``other`` knows; finish reasons accumulate without duplicates."""
@@ -92,6 +94,20 @@ class InferenceUsage:
             attributes[semconv.COST_REPORTED] = self.reported_cost
         if self.finish_reasons:
             attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = list(self.finish_reasons)
+        return attributes
+
+    def cut_short_attributes(self) -> dict[str, Any]:
+        """What a stream closed before its end still tells: the output chunks that arrived and,
+        when the provider's output count never came, those chunks as an estimate of it.
+
+        The estimate goes under its own name, so that nothing takes it for a count.
+        """
+        chunks = self.content_chunks
+        if chunks is None:
+            return {}
+        attributes: dict[str, Any] = {semconv.STREAM_CHUNKS: chunks}
+        if self.output_tokens is None:
+            attributes[semconv.USAGE_ESTIMATE_OUTPUT_TOKENS] = chunks
         return attributes
 
 

@@ -10,8 +10,11 @@ once, on the first of:
 - the connection being closed outside a read, via :meth:`transport_closed` (for SDK helpers that
   close the HTTP response rather than the stream object).
 
-Partial usage seen before an early end is kept. A non-streamed call can use the same object to
-get the same exactly-once end: ``finish(completed=None)`` writes no ``spanledger.stream.*``.
+Partial usage seen before an early end is kept, with the output chunks that arrived
+(``spanledger.stream.chunks``) and, when no output count came, those chunks as an estimate
+(``spanledger.usage.estimate.output_tokens``), never as ``gen_ai.usage.output_tokens``. A
+non-streamed call can use the same object to get the same exactly-once end:
+``finish(completed=None)`` writes no ``spanledger.stream.*``.
 
 :func:`observe` and :func:`observe_async` (and :func:`observe_current`, for a generator that
 sends its request when first read, and its async twin :func:`observe_async_current`) wrap an
@@ -109,6 +112,8 @@ class StreamSpan:
                 attributes = self.usage.attributes()
                 if completed is not None:
                     attributes[semconv.STREAM_COMPLETED] = completed
+                    if not completed:
+                        attributes.update(self.usage.cut_short_attributes())
                 span.set_attributes(attributes)
         except Exception:
             log_fault("ending a stream span")
@@ -121,6 +126,7 @@ class StreamSpan:
         with guarded("ending a failed stream span"):
             if streamed and self.span.is_recording():
                 self.span.set_attribute(semconv.STREAM_COMPLETED, False)
+                self.span.set_attributes(self.usage.cut_short_attributes())
         end_with_error(self.span, error, self.usage)
 
 

@@ -29,22 +29,28 @@ from opentelemetry.trace import get_tracer
 from wrapt import wrap_function_wrapper
 
 from spanledger.instrumentation.genai import logger
+from spanledger.instrumentation.genai.patching import MethodPatch
 from spanledger.version import __version__
 
 from .package import _instruments
 
 __all__ = ["OpenAIInstrumentor"]
 
-_PATCHES = (
-    ("openai._base_client", "SyncAPIClient", "request"),
-    ("openai._base_client", "AsyncAPIClient", "request"),
+_PARSE_PATCHES = (
     ("openai._response", "BaseAPIResponse", "_parse"),
     ("openai._legacy_response", "LegacyAPIResponse", "_parse"),
 )
 
 
 class OpenAIInstrumentor(BaseInstrumentor):
-    """Instrument the OpenAI SDK: one CLIENT span per inference call, with token usage."""
+    """Instrument the OpenAI SDK: one CLIENT span per inference call, with token usage.
+
+    ``request`` is wrapped on the SDK's base clients and on every client class that another
+    instrumentor patched already (see ``spanledger.instrumentation.genai.patching``), so each
+    call gets its span and its budget check exactly once, whatever else patched the SDK.
+    """
+
+    _request_patches: tuple[MethodPatch, ...] = ()
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
@@ -56,21 +62,28 @@ class OpenAIInstrumentor(BaseInstrumentor):
         if conflict is not None:
             logger.warning("spanledger OpenAI instrumentation not installed: %s", conflict)
             return
+        from openai._base_client import AsyncAPIClient, SyncAPIClient
+
         from .wrappers import async_request_wrapper, parse_wrapper, request_wrapper
 
         tracer = get_tracer(__name__, __version__, kwargs.get("tracer_provider"), schema_url=None)
         inject = bool(kwargs.get("inject_stream_usage", True))
-        wrap_function_wrapper(
-            "openai._base_client", "SyncAPIClient.request", request_wrapper(tracer, inject)
+        self._request_patches = (
+            MethodPatch(SyncAPIClient, "request", request_wrapper(tracer, inject)),
+            MethodPatch(
+                AsyncAPIClient, "request", async_request_wrapper(tracer, inject), is_async=True
+            ),
         )
-        wrap_function_wrapper(
-            "openai._base_client", "AsyncAPIClient.request", async_request_wrapper(tracer, inject)
-        )
+        for patch in self._request_patches:
+            patch.install()
         wrap_function_wrapper("openai._response", "BaseAPIResponse._parse", parse_wrapper)
         wrap_function_wrapper("openai._legacy_response", "LegacyAPIResponse._parse", parse_wrapper)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         import importlib
 
-        for module_name, class_name, method in _PATCHES:
+        for patch in self._request_patches:
+            patch.uninstall()
+        self._request_patches = ()
+        for module_name, class_name, method in _PARSE_PATCHES:
             unwrap(getattr(importlib.import_module(module_name), class_name), method)

@@ -39,6 +39,7 @@ from .usage import (
     usage_from_tokens,
 )
 
+OUTPUT_TEXT_DELTA = "response.output_text.delta"
 TERMINAL_RESPONSE_EVENTS = frozenset(
     {"response.completed", "response.incomplete", "response.failed"}
 )
@@ -137,6 +138,7 @@ def observe_stream(call: Call, stream: Stream[Any] | AsyncStream[Any]) -> None:
         return
     call.stream_observed = True
     state = call.state
+    state.usage.content_chunks = 0
     on_item = item_reader(call)
     response = stream.response
     if isinstance(stream, AsyncStream):
@@ -201,6 +203,7 @@ def chunk_reader(call: Call) -> ItemCallback:
             choices = fields.get("choices")
             tokens = fields.get("usage")
         if choices:
+            usage.content_chunks += 1  # type: ignore[operator]
             for choice in choices:
                 try:
                     reason = choice.finish_reason
@@ -239,6 +242,8 @@ def read_response_event(call: Call, event: Any) -> Any:
     """Read one Responses API stream event."""
     event_type = read_field(event, "type")
     if event_type not in RESPONSE_EVENTS:
+        if event_type == OUTPUT_TEXT_DELTA:
+            call.state.usage.content_chunks += 1  # type: ignore[operator]
         return event
     response = read_field(event, "response")
     seen = usage_from_result(response)

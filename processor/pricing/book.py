@@ -29,8 +29,12 @@ class PriceBook:
     """Prices calls as ``pricing`` configures; never raises, never guesses a $0 price.
 
     Order: the provider-reported cost when the span has one and ``prefer_reported`` is set; the
-    first matching override rule; the genai-prices table. A call none of them prices is
-    ``unpriced`` with the reason, naming provider and model.
+    first matching override rule; the genai-prices table. Another tool's own estimate (the
+    ``peer_reported`` cost, e.g. LiteLLM's) wins over the table when the span has no usable
+    token counts, when the table has no price for the model, or when the span does not say how
+    many input tokens were cached (the table would charge them in full); a user's override
+    always wins over it. A call none of them prices is ``unpriced`` with the reason, naming
+    provider and model.
     """
 
     def __init__(
@@ -55,7 +59,7 @@ class PriceBook:
         try:
             # The common call, priced from its tokens by a table entry's quote record, goes
             # straight there; ``_price`` takes every other one, and the first of each model.
-            if usage.reported_cost is None and not usage.problems:
+            if usage.reported_cost is None and not usage.problems and usage.peer_cost is None:
                 quote = self._direct.get((usage.provider, usage.model))
                 if quote is not None:
                     price = quote[0](usage, start_time_unix_nano, quote)
@@ -88,6 +92,12 @@ class PriceBook:
         if reported is not None and self.config.prefer_reported:
             return _reported(reported, self._from_tokens(usage, start_time_unix_nano))
         cost = self._from_tokens(usage, start_time_unix_nano)
+        peer = usage.peer_cost
+        if peer is not None and (
+            cost.status != semconv.STATUS_PRICED
+            or (cost.source == semconv.SOURCE_PRICE_TABLE and not usage.cache_reported)
+        ):
+            return _reported(peer, cost, semconv.SOURCE_PEER_REPORTED)
         if cost.status != semconv.STATUS_PRICED and reported is not None:
             return _reported(reported, cost)
         return cost
@@ -95,6 +105,9 @@ class PriceBook:
     def _from_tokens(self, usage: Usage, start_time_unix_nano: int) -> Cost:
         model = usage.model
         provider = usage.provider
+        missing = usage.missing if usage.problems else None
+        if missing is not None:
+            return _unpriced(f"{missing} ({provider}/{model})")
         if not model:
             return _unpriced(f"the span names no model (provider {provider!r})")
         if usage.problems and has_incomplete_totals(usage):
@@ -204,8 +217,10 @@ def _discounted(price: TablePrice, discount: Decimal) -> Cost:
     return _cost(semconv.SOURCE_OVERRIDE, price.total * keep, parts, price.pricing_model)
 
 
-def _reported(reported: Decimal, basis: Cost) -> Cost:
-    """The provider's own cost, split like the token-based cost when there is one to follow."""
+def _reported(
+    reported: Decimal, basis: Cost, source: str = semconv.SOURCE_PROVIDER_REPORTED
+) -> Cost:
+    """A reported cost, split like the token-based cost when there is one to follow."""
     parts = [basis.input, basis.output, basis.cache_read, basis.cache_write]
     known = basis.status == semconv.STATUS_PRICED and basis.total > 0
     if known:
@@ -216,7 +231,7 @@ def _reported(reported: Decimal, basis: Cost) -> Cost:
         shares = [ZERO, ZERO, ZERO, ZERO]
     return Cost(
         status=semconv.STATUS_PRICED,
-        source=semconv.SOURCE_PROVIDER_REPORTED,
+        source=source,
         total=reported,
         input=shares[0],
         output=shares[1],

@@ -23,11 +23,24 @@ from spanledger.processor.otlp_attrs import (
     set_attributes,
 )
 from spanledger.processor.rollup.buffer import HeldSpan, PendingTrace
+from spanledger.processor.rollup.siblings import Record, record_of, same_calls
 from spanledger.processor.rollup.wire import Origin, with_attributes
+from spanledger.processor.usage import has_unusable_counts
 
 log = logging.getLogger("spanledger.processor.rollup")
 
 _OWN_PREFIX = b"spanledger."
+
+FOREIGN_COST_KEYS = frozenset(
+    {
+        semconv.GEN_AI_USAGE_COST,
+        semconv.LLM_COST_TOTAL,
+        semconv.LLM_COST_PROMPT,
+        semconv.LLM_COST_COMPLETION,
+    }
+)
+"""Cost attributes other tools write too: on a span not priced here they move aside, so that
+the sum of ``gen_ai.usage.cost`` over a trace's spans is ``spanledger.trace.cost``."""
 
 UsageExtractor = Callable[[Mapping[str, object], str], "Usage | None"]
 """``extract_usage(attributes, span_name)``: the usage of an inference span, None otherwise."""
@@ -94,6 +107,11 @@ class _Inference:
         self.attributes = attributes
         self.cost: Cost | None = None
 
+    @property
+    def usable(self) -> bool:
+        """Whether the span carries token counts that can be priced."""
+        return not self.usage.problems or not has_unusable_counts(self.usage)
+
 
 class TraceAnnotator:
     """Turns a flushed ``PendingTrace`` into annotated spans and ``CountedCall``s."""
@@ -113,26 +131,37 @@ class TraceAnnotator:
         """Price and annotate ``trace``; spans it cannot make sense of pass through unchanged."""
         spans = trace.spans
         parsed: dict[bytes, Span] = {}
-        inference = self._find_inference(spans, parsed)
-        if not inference and not trace.late and trace.early is None:
+        foreign: set[bytes] = set()
+        inference = self._find_inference(spans, parsed, foreign)
+        if not inference and not foreign and not trace.late and trace.early is None:
             return AnnotatedTrace(list(spans.values()))
 
         written: dict[bytes, dict[str, object]] = {}
         counted, enclosing = _innermost(spans, inference)
+        not_counted: dict[bytes, dict[str, object]] = {}
         if trace.late and trace.memory is not None:
-            counted = [s for s in counted if not _under_counted(s, spans, trace.memory.counted)]
-            counted = [s for s in counted if s not in trace.memory.enclosing]
+            memory = trace.memory
+            for span_id in counted:
+                if _under_counted(span_id, spans, memory.counted):
+                    not_counted[span_id] = _reason(semconv.NOT_COUNTED_INSIDE)
+                elif span_id in memory.enclosing:
+                    not_counted[span_id] = _reason(semconv.NOT_COUNTED_ENCLOSES)
+            counted = [s for s in counted if s not in not_counted]
+        if len(counted) > 1 or (counted and enclosing and inference[counted[0]].usage.problems):
+            counted = self._one_per_call(spans, inference, counted, enclosing, not_counted)
         counted_set = set(counted)
         result = AnnotatedTrace(spans=[])
         for span_id in inference:
             if span_id not in counted_set:
-                written[span_id] = {semconv.COST_STATUS: semconv.STATUS_NOT_COUNTED}
+                written[span_id] = not_counted.get(span_id) or _reason(semconv.NOT_COUNTED_ENCLOSES)
                 result.not_counted += 1
         for span_id in counted:
             found = inference[span_id]
             found.cost = self._price(found)
             written[span_id] = cost_attributes(found.cost)
             result.calls.append(self._counted_call(trace, span_id, found, spans[span_id].origin))
+        for span_id in foreign:
+            written.setdefault(span_id, {})
 
         if trace.late:
             for span_id in spans:
@@ -154,7 +183,9 @@ class TraceAnnotator:
         if trace.memory is not None:
             trace.memory.note_counted(counted, enclosing)
         annotated = {
-            span_id: _with_attributes(spans[span_id].data, values, inference.get(span_id))
+            span_id: _with_attributes(
+                spans[span_id].data, values, inference.get(span_id), span_id in foreign
+            )
             for span_id, values in written.items()
         }
         for span_id, data in annotated.items():
@@ -164,14 +195,17 @@ class TraceAnnotator:
         return result
 
     def _find_inference(
-        self, spans: dict[bytes, HeldSpan], parsed: dict[bytes, Span]
+        self, spans: dict[bytes, HeldSpan], parsed: dict[bytes, Span], foreign: set[bytes]
     ) -> dict[bytes, _Inference]:
+        """The inference spans; ``foreign`` gets the spans carrying another tool's cost."""
         found: dict[bytes, _Inference] = {}
         for span_id, held in spans.items():
             if not held.candidate:
                 continue
             span = parsed[span_id] = Span.FromString(held.data)
             attributes = attributes_to_dict(span.attributes)
+            if not FOREIGN_COST_KEYS.isdisjoint(attributes):
+                foreign.add(span_id)
             try:
                 usage = self.extract_usage(attributes, span.name)
             except Exception:
@@ -180,6 +214,47 @@ class TraceAnnotator:
             if usage is not None:
                 found[span_id] = _Inference(span, usage, attributes)
         return found
+
+    def _one_per_call(
+        self,
+        spans: dict[bytes, HeldSpan],
+        inference: dict[bytes, _Inference],
+        counted: list[bytes],
+        enclosing: set[bytes],
+        not_counted: dict[bytes, dict[str, object]],
+    ) -> list[bytes]:
+        """``counted`` less the spans that record a call another span records better.
+
+        A counted span without usable token counts yields to the nearest inference span
+        enclosing it when that span has token counts and encloses no other counted call; then,
+        of sibling spans recording one call (see ``siblings``), only the richest stays counted.
+        """
+        if any(not inference[span_id].usable for span_id in counted):
+            counted = _richer_enclosing(spans, inference, counted, enclosing, not_counted)
+        if len(counted) < 2 or len({spans[span_id].origin for span_id in counted}) < 2:
+            return counted
+        records: list[Record] = []
+        for span_id in counted:
+            found = inference[span_id]
+            held = spans[span_id]
+            origin = held.origin
+            records.append(
+                record_of(
+                    span_id,
+                    parent=held.parent,
+                    recorder=(origin.resource, origin.scope),
+                    start=found.span.start_time_unix_nano,
+                    end=found.span.end_time_unix_nano,
+                    usage=found.usage,
+                    attributes=found.attributes,
+                )
+            )
+        same = same_calls(records)
+        if not same:
+            return counted
+        for span_id, which in same.items():
+            not_counted[span_id] = _reason(which.reason, which.counted)
+        return [span_id for span_id in counted if span_id not in same]
 
     def _price(self, found: _Inference) -> Cost:
         try:
@@ -260,8 +335,18 @@ class TraceAnnotator:
         return min(tops, key=lambda s: (parsed[s].start_time_unix_nano, s)), root_missing
 
 
-def _with_attributes(data: bytes, values: dict[str, object], found: _Inference | None) -> bytes:
-    """``data`` with ``values`` set: appended on the wire unless a key may already be there."""
+def _with_attributes(
+    data: bytes, values: dict[str, object], found: _Inference | None, foreign: bool = False
+) -> bytes:
+    """``data`` with ``values`` set: appended on the wire unless a key may already be there.
+
+    With ``foreign``, the span's own cost attributes (another tool's) first move aside.
+    """
+    if foreign:
+        span = Span.FromString(data)
+        _move_aside(span)
+        set_attributes(span, values)
+        return span.SerializeToString()
     if found is not None:
         present = not found.attributes.keys().isdisjoint(values)
     else:
@@ -272,6 +357,66 @@ def _with_attributes(data: bytes, values: dict[str, object], found: _Inference |
     span = Span.FromString(data)
     set_attributes(span, values)
     return span.SerializeToString()
+
+
+def _move_aside(span: Span) -> None:
+    """Rename each cost attribute of another tool to ``spanledger.foreign.<key>``."""
+    keys = {kv.key for kv in span.attributes}
+    for index in reversed(range(len(span.attributes))):
+        kv = span.attributes[index]
+        if kv.key in FOREIGN_COST_KEYS:
+            moved = semconv.FOREIGN_PREFIX + kv.key
+            if moved in keys:
+                del span.attributes[index]
+            else:
+                kv.key = moved
+                keys.add(moved)
+
+
+def _reason(reason: str, counted: bytes | None = None) -> dict[str, object]:
+    """The attributes of a span that is not counted, for ``reason``."""
+    values: dict[str, object] = {
+        semconv.COST_STATUS: semconv.STATUS_NOT_COUNTED,
+        semconv.COST_NOT_COUNTED_REASON: reason,
+    }
+    if counted is not None:
+        values[semconv.COST_COUNTED_SPAN_ID] = counted.hex()
+    return values
+
+
+def _richer_enclosing(
+    spans: dict[bytes, HeldSpan],
+    inference: dict[bytes, _Inference],
+    counted: list[bytes],
+    enclosing: set[bytes],
+    not_counted: dict[bytes, dict[str, object]],
+) -> list[bytes]:
+    """Hand each counted span without usage over to the inference span enclosing only it.
+
+    Such a pair is one call recorded twice, the outer record with usage (our span over a peer's
+    span that saw no usage chunk, say). An enclosing span over several counted calls is a
+    framework's aggregate and stays not counted.
+    """
+    below: dict[bytes, int] = {}
+    for span_id in counted:
+        for ancestor in _lineage(span_id, spans)[1:]:
+            if ancestor in inference:
+                below[ancestor] = below.get(ancestor, 0) + 1
+    chosen: list[bytes] = []
+    for span_id in counted:
+        found = inference[span_id]
+        if not found.usable:
+            outer = next(
+                (a for a in _lineage(span_id, spans)[1:] if a in inference),
+                None,
+            )
+            if outer is not None and below.get(outer) == 1 and inference[outer].usable:
+                not_counted[span_id] = _reason(semconv.NOT_COUNTED_NO_USAGE_NESTED, outer)
+                enclosing.discard(outer)
+                chosen.append(outer)
+                continue
+        chosen.append(span_id)
+    return chosen
 
 
 def _lineage(span_id: bytes, spans: dict[bytes, HeldSpan]) -> list[bytes]:

@@ -7,8 +7,18 @@ usage = extract_usage(span_attributes, span_name)  # Usage, or None when not an 
 ```
 """
 
-from spanledger.processor.usage.extract import extract_usage, has_incomplete_totals
+from spanledger.processor.usage.extract import (
+    extract_usage,
+    has_incomplete_totals,
+    has_unusable_counts,
+)
 from spanledger.processor.usage.operations import INFERENCE_OPERATIONS
 from spanledger.processor.usage.providers import normalize_provider
 
-__all__ = ["INFERENCE_OPERATIONS", "extract_usage", "has_incomplete_totals", "normalize_provider"]
+__all__ = [
+    "INFERENCE_OPERATIONS",
+    "extract_usage",
+    "has_incomplete_totals",
+    "has_unusable_counts",
+    "normalize_provider",
+]

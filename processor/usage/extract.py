@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 from spanledger import semconv
-from spanledger.processor.model import Usage
+from spanledger.processor.model import USAGE_MISSING, Usage
 from spanledger.processor.usage.counts import Unusable, token_count, usd_amount
 from spanledger.processor.usage.operations import resolve_operation
 from spanledger.processor.usage.providers import normalize_provider
@@ -70,6 +70,13 @@ PROVIDER = (semconv.GEN_AI_PROVIDER_NAME, "gen_ai.system", "llm.provider", "llm.
 REQUEST_MODEL = (semconv.GEN_AI_REQUEST_MODEL, "llm.request.model")
 RESPONSE_MODEL = (semconv.GEN_AI_RESPONSE_MODEL, "llm.response.model", "llm.model_name")
 REPORTED_COST = (semconv.COST_REPORTED,)
+PEER_COST = ("gen_ai.cost.total_cost",)
+"""Costs another tool estimated itself (LiteLLM), read as ``peer_reported``."""
+ERROR_TYPE = "error.type"
+NOT_SENT_ERRORS = frozenset({"BudgetExceededError", "BudgetStatusUnavailable"})
+"""``error.type`` of this project's budget check: the call was stopped before it was sent."""
+OUTPUT_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
+"""Operations whose calls produce output tokens."""
 SERVICE_TIER = (
     "openai.response.service_tier",
     "gen_ai.openai.response.service_tier",
@@ -97,7 +104,8 @@ _COUNT_KEYS = (
     + SEARCH_UNITS
 )
 _COUNT_KEY_SET = frozenset(_COUNT_KEYS)
-_REPORTED_COST_SET = frozenset(REPORTED_COST)
+_COST_KEY_SET = frozenset(REPORTED_COST + PEER_COST)
+_CACHE_KEY_SET = frozenset(CACHE_READ + CACHE_WRITE + CACHE_WRITE_5M + CACHE_WRITE_1H)
 _DETAIL_KEY_SET = frozenset(
     CACHE_READ
     + CACHE_WRITE
@@ -117,12 +125,15 @@ def extract_usage(attributes: Mapping[str, object], span_name: str = "") -> Usag
     """The usage of the inference call the span records; None when it is not one to price.
 
     ``attributes`` are the span's attributes as plain Python values. A span is priced when it
-    carries token counts or a reported cost and names an inference operation (or names none,
-    as old conventions did); agent, tool and workflow spans are not.
+    carries token counts or a cost and names an inference operation (or names none, as old
+    conventions did); agent, tool and workflow spans are not. A span that names an inference
+    operation in its attributes but carries no usable token counts is still a call: its usage
+    has a ``usage missing:`` problem (see ``Usage.missing``), so it is counted as unpriced.
     """
     present = attributes.keys()
-    if present.isdisjoint(_COUNT_KEY_SET) and present.isdisjoint(_REPORTED_COST_SET):
-        return None
+    no_counts = present.isdisjoint(_COUNT_KEY_SET)
+    if no_counts and present.isdisjoint(_COST_KEY_SET):
+        return _without_counts(attributes)
     operation = resolve_operation(attributes, span_name)
     if operation == "":
         return None
@@ -141,15 +152,70 @@ def extract_usage(attributes: Mapping[str, object], span_name: str = "") -> Usag
             "no price per search unit"
         )
     usage.reported_cost = reader.cost(REPORTED_COST)
+    if not present.isdisjoint(PEER_COST):
+        usage.peer_cost = _peer_cost(reader, usage, not no_counts)
     tier = reader.text(SERVICE_TIER)
     usage.service_tier = tier.lower() if tier else None
+    if no_counts:
+        reader.problems.append(_missing_reason(attributes, "carries a cost but no token counts"))
+    elif (
+        attributes.get(semconv.STREAM_COMPLETED) is False
+        and usage.operation in OUTPUT_OPERATIONS
+        and present.isdisjoint(OUTPUT_TOTAL)
+    ):
+        reader.problems.append(
+            f"{USAGE_MISSING} the stream was closed before its final usage arrived "
+            f"({usage.input_tokens} input tokens known, output tokens unknown)"
+        )
     usage.problems = reader.problems
     return usage
+
+
+def _without_counts(attributes: Mapping[str, object]) -> Usage | None:
+    """A call with usage missing, when the attributes name an inference operation; else None."""
+    operation = resolve_operation(attributes, "")
+    if not operation or attributes.get(ERROR_TYPE) in NOT_SENT_ERRORS:
+        return None
+    reader = _Reader(attributes)
+    usage = Usage(
+        operation=operation,
+        provider=normalize_provider(reader.text(PROVIDER)),
+        request_model=reader.text(REQUEST_MODEL),
+        response_model=reader.text(RESPONSE_MODEL),
+    )
+    usage.problems = [_missing_reason(attributes, "carries no token counts")]
+    return usage
+
+
+def _missing_reason(attributes: Mapping[str, object], what: str) -> str:
+    if attributes.get(semconv.STREAM_COMPLETED) is False:
+        return f"{USAGE_MISSING} the stream was closed before its final usage arrived"
+    error = attributes.get(ERROR_TYPE)
+    if isinstance(error, str) and error:
+        return f"{USAGE_MISSING} the call failed ({error}) and the span {what}"
+    return f"{USAGE_MISSING} the span {what}"
+
+
+def _peer_cost(reader: _Reader, usage: Usage, counted: bool) -> Decimal | None:
+    """Another tool's cost estimate. $0 is a price only for a call that says it used no tokens:
+    for a call that used some, or whose tokens are unknown, it means the tool had no price."""
+    cost = reader.cost(PEER_COST)
+    if cost is not None and not cost and (usage.input_tokens or usage.output_tokens or not counted):
+        return None
+    return cost
 
 
 def has_incomplete_totals(usage: Usage) -> bool:
     """Whether the input or output total could not be read, so tokens cannot be priced."""
     return any(problem.startswith(INCOMPLETE) for problem in usage.problems)
+
+
+def has_unusable_counts(usage: Usage) -> bool:
+    """Whether the call's tokens cannot be priced: missing, or present but unreadable."""
+    return any(
+        problem.startswith(INCOMPLETE) or problem.startswith(USAGE_MISSING)
+        for problem in usage.problems
+    )
 
 
 def _read_counts(reader: _Reader, usage: Usage, attributes: Mapping[str, object]) -> None:
@@ -166,6 +232,7 @@ def _read_counts(reader: _Reader, usage: Usage, attributes: Mapping[str, object]
         usage.input_tokens = input_total or 0
         usage.output_tokens = output_total or 0
         return
+    usage.cache_reported = not attributes.keys().isdisjoint(_CACHE_KEY_SET)
     if (
         input_total is None
         and output_total is None

@@ -74,6 +74,14 @@ def test_long_stream_read_to_its_end(
     assert span.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
 
 
+def assert_estimated(span: ReadableSpan, at_least: int) -> None:
+    """Cut before message_delta: exact input, no output count, the deltas seen as estimate."""
+    assert usage_of(span) == (100, None)
+    chunks = span.attributes[semconv.STREAM_CHUNKS]
+    assert at_least <= chunks <= EVENTS
+    assert span.attributes[semconv.USAGE_ESTIMATE_OUTPUT_TOKENS] == chunks
+
+
 def test_long_stream_left_after_several_readings(
     client: anthropic.Anthropic, only_span, reads_before_the_end: list[int]
 ) -> None:
@@ -84,7 +92,7 @@ def test_long_stream_left_after_several_readings(
     assert len(reads_before_the_end) >= 2
     span = only_span()
     assert span.attributes[semconv.STREAM_COMPLETED] is False
-    assert usage_of(span) == (100, 1)
+    assert_estimated(span, at_least=3 * CHUNKS_PER_READ - 3)
     assert span.status.status_code is StatusCode.UNSET
 
 
@@ -101,9 +109,9 @@ def test_long_stream_dropped_after_several_readings(
     assert len(reads_before_the_end) >= 2
     span = only_span()
     assert span.status.status_code is StatusCode.ERROR
-    assert span.attributes["error.type"] == "RemoteProtocolError"
+    assert span.attributes["error.type"] in {"RemoteProtocolError", "APIConnectionError"}
     assert span.attributes[semconv.STREAM_COMPLETED] is False
-    assert usage_of(span) == (100, 1)
+    assert_estimated(span, at_least=EVENTS - 30)
 
 
 def test_long_async_streams(async_client_for, only_span, reads_before_the_end: list[int]) -> None:
@@ -128,6 +136,6 @@ def test_long_async_streams(async_client_for, only_span, reads_before_the_end: l
             assert len(reads_before_the_end) >= 2
             span = only_span()
             assert span.attributes[semconv.STREAM_COMPLETED] is False
-            assert usage_of(span) == (100, 1)
+            assert_estimated(span, at_least=3 * CHUNKS_PER_READ - 3)
 
     asyncio.run(main())

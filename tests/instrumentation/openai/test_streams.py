@@ -104,7 +104,42 @@ def test_break_then_close_ends_once_with_partial_usage(client, span_exporter):
     assert span.attributes[semconv.STREAM_COMPLETED] is False
     assert span.attributes[semconv.GEN_AI_RESPONSE_ID] == first_id
     assert semconv.GEN_AI_USAGE_INPUT_TOKENS not in span.attributes
+    assert semconv.GEN_AI_USAGE_OUTPUT_TOKENS not in span.attributes
+    # What arrived: one chunk with output, kept apart from any count as an estimate.
+    assert span.attributes[semconv.STREAM_CHUNKS] == 1
+    assert span.attributes[semconv.USAGE_ESTIMATE_OUTPUT_TOKENS] == 1
     assert span.status.status_code is StatusCode.UNSET
+
+
+def test_a_stream_read_to_its_end_has_no_estimate(client, span_exporter):
+    for _ in client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers=scenario(chunks=6)
+    ):
+        pass
+    attributes = only_span(span_exporter).attributes
+    assert attributes[semconv.STREAM_COMPLETED] is True
+    assert semconv.USAGE_ESTIMATE_OUTPUT_TOKENS not in attributes
+    assert semconv.STREAM_CHUNKS not in attributes
+
+
+def test_responses_stream_left_early_records_what_arrived(client, span_exporter):
+    stream = client.responses.create(
+        model="gpt-4o-mini", input="Hello", stream=True, extra_headers=scenario(chunks=8)
+    )
+    deltas = 0
+    for event in stream:
+        if event.type == "response.output_text.delta":
+            deltas += 1
+            if deltas == 3:
+                break
+    stream.close()
+
+    attributes = only_span(span_exporter).attributes
+    assert attributes[semconv.STREAM_COMPLETED] is False
+    assert semconv.GEN_AI_USAGE_OUTPUT_TOKENS not in attributes
+    assert attributes[semconv.STREAM_CHUNKS] == 3
+    assert attributes[semconv.USAGE_ESTIMATE_OUTPUT_TOKENS] == 3
+    assert attributes[semconv.GEN_AI_RESPONSE_ID].startswith("resp_")
 
 
 def test_leaving_with_ends_the_span(client, span_exporter):

@@ -351,7 +351,99 @@ def test_non_inference_operations_are_not_priced(operation):
 
 def test_spans_without_any_usage_signal_are_not_inference():
     assert extract_usage({"http.request.method": "POST"}, "POST /v1/chat/completions") is None
-    assert extract_usage({"gen_ai.operation.name": "chat", "gen_ai.request.model": "x"}) is None
+    # The span name alone does not make a call of a span that says nothing else.
+    assert extract_usage({"gen_ai.request.model": "x"}, "chat x") is None
+    assert extract_usage({"gen_ai.operation.name": "invoke_agent"}, "invoke_agent a") is None
+
+
+@pytest.mark.parametrize(
+    ("attributes", "why"),
+    [
+        (
+            {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"},
+            "usage missing: the span carries no token counts",
+        ),
+        (
+            {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-mini"},
+            "usage missing: the span carries no token counts",
+        ),
+        (
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "error.type": "APITimeoutError",
+            },
+            "usage missing: the call failed (APITimeoutError) and the span carries no token counts",
+        ),
+        (
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "spanledger.stream.completed": False,
+            },
+            "usage missing: the stream was closed before its final usage arrived",
+        ),
+    ],
+)
+def test_an_inference_span_without_token_counts_is_a_call_whose_usage_is_missing(attributes, why):
+    usage = extract_usage(attributes, "whatever")
+    assert usage is not None
+    assert usage.missing == why
+    assert usage.input_tokens == usage.output_tokens == 0
+
+
+def test_a_stream_cut_short_with_input_but_no_output_count_has_its_usage_missing():
+    usage = extract_usage(
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "anthropic",
+            "gen_ai.request.model": "claude-sonnet-4-20250514",
+            "gen_ai.usage.input_tokens": 1200,
+            "spanledger.stream.completed": False,
+            "spanledger.usage.estimate.output_tokens": 37,
+        }
+    )
+    assert usage is not None
+    assert usage.missing == (
+        "usage missing: the stream was closed before its final usage arrived "
+        "(1200 input tokens known, output tokens unknown)"
+    )
+    assert usage.output_tokens == 0  # the estimate is never read as a count
+
+
+def test_a_call_stopped_by_the_budget_check_was_never_sent():
+    attributes = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "error.type": "BudgetExceededError",
+    }
+    assert extract_usage(attributes) is None
+
+
+@pytest.mark.parametrize(
+    ("cost", "tokens", "expected"),
+    [
+        (0.00168, (12000, 100), Decimal("0.00168")),
+        ("0.00168", (12000, 100), Decimal("0.00168")),
+        (0.0, (12000, 100), None),  # LiteLLM's $0 for a model its table lacks: no price
+        (0.0, (0, 0), Decimal(0)),
+        (-1.0, (10, 10), None),
+    ],
+)
+def test_litellm_cost_is_read_as_a_peer_cost(cost, tokens, expected):
+    usage = extract_usage(
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.system": "openai",
+            "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.usage.input_tokens": tokens[0],
+            "gen_ai.usage.output_tokens": tokens[1],
+            "gen_ai.cost.total_cost": cost,
+        }
+    )
+    assert usage is not None
+    assert usage.peer_cost == expected
+    assert usage.reported_cost is None
 
 
 @pytest.mark.parametrize(
