@@ -35,7 +35,7 @@ from genai_prices.data_snapshot import get_snapshot
 
 from spanledger.processor.model import Usage
 from spanledger.processor.pricing import PriceBook, PriceTable
-from spanledger.processor.pricing.plan import genai_usage
+from spanledger.processor.pricing.price_set import genai_usage
 from spanledger.processor.pricing.table import timestamp
 
 RESULTS = Path(__file__).with_name("RESULTS.md")

@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-import genai_prices
-from genai_prices.data_units import unit_data
 from genai_prices.types import ModelPrice, TieredPrices
-from genai_prices.units import UnitDef, UnitRegistry
+from genai_prices.units import UnitDef
 from genai_prices.validation import validate_priced_units
 
 from spanledger.processor.model import Usage
@@ -35,72 +33,30 @@ from spanledger.processor.pricing.integer_code import (
     quote_source,
     record_rate_names,
 )
+from spanledger.processor.pricing.price_set import (
+    COUNT_KEYS,
+    REGISTRY,
+    PricingError,
+    component_of,
+    tier_price,
+    usage_counts,
+)
 
-INPUT, OUTPUT, CACHE_READ, CACHE_WRITE = range(4)
-"""Indexes of the cost components."""
+_UNITS_BY_PRICE_KEY: dict[str, UnitDef] = {unit.price_key: unit for unit in REGISTRY.units.values()}
 
 _ZERO = Decimal(0)
 
-REGISTRY = UnitRegistry(unit_data)
-_UNITS_BY_PRICE_KEY: dict[str, UnitDef] = {unit.price_key: unit for unit in REGISTRY.units.values()}
-_REPORTED_KEYS: tuple[str, ...] = tuple(key for key in REGISTRY.units if key != "requests")
-
-
-COUNT_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("input_tokens", ("input_tokens",)),
-    ("output_tokens", ("output_tokens",)),
-    ("cache_read_tokens", ("cache_read_tokens",)),
-    ("cache_write_tokens", ("cache_write_tokens", "cache_write_1h_tokens")),
-    ("cache_write_1h_tokens", ("cache_write_1h_tokens",)),
-    ("output_reasoning_tokens", ("reasoning_tokens",)),
-    ("input_audio_tokens", ("input_audio_tokens",)),
-    ("output_audio_tokens", ("output_audio_tokens",)),
+COUNT_FIELD_NAMES: tuple[tuple[str, ...], ...] = (
+    ("input_tokens",),
+    ("output_tokens",),
+    ("cache_read_tokens",),
+    ("cache_write_tokens", "cache_write_1h_tokens"),
+    ("cache_write_1h_tokens",),
+    ("reasoning_tokens",),
+    ("input_audio_tokens",),
+    ("output_audio_tokens",),
 )
-"""Each genai-prices usage count a ``Usage`` fills, with the ``Usage`` fields it adds up.
-
-genai-prices counts are nested: ``cache_write_tokens`` includes ``cache_write_1h_tokens``,
-``input_tokens`` includes cache reads, writes and audio, ``output_tokens`` reasoning and audio.
-"""
-
-COUNT_KEYS: tuple[str, ...] = tuple(key for key, _ in COUNT_FIELDS)
-COUNT_FIELD_NAMES: tuple[tuple[str, ...], ...] = tuple(names for _, names in COUNT_FIELDS)
-
-
-def usage_counts(usage: Usage) -> tuple[int, ...]:
-    """The genai-prices usage counts of ``usage``, in ``COUNT_KEYS`` order."""
-    return tuple(sum(getattr(usage, name) for name in names) for _, names in COUNT_FIELDS)
-
-
-def genai_usage(usage: Usage) -> genai_prices.Usage:
-    """``usage`` as a ``genai_prices.Usage``: the counts that are not zero.
-
-    With audio, every count is given, unreported ones as zero: cached audio overlaps cache
-    reads and audio input, and genai-prices refuses to infer such a count. What we do not
-    know was not used.
-    """
-    counts = {
-        key: count for key, count in zip(COUNT_KEYS, usage_counts(usage), strict=True) if count
-    }
-    if usage.input_audio_tokens or usage.output_audio_tokens:
-        counts = {**dict.fromkeys(_REPORTED_KEYS, 0), **counts}
-    return genai_prices.Usage(**counts)
-
-
-def component_of(unit: UnitDef) -> int:
-    """Which cost component a genai-prices unit belongs to.
-
-    Output-direction units are output; cache reads and cache writes are their own components;
-    every other unit (uncached input of any modality, per-request and per-search fees) is input.
-    """
-    dimensions = unit.dimensions
-    if dimensions.get("direction") == "output":
-        return OUTPUT
-    token_type = dimensions.get("token_type")
-    if token_type == "cache_read":
-        return CACHE_READ
-    if token_type == "cache_write":
-        return CACHE_WRITE
-    return INPUT
+"""The ``Usage`` fields each of ``COUNT_KEYS`` adds up (see ``usage_counts``)."""
 
 
 class TablePrice(NamedTuple):
@@ -113,10 +69,6 @@ class TablePrice(NamedTuple):
     cache_write: Decimal
     pricing_model: str
     """``provider/model-id`` of the table entry."""
-
-
-class PricingError(ValueError):
-    """The usage cannot be priced with this price set (the message says why)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +245,7 @@ class PricePlan:
                 continue
             price = term.price
             if isinstance(price, TieredPrices):
-                price = _tier_price(price, input_tokens)
+                price = tier_price(price, input_tokens)
             amount = price * Decimal(count) / term.per
             total += amount
             parts[term.component] += amount
@@ -414,15 +366,6 @@ def _all_prices(price: Decimal | TieredPrices) -> list[Decimal]:
     if isinstance(price, TieredPrices):
         return [price.base, *(tier.price for tier in price.tiers)]
     return [price]
-
-
-def _tier_price(prices: TieredPrices, input_tokens: int) -> Decimal:
-    """The rate for every token once the input crosses a tier's start (the highest crossed wins)."""
-    chosen = prices.base
-    for tier in prices.tiers:
-        if input_tokens > tier.start:
-            chosen = tier.price
-    return chosen
 
 
 def plan_for_prices(prices: Mapping[str, Any]) -> PricePlan:

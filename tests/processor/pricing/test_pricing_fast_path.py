@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spanledger.processor.model import Usage
-from spanledger.processor.pricing.plan import (
+from spanledger.processor.pricing.price_set import (
     REGISTRY,
     PricingError,
     component_of,
