@@ -6,7 +6,7 @@ tokens minus cache reads, when cache reads have their own price), each at
 ``genai_prices.types.ModelPrice.calc_price`` does exactly that, but answers only input,
 output and total; the contract also splits cache reads and cache writes out of the input
 (``spanledger.cost.cache_read``, ``spanledger.cost.cache_write``), which needs each price's
-own amount. So :func:`amounts` repeats genai-prices' steps, the same Decimal operations in the
+own amount. So :func:`price_usage` repeats genai-prices' steps, the same Decimal operations in the
 same order, which gives the same Decimals; the agreement tests against ``calc_price`` over the
 whole snapshot hold it to that.
 
@@ -192,15 +192,18 @@ def prices_per_million(prices: Mapping[str, Any]) -> PriceSet:
     return price_set(ModelPrice(**prices))
 
 
-def amounts(prices: PriceSet, counts: tuple[int, ...]) -> Amounts:
-    """What ``counts`` (``usage_counts`` order) cost at ``prices``.
+def price_usage(prices: PriceSet, usage: Usage) -> Amounts:
+    """What the call ``usage`` describes costs at ``prices``.
 
     Raise ``PricingError`` when finer counts add up to more than the count holding them, as
     genai-prices does. A price whose count is zero adds nothing (genai-prices adds a zero).
     """
+    counts = usage_counts(usage)
     leaves: list[int] = []
     for leaf in prices.leaves:
-        value = counts[leaf.count] - sum(leaves[inner] for inner in leaf.inner)
+        value = counts[leaf.count]
+        for inner in leaf.inner:
+            value -= leaves[inner]
         if value < 0:
             _refuse(leaf.count, counts[leaf.count])
         leaves.append(value)
@@ -213,7 +216,8 @@ def amounts(prices: PriceSet, counts: tuple[int, ...]) -> Amounts:
         price = rate.price
         if isinstance(price, TieredPrices):
             price = tier_price(price, counts[0])
-        amount = price * Decimal(count) / rate.per
+        # As genai-prices' ``calc_unit_price``; an int operand converts to Decimal exactly.
+        amount = price * count / rate.per
         total += amount
         parts[rate.component] += amount
     return Amounts(total, *parts)

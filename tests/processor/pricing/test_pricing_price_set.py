@@ -1,4 +1,4 @@
-"""``amounts`` over a ``PriceSet`` gives what ``genai_prices.calc_price`` gives, for every price
+"""``price_usage`` over a ``PriceSet`` gives what ``genai_prices.calc_price`` gives, for every price
 set of the snapshot, and the published figures a reader can check by hand."""
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ from spanledger.processor.model import Usage
 from spanledger.processor.pricing.price_set import (
     Amounts,
     PricingError,
-    amounts,
     price_set,
+    price_usage,
     prices_per_million,
-    usage_counts,
 )
 
-from .test_pricing_fast_path import reference
+from .test_pricing_table_agrees import SWEEP_USAGE, reference
 
 MILLION = 1_000_000
 
@@ -42,21 +41,13 @@ def reachable_models():
 def test_every_price_set_of_the_snapshot_prices_as_calc_price_does(year):
     moment = datetime(year, 6, 1, 3, 30, tzinfo=UTC)
     start_ns = int(moment.timestamp()) * 1_000_000_000
-    usage = Usage(
-        operation="chat",
-        input_tokens=250_000,
-        output_tokens=40_000,
-        cache_read_tokens=120_000,
-        cache_write_tokens=30_000,
-        cache_write_1h_tokens=10_000,
-        reasoning_tokens=15_000,
-    )
+    usage = SWEEP_USAGE
     compared = 0
     for provider_id, model in reachable_models():
         expected = reference(usage, provider_id, model.id, start_ns)
         try:
             prices = price_set(model.get_prices(moment))
-            got: Amounts | Exception = amounts(prices, usage_counts(usage))
+            got: Amounts | Exception = price_usage(prices, usage)
         except ValueError as exc:
             got = exc
         if isinstance(expected, Exception):
@@ -91,7 +82,7 @@ def test_leaves_are_carved_before_they_are_priced():
         cache_write_1h_tokens=MILLION,
     )
     # One million uncached input tokens remain once reads and both writes are carved out.
-    assert amounts(prices, usage_counts(usage)) == Amounts(
+    assert price_usage(prices, usage) == Amounts(
         total=Decimal("28.05"),
         input=Decimal(3),
         output=Decimal(15),
@@ -103,8 +94,8 @@ def test_leaves_are_carved_before_they_are_priced():
 def test_a_tiered_price_applies_to_every_token_past_the_threshold():
     long_context = TieredPrices(base=Decimal("1.25"), tiers=[Tier(200_000, Decimal("2.50"))])
     prices = price_set(ModelPrice(input_mtok=long_context, output_mtok=Decimal(10)))
-    at = amounts(prices, usage_counts(Usage(operation="chat", input_tokens=200_000)))
-    past = amounts(prices, usage_counts(Usage(operation="chat", input_tokens=200_001)))
+    at = price_usage(prices, Usage(operation="chat", input_tokens=200_000))
+    past = price_usage(prices, Usage(operation="chat", input_tokens=200_001))
     assert at.input == Decimal("0.25")
     assert past.input == Decimal("2.50") * 200_001 / MILLION
 
@@ -115,9 +106,9 @@ def test_finer_counts_larger_than_their_total_are_refused():
     )
     usage = Usage(operation="chat", input_tokens=100, cache_read_tokens=101)
     with pytest.raises(PricingError, match=r"input_tokens \(100\) is less than the counts"):
-        amounts(prices, usage_counts(usage))
+        price_usage(prices, usage)
     with pytest.raises(PricingError, match=r"output_tokens is negative \(-1\)"):
-        amounts(prices, usage_counts(Usage(operation="chat", output_tokens=-1)))
+        price_usage(prices, Usage(operation="chat", output_tokens=-1))
 
 
 def test_a_price_set_genai_prices_refuses_is_refused():
