@@ -139,9 +139,13 @@ class PriceSet:
     rates: tuple[Rate, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Amounts:
-    """What one call costs, by component, in USD; ``total`` is their sum."""
+    """What one call costs, by component, in USD; ``total`` is their sum.
+
+    Not frozen: one is made per priced call, and a frozen dataclass's ``__init__`` took 0.6 µs
+    of the 2.2 µs ``price_usage`` spent on a three-price call (gpt-4o-mini with cache reads).
+    """
 
     total: Decimal
     input: Decimal
