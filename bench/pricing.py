@@ -4,7 +4,7 @@ Directional only: compare runs on the same machine. Two workloads are built befo
 with random usages: "typical", calls of the last 7 days spread over 40 models sampled from
 the whole genai-prices snapshot (a processor prices recent calls, concentrated on a few
 models), and "whole snapshot", every call a model drawn from all of it, started any time in
-2024-2026. Both paths are warmed over a workload once, as a long-running processor is; then
+2024-2026. The three paths are warmed over a workload once, as a long-running processor is; then
 rounds alternate between the paths and each round's cost per call, in process CPU time
 (other work on a shared machine does not count), is kept. Reported: the median per call with
 the range over rounds, and the ratio of medians, with the load average before and after. Every
