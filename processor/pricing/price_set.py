@@ -6,14 +6,14 @@ tokens minus cache reads, when cache reads have their own price), each at
 ``genai_prices.types.ModelPrice.calc_price`` does exactly that, but answers only input,
 output and total; the contract also splits cache reads and cache writes out of the input
 (``spanledger.cost.cache_read``, ``spanledger.cost.cache_write``), which needs each price's
-own amount. So :func:`price_usage` repeats genai-prices' steps, the same Decimal operations in the
-same order, which gives the same Decimals; the agreement tests against ``calc_price`` over the
-whole snapshot hold it to that.
+own amount. So :func:`price_usage` takes genai-prices' steps itself, the same Decimal
+operations in the same order, which gives the same Decimals; the agreement tests against
+``calc_price`` over the whole snapshot hold it to that. (The one step per price is
+genai-prices' ``calc_unit_price``, which the package does not export; it is one line here.)
 
 A :class:`PriceSet` is built once per genai-prices ``ModelPrice`` (or per override rule) and
 holds what does not change from call to call: which counts are priced, how the leaves are
-carved, which component each price feeds.
-"""
+carved, which component each price feeds."""
 
 from __future__ import annotations
 
