@@ -1,10 +1,10 @@
-"""Pricing benchmark: the fast path against ``genai_prices.calc_price``, in the same run.
+"""Pricing benchmark: the price table and book against ``genai_prices.calc_price``, in one run.
 
 Directional only: compare runs on the same machine. Two workloads are built before timing,
 with random usages: "typical", calls of the last 7 days spread over 40 models sampled from
 the whole genai-prices snapshot (a processor prices recent calls, concentrated on a few
 models), and "whole snapshot", every call a model drawn from all of it, started any time in
-2024-2026. Both paths are warmed over a workload once, as a long-running processor is; then
+2024-2026. The three paths are warmed over a workload once, as a long-running processor is; then
 rounds alternate between the paths and each round's cost per call, in process CPU time
 (other work on a shared machine does not count), is kept. Reported: the median per call with
 the range over rounds, and the ratio of medians, with the load average before and after. Every
@@ -35,7 +35,7 @@ from genai_prices.data_snapshot import get_snapshot
 
 from spanledger.processor.model import Usage
 from spanledger.processor.pricing import PriceBook, PriceTable
-from spanledger.processor.pricing.plan import genai_usage
+from spanledger.processor.pricing.price_set import genai_usage
 from spanledger.processor.pricing.table import timestamp
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -97,12 +97,11 @@ def _prices(provider_id: str, model: str, usage: Usage, start_ns: int = 0) -> bo
     return True
 
 
-def run_fast(table: PriceTable, calls, repeat: int = 1) -> float:
+def run_table(table: PriceTable, calls, repeat: int = 1) -> float:
     begin = time.process_time()
-    quote = table.quote
     for _ in range(repeat):
         for provider_id, model, usage, start_ns in calls:
-            quote(provider_id, model, usage, start_ns)
+            table.price(table.lookup(provider_id, model), usage, start_ns)
     return (time.process_time() - begin) / repeat
 
 
@@ -122,18 +121,14 @@ def run_reference(prepared) -> float:
 
 
 def mismatches(table: PriceTable, calls, prepared) -> int:
-    """How many calls the fast path prices differently from ``calc_price`` (total or output)."""
+    """How many calls the table prices differently from ``calc_price`` (total or output)."""
     wrong = 0
     for (provider_id, model, usage, start_ns), reference in zip(calls, prepared, strict=True):
         expected = calc_price(
             reference[2], model, provider_id=provider_id, genai_request_timestamp=reference[3]
         )
-        got = table.quote(provider_id, model, usage, start_ns)
-        wrong += (
-            isinstance(got, str)
-            or got.total != expected.total_price
-            or got.output != expected.output_price
-        )
+        got = table.price(table.lookup(provider_id, model), usage, start_ns)
+        wrong += got.total != expected.total_price or got.output != expected.output_price
     return wrong
 
 
@@ -150,33 +145,33 @@ def measure(calls, rounds: int) -> dict[str, object]:
     the per-round ratio compares paths timed back to back.
     """
     prepared = [(p, m, genai_usage(u), timestamp(s)) for p, m, u, s in calls]
-    cold = run_fast(PriceTable(), calls)
+    cold = run_table(PriceTable(), calls)
     table = PriceTable()
     book = PriceBook(table=PriceTable())
     book_calls = [(p, m, replace_provider(u, p), s) for p, m, u, s in calls]
-    warm = run_fast(table, calls), run_book(book, book_calls), run_reference(prepared)
-    fast_repeat = max(1, round(warm[2] / warm[0]))
+    warm = run_table(table, calls), run_book(book, book_calls), run_reference(prepared)
+    table_repeat = max(1, round(warm[2] / warm[0]))
     book_repeat = max(1, round(warm[2] / warm[1]))
-    fast, public, reference, ratios = [], [], [], []
+    table_times, public, reference, ratios = [], [], [], []
     for round_index in range(rounds):
         if round_index % 2:
             ref = run_reference(prepared)
-            quick = run_fast(table, calls, fast_repeat)
+            timed = run_table(table, calls, table_repeat)
         else:
-            quick = run_fast(table, calls, fast_repeat)
+            timed = run_table(table, calls, table_repeat)
             ref = run_reference(prepared)
         public.append(run_book(book, book_calls, book_repeat))
-        fast.append(quick)
+        table_times.append(timed)
         reference.append(ref)
-        ratios.append(ref / quick)
+        ratios.append(ref / timed)
     n = len(calls)
     return {
-        "fast": summary(fast, n),
+        "table": summary(table_times, n),
         "public": summary(public, n),
         "reference": summary(reference, n),
-        "ratio": statistics.median(reference) / statistics.median(fast),
+        "ratio": statistics.median(reference) / statistics.median(table_times),
         "paired": statistics.median(ratios),
-        "best": min(reference) / min(fast),
+        "best": min(reference) / min(table_times),
         "ratios": (min(ratios), max(ratios)),
         "book_ratio": statistics.median(reference) / statistics.median(public),
         "cold": cold / n * 1e6,
@@ -220,7 +215,7 @@ def main() -> None:
         calls = workload(options.calls, options.seed, models, recent)
         result = measure(calls, options.rounds)
         rows = [
-            ("fast path (`PriceTable.quote`: one quote record per model)", result["fast"]),
+            ("table (`PriceTable.lookup` and `PriceTable.price`)", result["table"]),
             ("public path (`PriceBook.price`, returns `Cost`)", result["public"]),
             ("`genai_prices.calc_price`", result["reference"]),
         ]
@@ -233,11 +228,11 @@ def main() -> None:
             "|---|---:|---:|",
             *(f"| {name} | {med:.2f} | {lo:.2f}-{hi:.2f} |" for name, (med, lo, hi) in rows),
             "",
-            f"- fast path vs `calc_price`: **{result['ratio']:.0f}x** faster (ratio of medians; "
+            f"- table vs `calc_price`: **{result['ratio']:.0f}x** faster (ratio of medians; "
             f"median of per-round ratios {result['paired']:.0f}x, range {low:.0f}x-{high:.0f}x; "
             f"best round against best round {result['best']:.0f}x)",
             f"- public `PriceBook.price` vs `calc_price`: {result['book_ratio']:.0f}x faster",
-            f"- cold first pass (empty caches: lookups and plan compilation included): "
+            f"- cold first pass (empty caches: lookups and price sets built): "
             f"{result['cold']:.2f} µs/call",
             f"- totals differing from `calc_price`: {result['wrong']} of {len(calls)}",
             f"- load average after this workload: {os.getloadavg()[0]:.1f}",

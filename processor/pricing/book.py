@@ -9,10 +9,9 @@ from decimal import Decimal
 from spanledger import semconv
 from spanledger.processor.model import ZERO, Cost, Usage
 from spanledger.processor.pricing.config import PricingConfig
-from spanledger.processor.pricing.integer_code import QuoteRecord
 from spanledger.processor.pricing.model_ids import NoTableId, table_model_id
 from spanledger.processor.pricing.overrides import OverrideRule, load_overrides
-from spanledger.processor.pricing.plan import PricePlan, PricingError, TablePrice
+from spanledger.processor.pricing.price_set import Amounts, PriceSet, PricingError, price_usage
 from spanledger.processor.pricing.providers import genai_prices_provider
 from spanledger.processor.pricing.table import PriceTable, TableEntry
 from spanledger.processor.usage import has_incomplete_totals
@@ -20,8 +19,6 @@ from spanledger.processor.usage import has_incomplete_totals
 log = logging.getLogger(__name__)
 
 _HUNDRED = Decimal(100)
-_PRICED = semconv.STATUS_PRICED
-_TABLE = semconv.SOURCE_PRICE_TABLE
 _ROUTE_LIMIT = 50_000
 
 
@@ -49,36 +46,12 @@ class PriceBook:
         )
         self.table = table or PriceTable()
         self._routes: dict[tuple[str | None, str], _Route] = {}
-        self._direct: dict[tuple[str | None, str | None], QuoteRecord] = {}
-        """The quote records of the routes whose calls cost the table price as it is."""
         markup = Decimal(repr(float(self.config.markup_percent)))
         self._markup = 1 + markup / _HUNDRED if markup else None
 
     def price(self, usage: Usage, start_time_unix_nano: int) -> Cost:
         """The cost of the call ``usage`` describes, which started at ``start_time_unix_nano``."""
         try:
-            # The common call, priced from its tokens by a table entry's quote record, goes
-            # straight there; ``_price`` takes every other one, and the first of each model.
-            if usage.reported_cost is None and not usage.problems and usage.peer_cost is None:
-                quote = self._direct.get((usage.provider, usage.model))
-                if quote is not None:
-                    price = quote[0](usage, start_time_unix_nano, quote)
-                    if price.__class__ is TablePrice:
-                        total = price[0]
-                        markup = self._markup
-                        # By position, in the field order of ``Cost``: much cheaper than by
-                        # keyword.
-                        return Cost(
-                            _PRICED,
-                            _TABLE,
-                            total,
-                            price[1],
-                            price[2],
-                            price[3],
-                            price[4],
-                            total * markup if markup is not None else None,
-                            price[5],
-                        )
             cost = self._price(usage, start_time_unix_nano)
         except Exception as exc:
             log.exception("pricing failed for %s/%s", usage.provider, usage.model)
@@ -118,36 +91,30 @@ class PriceBook:
             route = self._route(provider, model)
         if route.unpriced is not None:
             return _unpriced(route.unpriced)
-        if route.quote is not None:
-            quoted = route.quote[0](usage, start_time_unix_nano, route.quote)
-            if isinstance(quoted, str):
-                return _unpriced(f"{route.name}: {quoted}")
-            price = quoted
-        else:
-            assert route.plan is not None
-            try:
-                price = route.plan.price(usage, route.name)
-            except PricingError as exc:
-                return _unpriced(f"{route.name}: {exc}")
+        try:
+            if route.entry is not None:
+                amounts = self.table.price(route.entry, usage, start_time_unix_nano)
+            else:
+                assert route.prices is not None
+                amounts = price_usage(route.prices, usage)
+        except PricingError as exc:
+            return _unpriced(f"{route.name}: {exc}")
         if route.discount is not None:
-            return _discounted(price, route.discount)
-        return _cost(route.source, price.total, price[1:5], price.pricing_model)
+            amounts = _discounted(amounts, route.discount)
+        return _cost(route.source, amounts, route.name)
 
     def _route(self, provider: str | None, model: str) -> _Route:
         """How calls to ``model`` at ``provider`` are priced, decided once and remembered."""
         if len(self._routes) >= _ROUTE_LIMIT:
             self._routes.clear()
-            self._direct.clear()
         route = self._routes[(provider, model)] = self._decide(provider, model)
-        if route.direct and route.quote is not None:
-            self._direct[(provider, model)] = route.quote
         return route
 
     def _decide(self, provider: str | None, model: str) -> _Route:
         rule = next((rule for rule in self.rules if rule.matches(provider, model)), None)
-        if rule is not None and rule.plan is not None:
+        if rule is not None and rule.prices is not None:
             label = rule.provider or provider or "custom"
-            return _Route(semconv.SOURCE_OVERRIDE, name=f"{label}/{model}", plan=rule.plan)
+            return _Route(semconv.SOURCE_OVERRIDE, name=f"{label}/{model}", prices=rule.prices)
         provider_id = genai_prices_provider(provider)
         if provider is not None and provider_id is None:
             return _Route(
@@ -166,14 +133,7 @@ class PriceBook:
             )
         discount = rule.discount if rule is not None else None
         source = semconv.SOURCE_OVERRIDE if discount is not None else semconv.SOURCE_PRICE_TABLE
-        return _Route(
-            source,
-            name=entry.name,
-            entry=entry,
-            quote=self.table.quoter(provider_id, table_id),
-            discount=discount,
-            direct=discount is None,
-        )
+        return _Route(source, name=entry.name, entry=entry, discount=discount)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,38 +143,38 @@ class _Route:
     source: str = semconv.SOURCE_PRICE_TABLE
     name: str = ""
     """The pricing model, ``provider/model-id``."""
-    plan: PricePlan | None = None
+    prices: PriceSet | None = None
     """An override's own prices."""
     entry: TableEntry | None = None
     """The price-table entry."""
-    quote: QuoteRecord | None = None
-    """The price-table entry's quote record (see ``PriceTable.quoter``)."""
     discount: Decimal | None = None
     """An override's discount on the price-table entry."""
     unpriced: str | None = None
     """Why such calls cannot be priced from their tokens."""
-    direct: bool = False
-    """Calls priced from their tokens cost the table price as it is (no override applies)."""
 
 
-def _cost(source: str, total: Decimal, parts: list[Decimal] | tuple, model: str) -> Cost:
-    input_, output, cache_read, cache_write = parts
+def _cost(source: str, amounts: Amounts, pricing_model: str) -> Cost:
     return Cost(
         status=semconv.STATUS_PRICED,
         source=source,
-        total=total,
-        input=input_,
-        output=output,
-        cache_read=cache_read,
-        cache_write=cache_write,
-        pricing_model=model,
+        total=amounts.total,
+        input=amounts.input,
+        output=amounts.output,
+        cache_read=amounts.cache_read,
+        cache_write=amounts.cache_write,
+        pricing_model=pricing_model,
     )
 
 
-def _discounted(price: TablePrice, discount: Decimal) -> Cost:
+def _discounted(amounts: Amounts, discount: Decimal) -> Amounts:
     keep = 1 - discount
-    parts = [part * keep for part in price[1:5]]
-    return _cost(semconv.SOURCE_OVERRIDE, price.total * keep, parts, price.pricing_model)
+    return Amounts(
+        amounts.total * keep,
+        amounts.input * keep,
+        amounts.output * keep,
+        amounts.cache_read * keep,
+        amounts.cache_write * keep,
+    )
 
 
 def _reported(

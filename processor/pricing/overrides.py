@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from spanledger.processor.pricing.plan import PricePlan, plan_for_prices
+from spanledger.processor.pricing.price_set import PriceSet, prices_per_million
 from spanledger.processor.pricing.providers import genai_prices_provider
 from spanledger.processor.usage import normalize_provider
 
@@ -52,8 +52,8 @@ class OverrideRule:
     model: str | None = None
     prefix: str | None = None
     provider: str | None = None
-    plan: PricePlan | None = None
-    """The rule's own prices, compiled; None for a discount rule."""
+    prices: PriceSet | None = None
+    """The rule's own prices; None for a discount rule."""
     discount: Decimal | None = None
     """Fraction taken off the price-table price (0.15 for 15%)."""
 
@@ -186,7 +186,7 @@ def _rule(node: yaml.Node, where: str, problems: list[str]) -> OverrideRule | No
         model=values["model"].lower() if "model" in values else None,
         prefix=values["prefix"].lower() if "prefix" in values else None,
         provider=normalize_provider(provider) if provider else None,
-        plan=plan_for_prices(prices) if discount is None else None,
+        prices=prices_per_million(prices) if discount is None else None,
         discount=discount / 100 if discount is not None else None,
     )
 

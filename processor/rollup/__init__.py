@@ -7,7 +7,7 @@ inference spans and writes per-call, per-subtree and per-trace cost attributes. 
 
 from spanledger.processor.rollup.annotate import (
     AnnotatedTrace,
-    PriceBook,
+    Pricer,
     TraceAnnotator,
     UsageExtractor,
     cost_attributes,
@@ -30,7 +30,7 @@ __all__ = [
     "Origin",
     "OriginTable",
     "PendingTrace",
-    "PriceBook",
+    "Pricer",
     "RollupConfig",
     "TraceAnnotator",
     "TraceBuffer",

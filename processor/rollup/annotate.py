@@ -46,8 +46,9 @@ UsageExtractor = Callable[[Mapping[str, object], str], "Usage | None"]
 """``extract_usage(attributes, span_name)``: the usage of an inference span, None otherwise."""
 
 
-class PriceBook(Protocol):
-    """Prices one call's usage as of the call's start time."""
+class Pricer(Protocol):
+    """Prices one call's usage as of the call's start time (the service gives it a
+    ``spanledger.processor.pricing.PriceBook``)."""
 
     def price(self, usage: Usage, start_time_unix_nano: int) -> Cost: ...
 
@@ -119,7 +120,7 @@ class TraceAnnotator:
     def __init__(
         self,
         tag_keys: Sequence[str],
-        price_book: PriceBook,
+        price_book: Pricer,
         extract_usage: UsageExtractor,
     ) -> None:
         self.tag_keys = tuple(tag_keys)

@@ -16,7 +16,10 @@ from support.otlp import spans_in
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 EXPECTED_LINES = {
-    "pricing": [r"fast path .* faster", r"totals differing from `calc_price`: 0 of"],
+    "pricing": [
+        r"`PriceBook.price` vs `calc_price`: .* faster",
+        r"totals differing from `calc_price`: 0 of",
+    ],
     "rollup": [r"GenAI share  10%: .* spans/s", r"GenAI share 100%: .* spans/s"],
     "span_floor": [
         r"^pipeline 10% \+ sinks +[\d.]+ µs",

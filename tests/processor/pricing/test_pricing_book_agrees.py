@@ -1,5 +1,5 @@
 """``PriceBook.price`` gives what ``genai_prices.calc_price`` gives, on its first call of a model
-and on every later one (which its quote records answer), with markup, reported costs and
+and on every later one (once its route is remembered), with markup, reported costs and
 unusable counts handled as before."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spanledger import semconv
-from spanledger.processor.model import Cost, Usage
+from spanledger.processor.model import Usage
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.usage.extract import INCOMPLETE
 
-from .test_pricing_fast_path import MODELS, moments, reference, sweep_settings, usages
+from .test_pricing_table_agrees import MODELS, moments, reference, sweep_settings, usages
 
 AGREEING = PriceBook()
 """A price book whose routes are built by the calls of the property test."""
@@ -138,18 +138,3 @@ def test_a_discounted_provider_keeps_its_override_source_on_every_call(tmp_path)
     for _ in range(3):
         cost = book.price(usage, start_ns)
         assert cost.source == semconv.SOURCE_OVERRIDE and cost.total == Decimal("0.12")
-
-
-def test_cost_fields_keep_the_order_the_book_builds_them_in():
-    """The book builds a priced ``Cost`` by position; a reordered record would misplace money."""
-    assert [field.name for field in fields(Cost)][:9] == [
-        "status",
-        "source",
-        "total",
-        "input",
-        "output",
-        "cache_read",
-        "cache_write",
-        "billable",
-        "pricing_model",
-    ]
