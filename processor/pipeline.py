@@ -6,6 +6,11 @@ seconds after its root arrived; flushing prices its inference spans, writes the 
 attributes, hands the spans to every exporter (under their original resource and scope) and the
 counted calls to every sink. A background thread (``start``) flushes due traces; ``shutdown``
 flushes everything left.
+
+Receivers never wait for that work: once the flusher runs, ``consume`` only files the spans and
+hands traces flushed early (to make room) to the flusher, so an answer never waits on an exporter.
+Room is bounded by ``rollup.max_spans`` counting spans held and spans handed off or being
+exported; beyond it ``consume`` raises ``Backpressure`` at once.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -47,6 +53,10 @@ _INVALID_TRACE_ID = bytes(_TRACE_ID_BYTES)
 _INVALID_SPAN_ID = bytes(_SPAN_ID_BYTES)
 _MAX_EXPORT_SPANS = 8192
 """Flushed spans are handed to exporters in requests of at most this many spans."""
+DEFAULT_EXPORT_PATIENCE = 300.0
+"""How long the flusher waits for a full exporter queue before giving a batch up: as long as an
+exporter retries one batch (``max_elapsed``), so a queue that drains is waited for. Receivers are
+refused meanwhile, so waiting costs no memory beyond ``rollup.max_spans``."""
 MAX_TAG_VALUE_CHARS = 256
 """Tag values reaching the sinks (metrics labels, ledger rows) are cut to this many characters."""
 
@@ -78,7 +88,7 @@ class Pipeline:
     only compared with itself. Exporters all receive the same request object and must not
     modify it; an exporter that also has ``export_serialized(payload, spans)`` is handed the
     serialized request instead. An exporter raising ``Backpressure`` is retried for up to
-    ``export_patience`` seconds.
+    ``export_patience`` seconds, on the flusher's thread: receivers are refused meanwhile.
     """
 
     def __init__(
@@ -110,8 +120,11 @@ class Pipeline:
         self._counters = dict.fromkeys(_COUNTERS, 0)
         self._closed = False
         self._shutdown_deadline: float | None = None
-        self.export_patience = 30.0
+        self.export_patience = DEFAULT_EXPORT_PATIENCE
         """Seconds to keep retrying an exporter that raises ``Backpressure`` (queue full)."""
+        self._handoff: deque[PendingTrace] = deque()
+        """Traces flushed early by ``consume``, waiting for the flusher (under ``_lock``)."""
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -123,6 +136,8 @@ class Pipeline:
         Spans with an invalid trace or span id are rejected (reported in the result); everything
         else is accepted. Raises ``Backpressure`` while shutting down or when spans still being
         exported leave no room, and ``PermanentError`` for a request larger than the limits.
+        Traces flushed early are handed to the flusher when it runs (``start``), so this never
+        waits on exporters; without it, the caller processes them.
         """
         if self._closed:
             raise Backpressure("the processor is shutting down", retry_after=1.0)
@@ -143,7 +158,12 @@ class Pipeline:
             self._counters["late_spans"] += admission.late
             self._counters["early_flushes"] += len(admission.early)
             self._in_flight += sum(len(trace.spans) for trace in admission.early)
-        if admission.early:
+            handed_off = bool(admission.early) and self._thread is not None
+            if handed_off:
+                self._handoff.extend(admission.early)
+        if handed_off:
+            self._wake.set()
+        elif admission.early:
             self._process(admission.early)
         if not rejected:
             return ConsumeResult()
@@ -185,21 +205,29 @@ class Pipeline:
     # Flushing.
 
     def flush_due(self) -> int:
-        """Flush every trace whose wait is over; returns how many traces were flushed."""
+        """Flush every trace whose wait is over, and those handed off; how many were flushed."""
         with self._lock:
+            handed = self._take_handoff()
             traces = self._buffer.due(self._clock())
             self._counters["early_flushes"] += sum(1 for t in traces if t.early is not None)
             self._in_flight += sum(len(trace.spans) for trace in traces)
-        self._process(traces)
-        return len(traces)
+        self._process(handed + traces)
+        return len(handed) + len(traces)
 
     def flush_all(self) -> int:
         """Flush every waiting trace now, due or not; returns how many traces were flushed."""
         with self._lock:
+            handed = self._take_handoff()
             traces = self._buffer.drain()
             self._in_flight += sum(len(trace.spans) for trace in traces)
-        self._process(traces)
-        return len(traces)
+        self._process(handed + traces)
+        return len(handed) + len(traces)
+
+    def _take_handoff(self) -> list[PendingTrace]:
+        """The traces ``consume`` flushed early (already counted in flight); call under _lock."""
+        handed = list(self._handoff)
+        self._handoff.clear()
+        return handed
 
     def _process(self, traces: list[PendingTrace]) -> None:
         if not traces:
@@ -326,7 +354,11 @@ class Pipeline:
         self._thread.start()
 
     def _run(self, interval: float) -> None:
-        while not self._stop.wait(interval):
+        while not self._stop.is_set():
+            self._wake.wait(interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
             try:
                 self.flush_due()
             except Exception:
@@ -338,6 +370,7 @@ class Pipeline:
         self._shutdown_deadline = deadline
         self._closed = True
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(max(0.0, deadline - time.monotonic()))
         try:
