@@ -10,6 +10,7 @@ metrics: {prometheus: {endpoint: 127.0.0.1:9464}, otlp: {endpoint: ..., protocol
 ledger: {path: spanledger.db, retention_days: 90}
 service: {shutdown_timeout: 10s, write_ahead: {directory: wal, max_bytes: 536870912}}
 budgets: {limits: [{name: acme, match: {customer: acme}, amount_usd: 100, period: monthly}]}
+memory_limiter: {limit_mib: 512, spike_limit_mib: 102, check_interval: 1s}   # null: off
 ```
 
 ``${env:NAME}`` anywhere in a string value is replaced by that environment variable, so secrets
@@ -35,6 +36,7 @@ from spanledger.processor.exporters import (
     OtlpHttpExporterConfig,
 )
 from spanledger.processor.ledger import LedgerConfig
+from spanledger.processor.memorylimiter import MemoryLimiterConfig
 from spanledger.processor.metrics import MetricsConfig
 from spanledger.processor.pricing import PricingConfig
 from spanledger.processor.receivers import GrpcReceiverConfig, HttpReceiverConfig
@@ -52,6 +54,7 @@ SECTIONS = (
     "ledger",
     "service",
     "budgets",
+    "memory_limiter",
 )
 EXPORTER_KINDS: dict[str, type] = {
     "otlp_http": OtlpHttpExporterConfig,
@@ -96,6 +99,8 @@ class Config:
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     budgets: BudgetsConfig = field(default_factory=BudgetsConfig)
+    memory_limiter: MemoryLimiterConfig | None = field(default_factory=MemoryLimiterConfig)
+    """Refuse data while memory is high (None: never)."""
     source: Path | None = None
     """The file this came from, if any."""
 
@@ -157,6 +162,12 @@ def from_mapping(raw: object, problems: Problems, base_dir: Path | None = None) 
     config.budgets = (
         build(BudgetsConfig, raw.get("budgets"), "budgets", problems) or BudgetsConfig()
     )
+    if "memory_limiter" in raw and raw["memory_limiter"] is None:
+        config.memory_limiter = None
+    else:
+        config.memory_limiter = build(
+            MemoryLimiterConfig, raw.get("memory_limiter"), "memory_limiter", problems
+        )
     for message in config.budgets.tag_problems(config.tags):
         problems.add("", message)
     return config

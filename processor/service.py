@@ -28,6 +28,7 @@ from spanledger.processor.exporters import (
 )
 from spanledger.processor.forwarding import Forwarder
 from spanledger.processor.ledger import LedgerSink
+from spanledger.processor.memorylimiter import MemoryLimiter
 from spanledger.processor.metrics import MetricsSink
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook
@@ -61,6 +62,7 @@ class Service:
         self.ledger: LedgerSink | None = None
         self.write_ahead: WriteAhead | None = None
         self.budgets: BudgetSink | None = None
+        self.limiter: MemoryLimiter | None = None
         self.forwarders: dict[Signal, Forwarder] = {}
         """The metrics and logs forwarders, by signal."""
         self._budget_clock = budget_clock
@@ -105,7 +107,14 @@ class Service:
             self.write_ahead.replay()
             self.write_ahead.start()
             consumer = self.write_ahead
-        others = {"metrics": self.forwarders[METRICS], "logs": self.forwarders[LOGS]}
+        if config.memory_limiter is not None:
+            self.limiter = MemoryLimiter(config.memory_limiter)
+            self.limiter.start()
+        others = {
+            "metrics": self.forwarders[METRICS],
+            "logs": self.forwarders[LOGS],
+            "limiter": self.limiter,
+        }
         if config.grpc is not None:
             self.grpc = GrpcReceiver(config.grpc, consumer, **others)
             self.grpc.start()
@@ -173,6 +182,8 @@ class Service:
             drain.join(max(0.1, deadline - time.monotonic()) + 1.0)
         if self.write_ahead is not None:
             self.write_ahead.close()
+        if self.limiter is not None:
+            self.limiter.stop()
         log.info("spanledger processor stopped")
 
     def run(self) -> None:

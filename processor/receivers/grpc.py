@@ -4,6 +4,11 @@ Each ``Export`` method is served through a generic handler that receives the raw
 so each request is parsed exactly once and a malformed one is answered with INVALID_ARGUMENT and
 a clear message. gzip-compressed messages are decompressed by gRPC itself, which enforces
 ``max_request_bytes`` on the decompressed size (RESOURCE_EXHAUSTED beyond it).
+
+At most ``max_concurrent_rpcs`` calls are taken at once (gRPC refuses further ones with
+RESOURCE_EXHAUSTED before reading them) and ``max_workers`` decode at once. Before a message is
+decoded it is refused with UNAVAILABLE and ``RetryInfo`` while the memory limiter is above its
+soft limit or when its decoding does not fit the limiter's budget.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from google.protobuf.any_pb2 import Any as AnyMessage
 from google.rpc.status_pb2 import Status
 
 from spanledger.processor.components import Consumer, TraceConsumer
+from spanledger.processor.memorylimiter import MemoryLimiter
 from spanledger.processor.receivers.config import (
     GrpcReceiverConfig,
     all_problems,
@@ -27,8 +33,10 @@ from spanledger.processor.receivers.config import (
 from spanledger.processor.receivers.handling import (
     Rejection,
     check_bearer,
+    check_memory,
     deliver,
     parse_protobuf,
+    reserve_decoding,
     signal_consumers,
 )
 from spanledger.processor.signals import Signal
@@ -44,7 +52,8 @@ _RETRY_INFO_KEY = "google.rpc.retryinfo-bin"
 class GrpcReceiver:
     """Serves OTLP/gRPC exports: traces go to ``consumer``, metrics and logs to their own.
 
-    A signal without a consumer is not served (``UNIMPLEMENTED``).
+    A signal without a consumer is not served (``UNIMPLEMENTED``). With a ``limiter``, requests
+    are refused while memory is above its soft limit and reserve their decoding memory.
     """
 
     def __init__(
@@ -54,9 +63,11 @@ class GrpcReceiver:
         *,
         metrics: Consumer | None = None,
         logs: Consumer | None = None,
+        limiter: MemoryLimiter | None = None,
     ) -> None:
         self.config = config
         self.consumer = consumer
+        self.limiter = limiter
         self.consumers = signal_consumers(consumer, metrics, logs)
         self._server: grpc.Server | None = None
         self._port: int | None = None
@@ -87,6 +98,7 @@ class GrpcReceiver:
         server = grpc.server(
             ThreadPoolExecutor(self.config.max_workers, thread_name_prefix="otlp-grpc"),
             handlers=handlers,
+            maximum_concurrent_rpcs=self.config.max_concurrent_rpcs,
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.so_reuseport", 0),
@@ -115,13 +127,20 @@ class GrpcReceiver:
             self._server = None
 
     def _export(self, signal: Signal, body: bytes, context: grpc.ServicerContext) -> bytes:
+        held = 0
         try:
             if self.config.bearer_token is not None:
                 check_bearer(self.config.bearer_token, _metadata(context, "authorization"))
+            check_memory(self.limiter)
+            held = reserve_decoding(self.limiter, len(body), "protobuf")
             request = parse_protobuf(body, signal)
+            del body
             response = deliver(self.consumers[signal], request, signal)
         except Rejection as rejection:
             _abort(context, rejection)
+        finally:
+            if self.limiter is not None:
+                self.limiter.release(held)
         if response is None:
             return _EMPTY_RESPONSE_BYTES
         return response.SerializeToString()
