@@ -254,27 +254,37 @@ def _metrics(raw: object, problems: Problems) -> MetricsConfig:
         return MetricsConfig()
     flat: dict[str, object] = {}
     for key, value in raw.items():
-        if key == "prometheus":
-            flat["prometheus_endpoint"] = _endpoint_of(value, "metrics.prometheus", problems)
-        elif key == "otlp":
-            flat["otlp_endpoint"] = _endpoint_of(value, "metrics.otlp", problems)
-            if isinstance(value, Mapping) and "protocol" in value:
-                flat["otlp_protocol"] = value["protocol"]
+        if key in _METRICS_ENDPOINTS:
+            flat.update(_endpoint_of(value, key, problems))
         else:
             flat[key] = value
     return build(MetricsConfig, flat, "metrics", problems) or MetricsConfig()
 
 
-def _endpoint_of(value: object, where: str, problems: Problems) -> object:
+_METRICS_ENDPOINTS = {
+    "prometheus": ("endpoint", "bearer_token", "insecure"),
+    "otlp": ("endpoint", "protocol"),
+}
+"""The keys of ``metrics.prometheus`` and ``metrics.otlp``; each is ``MetricsConfig``'s field
+``<section>_<key>``."""
+
+
+def _endpoint_of(value: object, section: str, problems: Problems) -> dict[str, object]:
+    """``metrics.<section>`` as ``MetricsConfig`` fields (its endpoint None when null)."""
+    where = f"metrics.{section}"
     if value is None:
-        return None
-    if isinstance(value, Mapping):
-        extra = set(value) - {"endpoint", "protocol"}
-        for key in sorted(extra):
-            problems.add(f"{where}.{key}", "unknown key (known keys: endpoint, protocol)")
-        return value.get("endpoint")
-    problems.add(where, "expected a mapping such as {endpoint: 127.0.0.1:9464}, or null to disable")
-    return None
+        return {f"{section}_endpoint": None}
+    if not isinstance(value, Mapping):
+        problems.add(
+            where, "expected a mapping such as {endpoint: 127.0.0.1:9464}, or null to disable"
+        )
+        return {f"{section}_endpoint": None}
+    known = _METRICS_ENDPOINTS[section]
+    for key in sorted(set(value) - set(known)):
+        problems.add(f"{where}.{key}", f"unknown key (known keys: {', '.join(known)})")
+    found: dict[str, object] = {f"{section}_endpoint": value.get("endpoint")}
+    found.update({f"{section}_{key}": value[key] for key in known[1:] if key in value})
+    return found
 
 
 def _resolve_paths(raw: Any, base_dir: Path, where: str = "") -> Any:

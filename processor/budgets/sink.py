@@ -16,7 +16,7 @@ from spanledger.processor.budgets.config import BudgetsConfig
 from spanledger.processor.budgets.evaluation import BudgetBook, ledger_spend
 from spanledger.processor.budgets.rates import Counter, RateLimiter
 from spanledger.processor.budgets.status import StatusServer
-from spanledger.processor.budgets.stores import RedisClient, RedisStore
+from spanledger.processor.budgets.stores import RedisStore, redis_client
 from spanledger.processor.model import CountedCall
 from spanledger.semconv import UNTAGGED
 
@@ -54,8 +54,9 @@ class BudgetSink:
         self.webhook = WebhookSender(config.webhook) if config.webhook is not None else None
         store: RedisStore | None = None
         if config.shared is not None:
-            client = RedisClient(config.shared.redis, timeout=config.shared.timeout)
-            store = RedisStore(client, config.shared.key_prefix)
+            shared = config.shared
+            client = redis_client(shared.redis, timeout=shared.timeout, ca_file=shared.ca_file)
+            store = RedisStore(client, shared.key_prefix, clock=clock)
         self.book = BudgetBook(config, clock=clock, on_alert=self._alert, store=store)
         self.rates = RateLimiter(config.rate_limits, counter or store)
         if ledger_path and Path(ledger_path).is_file() and store is None:
@@ -135,7 +136,7 @@ class BudgetSink:
             self.webhook = None
         store = getattr(getattr(self, "book", None), "store", None)
         if isinstance(store, RedisStore):
-            store.client.close()
+            store.close()
 
     def _alert(self, alert: Alert) -> None:
         log_alert(alert)
