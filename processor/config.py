@@ -104,6 +104,40 @@ class Config:
     source: Path | None = None
     """The file this came from, if any."""
 
+    def secrets(self) -> list[str]:
+        """Every token, password, webhook secret and exporter header value in the config, so
+        that logs and errors can mask them (``spanledger.processor.redaction``)."""
+        from urllib.parse import unquote, urlsplit
+
+        found: list[str | None] = []
+        for receiver in (self.grpc, self.http):
+            if receiver is not None:
+                found.append(receiver.bearer_token)
+        for exporter in self.exporters:
+            found += exporter.headers.values()
+            found += [value.partition(" ")[2] for value in exporter.headers.values()]
+        found.append(self.metrics.prometheus_bearer_token)
+        budgets = self.budgets
+        if budgets.status is not None:
+            found.append(budgets.status.bearer_token)
+        if budgets.webhook is not None:
+            found += [budgets.webhook.secret, *budgets.webhook.headers.values()]
+        if budgets.shared is not None:
+            password = urlsplit(budgets.shared.redis).password
+            found.append(unquote(password) if password else None)
+        return [value for value in found if value]
+
+    def warnings(self) -> list[str]:
+        """What is allowed but probably unintended, one line each."""
+        found = []
+        webhook = self.budgets.webhook
+        if webhook is not None and not webhook.secret:
+            found.append(
+                "budgets.webhook: no secret, so the receiver cannot tell these alerts from forged "
+                "ones; set secret to sign them (x-spanledger-signature)"
+            )
+        return found
+
 
 def load_config(path: str | os.PathLike[str] | None) -> Config:
     """Read and validate ``path`` (None: defaults); raise ``ConfigError`` listing every problem."""

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from types import FrameType
 
+from spanledger.processor import redaction
 from spanledger.processor.budgets import BudgetSink
 from spanledger.processor.components import CallSink, SpanExporter, TraceConsumer
 from spanledger.processor.config import Config
@@ -28,6 +29,7 @@ from spanledger.processor.exporters import (
 )
 from spanledger.processor.forwarding import Forwarder
 from spanledger.processor.ledger import LedgerSink
+from spanledger.processor.listeners import configured_listeners, exposure_problems
 from spanledger.processor.memorylimiter import MemoryLimiter
 from spanledger.processor.metrics import MetricsSink
 from spanledger.processor.pipeline import Pipeline
@@ -69,8 +71,18 @@ class Service:
         self._stopped = threading.Event()
 
     def start(self) -> None:
-        """Build every component from the config and start accepting OTLP."""
+        """Build every component from the config and start accepting OTLP.
+
+        Raises ``ValueError`` if an endpoint would listen beyond loopback without
+        authentication and without ``insecure: true`` (``listeners.exposure_problems``).
+        """
         config = self.config
+        exposed = exposure_problems(configured_listeners(config))
+        if exposed:
+            raise ValueError(exposed[0])
+        redaction.register(config.secrets())
+        for warning in config.warnings():
+            log.warning("%s", warning)
         exporters: list[SpanExporter] = _exporters(config.exporters, TRACES)
         exporters += self._extra_exporters
         self._start_forwarders()

@@ -217,6 +217,8 @@ class StatusConfig:
     bearer_token: str | None = field(default=None, repr=False)
     cache_seconds: Duration = 2.0
     """How long a client may reuse an answer that no rate limit depends on."""
+    insecure: bool = False
+    """Allow listening beyond loopback without ``bearer_token``."""
 
     def problems(self) -> list[str]:
         found = []
