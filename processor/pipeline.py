@@ -26,6 +26,7 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from spanledger import semconv
+from spanledger.processor.callcheck import MAX_TAG_VALUE_CHARS, CallCheck
 from spanledger.processor.components import (
     Backpressure,
     CallSink,
@@ -57,8 +58,6 @@ DEFAULT_EXPORT_PATIENCE = 300.0
 """How long the flusher waits for a full exporter queue before giving a batch up: as long as an
 exporter retries one batch (``max_elapsed``), so a queue that drains is waited for. Receivers are
 refused meanwhile, so waiting costs no memory beyond ``rollup.max_spans``."""
-MAX_TAG_VALUE_CHARS = 256
-"""Tag values reaching the sinks (metrics labels, ledger rows) are cut to this many characters."""
 
 _COUNTERS = (
     "spans_received",
@@ -114,6 +113,7 @@ class Pipeline:
         self._buffer = TraceBuffer(rollup)
         self._annotator = TraceAnnotator(tag_keys, price_book, extract_usage)
         self._origins = OriginTable()
+        self._check = CallCheck()
         self._lock = threading.Lock()
         self._output_lock = threading.Lock()
         self._in_flight = 0
@@ -244,7 +244,7 @@ class Pipeline:
                     errors += 1
                     annotated = AnnotatedTrace(list(trace.spans.values()))
                 spans += annotated.spans
-                calls += _capped_tags(annotated.calls)
+                calls += self._check.admit(annotated.calls)
                 counts["llm_calls"] += len(annotated.calls)
                 counts["unpriced_calls"] += sum(
                     1 for call in annotated.calls if call.cost.status != semconv.STATUS_PRICED
@@ -406,15 +406,9 @@ class Pipeline:
             found["traces_held"] = len(self._buffer.pending)
             found["spans_in_flight"] = self._in_flight
             found["remembered_spans"] = self._buffer.remembered_spans
+        found["calls_set_aside"] = self._check.set_aside
+        found["call_times_replaced"] = self._check.times_replaced
         return found
 
 
-def _capped_tags(calls: list[CountedCall]) -> list[CountedCall]:
-    """``calls`` with any tag value longer than ``MAX_TAG_VALUE_CHARS`` cut to that length.
-
-    Senders are not trusted: a huge value would otherwise become a metrics label and a ledger key.
-    """
-    for call in calls:
-        if any(len(value) > MAX_TAG_VALUE_CHARS for value in call.tags.values()):
-            call.tags = {key: value[:MAX_TAG_VALUE_CHARS] for key, value in call.tags.items()}
-    return calls
+__all__ = ["DEFAULT_EXPORT_PATIENCE", "MAX_TAG_VALUE_CHARS", "Pipeline"]
