@@ -33,6 +33,8 @@ from aiohttp.web_protocol import RequestHandler
 
 log = logging.getLogger("spanledger.processor.http")
 
+_REGISTERING = 10.0
+"""Seconds a new connection may take to be registered with aiohttp before it counts as gone."""
 IDLE_GRACE = 1.0
 """Seconds a connection must have been silent before a new one may push it out."""
 
@@ -85,6 +87,7 @@ class BackgroundServer:
         self._since: dict[RequestHandler, float] = {}
         """Each open connection: when it last went silent (connected, or answered)."""
         self._busy: set[RequestHandler] = set()
+        self._unregistered: set[RequestHandler] = set()
         self.refused_connections = 0
         self.evicted_connections = 0
         app.middlewares.append(self._track)
@@ -152,15 +155,24 @@ class BackgroundServer:
                 return _Refuse()
             handler = server()
             self._since[handler] = time.monotonic()
+            self._unregistered.add(handler)
             return handler
 
         return make
 
     def _forget_closed(self, server: web.Server) -> None:
+        """Drop the connections that closed. A connection accepted in the same batch may not be
+        registered with aiohttp yet (asyncio calls ``connection_made`` on a later turn), so one
+        is kept while it is young."""
         open_now = set(server.connections)
-        for handler in [h for h in self._since if h not in open_now]:
-            self._since.pop(handler, None)
-            self._busy.discard(handler)
+        now = time.monotonic()
+        for handler in list(self._since):
+            if handler in open_now:
+                self._unregistered.discard(handler)
+            elif handler not in self._unregistered or now - self._since[handler] > _REGISTERING:
+                self._since.pop(handler, None)
+                self._busy.discard(handler)
+                self._unregistered.discard(handler)
 
     def _evict_idle(self) -> bool:
         """Close the connection silent longest, if silent for ``IDLE_GRACE``; whether one was."""
@@ -173,6 +185,7 @@ class BackgroundServer:
             return False
         handler.force_close()
         self._since.pop(handler, None)
+        self._unregistered.discard(handler)
         self.evicted_connections += 1
         return True
 

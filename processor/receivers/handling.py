@@ -40,6 +40,8 @@ class Rejection(Exception):
         self.http_status = http_status
         self.message = message
         self.retry_after = retry_after
+        self.close = False
+        """Over HTTP: close the connection after answering (the request was not read whole)."""
 
     def retry_info(self) -> RetryInfo | None:
         """``google.rpc.RetryInfo`` for throttling responses, else None."""

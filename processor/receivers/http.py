@@ -225,6 +225,14 @@ class HttpReceiver:
                 self._pool, self._decode_and_deliver, body, encoding == "gzip", codec, signal, held
             )
         except Rejection as rejection:
+            if rejection.close:  # the body stopped: answer, then drop the connection at once
+                response = _status(codec, rejection, close=True)
+                await response.prepare(request)
+                await response.write_eof()
+                request.protocol.force_close()
+                return response
+            # Too large: answered before the body is read; aiohttp reads and drops the rest
+            # for a while before closing, so that the sender sees the answer.
             return _status(codec, rejection, close=rejection.http_status == 413)
         finally:
             self._budget.release(held[0])
@@ -253,9 +261,9 @@ class HttpReceiver:
         try:
             body = await read_body(request, limit, self.config.idle_timeout)
         except TimeoutError:
-            raise bad_request(
-                f"the body stopped arriving for {self.config.idle_timeout:g}s"
-            ) from None
+            stalled = bad_request(f"the body stopped arriving for {self.config.idle_timeout:g}s")
+            stalled.close = True
+            raise stalled from None
         if body is None:
             raise too_large(f"body is larger than the {limit}-byte limit")
         if declared is None:  # chunked: reserve now that the size is known
