@@ -6,7 +6,10 @@ Collector's meaning. Every ``check_interval`` the process's resident memory (RSS
 once with a retryable answer (HTTP 503 with ``Retry-After``, gRPC ``UNAVAILABLE`` with
 ``RetryInfo``), and accept again once a check finds memory below it. At or above ``limit_mib``
 (the hard limit) a garbage collection is forced, and freed heap memory is handed back to the
-system, before deciding; above the soft limit that is done at most every 10 seconds.
+system, before deciding; above the soft limit that is done at most every 10 seconds. If memory
+stays above the soft limit, what can be given up is given up (``add_relief``: the pipeline
+forgets the older half of the span ids it remembers to recognise late duplicates), at most every
+10 seconds, so that a processor left with a fragmented heap after a burst accepts data again.
 
 ``spike_limit_mib`` is the headroom for what can arrive between two checks. The receivers also
 reserve the memory a request will need while it is decoded (its bytes times the expansion of its
@@ -39,6 +42,8 @@ DEFAULT_LIMIT_MIB = 512
 SPIKE_SHARE = 5
 """Without ``spike_limit_mib``, the spike limit is ``limit_mib / 5`` (20%), as in the Collector."""
 _MIN_GC_INTERVAL = 10.0
+FRESH = 0.05
+"""Seconds a reading serves the receivers' ``refusing`` before memory is read again."""
 """Seconds between forced collections while above the soft limit (a full collection is costly)."""
 EXPANSION = {"protobuf": 5, "json": 14}
 """Memory needed to decode and file a request, as a multiple of its (uncompressed) size: measured
@@ -133,6 +138,9 @@ class MemoryLimiter:
         self._trim = _trimmer()
         self._refusing = False
         self._last_gc = -_MIN_GC_INTERVAL
+        self._last_relief = -_MIN_GC_INTERVAL
+        self._reliefs: list[Callable[[], None]] = []
+        self._read_at = -FRESH
         self._lock = threading.Lock()
         self._reserved = 0
         self._stop = threading.Event()
@@ -148,7 +156,26 @@ class MemoryLimiter:
 
     @property
     def refusing(self) -> bool:
-        """Whether memory was at or above the soft limit at the last check."""
+        """Whether memory is at or above the soft limit.
+
+        Besides the checks every ``check_interval``, memory is read again here when the last
+        reading is older than ``FRESH`` seconds (reading it costs microseconds), so that a burst
+        of requests between two checks cannot carry memory far past the soft limit.
+        """
+        now = self._clock()
+        if now - self._read_at >= FRESH:
+            usage = self._read()
+            if usage is not None:
+                self._read_at = now
+                self.usage = usage
+                self.peak = max(self.peak, usage)
+                if usage >= self.soft_limit and not self._refusing:
+                    self._refusing = True
+                    log.warning(
+                        "memory usage %d MiB is above the soft limit (%d MiB): refusing data",
+                        usage // MIB,
+                        self.soft_limit // MIB,
+                    )
         return self._refusing
 
     @property
@@ -183,17 +210,28 @@ class MemoryLimiter:
                 log.exception("memory limiter: checking memory failed")
 
     def check(self) -> bool:
-        """Measure memory now and decide whether to refuse; returns the decision."""
+        """Measure memory now and decide whether to refuse; returns the decision.
+
+        At or above the hard limit, and at most every 10 seconds above the soft limit, garbage is
+        collected first. While above the soft limit, freed heap memory is handed back to the
+        system at every check, so that memory freed as held data leaves shows in the reading.
+        """
         usage = self._read()
         if usage is None:
             return False
         if usage >= self.limit:
             log.warning("memory usage %d MiB is above the hard limit; collecting", usage // MIB)
             usage = self._collect()
+        elif usage >= self.soft_limit:
+            if self._clock() - self._last_gc > _MIN_GC_INTERVAL:
+                usage = self._collect()
+            else:
+                self._trim()
+                usage = self._read() or usage
+        if usage >= self.soft_limit and self._clock() - self._last_relief > _MIN_GC_INTERVAL:
+            usage = self._relieve()
         refusing = usage >= self.soft_limit
-        if refusing and not self._refusing and self._clock() - self._last_gc > _MIN_GC_INTERVAL:
-            usage = self._collect()
-            refusing = usage >= self.soft_limit
+        self._read_at = self._clock()
         if refusing and not self._refusing:
             log.warning(
                 "memory usage %d MiB is above the soft limit (%d MiB): refusing data",
@@ -206,6 +244,22 @@ class MemoryLimiter:
         self.usage = usage
         self.peak = max(self.peak, usage)
         return refusing
+
+    def add_relief(self, relieve: Callable[[], None]) -> None:
+        """Call ``relieve`` (which frees what can be given up, such as caches) when memory stays
+        above the soft limit after a collection; at most every 10 seconds."""
+        self._reliefs.append(relieve)
+
+    def _relieve(self) -> int:
+        self._last_relief = self._clock()
+        if not self._reliefs:
+            return self._read() or 0
+        for relieve in self._reliefs:
+            try:
+                relieve()
+            except Exception:
+                log.exception("memory limiter: freeing memory failed")
+        return self._collect()
 
     def _collect(self) -> int:
         gc.collect()

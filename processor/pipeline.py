@@ -385,6 +385,24 @@ class Pipeline:
             except Exception:
                 log.exception("shutting down %s failed", type(component).__name__)
 
+    def relieve_memory(self) -> None:
+        """Forget the older half of the span ids remembered to recognise late duplicates.
+
+        Called by the memory limiter when memory stays above its soft limit with nothing else
+        to free: duplicates of those spans arriving later are no longer recognised (the ledger
+        still keeps one row per span), which is better than refusing all data.
+        """
+        with self._lock:
+            forgotten = self._buffer.forget(0.5)
+            left = self._buffer.remembered_spans
+        if forgotten:
+            log.warning(
+                "memory pressure: forgot %d remembered span ids (%d kept); late duplicates of "
+                "those spans are no longer recognised",
+                forgotten,
+                left,
+            )
+
     def settled_before(self) -> float | None:
         """A time on the pipeline's clock before which every accepted span has left the pipeline.
 

@@ -121,6 +121,7 @@ class Service:
             consumer = self.write_ahead
         if config.memory_limiter is not None:
             self.limiter = MemoryLimiter(config.memory_limiter)
+            self.limiter.add_relief(self.pipeline.relieve_memory)
             self.limiter.start()
         others = {
             "metrics": self.forwarders[METRICS],

@@ -102,6 +102,7 @@ class GrpcReceiver:
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.so_reuseport", 0),
+                ("grpc.http2.bdp_probe", 0),
             ],
         )
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -266,3 +266,35 @@ def test_memory_limiter_config_has_the_collectors_meaning(tmp_path) -> None:  # 
     loaded, _ = check_config(path)
     assert loaded is not None and loaded.memory_limiter is None
     assert Config().memory_limiter == MemoryLimiterConfig(limit_mib=512)  # on by default
+
+
+def test_memory_that_stays_high_makes_the_pipeline_forget_remembered_span_ids() -> None:
+    """After a burst, a fragmented heap can keep memory above the soft limit with little data
+    held: the limiter then has the pipeline forget the older half of the span ids it keeps for
+    recognising late duplicates, rather than refusing data for good."""
+    from spanledger.processor.pipeline import Pipeline
+    from spanledger.processor.pricing import PriceBook, PricingConfig
+
+    gauge = Gauge(90)
+    clock = [0.0]
+    limiter = MemoryLimiter(
+        MemoryLimiterConfig(limit_mib=100, spike_limit_mib=20), read=gauge, clock=lambda: clock[0]
+    )
+    pipeline = Pipeline(
+        RollupConfig(trace_idle=0, root_grace=0), ["customer"], PriceBook(PricingConfig()), [], []
+    )
+    pipeline.consume(build_request(range(0, 10), calls=1))
+    pipeline.flush_all()
+    assert pipeline.stats["remembered_spans"] == 20
+    limiter.add_relief(pipeline.relieve_memory)
+    clock[0] = 100.0
+    assert limiter.check() is True  # the gauge stays high: still refusing
+    assert pipeline.stats["remembered_spans"] == 10
+    clock[0] = 105.0
+    assert limiter.check() is True
+    assert pipeline.stats["remembered_spans"] == 10  # at most every 10 seconds
+    gauge.mib = 50
+    clock[0] = 120.0
+    assert limiter.check() is False  # below the soft limit: accepting again
+    assert pipeline.stats["remembered_spans"] == 10
+    pipeline.shutdown(1.0)
