@@ -8,10 +8,10 @@ call passes here on its way from the rollup to the sinks:
 - a tag value, provider, model, operation or price-table name longer than 256 characters is cut;
 - a start time that is not a time after 1970 and before 2^63 ns (2262) is replaced by the time
   the processor saw the call, and counted (``times_replaced``);
-- a call whose token counts or cost are not what the usage reader and the price book produce
-  (whole numbers from 0 to ``MAX_TOKENS``, finite non-negative dollars up to
-  ``MAX_CALL_COST_USD``) is set aside: not handed to any sink, counted (``set_aside``) and
-  logged once with its span id. Its span is still forwarded.
+- a call whose cost is not what the price book produces (finite non-negative dollars up to
+  ``MAX_CALL_COST_USD``), or then whose token counts are not (whole numbers from 0 to
+  ``MAX_TOKENS``, as the usage reader checks them where they enter), is set aside: not handed to
+  any sink, counted (``set_aside``) and logged once with its span id. Its span is forwarded.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ _TOKEN_FIELDS = (
 )
 _COST_FIELDS = ("total", "input", "output", "cache_read", "cache_write", "billable")
 _NAME_FIELDS = ("provider", "request_model", "response_model", "operation")
+_ZERO = Decimal(0)
 _LOG_EVERY = 60.0
 """Seconds between log lines about replaced start times (they are counted every time)."""
 
@@ -63,26 +64,41 @@ class CallCheck:
         self._next_time_log = 0.0
 
     def admit(self, calls: Iterable[CountedCall]) -> list[CountedCall]:
-        """The calls fit for the sinks, values cut or replaced where needed."""
+        """The calls fit for the sinks, values cut or replaced where needed.
+
+        The common case costs a few comparisons per call: the full check runs only for a call
+        whose cost is implausible.
+        """
         admitted = []
         for call in calls:
-            problem = _problem(call)
-            if problem is not None:
-                with self._lock:
-                    self.set_aside += 1
-                log.error(
-                    "call in span %s of trace %s set aside, not counted in the ledger, metrics "
-                    "or budgets: %s",
-                    getattr(call, "span_id", "?"),
-                    getattr(call, "trace_id", "?"),
-                    problem,
+            cost = call.cost
+            try:
+                plausible = _ZERO <= cost.total <= MAX_CALL_COST_USD and (
+                    cost.billable is None or _ZERO <= cost.billable <= MAX_CALL_COST_USD
                 )
+            except (TypeError, ArithmeticError):  # NaN and other non-numbers do not compare
+                plausible = False
+            problem = None if plausible else _problem(call)
+            if problem is not None:
+                self._set_aside(call, problem)
                 continue
             _cut_names(call)
-            if not _good_time(call.start_time_unix_nano):
+            started = call.start_time_unix_nano
+            if type(started) is not int or not 0 < started <= MAX_TIME_UNIX_NANO:
                 self._replace_time(call)
             admitted.append(call)
         return admitted
+
+    def _set_aside(self, call: CountedCall, problem: str) -> None:
+        with self._lock:
+            self.set_aside += 1
+        log.error(
+            "call in span %s of trace %s set aside, not counted in the ledger, metrics or "
+            "budgets: %s",
+            getattr(call, "span_id", "?"),
+            getattr(call, "trace_id", "?"),
+            problem,
+        )
 
     def _replace_time(self, call: CountedCall) -> None:
         bad = call.start_time_unix_nano
@@ -105,19 +121,12 @@ class CallCheck:
 
 
 def _problem(call: CountedCall) -> str | None:
-    """Why ``call`` cannot be counted, or None."""
+    """Why ``call`` cannot be counted, or None (the full check, for implausible calls)."""
     try:
-        trace_id, span_id = call.trace_id, call.span_id
-        if not (_hex(trace_id, 32) and _hex(span_id, 16)):
-            return "trace or span id is not hex of the right length"
         usage, cost = call.usage, call.cost
         for name in _TOKEN_FIELDS:
             count = getattr(usage, name)
-            if (
-                isinstance(count, bool)
-                or not isinstance(count, int)
-                or not 0 <= count <= MAX_TOKENS
-            ):
+            if type(count) is not int or not 0 <= count <= MAX_TOKENS:
                 return f"{name} is {count!r}, not a whole number from 0 to {MAX_TOKENS:,}"
         for name in _COST_FIELDS:
             amount = getattr(cost, name)
@@ -127,37 +136,24 @@ def _problem(call: CountedCall) -> str | None:
                 return f"cost {name} is {amount!r}, not a Decimal"
             if not Decimal(amount).is_finite() or not 0 <= amount <= MAX_CALL_COST_USD:
                 return f"cost {name} is {amount}, not from 0 to {MAX_CALL_COST_USD} USD"
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in call.tags.items()):
-            return "a tag is not a string"
     except AttributeError as exc:
         return f"malformed call: {exc}"
     return None
 
 
-def _hex(text: object, length: int) -> bool:
-    if not isinstance(text, str) or len(text) != length:
-        return False
-    try:
-        int(text, 16)
-    except ValueError:
-        return False
-    return True
-
-
-def _good_time(value: object) -> bool:
-    return (
-        isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_TIME_UNIX_NANO
-    )
-
-
 def _cut_names(call: CountedCall) -> None:
-    if any(len(value) > MAX_TAG_VALUE_CHARS for value in call.tags.values()):
-        call.tags = {key: value[:MAX_TAG_VALUE_CHARS] for key, value in call.tags.items()}
+    tags = call.tags
+    for value in tags.values():
+        if len(value) > MAX_TAG_VALUE_CHARS:
+            call.tags = {key: value[:MAX_TAG_VALUE_CHARS] for key, value in tags.items()}
+            break
     usage = call.usage
-    for name in _NAME_FIELDS:
-        value = getattr(usage, name)
-        if isinstance(value, str) and len(value) > MAX_NAME_CHARS:
-            setattr(usage, name, value[:MAX_NAME_CHARS])
-    model = call.cost.pricing_model
-    if isinstance(model, str) and len(model) > MAX_NAME_CHARS:
-        call.cost.pricing_model = model[:MAX_NAME_CHARS]
+    model = usage.response_model or usage.request_model
+    if (model and len(model) > MAX_NAME_CHARS) or len(usage.provider or "") > MAX_NAME_CHARS:
+        for name in _NAME_FIELDS:
+            value = getattr(usage, name)
+            if isinstance(value, str) and len(value) > MAX_NAME_CHARS:
+                setattr(usage, name, value[:MAX_NAME_CHARS])
+        pricing_model = call.cost.pricing_model
+        if isinstance(pricing_model, str) and len(pricing_model) > MAX_NAME_CHARS:
+            call.cost.pricing_model = pricing_model[:MAX_NAME_CHARS]
