@@ -95,9 +95,11 @@ class GrpcReceiver:
             for signal in self.consumers
         ]
         limit = self.config.max_request_bytes
+        interceptors = [_MemoryGate(self.limiter)] if self.limiter is not None else []
         server = grpc.server(
             ThreadPoolExecutor(self.config.max_workers, thread_name_prefix="otlp-grpc"),
             handlers=handlers,
+            interceptors=interceptors,
             maximum_concurrent_rpcs=self.config.max_concurrent_rpcs,
             options=[
                 ("grpc.max_receive_message_length", limit),
@@ -145,6 +147,42 @@ class GrpcReceiver:
         if response is None:
             return _EMPTY_RESPONSE_BYTES
         return response.SerializeToString()
+
+
+class _MemoryGate(grpc.ServerInterceptor):
+    """Refuses calls before their message is read while memory is above the limiter's soft
+    limit, or while half its decoding budget is taken (large requests are being decoded: the
+    size of this one is not known before it is read).
+
+    gRPC reads a unary call's message before its handler runs; a refused call gets a handler
+    that takes its request as a stream it never reads, so the message is dropped unread.
+    """
+
+    def __init__(self, limiter: MemoryLimiter) -> None:
+        self.limiter = limiter
+
+    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        limiter = self.limiter
+        if limiter.refusing:
+            try:
+                check_memory(limiter)
+            except Rejection as rejection:
+                refusal = rejection
+        elif limiter.reserved * 2 > limiter.budget:
+            limiter.refused()
+            refusal = Rejection(
+                grpc.StatusCode.UNAVAILABLE,
+                503,
+                "the processor is decoding as much as its memory_limiter allows, retry later",
+                retry_after=limiter.retry_after,
+            )
+        else:
+            return continuation(handler_call_details)
+
+        def refuse(_requests: object, context: grpc.ServicerContext) -> bytes:
+            _abort(context, refusal)
+
+        return grpc.stream_unary_rpc_method_handler(refuse)
 
 
 def _abort(context: grpc.ServicerContext, rejection: Rejection) -> NoReturn:
