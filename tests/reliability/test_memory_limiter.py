@@ -251,9 +251,9 @@ def test_grpc_limits_concurrent_calls_and_reserves_before_decoding() -> None:
 
 def test_memory_limiter_config_has_the_collectors_meaning(tmp_path) -> None:  # type: ignore[no-untyped-def]
     config = MemoryLimiterConfig(limit_mib=1000)
-    assert config.spike_mib == 200  # 20% when unsaid
+    assert config.spike_mib == 250  # 25% when unsaid
     limiter = MemoryLimiter(config, read=Gauge(0))
-    assert (limiter.limit, limiter.soft_limit) == (1000 * MIB, 800 * MIB)
+    assert (limiter.limit, limiter.soft_limit) == (1000 * MIB, 750 * MIB)
     path = tmp_path / "spanledger.yaml"
     path.write_text("memory_limiter: {limit_mib: 256, spike_limit_mib: 300, check_interval: 2s}\n")
     _, problems = check_config(path)
