@@ -54,6 +54,8 @@ _INVALID_TRACE_ID = bytes(_TRACE_ID_BYTES)
 _INVALID_SPAN_ID = bytes(_SPAN_ID_BYTES)
 _MAX_EXPORT_SPANS = 8192
 """Flushed spans are handed to exporters in requests of at most this many spans."""
+_MAX_PROCESS_SPANS = 8 * _MAX_EXPORT_SPANS
+"""Flushed traces are rolled up and delivered in groups of at most this many spans."""
 DEFAULT_EXPORT_PATIENCE = 300.0
 """How long the flusher waits for a full exporter queue before giving a batch up: as long as an
 exporter retries one batch (``max_elapsed``), so a queue that drains is waited for. Receivers are
@@ -230,8 +232,25 @@ class Pipeline:
         return handed
 
     def _process(self, traces: list[PendingTrace]) -> None:
-        if not traces:
-            return
+        """Roll up, price and deliver ``traces``, at most ``_MAX_PROCESS_SPANS`` spans at a time,
+        so that a backlog (after a stalled exporter) never sits in memory twice at once."""
+        groups: list[list[PendingTrace]] = [[]]
+        size = 0
+        for trace in traces:
+            if groups[-1] and size + len(trace.spans) > _MAX_PROCESS_SPANS:
+                groups.append([])
+                size = 0
+            groups[-1].append(trace)
+            size += len(trace.spans)
+        for group in groups:
+            if not group:
+                continue
+            try:
+                self._process_group(group)
+            except Exception:  # each group leaves the spans in flight whatever happens
+                log.exception("processing %d flushed traces failed", len(group))
+
+    def _process_group(self, traces: list[PendingTrace]) -> None:
         span_count = sum(len(trace.spans) for trace in traces)
         counts = dict.fromkeys(("llm_calls", "unpriced_calls", "not_counted", "roots_missing"), 0)
         errors = 0

@@ -32,6 +32,7 @@ from spanledger.processor.receivers.config import (
 )
 from spanledger.processor.receivers.handling import (
     Rejection,
+    busy_decoding,
     check_bearer,
     check_memory,
     deliver,
@@ -170,12 +171,7 @@ class _MemoryGate(grpc.ServerInterceptor):
                 refusal = rejection
         elif limiter.reserved * 2 > limiter.budget:
             limiter.refused()
-            refusal = Rejection(
-                grpc.StatusCode.UNAVAILABLE,
-                503,
-                "the processor is decoding as much as its memory_limiter allows, retry later",
-                retry_after=limiter.retry_after,
-            )
+            refusal = busy_decoding(limiter)
         else:
             return continuation(handler_call_details)
 

@@ -97,13 +97,18 @@ def reserve_decoding(limiter: MemoryLimiter | None, size: int, encoding: str) ->
             "than the memory_limiter allows; send smaller requests"
         )
     if not limiter.reserve(need):
-        raise Rejection(
-            grpc.StatusCode.UNAVAILABLE,
-            503,
-            "the processor is decoding as much as its memory_limiter allows, retry later",
-            retry_after=limiter.retry_after,
-        )
+        raise busy_decoding(limiter)
     return need
+
+
+def busy_decoding(limiter: MemoryLimiter) -> Rejection:
+    """The retryable refusal of a request that does not fit the limiter's decoding budget now."""
+    return Rejection(
+        grpc.StatusCode.UNAVAILABLE,
+        503,
+        "the processor is decoding as much as its memory_limiter allows, retry later",
+        retry_after=limiter.retry_after,
+    )
 
 
 def parse_protobuf(body: bytes, signal: Signal = TRACES) -> Message:
