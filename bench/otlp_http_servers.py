@@ -20,6 +20,7 @@ import http.client
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -129,6 +130,12 @@ def _serve_uvicorn() -> None:
     server.run(sockets=[sock])
 
 
+def _installed(name: str) -> bool:
+    import importlib.util
+
+    return name == "spanledger" or importlib.util.find_spec(name) is not None
+
+
 SERVERS = {"spanledger": _serve_spanledger, "aiohttp": _serve_aiohttp, "uvicorn": _serve_uvicorn}
 
 
@@ -142,6 +149,7 @@ class Server:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            cwd=tempfile.gettempdir(),  # outside any checkout, so ``python`` runs its own
         )
         assert self.process.stdout is not None
         self.port = int(self.process.stdout.readline())
@@ -235,7 +243,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.load:
         load_main(*args.load)
         return
-    names = list(CANDIDATES)
+    names = [name for name in CANDIDATES if _installed(name)]
+    for name in sorted(set(CANDIDATES) - set(names)):
+        print(f"{name}: skipped, not installed (pip install -e '.[bench]')")
     pythons = dict.fromkeys(names, sys.executable)
     if args.baseline_python:
         names.insert(0, "spanledger (baseline)")

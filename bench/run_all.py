@@ -49,6 +49,8 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "growth": ([], ["--rounds", "1", "--spans", "2000", "--traces-for-tags", "50"]),
     "soak": ([], ["--seconds", "3", "--rate", "1000", "--sample", "1"]),
+    "otlp_http_servers": ([], ["--rounds", "1", "--requests", "100"]),
+    "overload": ([], ["--seconds", "3", "--stall", "2", "--small"]),
 }
 
 

@@ -43,6 +43,10 @@ EXPECTED_LINES = {
         r"^ +10000 customers: [\d,]+ ",
     ],
     "soak": [r"^rss_mib_max: [\d.]+", r"^sigterm_exit_code: 0"],
+    "otlp_http_servers": [r"^spanledger +[\d,]+ .*spans/s wall", r"^aiohttp +[\d,]+ "],
+    "overload": [
+        rf"^{name} +peak RSS .* lost 0 .*\[met\]$" for name in ("fast", "stalled", "json", "grpc")
+    ],
 }
 
 
