@@ -120,9 +120,13 @@ def _reported() -> list[str]:
 
 
 @pytest.fixture(autouse=True)
-def cost_invariant_holds() -> Iterator[None]:
+def cost_invariant_holds(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail the test during which a processor forwarded a trace whose ``gen_ai.usage.cost``
-    does not add up to its ``spanledger.trace.cost``."""
+    does not add up to its ``spanledger.trace.cost`` (unless the test breaks pricing on purpose,
+    marked ``broken_pricing``)."""
+    if request.node.get_closest_marker("broken_pricing"):
+        yield
+        return
     _reported()
     found: list[str] = []
     undo = cost_invariant.install(TraceAnnotator, found.append)
