@@ -45,7 +45,7 @@ def test_the_entry_point_names_the_instrumentor():
         if entry.name == "spanledger_cohere"
     ]
     assert entry.load() is CohereInstrumentor
-    assert CohereInstrumentor().instrumentation_dependencies() == ("cohere >= 5.13.0, < 8",)
+    assert CohereInstrumentor().instrumentation_dependencies() == ("cohere >= 5.16.0, < 8",)
 
 
 def test_every_call_is_counted_once_with_its_tags_and_no_baggage_leaves(tmp_path, llm, priced):
