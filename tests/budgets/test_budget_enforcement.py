@@ -69,6 +69,7 @@ async def amessage(llm: StandIn) -> None:
         )
 
 
+@pytest.mark.slow
 def test_thresholds_fire_once_then_the_next_call_is_stopped_until_a_new_period(
     llm, start_processor, app_tracing, webhook, caplog
 ) -> None:
