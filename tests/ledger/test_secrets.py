@@ -83,6 +83,7 @@ def test_a_refused_login_is_one_line_without_the_password(
     assert SECRET not in result.stderr and "s3cr%25t" not in result.stderr
 
 
+@pytest.mark.slow
 def test_serve_logs_no_password_while_the_database_is_away(tmp_path) -> None:
     """Nothing listens on the port: the processor starts, queues, and says why without it."""
     import socket
