@@ -69,6 +69,7 @@ async def amessage(llm: StandIn) -> None:
         )
 
 
+@pytest.mark.slow
 def test_thresholds_fire_once_then_the_next_call_is_stopped_until_a_new_period(
     llm, start_processor, app_tracing, webhook, caplog
 ) -> None:
@@ -203,6 +204,7 @@ def test_unreachable_processor_fails_open_by_default_and_closed_by_choice(
     assert len(llm.requests) == 3
 
 
+@pytest.mark.slow
 def test_a_restarted_processor_keeps_the_period_spend_and_does_not_repeat_alerts(
     llm, start_processor, app_tracing, webhook
 ) -> None:

@@ -131,6 +131,7 @@ def _run_instrumented(
     return run_instrumented(script, env=env, timeout=60)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
 def test_opentelemetry_instrument_exports_the_genai_span(request, tmp_path, llm, protocol):
     backend = request.getfixturevalue("otlp_http" if protocol == "http/protobuf" else "otlp_grpc")
@@ -168,6 +169,7 @@ def test_opentelemetry_instrument_exports_the_genai_span(request, tmp_path, llm,
     ],
     ids=["openai", "google-genai", "bedrock"],
 )
+@pytest.mark.slow
 def test_disabled_instrumentation_exports_no_genai_span(tmp_path, llm, otlp_http, app, disabled):
 
     _run_instrumented(
@@ -205,6 +207,7 @@ def test_disabled_instrumentation_exports_no_genai_span(tmp_path, llm, otlp_http
     ],
     ids=["google-genai", "bedrock"],
 )
+@pytest.mark.slow
 def test_opentelemetry_instrument_loads_the_other_sdk_instrumentations(
     tmp_path, llm, otlp_http, case
 ):

@@ -84,6 +84,7 @@ def test_replicas_starting_together_migrate_once(postgres_url, postgres_server) 
         ledger.close()
 
 
+@pytest.mark.slow
 def test_serve_and_report_refuse_a_newer_schema_with_one_line(
     tmp_path, postgres_url, postgres_server
 ) -> None:

@@ -7,6 +7,8 @@ import os
 import subprocess
 import time
 
+import pytest
+
 from spanledger.processor.ledger.secrets import redact_url, scrub, url_password
 
 from .configs import SPANLEDGER, write_config
@@ -38,6 +40,7 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     )
 
 
+@pytest.mark.slow
 def test_check_config_shows_the_url_without_its_password(tmp_path) -> None:
     url = "postgresql://ledger:${env:SPANLEDGER_TEST_PW}@db.internal:5432/spanledger"
     result = _run(
@@ -61,6 +64,7 @@ def test_check_config_shows_the_url_without_its_password(tmp_path) -> None:
     assert "password_file" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_refused_login_is_one_line_without_the_password(
     tmp_path, postgres_url, postgres_server
 ) -> None:
@@ -79,6 +83,7 @@ def test_a_refused_login_is_one_line_without_the_password(
     assert SECRET not in result.stderr and "s3cr%25t" not in result.stderr
 
 
+@pytest.mark.slow
 def test_serve_logs_no_password_while_the_database_is_away(tmp_path) -> None:
     """Nothing listens on the port: the processor starts, queues, and says why without it."""
     import socket

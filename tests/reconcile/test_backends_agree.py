@@ -166,6 +166,7 @@ def test_reconcile_settle_and_report_agree_to_the_cent(ledgers, llm: StandIn) ->
     assert all(g.since_day == str(day(1)) for g in gaps)  # the latest run's
 
 
+@pytest.mark.slow
 def test_the_calls_of_partial_days_read_the_same(ledgers) -> None:
     """The reconcile reads whole days, from the rollup on PostgreSQL; any other bounds read the
     calls at the edges, and give the same buckets."""
@@ -186,6 +187,7 @@ def test_the_calls_of_partial_days_read_the_same(ledgers) -> None:
     assert set(SETTLED_DIMENSIONS) == {"day", "week", "month", "provider", "model", "project"}
 
 
+@pytest.mark.slow
 def test_the_database_password_is_never_printed(
     tmp_path: Path, ledgers, llm: StandIn, postgres_server: Any, monkeypatch
 ) -> None:
@@ -217,6 +219,7 @@ def test_the_database_password_is_never_printed(
     assert "not-the-password" not in line
 
 
+@pytest.mark.slow
 def test_an_older_database_is_refused_until_migrated(
     tmp_path: Path, postgres_url: str, postgres_server: Any, llm: StandIn, monkeypatch
 ) -> None:

@@ -25,6 +25,7 @@ def _config(port: int, backend: OtlpHttpBackend, **service: object) -> dict[str,
     }
 
 
+@pytest.mark.slow
 def test_sigterm_flushes_the_traces_waiting_for_rollup_and_exits_in_time(tmp_path: Path) -> None:
     backend = OtlpHttpBackend()
     backend.start()
@@ -52,6 +53,7 @@ def test_sigterm_flushes_the_traces_waiting_for_rollup_and_exits_in_time(tmp_pat
         backend.stop()
 
 
+@pytest.mark.slow
 def test_sigterm_with_an_unreachable_backend_still_exits_by_the_deadline(tmp_path: Path) -> None:
     backend = OtlpHttpBackend()
     backend.start()
@@ -70,6 +72,7 @@ def test_sigterm_with_an_unreachable_backend_still_exits_by_the_deadline(tmp_pat
         processor.ensure_stopped()
 
 
+@pytest.mark.slow
 def test_tokens_and_exporter_headers_never_appear_in_the_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -160,6 +160,7 @@ def test_downstream_llm_span_carries_the_callers_tags_and_trace(
     assert headers["traceparent"].split("-")[1] == trace_id
 
 
+@pytest.mark.slow
 def test_trust_boundary_drops_inbound_tags_and_revalidates(
     clients: Pipeline, llm: Any, otlp_sink: OtlpHttpBackend
 ) -> None:

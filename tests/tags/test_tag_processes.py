@@ -12,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
 import tag_worker
 from support.processes import run_instrumented
 from support.sinks import OtlpHttpBackend, ReceivedSpan
@@ -31,6 +32,7 @@ def tags_of(span: ReceivedSpan) -> dict[str, Any]:
     return {k: span.attributes[k] for k in DEFAULT_TAG_KEYS if k in span.attributes}
 
 
+@pytest.mark.slow
 def test_process_pool_with_spawn(pipeline: Pipeline, otlp_sink: OtlpHttpBackend, llm: Any) -> None:
     tracer = pipeline.provider.get_tracer("agent")
     spawn = multiprocessing.get_context("spawn")
@@ -61,6 +63,7 @@ def test_process_pool_with_spawn(pipeline: Pipeline, otlp_sink: OtlpHttpBackend,
     ]
 
 
+@pytest.mark.slow
 def test_multiprocessing_process_with_spawn(
     pipeline: Pipeline, otlp_sink: OtlpHttpBackend, llm: Any
 ) -> None:
@@ -88,6 +91,7 @@ def test_multiprocessing_process_with_spawn(
     assert tags_of(span) == {"customer": "globex", "env": "prod"}
 
 
+@pytest.mark.slow
 def test_command_under_opentelemetry_instrument(
     pipeline: Pipeline, otlp_sink: OtlpHttpBackend, llm: Any
 ) -> None:

@@ -7,6 +7,7 @@ import os
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import pytest
 from support.processes import run_instrumented
 
 from spanledger.instrumentation.anthropic import AnthropicInstrumentor
@@ -58,6 +59,7 @@ def test_entry_point_names_the_instrumentor() -> None:
     assert AnthropicInstrumentor().instrumentation_dependencies() == ("anthropic >= 2.0, < 3",)
 
 
+@pytest.mark.slow
 def test_opentelemetry_instrument_gives_one_span(tmp_path: Path, llm: StandIn) -> None:
     printed, spans = run_app(tmp_path, llm)
     assert printed == "usage 30 2"

@@ -283,6 +283,7 @@ print("checked out")
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_opentelemetry_instrument_with_only_the_endpoint_set_prints_no_export_error(
     protocol, start_service, scripted_grpc, tmp_path

@@ -9,6 +9,7 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -56,6 +57,7 @@ def check_agrees(book: PriceBook, usage: Usage, provider_id: str, model: str, st
         assert first.billable is None
 
 
+@pytest.mark.slow
 @sweep_settings
 @given(model=st.sampled_from(MODELS), usage=usages(), start_ns=moments)
 def test_price_book_equals_calc_price(model, usage, start_ns):
@@ -70,6 +72,7 @@ def test_marked_up_price_book_equals_calc_price(model, usage, start_ns):
     check_agrees(MARKED_UP, usage, provider_id, model_id, start_ns)
 
 
+@pytest.mark.slow
 def test_every_model_of_the_snapshot_is_priced_by_the_book_as_by_calc_price():
     book = PriceBook()
     start_ns = int(datetime(2025, 11, 5, 14, tzinfo=UTC).timestamp()) * 1_000_000_000

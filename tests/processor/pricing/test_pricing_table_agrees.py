@@ -125,6 +125,7 @@ sweep_settings = settings(
 """Settings of the property tests that compare prices with genai-prices over the snapshot."""
 
 
+@pytest.mark.slow
 @sweep_settings
 @given(model=st.sampled_from(MODELS), usage=usages(), start_ns=moments)
 def test_table_equals_calc_price(table, model, usage, start_ns):
