@@ -117,10 +117,12 @@ def free_port() -> int:
 
 
 class Backend:
-    """An OTLP/HTTP trace receiver that records every span it gets; can stop and come back."""
+    """An OTLP/HTTP trace receiver that records every span it gets; can stop and come back, and
+    stall: while ``stalled`` is set it holds every request without answering."""
 
     def __init__(self, port: int = 0) -> None:
         self.port = port
+        self.stalled = threading.Event()
         self.lock = threading.Lock()
         self.spans: dict[tuple[bytes, bytes], dict[str, object]] = {}
         self.deliveries = 0
@@ -145,6 +147,8 @@ class Backend:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                while backend.stalled.is_set():
+                    time.sleep(0.02)
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
                 backend.record(ExportTraceServiceRequest.FromString(body))
