@@ -1,7 +1,7 @@
 """Overload: ``spanledger serve`` under more than it can take, with its memory limiter on.
 
 Four scenarios, each against a fresh processor with the default settings (rollup waits, both
-receivers, the memory limiter of 512 MiB unless ``--limit-mib``, ledger on) and an OTLP/gRPC
+receivers, the memory limiter of 1024 MiB unless ``--limit-mib``, ledger on) and an OTLP/gRPC
 exporter to a backend process:
 
 - ``fast``: two OTLP/HTTP senders and one OTLP/gRPC sender, each with several requests of 510
@@ -39,6 +39,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import _PREFIX, SERVICE_METHOD, SPAWN, build_traffic
+
+from spanledger.processor.memorylimiter import DEFAULT_LIMIT_MIB
 
 SCENARIOS = ("fast", "stalled", "json", "grpc")
 PEAK_FACTOR = 1.15
@@ -388,7 +390,7 @@ def scenario(name: str, args: argparse.Namespace) -> Outcome:
 
 def _run(name: str, args: argparse.Namespace, backend: Backend, processor: Processor) -> Outcome:
     small = args.small
-    limit_mib = args.limit_mib or 512
+    limit_mib = args.limit_mib or DEFAULT_LIMIT_MIB
     seconds = args.seconds
     plans: list[SenderPlan] = []
     if name in ("fast", "stalled"):
@@ -504,7 +506,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
     parser.add_argument("--seconds", type=float, default=30.0, help="sending time per scenario")
     parser.add_argument("--stall", type=float, default=20.0, help="seconds the backend stalls")
-    parser.add_argument("--limit-mib", type=int, help="memory_limiter.limit_mib [512]")
+    parser.add_argument(
+        "--limit-mib", type=int, help=f"memory_limiter.limit_mib [{DEFAULT_LIMIT_MIB}]"
+    )
     parser.add_argument("--small", action="store_true", help="small bodies (a quick check)")
     parser.add_argument(
         "--python",
@@ -514,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {args.seconds:g} s of "
-        f"sending per scenario; memory_limiter.limit_mib {args.limit_mib or 512} "
+        f"sending per scenario; memory_limiter.limit_mib {args.limit_mib or DEFAULT_LIMIT_MIB} "
         f"(peak allowed {PEAK_FACTOR} x)",
         flush=True,
     )

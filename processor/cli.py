@@ -164,7 +164,9 @@ listens by default on (loopback only; each is a setting of --config FILE):
   127.0.0.1:4318   OTLP/HTTP            receivers.otlp.http.endpoint
   127.0.0.1:9464   Prometheus /metrics  metrics.prometheus.endpoint
   127.0.0.1:4319   budget status        budgets.status.endpoint, only when set
-and keeps its ledger in spanledger.db in the working directory (ledger.path).
+and keeps its ledger in spanledger.db in the working directory (ledger.path). An endpoint
+beyond loopback needs its bearer_token or insecure: true, else serve refuses to start. Above
+768 of its 1024 MiB of memory it refuses data, retryably, until memory falls (memory_limiter).
 
 Ctrl-C (SIGINT) or SIGTERM stops it: it stops accepting, prices and forwards the traces still
 waiting for their rollup, drains the exporter queues within service.shutdown_timeout [10s],

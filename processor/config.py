@@ -10,7 +10,7 @@ metrics: {prometheus: {endpoint: 127.0.0.1:9464}, otlp: {endpoint: ..., protocol
 ledger: {path: spanledger.db, retention_days: 90}   # or {url: postgresql://…, password_file: …}
 service: {shutdown_timeout: 10s, write_ahead: {directory: wal, max_bytes: 536870912}}
 budgets: {limits: [{name: acme, match: {customer: acme}, amount_usd: 100, period: monthly}]}
-memory_limiter: {limit_mib: 512, spike_limit_mib: 128, check_interval: 1s}   # null: off
+memory_limiter: {limit_mib: 1024, spike_limit_mib: 256, check_interval: 1s}   # null: off
 ```
 
 ``${env:NAME}`` anywhere in a string value is replaced by that environment variable, so secrets

@@ -6,10 +6,12 @@ Collector's meaning. Every ``check_interval`` the process's resident memory (RSS
 once with a retryable answer (HTTP 503 with ``Retry-After``, gRPC ``UNAVAILABLE`` with
 ``RetryInfo``), and accept again once a check finds memory below it. At or above ``limit_mib``
 (the hard limit) a garbage collection is forced, and freed heap memory is handed back to the
-system, before deciding; above the soft limit that is done at most every 10 seconds. If memory
-stays above the soft limit, what can be given up is given up (``add_relief``: the pipeline
-forgets the older half of the span ids it remembers to recognise late duplicates), at most every
-10 seconds, so that a processor left with a fragmented heap after a burst accepts data again.
+system, before deciding; above the soft limit that is done at most every 10 seconds. From half
+the spike limit below the soft limit on, what can be given up is given up before any data is
+refused (``add_relief``: the pipeline forgets the older half of the span ids it remembers to
+recognise late duplicates), at most every 10 seconds: those ids, and the heap they keep from
+shrinking, are most of what a processor holds after a burst, and duplicate detection reaching
+back less far is better than refusing data.
 
 ``spike_limit_mib`` is the headroom for what can arrive between two checks. The receivers also
 reserve the memory a request will need while it is decoded (its bytes times the expansion of its
@@ -37,8 +39,11 @@ from spanledger.processor.config_schema import Duration
 log = logging.getLogger("spanledger.processor.memorylimiter")
 
 MIB = 1024 * 1024
-DEFAULT_LIMIT_MIB = 512
-"""The limit when the config says nothing: fits a container of 640 MiB with room to spare."""
+DEFAULT_LIMIT_MIB = 1024
+"""The limit when the config says nothing. Taking 30,000-80,000 spans/s with the default
+``rollup.remember_spans`` the processor holds 300-400 MiB on its own, which stays clear of the
+refusing (768 MiB) and even of the forgetting (640 MiB); for a container of 1.2 GiB or more.
+Smaller containers set ``limit_mib`` about 10% below their limit."""
 SPIKE_SHARE = 4
 """Without ``spike_limit_mib``, the spike limit is ``limit_mib / 4`` (25%). The Collector takes 20%;
 here memory also grows after refusing starts, while the pipeline prices, flushes and exports
@@ -140,6 +145,9 @@ class MemoryLimiter:
         self.soft_limit = (config.limit_mib - config.spike_mib) * MIB
         self.budget = config.spike_mib * MIB
         """Bytes of decoding requests may reserve at once (``reserve``)."""
+        self.relief_at = self.soft_limit - self.budget // 2
+        """From this much memory on, what can be given up is (``add_relief``), before data is
+        refused: half the spike limit below the soft limit."""
         self._read = read
         self._clock = clock
         self._trim = _trimmer()
@@ -235,7 +243,7 @@ class MemoryLimiter:
             else:
                 self._trim()
                 usage = self._read() or usage
-        if usage >= self.soft_limit and self._clock() - self._last_relief > _MIN_GC_INTERVAL:
+        if usage >= self.relief_at and self._clock() - self._last_relief > _MIN_GC_INTERVAL:
             usage = self._relieve()
         refusing = usage >= self.soft_limit
         self._read_at = self._clock()
@@ -253,8 +261,8 @@ class MemoryLimiter:
         return refusing
 
     def add_relief(self, relieve: Callable[[], None]) -> None:
-        """Call ``relieve`` (which frees what can be given up, such as caches) when memory stays
-        above the soft limit after a collection; at most every 10 seconds."""
+        """Call ``relieve`` (which frees what can be given up, such as caches) when memory is
+        within half the spike limit of the soft limit, or above it; at most every 10 seconds."""
         self._reliefs.append(relieve)
 
     def _relieve(self) -> int:

@@ -268,13 +268,14 @@ def test_memory_limiter_config_has_the_collectors_meaning(tmp_path) -> None:  # 
     path.write_text("memory_limiter: null\n")
     loaded, _ = check_config(path)
     assert loaded is not None and loaded.memory_limiter is None
-    assert Config().memory_limiter == MemoryLimiterConfig(limit_mib=512)  # on by default
+    assert Config().memory_limiter == MemoryLimiterConfig(limit_mib=1024)  # on by default
 
 
 def test_memory_that_stays_high_makes_the_pipeline_forget_remembered_span_ids() -> None:
     """After a burst, a fragmented heap can keep memory above the soft limit with little data
     held: the limiter then has the pipeline forget the older half of the span ids it keeps for
-    recognising late duplicates, rather than refusing data for good."""
+    recognising late duplicates, rather than refusing data for good; it does so already when
+    memory comes near the soft limit."""
     from spanledger.processor.pipeline import Pipeline
     from spanledger.processor.pricing import PriceBook, PricingConfig
 
@@ -300,4 +301,9 @@ def test_memory_that_stays_high_makes_the_pipeline_forget_remembered_span_ids() 
     clock[0] = 120.0
     assert limiter.check() is False  # below the soft limit: accepting again
     assert pipeline.stats["remembered_spans"] == 10
+    # Near the soft limit (within half the spike limit) the ids are given up before data is.
+    gauge.mib = 75  # soft limit 80, relief from 70
+    clock[0] = 140.0
+    assert limiter.check() is False
+    assert pipeline.stats["remembered_spans"] == 6  # the older 2 of the 5 traces forgotten
     pipeline.shutdown(1.0)
