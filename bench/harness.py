@@ -353,7 +353,10 @@ _LISTENING = re.compile(r"OTLP/gRPC receiver listening on [^ ]+:(\d+)")
 
 
 class Processor:
-    """``spanledger serve`` in a subprocess, with its OTLP/gRPC receiver on a free port."""
+    """``spanledger serve`` in a subprocess, with its OTLP/gRPC receiver on a free port.
+
+    ``python`` is the interpreter to run it with: another venv runs another checkout's code.
+    """
 
     def __init__(
         self,
@@ -366,6 +369,7 @@ class Processor:
         extra: str = "",
         ledger: bool = True,
         metrics: bool = True,
+        python: str = sys.executable,
     ) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="spanledger-bench-")
         exporters = (
@@ -394,10 +398,13 @@ class Processor:
             encoding="utf-8",
         )
         self._log = open(Path(self._dir.name, "processor.log"), "w+b")  # noqa: SIM115
+        # Started outside any checkout (``-m`` puts the working directory first on the path), so
+        # that ``python`` runs the spanledger it has installed, another checkout's included.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "spanledger.processor.cli", "serve", "--config", str(config)],
+            [python, "-m", "spanledger.processor.cli", "serve", "--config", str(config)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            cwd=self._dir.name,
         )
         self.pid = self.process.pid
         self.port = self._wait_listening()

@@ -9,6 +9,7 @@ median over rounds with its range, and the ratio is taken within each round.
 
     python bench/processor_throughput.py                  # 5 rounds
     python bench/processor_throughput.py --rounds 1 --copies 2 --traces 200   # seconds
+    python bench/processor_throughput.py --baseline-python ../main/.venv/bin/python   # compare
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ CASES = (("forwarder", 0.1), ("processor 10%", 0.1), ("processor 100%", 1.0))
 """Each round runs these, in this order: (name, share of GenAI spans)."""
 
 
+BASELINE = " (baseline)"
+"""Suffix of the cases run by ``--baseline-python``'s processor."""
+
+
 def run(
     rounds: int,
     traffic: dict[float, Traffic],
@@ -49,22 +54,44 @@ def run(
     *,
     cases: Sequence[tuple[str, float]] = CASES,
     in_flight: int = 4,
+    baseline_python: str | None = None,
 ) -> dict[str, list[Flow]]:
-    """Alternate forwarder and processor runs (fresh processes); return the flows of each case."""
+    """Alternate forwarder and processor runs (fresh processes); return the flows of each case.
+
+    With ``baseline_python``, each processor case is also run, in the same rounds, through a
+    processor started by that interpreter (another checkout's code), named ``... (baseline)``.
+    """
+    if baseline_python is not None:
+        cases = [
+            case
+            for name, share in cases
+            for case in ((name, share), (name + BASELINE, share))
+            if case[0] != "forwarder" + BASELINE
+        ]
     sink = Sink()
     forwarder = Forwarder(sink.port)
     processor = Processor(sink.port)
     ends = {"forwarder": (forwarder.port, forwarder.pid)}
+    baseline = None
+    if baseline_python is not None:
+        baseline = Processor(sink.port, python=baseline_python)
     flows: dict[str, list[Flow]] = {name: [] for name, _share in cases}
     next_copy = 1
+
+    def end(name: str) -> tuple[int, int]:
+        if name in ends:
+            return ends[name]
+        chosen = baseline if name.endswith(BASELINE) and baseline is not None else processor
+        return chosen.port, chosen.pid
+
     try:
         for name, share in cases:  # warm-up: one copy through each
-            port, pid = ends.get(name, (processor.port, processor.pid))
+            port, pid = end(name)
             drive(port, pid, sink, traffic[share], range(next_copy, next_copy + 1))
             next_copy += 1
         for _ in range(rounds):
             for name, share in cases:
-                port, pid = ends.get(name, (processor.port, processor.pid))
+                port, pid = end(name)
                 batch = range(next_copy, next_copy + copies)
                 next_copy += copies
                 flows[name].append(
@@ -72,6 +99,8 @@ def run(
                 )
     finally:
         processor.close()
+        if baseline is not None:
+            baseline.close()
         forwarder.close()
         sink.close()
     return flows
@@ -83,13 +112,14 @@ def report(flows: dict[str, list[Flow]]) -> list[str]:
     base = flows["forwarder"]
     for name, items in flows.items():
         line = (
-            f"{name:<15} {fmt_spread([f.rate for f in items]):>28} spans/s wall, "
+            f"{name:<26} {fmt_spread([f.rate for f in items]):>28} spans/s wall, "
             f"{fmt_spread([f.rate_per_cpu for f in items]):>28} per CPU-second, "
             f"{fmt_spread([f.cores for f in items], '.2f')} cores"
         )
-        if name in TARGETS_BY_CASE:
+        target = name.removesuffix(BASELINE)
+        if target in TARGETS_BY_CASE:
             ratios = [f.rate / b.rate for f, b in zip(items, base, strict=True)]
-            share = TARGETS_BY_CASE[name]
+            share = TARGETS_BY_CASE[target]
             mid = median_spread([f.rate for f in items])[0]
             line += (
                 f"; ratio to forwarder {fmt_spread(ratios, '.2f')} "
@@ -97,6 +127,10 @@ def report(flows: dict[str, list[Flow]]) -> list[str]:
                 f"{'met' if median_spread(ratios)[0] >= TARGET_RATIO else 'ratio NOT met'}, "
                 f"{'met' if mid >= TARGETS[share] else 'rate NOT met'}]"
             )
+        if name.endswith(BASELINE) is False and name + BASELINE in flows:
+            paired = zip(items, flows[name + BASELINE], strict=True)
+            change = [f.rate / b.rate - 1 for f, b in paired]
+            line += f"; against the baseline in the same round {fmt_spread(change, '+.1%')}"
         failures = sum(f.load_report["failures"] for f in items)
         retries = sum(f.load_report["retries"] for f in items)
         if failures or retries:
@@ -112,11 +146,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spans-per-trace", type=int, default=10)
     parser.add_argument("--copies", type=int, default=5, help="copies sent per measured run")
     parser.add_argument("--in-flight", type=int, default=4)
+    parser.add_argument(
+        "--baseline-python",
+        help="also run every processor case through the spanledger this python has installed "
+        "(another checkout in its own venv), in the same rounds",
+    )
     args = parser.parse_args(argv)
     traffic = {
         share: build_traffic(args.traces, args.spans_per_trace, share) for share in (0.1, 1.0)
     }
-    flows = run(args.rounds, traffic, args.copies, in_flight=args.in_flight)
+    flows = run(
+        args.rounds,
+        traffic,
+        args.copies,
+        in_flight=args.in_flight,
+        baseline_python=args.baseline_python,
+    )
     spans = flows["forwarder"][0].spans
     print(
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {args.rounds} rounds of "

@@ -54,6 +54,8 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
         [],
         ["--rows", "2000", "--rounds", "1", "--report-rows", "20000", "--no-write"],
     ),
+    "otlp_http_servers": ([], ["--rounds", "1", "--requests", "100"]),
+    "overload": ([], ["--seconds", "3", "--stall", "2", "--small"]),
 }
 
 

@@ -29,21 +29,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(options: argparse.Namespace) -> int:
+    from spanledger.processor import redaction
     from spanledger.processor.config import ConfigError, load_config
     from spanledger.processor.ledger import LedgerError
-    from spanledger.processor.listeners import ListenError, check_listeners, configured_listeners
+    from spanledger.processor.listeners import (
+        ListenError,
+        check_listeners,
+        configured_listeners,
+        exposure_problems,
+    )
     from spanledger.processor.service import Service
 
     logging.basicConfig(
         level=options.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    redaction.install()
     try:
         config = load_config(options.config)
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        print(redaction.redact(str(exc)), file=sys.stderr)
+        return 2
+    redaction.register(config.secrets())
+    listeners = configured_listeners(config)
+    exposed = exposure_problems(listeners)
+    if exposed:
+        print(f"spanledger serve: {exposed[0]}", file=sys.stderr)
         return 2
     try:
-        check_listeners(configured_listeners(config))
+        check_listeners(listeners)
     except ListenError as exc:
         print(f"spanledger serve: {exc}", file=sys.stderr)
         return 2
@@ -57,15 +70,23 @@ def _serve(options: argparse.Namespace) -> int:
 
 def _check_config(options: argparse.Namespace) -> int:
     from spanledger.processor.config import check_config
+    from spanledger.processor.listeners import configured_listeners, exposure_problems
+    from spanledger.processor.redaction import redact, register
 
     path = options.file
     config, problems = check_config(path)
+    if config is not None:
+        register(config.secrets())
+        exposed = exposure_problems(configured_listeners(config))
+        problems = problems + [f"{path}: {problem}" for problem in exposed]
     if problems:
         print(f"{len(problems)} problem(s):", file=sys.stderr)
         for problem in problems:
-            print(f"  {problem}", file=sys.stderr)
+            print(f"  {redact(problem)}", file=sys.stderr)
         return 1
     assert config is not None
+    for warning in config.warnings():
+        print(f"{path}: warning: {warning}", file=sys.stderr)
     exporters = ", ".join(type(e).__name__.removesuffix("Config") for e in config.exporters)
     print(
         f"{path}: OK (exporters: {exporters or 'none'}; tags: {', '.join(config.tags)}; "
@@ -143,7 +164,9 @@ listens by default on (loopback only; each is a setting of --config FILE):
   127.0.0.1:4318   OTLP/HTTP            receivers.otlp.http.endpoint
   127.0.0.1:9464   Prometheus /metrics  metrics.prometheus.endpoint
   127.0.0.1:4319   budget status        budgets.status.endpoint, only when set
-and keeps its ledger in spanledger.db in the working directory (ledger.path).
+and keeps its ledger in spanledger.db in the working directory (ledger.path). An endpoint
+beyond loopback needs its bearer_token or insecure: true, else serve refuses to start. Above
+768 of its 1024 MiB of memory it refuses data, retryably, until memory falls (memory_limiter).
 
 Ctrl-C (SIGINT) or SIGTERM stops it: it stops accepting, prices and forwards the traces still
 waiting for their rollup, drains the exporter queues within service.shutdown_timeout [10s],

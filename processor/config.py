@@ -10,6 +10,7 @@ metrics: {prometheus: {endpoint: 127.0.0.1:9464}, otlp: {endpoint: ..., protocol
 ledger: {path: spanledger.db, retention_days: 90}   # or {url: postgresql://…, password_file: …}
 service: {shutdown_timeout: 10s, write_ahead: {directory: wal, max_bytes: 536870912}}
 budgets: {limits: [{name: acme, match: {customer: acme}, amount_usd: 100, period: monthly}]}
+memory_limiter: {limit_mib: 1024, spike_limit_mib: 256, check_interval: 1s}   # null: off
 ```
 
 ``${env:NAME}`` anywhere in a string value is replaced by that environment variable, so secrets
@@ -35,6 +36,7 @@ from spanledger.processor.exporters import (
     OtlpHttpExporterConfig,
 )
 from spanledger.processor.ledger import LedgerConfig
+from spanledger.processor.memorylimiter import MemoryLimiterConfig
 from spanledger.processor.metrics import MetricsConfig
 from spanledger.processor.pricing import PricingConfig
 from spanledger.processor.receivers import GrpcReceiverConfig, HttpReceiverConfig
@@ -52,6 +54,7 @@ SECTIONS = (
     "ledger",
     "service",
     "budgets",
+    "memory_limiter",
 )
 EXPORTER_KINDS: dict[str, type] = {
     "otlp_http": OtlpHttpExporterConfig,
@@ -96,8 +99,44 @@ class Config:
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     budgets: BudgetsConfig = field(default_factory=BudgetsConfig)
+    memory_limiter: MemoryLimiterConfig | None = field(default_factory=MemoryLimiterConfig)
+    """Refuse data while memory is high (None: never)."""
     source: Path | None = None
     """The file this came from, if any."""
+
+    def secrets(self) -> list[str]:
+        """Every token, password, webhook secret and exporter header value in the config, so
+        that logs and errors can mask them (``spanledger.processor.redaction``)."""
+        from urllib.parse import unquote, urlsplit
+
+        found: list[str | None] = []
+        for receiver in (self.grpc, self.http):
+            if receiver is not None:
+                found.append(receiver.bearer_token)
+        for exporter in self.exporters:
+            found += exporter.headers.values()
+            found += [value.partition(" ")[2] for value in exporter.headers.values()]
+        found.append(self.metrics.prometheus_bearer_token)
+        budgets = self.budgets
+        if budgets.status is not None:
+            found.append(budgets.status.bearer_token)
+        if budgets.webhook is not None:
+            found += [budgets.webhook.secret, *budgets.webhook.headers.values()]
+        if budgets.shared is not None:
+            password = urlsplit(budgets.shared.redis).password
+            found.append(unquote(password) if password else None)
+        return [value for value in found if value]
+
+    def warnings(self) -> list[str]:
+        """What is allowed but probably unintended, one line each."""
+        found = []
+        webhook = self.budgets.webhook
+        if webhook is not None and not webhook.secret:
+            found.append(
+                "budgets.webhook: no secret, so the receiver cannot tell these alerts from forged "
+                "ones; set secret to sign them (x-spanledger-signature)"
+            )
+        return found
 
 
 def load_config(path: str | os.PathLike[str] | None) -> Config:
@@ -157,6 +196,12 @@ def from_mapping(raw: object, problems: Problems, base_dir: Path | None = None) 
     config.budgets = (
         build(BudgetsConfig, raw.get("budgets"), "budgets", problems) or BudgetsConfig()
     )
+    if "memory_limiter" in raw and raw["memory_limiter"] is None:
+        config.memory_limiter = None
+    else:
+        config.memory_limiter = build(
+            MemoryLimiterConfig, raw.get("memory_limiter"), "memory_limiter", problems
+        )
     for message in config.budgets.tag_problems(config.tags):
         problems.add("", message)
     return config
@@ -251,27 +296,37 @@ def _metrics(raw: object, problems: Problems) -> MetricsConfig:
         return MetricsConfig()
     flat: dict[str, object] = {}
     for key, value in raw.items():
-        if key == "prometheus":
-            flat["prometheus_endpoint"] = _endpoint_of(value, "metrics.prometheus", problems)
-        elif key == "otlp":
-            flat["otlp_endpoint"] = _endpoint_of(value, "metrics.otlp", problems)
-            if isinstance(value, Mapping) and "protocol" in value:
-                flat["otlp_protocol"] = value["protocol"]
+        if key in _METRICS_ENDPOINTS:
+            flat.update(_endpoint_of(value, key, problems))
         else:
             flat[key] = value
     return build(MetricsConfig, flat, "metrics", problems) or MetricsConfig()
 
 
-def _endpoint_of(value: object, where: str, problems: Problems) -> object:
+_METRICS_ENDPOINTS = {
+    "prometheus": ("endpoint", "bearer_token", "insecure"),
+    "otlp": ("endpoint", "protocol"),
+}
+"""The keys of ``metrics.prometheus`` and ``metrics.otlp``; each is ``MetricsConfig``'s field
+``<section>_<key>``."""
+
+
+def _endpoint_of(value: object, section: str, problems: Problems) -> dict[str, object]:
+    """``metrics.<section>`` as ``MetricsConfig`` fields (its endpoint None when null)."""
+    where = f"metrics.{section}"
     if value is None:
-        return None
-    if isinstance(value, Mapping):
-        extra = set(value) - {"endpoint", "protocol"}
-        for key in sorted(extra):
-            problems.add(f"{where}.{key}", "unknown key (known keys: endpoint, protocol)")
-        return value.get("endpoint")
-    problems.add(where, "expected a mapping such as {endpoint: 127.0.0.1:9464}, or null to disable")
-    return None
+        return {f"{section}_endpoint": None}
+    if not isinstance(value, Mapping):
+        problems.add(
+            where, "expected a mapping such as {endpoint: 127.0.0.1:9464}, or null to disable"
+        )
+        return {f"{section}_endpoint": None}
+    known = _METRICS_ENDPOINTS[section]
+    for key in sorted(set(value) - set(known)):
+        problems.add(f"{where}.{key}", f"unknown key (known keys: {', '.join(known)})")
+    found: dict[str, object] = {f"{section}_endpoint": value.get("endpoint")}
+    found.update({f"{section}_{key}": value[key] for key in known[1:] if key in value})
+    return found
 
 
 def _resolve_paths(raw: Any, base_dir: Path, where: str = "") -> Any:

@@ -1,5 +1,10 @@
 """The addresses ``spanledger serve`` listens on, checked before anything starts.
 
+Each must be safe to open: one bound beyond loopback (``0.0.0.0``, ``::``, a LAN address, a host
+name that is not only loopback, or ``:port``) needs authentication (a bearer token; for the
+receivers also TLS client certificates) unless its component says ``insecure: true``
+(``exposure_problems``). Then each must be free:
+
 A port that is busy or not permitted is reported on one line naming the setting, such as
 ``receivers.otlp.grpc.endpoint 127.0.0.1:4317: address already in use``. Every address is bound
 and listened on as the servers will (``SO_REUSEADDR``), all at the same time so that two settings
@@ -10,6 +15,7 @@ free a moment before, so its C core has no bind failure of its own to print.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +35,17 @@ class Listener:
     """As written, e.g. ``127.0.0.1:4317``."""
     host: str
     port: int
+    authenticated: bool = False
+    """Whether every request must prove who sent it (bearer token, client certificate)."""
+    insecure: bool = False
+    """The component's ``insecure: true``: open beyond loopback without authentication."""
+    remedy: str = "bearer_token"
+    """The settings that would authenticate it, for the problem's text."""
+
+    @property
+    def component(self) -> str:
+        """The setting's section, e.g. ``receivers.otlp.grpc``."""
+        return self.setting.rpartition(".")[0]
 
 
 class ListenError(OSError):
@@ -44,19 +61,83 @@ def configured_listeners(config: Config) -> list[Listener]:
     from spanledger.processor.metrics.config import split_host_port
 
     found = []
-    if config.grpc is not None:
-        found.append(_listener("receivers.otlp.grpc.endpoint", config.grpc.endpoint))
-    if config.http is not None:
-        found.append(_listener("receivers.otlp.http.endpoint", config.http.endpoint))
-    if config.metrics.prometheus_endpoint is not None:
-        endpoint = config.metrics.prometheus_endpoint
-        found.append(Listener("metrics.prometheus.endpoint", endpoint, *split_host_port(endpoint)))
+    receivers = (("grpc", config.grpc), ("http", config.http))
+    for name, receiver in receivers:
+        if receiver is None:
+            continue
+        client_certificates = receiver.tls is not None and bool(receiver.tls.client_ca_file)
+        found.append(
+            _listener(
+                f"receivers.otlp.{name}.endpoint",
+                receiver.endpoint,
+                authenticated=receiver.bearer_token is not None or client_certificates,
+                insecure=receiver.insecure,
+                remedy="bearer_token (or tls.client_ca_file)",
+            )
+        )
+    metrics = config.metrics
+    if metrics.prometheus_endpoint is not None:
+        endpoint = metrics.prometheus_endpoint
+        found.append(
+            Listener(
+                "metrics.prometheus.endpoint",
+                endpoint,
+                *split_host_port(endpoint),
+                authenticated=metrics.prometheus_bearer_token is not None,
+                insecure=metrics.prometheus_insecure,
+            )
+        )
     if config.budgets.active and config.budgets.status is not None:
-        endpoint = config.budgets.status.endpoint
-        host, _, port = endpoint.rpartition(":")
+        status = config.budgets.status
+        host, _, port = status.endpoint.rpartition(":")
         host = host.strip("[]") or "127.0.0.1"
-        found.append(Listener("budgets.status.endpoint", endpoint, host, int(port)))
+        found.append(
+            Listener(
+                "budgets.status.endpoint",
+                status.endpoint,
+                host,
+                int(port),
+                authenticated=status.bearer_token is not None,
+                insecure=status.insecure,
+            )
+        )
     return found
+
+
+def exposure_problems(listeners: Sequence[Listener]) -> list[str]:
+    """One line per listener open beyond loopback with no authentication nor ``insecure: true``.
+
+    Each names the setting, e.g. ``receivers.otlp.http.endpoint 0.0.0.0:4318: listens beyond
+    loopback without authentication; ...``.
+    """
+    return [
+        f"{listener.setting} {listener.endpoint}: listens beyond loopback without "
+        f"authentication; set {listener.component}.{listener.remedy}, or "
+        f"{listener.component}.insecure: true to accept anyone who can reach it"
+        for listener in listeners
+        if not (listener.authenticated or listener.insecure or is_loopback(listener.host))
+    ]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is only reachable from this machine (``127.0.0.0/8``, ``::1``,
+    ``localhost``, or a name resolving to loopback addresses only). ``""``, ``0.0.0.0`` and
+    ``::`` mean every interface."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    if not host:
+        return False
+    try:
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return bool(found) and all(
+        ipaddress.ip_address(address[4][0].split("%")[0]).is_loopback for address in found
+    )
 
 
 def check_listeners(listeners: Sequence[Listener]) -> None:
@@ -71,11 +152,11 @@ def check_listeners(listeners: Sequence[Listener]) -> None:
             sock.close()
 
 
-def _listener(setting: str, endpoint: str) -> Listener:
+def _listener(setting: str, endpoint: str, **safety: object) -> Listener:
     from spanledger.processor.receivers.config import split_endpoint
 
     host, port = split_endpoint(endpoint)
-    return Listener(setting, endpoint, host, port)
+    return Listener(setting, endpoint, host, port, **safety)  # type: ignore[arg-type]
 
 
 def _listen(listener: Listener, earlier: Sequence[Listener]) -> socket.socket:

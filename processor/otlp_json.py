@@ -183,7 +183,10 @@ def _converter(field: FieldDescriptor) -> _Convert:
             return functools.partial(_hex_id, size=_ID_BYTES[field.name])
         return _base64
     if kind == FieldDescriptor.TYPE_ENUM:
-        return functools.partial(_enum, names=field.enum_type.values_by_name)
+        # A plain dict: looking a name up in protobuf's own map with a string it cannot encode
+        # (a lone surrogate) leaves an exception pending in its C code.
+        names = {name: value.number for name, value in field.enum_type.values_by_name.items()}
+        return functools.partial(_enum, names=names)
     if kind == FieldDescriptor.TYPE_STRING:
         return _string
     if kind == FieldDescriptor.TYPE_BOOL:
@@ -276,13 +279,13 @@ def _bool(value: Any, _depth: int) -> bool:
     raise OtlpJsonError(f"expected true or false, got {_show(value)}")
 
 
-def _enum(value: Any, _depth: int, names: dict[str, Any]) -> int:
+def _enum(value: Any, _depth: int, names: dict[str, int]) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         if not _INT32[0] <= value <= _INT32[1]:
             raise OtlpJsonError(f"{value} is out of range for an enum")
         return value
     if isinstance(value, str) and value in names:
-        return names[value].number  # tolerated, though OTLP asks for integers
+        return names[value]  # tolerated, though OTLP asks for integers
     raise OtlpJsonError(f"expected an enum integer, got {_show(value)}")
 
 

@@ -6,6 +6,11 @@ seconds after its root arrived; flushing prices its inference spans, writes the 
 attributes, hands the spans to every exporter (under their original resource and scope) and the
 counted calls to every sink. A background thread (``start``) flushes due traces; ``shutdown``
 flushes everything left.
+
+Receivers never wait for that work: once the flusher runs, ``consume`` only files the spans and
+hands traces flushed early (to make room) to the flusher, so an answer never waits on an exporter.
+Room is bounded by ``rollup.max_spans`` counting spans held and spans handed off or being
+exported; beyond it ``consume`` raises ``Backpressure`` at once.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -20,6 +26,7 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from spanledger import semconv
+from spanledger.processor.callcheck import MAX_TAG_VALUE_CHARS, CallCheck
 from spanledger.processor.components import (
     Backpressure,
     CallSink,
@@ -47,8 +54,12 @@ _INVALID_TRACE_ID = bytes(_TRACE_ID_BYTES)
 _INVALID_SPAN_ID = bytes(_SPAN_ID_BYTES)
 _MAX_EXPORT_SPANS = 8192
 """Flushed spans are handed to exporters in requests of at most this many spans."""
-MAX_TAG_VALUE_CHARS = 256
-"""Tag values reaching the sinks (metrics labels, ledger rows) are cut to this many characters."""
+_MAX_PROCESS_SPANS = 8 * _MAX_EXPORT_SPANS
+"""Flushed traces are rolled up and delivered in groups of at most this many spans."""
+DEFAULT_EXPORT_PATIENCE = 300.0
+"""How long the flusher waits for a full exporter queue before giving a batch up: as long as an
+exporter retries one batch (``max_elapsed``), so a queue that drains is waited for. Receivers are
+refused meanwhile, so waiting costs no memory beyond ``rollup.max_spans``."""
 
 _COUNTERS = (
     "spans_received",
@@ -78,7 +89,7 @@ class Pipeline:
     only compared with itself. Exporters all receive the same request object and must not
     modify it; an exporter that also has ``export_serialized(payload, spans)`` is handed the
     serialized request instead. An exporter raising ``Backpressure`` is retried for up to
-    ``export_patience`` seconds.
+    ``export_patience`` seconds, on the flusher's thread: receivers are refused meanwhile.
     """
 
     def __init__(
@@ -104,14 +115,18 @@ class Pipeline:
         self._buffer = TraceBuffer(rollup)
         self._annotator = TraceAnnotator(tag_keys, price_book, extract_usage)
         self._origins = OriginTable()
+        self._check = CallCheck()
         self._lock = threading.Lock()
         self._output_lock = threading.Lock()
         self._in_flight = 0
         self._counters = dict.fromkeys(_COUNTERS, 0)
         self._closed = False
         self._shutdown_deadline: float | None = None
-        self.export_patience = 30.0
+        self.export_patience = DEFAULT_EXPORT_PATIENCE
         """Seconds to keep retrying an exporter that raises ``Backpressure`` (queue full)."""
+        self._handoff: deque[PendingTrace] = deque()
+        """Traces flushed early by ``consume``, waiting for the flusher (under ``_lock``)."""
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -123,6 +138,8 @@ class Pipeline:
         Spans with an invalid trace or span id are rejected (reported in the result); everything
         else is accepted. Raises ``Backpressure`` while shutting down or when spans still being
         exported leave no room, and ``PermanentError`` for a request larger than the limits.
+        Traces flushed early are handed to the flusher when it runs (``start``), so this never
+        waits on exporters; without it, the caller processes them.
         """
         if self._closed:
             raise Backpressure("the processor is shutting down", retry_after=1.0)
@@ -143,7 +160,12 @@ class Pipeline:
             self._counters["late_spans"] += admission.late
             self._counters["early_flushes"] += len(admission.early)
             self._in_flight += sum(len(trace.spans) for trace in admission.early)
-        if admission.early:
+            handed_off = bool(admission.early) and self._thread is not None
+            if handed_off:
+                self._handoff.extend(admission.early)
+        if handed_off:
+            self._wake.set()
+        elif admission.early:
             self._process(admission.early)
         if not rejected:
             return ConsumeResult()
@@ -185,25 +207,50 @@ class Pipeline:
     # Flushing.
 
     def flush_due(self) -> int:
-        """Flush every trace whose wait is over; returns how many traces were flushed."""
+        """Flush every trace whose wait is over, and those handed off; how many were flushed."""
         with self._lock:
+            handed = self._take_handoff()
             traces = self._buffer.due(self._clock())
             self._counters["early_flushes"] += sum(1 for t in traces if t.early is not None)
             self._in_flight += sum(len(trace.spans) for trace in traces)
-        self._process(traces)
-        return len(traces)
+        self._process(handed + traces)
+        return len(handed) + len(traces)
 
     def flush_all(self) -> int:
         """Flush every waiting trace now, due or not; returns how many traces were flushed."""
         with self._lock:
+            handed = self._take_handoff()
             traces = self._buffer.drain()
             self._in_flight += sum(len(trace.spans) for trace in traces)
-        self._process(traces)
-        return len(traces)
+        self._process(handed + traces)
+        return len(handed) + len(traces)
+
+    def _take_handoff(self) -> list[PendingTrace]:
+        """The traces ``consume`` flushed early (already counted in flight); call under _lock."""
+        handed = list(self._handoff)
+        self._handoff.clear()
+        return handed
 
     def _process(self, traces: list[PendingTrace]) -> None:
-        if not traces:
-            return
+        """Roll up, price and deliver ``traces``, at most ``_MAX_PROCESS_SPANS`` spans at a time,
+        so that a backlog (after a stalled exporter) never sits in memory twice at once."""
+        groups: list[list[PendingTrace]] = [[]]
+        size = 0
+        for trace in traces:
+            if groups[-1] and size + len(trace.spans) > _MAX_PROCESS_SPANS:
+                groups.append([])
+                size = 0
+            groups[-1].append(trace)
+            size += len(trace.spans)
+        for group in groups:
+            if not group:
+                continue
+            try:
+                self._process_group(group)
+            except Exception:  # each group leaves the spans in flight whatever happens
+                log.exception("processing %d flushed traces failed", len(group))
+
+    def _process_group(self, traces: list[PendingTrace]) -> None:
         span_count = sum(len(trace.spans) for trace in traces)
         counts = dict.fromkeys(("llm_calls", "unpriced_calls", "not_counted", "roots_missing"), 0)
         errors = 0
@@ -216,7 +263,7 @@ class Pipeline:
                     errors += 1
                     annotated = AnnotatedTrace(list(trace.spans.values()))
                 spans += annotated.spans
-                calls += _capped_tags(annotated.calls)
+                calls += self._check.admit(annotated.calls)
                 counts["llm_calls"] += len(annotated.calls)
                 counts["unpriced_calls"] += sum(
                     1 for call in annotated.calls if call.cost.status != semconv.STATUS_PRICED
@@ -326,7 +373,11 @@ class Pipeline:
         self._thread.start()
 
     def _run(self, interval: float) -> None:
-        while not self._stop.wait(interval):
+        while not self._stop.is_set():
+            self._wake.wait(interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
             try:
                 self.flush_due()
             except Exception:
@@ -338,6 +389,7 @@ class Pipeline:
         self._shutdown_deadline = deadline
         self._closed = True
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(max(0.0, deadline - time.monotonic()))
         try:
@@ -351,6 +403,24 @@ class Pipeline:
                 component.shutdown(share)
             except Exception:
                 log.exception("shutting down %s failed", type(component).__name__)
+
+    def relieve_memory(self) -> None:
+        """Forget the older half of the span ids remembered to recognise late duplicates.
+
+        Called by the memory limiter when memory stays above its soft limit with nothing else
+        to free: duplicates of those spans arriving later are no longer recognised (the ledger
+        still keeps one row per span), which is better than refusing all data.
+        """
+        with self._lock:
+            forgotten = self._buffer.forget(0.5)
+            left = self._buffer.remembered_spans
+        if forgotten:
+            log.warning(
+                "memory pressure: forgot %d remembered span ids (%d kept); late duplicates of "
+                "those spans are no longer recognised",
+                forgotten,
+                left,
+            )
 
     def settled_before(self) -> float | None:
         """A time on the pipeline's clock before which every accepted span has left the pipeline.
@@ -373,15 +443,9 @@ class Pipeline:
             found["traces_held"] = len(self._buffer.pending)
             found["spans_in_flight"] = self._in_flight
             found["remembered_spans"] = self._buffer.remembered_spans
+        found["calls_set_aside"] = self._check.set_aside
+        found["call_times_replaced"] = self._check.times_replaced
         return found
 
 
-def _capped_tags(calls: list[CountedCall]) -> list[CountedCall]:
-    """``calls`` with any tag value longer than ``MAX_TAG_VALUE_CHARS`` cut to that length.
-
-    Senders are not trusted: a huge value would otherwise become a metrics label and a ledger key.
-    """
-    for call in calls:
-        if any(len(value) > MAX_TAG_VALUE_CHARS for value in call.tags.values()):
-            call.tags = {key: value[:MAX_TAG_VALUE_CHARS] for key, value in call.tags.items()}
-    return calls
+__all__ = ["DEFAULT_EXPORT_PATIENCE", "MAX_TAG_VALUE_CHARS", "Pipeline"]

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from spanledger.processor import redaction
 from spanledger.processor.budgets import BudgetSink
 from spanledger.processor.components import CallSink, SpanExporter, TraceConsumer
 from spanledger.processor.config import Config
@@ -30,6 +31,8 @@ from spanledger.processor.exporters import (
 from spanledger.processor.forwarding import Forwarder
 from spanledger.processor.ledger import LedgerSink, open_ledger
 from spanledger.processor.ledger.settling import LedgerSettling
+from spanledger.processor.listeners import configured_listeners, exposure_problems
+from spanledger.processor.memorylimiter import MemoryLimiter
 from spanledger.processor.metrics import MetricsSink
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook
@@ -67,14 +70,25 @@ class Service:
         self.gap_gauges: GapGauges | None = None
         self.write_ahead: WriteAhead | None = None
         self.budgets: BudgetSink | None = None
+        self.limiter: MemoryLimiter | None = None
         self.forwarders: dict[Signal, Forwarder] = {}
         """The metrics and logs forwarders, by signal."""
         self._budget_clock = budget_clock
         self._stopped = threading.Event()
 
     def start(self) -> None:
-        """Build every component from the config and start accepting OTLP."""
+        """Build every component from the config and start accepting OTLP.
+
+        Raises ``ValueError`` if an endpoint would listen beyond loopback without
+        authentication and without ``insecure: true`` (``listeners.exposure_problems``).
+        """
         config = self.config
+        exposed = exposure_problems(configured_listeners(config))
+        if exposed:
+            raise ValueError(exposed[0])
+        redaction.register(config.secrets())
+        for warning in config.warnings():
+            log.warning("%s", warning)
         exporters: list[SpanExporter] = _exporters(config.exporters, TRACES)
         exporters += self._extra_exporters
         self._start_forwarders()
@@ -130,7 +144,15 @@ class Service:
             self.write_ahead.replay()
             self.write_ahead.start()
             consumer = self.write_ahead
-        others = {"metrics": self.forwarders[METRICS], "logs": self.forwarders[LOGS]}
+        if config.memory_limiter is not None:
+            self.limiter = MemoryLimiter(config.memory_limiter)
+            self.limiter.add_relief(self.pipeline.relieve_memory)
+            self.limiter.start()
+        others = {
+            "metrics": self.forwarders[METRICS],
+            "logs": self.forwarders[LOGS],
+            "limiter": self.limiter,
+        }
         if config.grpc is not None:
             self.grpc = GrpcReceiver(config.grpc, consumer, **others)
             self.grpc.start()
@@ -200,6 +222,8 @@ class Service:
             self.write_ahead.close()
         if self.gap_gauges is not None:
             self.gap_gauges.close()
+        if self.limiter is not None:
+            self.limiter.stop()
         log.info("spanledger processor stopped")
 
     def run(self) -> None:

@@ -15,7 +15,7 @@ from spanledger.processor.budgets.evaluation import BudgetBook, Decision
 from spanledger.processor.budgets.rates import MemoryCounter, RateLimiter
 from spanledger.processor.budgets.sink import UTILIZATION, BudgetSink
 from spanledger.processor.budgets.status import CHECK_PATH, STATUS_PATH, StatusServer
-from spanledger.processor.budgets.stores import MemoryStore, RedisClient, RedisStore
+from spanledger.processor.budgets.stores import MemoryStore, RedisStore, redis_client
 
 __all__ = [
     "CHECK_PATH",
@@ -30,7 +30,6 @@ __all__ = [
     "MemoryStore",
     "RateLimit",
     "RateLimiter",
-    "RedisClient",
     "RedisStore",
     "SharedConfig",
     "SpendLimit",
@@ -38,5 +37,6 @@ __all__ = [
     "StatusServer",
     "WebhookConfig",
     "WebhookSender",
+    "redis_client",
     "sign",
 ]

@@ -5,7 +5,8 @@ The webhook receives ``POST`` with a JSON body (see :meth:`Alert.payload`) and t
 ``x-spanledger-delivery: <alert id>`` (the same on every retry, to drop duplicates) and, with a
 secret, ``x-spanledger-signature: sha256=<hex HMAC-SHA256 of the exact body bytes>``. A
 network error, a timeout, 408, 429 or a 5xx is retried with exponential backoff up to
-``max_attempts``; other answers are final.
+``max_attempts``; other answers are final. Requests go through one ``httpx`` client per webhook,
+which keeps its connection alive between alerts; redirects are not followed.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import logging
 import queue
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
+
+import httpx
 
 from spanledger.processor.budgets.config import WebhookConfig
 from spanledger.processor.budgets.periods import iso
@@ -116,6 +117,7 @@ class WebhookSender:
         self.delivered = 0
         self.failed = 0
         self._queue: queue.Queue[Alert | None] = queue.Queue()
+        self._client = httpx.Client(timeout=config.timeout, follow_redirects=False)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="spanledger-webhook", daemon=True)
         self._thread.start()
@@ -135,6 +137,7 @@ class WebhookSender:
         self._thread.join(max(0.0, deadline - time.monotonic()))
         self._stop.set()
         self._thread.join(1.0)
+        self._client.close()
         left = self._queue.qsize() - 1
         if left > 0:
             log.error("budget webhook: %d alerts were not delivered before shutdown", left)
@@ -179,13 +182,12 @@ class WebhookSender:
 
     def _post(self, body: bytes, headers: dict[str, str]) -> str | None:
         """None when delivered; else why, starting with ``final`` when a retry cannot help."""
-        request = urllib.request.Request(self.config.url, body, headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
-                response.read()
+            response = self._client.post(self.config.url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if response.is_success:
             return None
-        except urllib.error.HTTPError as exc:
-            retry = exc.code >= 500 or exc.code in _RETRY_STATUSES
-            return f"{'' if retry else 'final: '}HTTP {exc.code}"
-        except (OSError, ValueError) as exc:
-            return str(exc) or type(exc).__name__
+        code = response.status_code
+        retry = code >= 500 or code in _RETRY_STATUSES
+        return f"{'' if retry else 'final: '}HTTP {code}"

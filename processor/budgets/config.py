@@ -18,6 +18,7 @@ budgets:
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from spanledger.processor.config_schema import Duration
+from spanledger.processor.redaction import redact_url
 from spanledger.semconv import UNTAGGED
 
 PERIODS = ("daily", "weekly", "monthly", "yearly")
@@ -215,6 +217,8 @@ class StatusConfig:
     bearer_token: str | None = field(default=None, repr=False)
     cache_seconds: Duration = 2.0
     """How long a client may reuse an answer that no rate limit depends on."""
+    insecure: bool = False
+    """Allow listening beyond loopback without ``bearer_token``."""
 
     def problems(self) -> list[str]:
         found = []
@@ -259,16 +263,23 @@ class WebhookConfig:
 class SharedConfig:
     """Keep spend totals and request counts in Redis, shared by every processor replica."""
 
-    redis: str = ""
-    """``redis://[:password@]host:port/db``"""
+    redis: str = field(default="", repr=False)
+    """``redis://[[user]:password@]host:port/db``, or ``rediss://`` for TLS."""
     key_prefix: str = "spanledger"
     timeout: Duration = 2.0
+    ca_file: str | None = None
+    """With ``rediss://``: trust this CA instead of the system's certificates."""
 
     def problems(self) -> list[str]:
         found = []
         parts = urlsplit(self.redis)
-        if parts.scheme != "redis" or not parts.hostname:
-            found.append(f"redis: expected redis://host:port/db, got {self.redis!r}")
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            found.append(
+                f"redis: expected redis://host:port/db or rediss://host:port/db, got "
+                f"{redact_url(self.redis)!r}"
+            )
+        if self.ca_file is not None and not os.access(self.ca_file, os.R_OK):
+            found.append(f"ca_file {self.ca_file!r} cannot be read")
         if not _NAME.match(self.key_prefix):
             found.append(f"key_prefix: letters, digits, _ . - only, got {self.key_prefix!r}")
         if self.timeout <= 0:

@@ -16,9 +16,10 @@ from spanledger.processor.budgets.config import BudgetsConfig
 from spanledger.processor.budgets.evaluation import BudgetBook, ledger_spend
 from spanledger.processor.budgets.rates import Counter, RateLimiter
 from spanledger.processor.budgets.status import StatusServer
-from spanledger.processor.budgets.stores import RedisClient, RedisStore
+from spanledger.processor.budgets.stores import RedisStore, redis_client
 from spanledger.processor.ledger.config import LedgerConfig
 from spanledger.processor.model import CountedCall
+from spanledger.processor.redaction import redact
 from spanledger.semconv import UNTAGGED
 
 log = logging.getLogger("spanledger.budgets")
@@ -54,11 +55,14 @@ class BudgetSink:
         self.tag_keys = tuple(tag_keys)
         self._clock = clock
         self.recent_alerts: deque[dict[str, object]] = deque(maxlen=RECENT_ALERTS)
+        self.failed_calls = 0
+        """Calls that could not be counted (a store error, say), each logged with its span id."""
         self.webhook = WebhookSender(config.webhook) if config.webhook is not None else None
         store: RedisStore | None = None
         if config.shared is not None:
-            client = RedisClient(config.shared.redis, timeout=config.shared.timeout)
-            store = RedisStore(client, config.shared.key_prefix, clock=clock)
+            shared = config.shared
+            client = redis_client(shared.redis, timeout=shared.timeout, ca_file=shared.ca_file)
+            store = RedisStore(client, shared.key_prefix, clock=clock)
         self.book = BudgetBook(config, clock=clock, on_alert=self._alert, store=store)
         self.rates = RateLimiter(config.rate_limits, counter or store)
         if ledger is None and ledger_path:
@@ -74,11 +78,22 @@ class BudgetSink:
                 raise
 
     def record(self, calls: Sequence[CountedCall]) -> None:
-        """Count ``calls`` against every limit they fall under; never raises."""
-        try:
-            self.book.record(calls)
-        except Exception:
-            log.exception("budgets: could not count %d calls", len(calls))
+        """Count ``calls`` against every limit they fall under; never raises.
+
+        A call that cannot be counted is logged with its span id and skipped; the others are
+        counted all the same.
+        """
+        for call in calls:
+            try:
+                self.book.record([call])
+            except Exception as exc:
+                self.failed_calls += 1
+                log.error(
+                    "budgets: could not count the call in span %s of trace %s: %s",
+                    call.span_id,
+                    call.trace_id,
+                    redact(str(exc)) or type(exc).__name__,
+                )
 
     def check(self, tags: dict[str, str]) -> tuple[bool, dict[str, Any]]:
         """Decide whether a call with ``tags`` may go ahead; counts it against rate limits."""
@@ -140,7 +155,7 @@ class BudgetSink:
             self.webhook = None
         store = getattr(getattr(self, "book", None), "store", None)
         if isinstance(store, RedisStore):
-            store.client.close()
+            store.close()
 
     def _alert(self, alert: Alert) -> None:
         log_alert(alert)

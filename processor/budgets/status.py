@@ -7,28 +7,36 @@
   against the rate limits covering the tags.
 
 With a ``bearer_token`` configured, every request must carry ``Authorization: Bearer <token>``
-(else 401).
+(else 401): the status lists every customer's spend, and a check both reveals whether a customer
+is over budget and uses up rate limits. Served by aiohttp (``spanledger.processor.httpserver``:
+connection limit, idle and header timeouts); the status and check run on a small thread pool, so
+a slow shared store never stalls the event loop.
 """
 
 from __future__ import annotations
 
-import hmac
+import asyncio
 import json
 import logging
 import math
-import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from aiohttp import web
+
 from spanledger.processor.budgets.config import StatusConfig
+from spanledger.processor.httpserver import BackgroundServer, bearer_matches, read_body
 
 log = logging.getLogger("spanledger.budgets")
 
 STATUS_PATH = "/v1/budget/status"
 CHECK_PATH = "/v1/budget/check"
 MAX_BODY_BYTES = 64 * 1024
+MAX_CONNECTIONS = 256
+IDLE_TIMEOUT = 15.0
+_WORKERS = 4
 
 CheckFn = Callable[[dict[str, str]], tuple[bool, dict[str, Any]]]
 """``tags -> (allowed, answer document)``"""
@@ -45,22 +53,27 @@ class StatusServer:
             raise ValueError("invalid budget status configuration: " + "; ".join(problems))
         host, _, port = config.endpoint.rpartition(":")
         host = host.strip("[]") or "127.0.0.1"
-        handler = type("Handler", (_Handler,), {"token": config.bearer_token})
-        try:
-            self._server = _Server((host, int(port)), handler)
-        except OSError as exc:
-            raise OSError(f"cannot serve budget status on {config.endpoint}: {exc}") from exc
-        self._server.status = status
-        self._server.check = check
-        self.host = host
-        self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.2},
-            name="spanledger-budget-status",
-            daemon=True,
+        self._token = config.bearer_token
+        self._status = status
+        self._check = check
+        self._pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="budget-status")
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_route("*", "/{path:.*}", self._handle)
+        self._server = BackgroundServer(
+            "budget status endpoint",
+            app,
+            host,
+            int(port),
+            max_connections=MAX_CONNECTIONS,
+            idle_timeout=IDLE_TIMEOUT,
         )
-        self._thread.start()
+        try:
+            self._server.start()
+        except OSError as exc:
+            self._pool.shutdown(wait=False)
+            raise OSError(f"cannot serve budget status on {config.endpoint}: {exc}") from None
+        self.host = host
+        self.port: int = self._server.port
 
     @property
     def url(self) -> str:
@@ -68,100 +81,75 @@ class StatusServer:
         return f"http://{host}:{self.port}"
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop(1.0)
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    status: Callable[[], dict[str, Any]]
-    check: CheckFn
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    token: str | None = None
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("status endpoint: " + format, *args)
-
-    def do_GET(self) -> None:
-        if not self._authorized():
-            return
-        if self.path.split("?", 1)[0] != STATUS_PATH:
-            self._answer(HTTPStatus.NOT_FOUND, {"error": f"no such path; try {STATUS_PATH}"})
-            return
-        try:
-            document = self.server.status()
-        except Exception as exc:
-            log.exception("budget status failed")
-            self._answer(HTTPStatus.SERVICE_UNAVAILABLE, {"error": f"status unavailable: {exc}"})
-            return
-        self._answer(HTTPStatus.OK, document)
-
-    def do_POST(self) -> None:
-        length = self.headers.get("Content-Length", "")
-        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-            self.close_connection = True
-            too_long = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
-            self._answer(
-                HTTPStatus.LENGTH_REQUIRED if not length.isdigit() else too_long,
-                {"error": f"send a JSON body of at most {MAX_BODY_BYTES} bytes with a length"},
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "POST":
+            length = request.content_length
+            if length is None or length > MAX_BODY_BYTES:
+                too_long = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+                response = _answer(
+                    HTTPStatus.LENGTH_REQUIRED if length is None else too_long,
+                    {"error": f"send a JSON body of at most {MAX_BODY_BYTES} bytes with a length"},
+                )
+                response.force_close()
+                return response
+        if not bearer_matches(self._token, request.headers.get("Authorization")):
+            return _answer(
+                HTTPStatus.UNAUTHORIZED,
+                {"error": "missing or invalid bearer token"},
+                {"WWW-Authenticate": "Bearer"},
             )
-            return
-        body = self.rfile.read(int(length))
-        if not self._authorized():
-            return
-        if self.path.split("?", 1)[0] != CHECK_PATH:
-            self._answer(HTTPStatus.NOT_FOUND, {"error": f"no such path; try {CHECK_PATH}"})
-            return
-        tags = _tags_of(body)
+        loop = asyncio.get_running_loop()
+        if request.method == "GET":
+            if request.path != STATUS_PATH:
+                return _answer(HTTPStatus.NOT_FOUND, {"error": f"no such path; try {STATUS_PATH}"})
+            try:
+                document = await loop.run_in_executor(self._pool, self._status)
+            except Exception as exc:
+                log.exception("budget status failed")
+                return _answer(
+                    HTTPStatus.SERVICE_UNAVAILABLE, {"error": f"status unavailable: {exc}"}
+                )
+            return _answer(HTTPStatus.OK, document)
+        if request.method != "POST":
+            return _answer(
+                HTTPStatus.METHOD_NOT_ALLOWED, {"error": "use GET for status, POST for check"}
+            )
+        if request.path != CHECK_PATH:
+            return _answer(HTTPStatus.NOT_FOUND, {"error": f"no such path; try {CHECK_PATH}"})
+        try:
+            body = await read_body(request, MAX_BODY_BYTES, IDLE_TIMEOUT)
+        except TimeoutError:
+            body = None
+        tags = _tags_of(body) if body is not None else None
         if tags is None:
-            self._answer(
+            return _answer(
                 HTTPStatus.BAD_REQUEST,
                 {"error": 'expected {"tags": {"key": "value", ...}} with string values'},
             )
-            return
         try:
-            allowed, answer = self.server.check(tags)
+            allowed, answer = await loop.run_in_executor(self._pool, self._check, tags)
         except Exception as exc:
             log.exception("budget check failed")
-            self._answer(HTTPStatus.SERVICE_UNAVAILABLE, {"error": f"check unavailable: {exc}"})
-            return
+            return _answer(HTTPStatus.SERVICE_UNAVAILABLE, {"error": f"check unavailable: {exc}"})
         if allowed:
-            self._answer(HTTPStatus.OK, answer)
-            return
+            return _answer(HTTPStatus.OK, answer)
         retry = answer.get("retry_after")
         extra = {"Retry-After": str(math.ceil(retry))} if isinstance(retry, int | float) else {}
-        self._answer(HTTPStatus.TOO_MANY_REQUESTS, answer, extra)
+        return _answer(HTTPStatus.TOO_MANY_REQUESTS, answer, extra)
 
-    def _authorized(self) -> bool:
-        if self.token is None:
-            return True
-        scheme, _, given = (self.headers.get("Authorization") or "").strip().partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), self.token):
-            return True
-        self._answer(
-            HTTPStatus.UNAUTHORIZED,
-            {"error": "missing or invalid bearer token"},
-            {"WWW-Authenticate": "Bearer"},
-        )
-        return False
 
-    def _answer(
-        self, status: HTTPStatus, document: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        body = json.dumps(document).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+def _answer(
+    status: HTTPStatus, document: dict[str, Any], headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps(document).encode(),
+        content_type="application/json",
+        headers={"Cache-Control": "no-store", **(headers or {})},
+    )
 
 
 def _tags_of(body: bytes) -> dict[str, str] | None:

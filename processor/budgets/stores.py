@@ -6,19 +6,21 @@ replica's addition carries a total across a threshold is the one that fires that
 each threshold fires once across all replicas.
 
 Redis holds spend as whole nano-dollars (``INCRBY``): each call's cost is rounded to 1e-9 USD
-before it is added. Keys of a window expire a day after it ends, by the processor's clock.
+before it is added. Keys of a window expire a day after it ends, by the processor's clock (so a
+test clock and Redis agree). The client is redis-py, over TLS for ``rediss://`` URLs.
 """
 
 from __future__ import annotations
 
 import math
-import socket
 import threading
 import time
 from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Protocol
-from urllib.parse import unquote, urlsplit
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:  # redis-py is loaded only when spend is shared
+    import redis
 
 NANO = Decimal("0.000000001")
 # How long the totals of a window are kept after it ends, in seconds.
@@ -77,97 +79,24 @@ class MemoryStore:
         }
 
 
-class RedisError(Exception):
-    """Redis answered with an error, or could not be reached."""
+def redis_client(url: str, timeout: float = 2.0, ca_file: str | None = None) -> redis.Redis:
+    """A redis-py client for ``redis://[[user]:password@]host:port/db`` or ``rediss://`` (TLS).
 
-
-class RedisClient:
-    """A small Redis (RESP2) client over one connection, for ``redis://[:password@]host:port/db``.
-
-    Commands are serialised by a lock; a broken connection is reopened on the next command.
+    ``ca_file`` replaces the system's trusted certificates for ``rediss://``. Replies are text.
     """
+    import redis
 
-    def __init__(self, url: str, timeout: float = 2.0) -> None:
-        parts = urlsplit(url)
-        if parts.scheme != "redis" or not parts.hostname:
-            raise ValueError(f"expected redis://host:port/db, got {url!r}")
-        self.host = parts.hostname
-        self.port = parts.port or 6379
-        self.password = unquote(parts.password) if parts.password else None
-        self.username = unquote(parts.username) if parts.username else None
-        path = parts.path.strip("/")
-        if path and not path.isdigit():
-            raise ValueError(f"the database in {url!r} must be a number")
-        self.db = int(path) if path else 0
-        self.timeout = timeout
-        self._sock: socket.socket | None = None
-        self._reader = None
-        self._lock = threading.Lock()
-
-    def command(self, *args: str | int) -> object:
-        with self._lock:
-            for attempt in (1, 2):
-                try:
-                    if self._sock is None:
-                        self._connect()
-                    return self._call(args)
-                except OSError as exc:
-                    self._close()
-                    if attempt == 2:
-                        raise RedisError(f"redis {self.host}:{self.port}: {exc}") from exc
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        with self._lock:
-            self._close()
-
-    def _connect(self) -> None:
-        self._sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
-        self._reader = self._sock.makefile("rb")
-        if self.password is not None:
-            auth = (self.username, self.password) if self.username else (self.password,)
-            self._call(("AUTH", *auth))
-        if self.db:
-            self._call(("SELECT", self.db))
-
-    def _close(self) -> None:
-        if self._sock is not None:
-            try:
-                self._sock.close()
-            finally:
-                self._sock = None
-                self._reader = None
-
-    def _call(self, args: tuple[str | int, ...]) -> object:
-        assert self._sock is not None
-        encoded = [str(a).encode() for a in args]
-        payload = b"*%d\r\n" % len(encoded) + b"".join(
-            b"$%d\r\n%s\r\n" % (len(a), a) for a in encoded
-        )
-        self._sock.sendall(payload)
-        return self._reply()
-
-    def _reply(self) -> object:
-        assert self._reader is not None
-        line = self._reader.readline()
-        if not line.endswith(b"\r\n"):
-            raise ConnectionError("connection closed")
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"+":
-            return rest.decode()
-        if kind == b"-":
-            raise RedisError(rest.decode())
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            size = int(rest)
-            if size < 0:
-                return None
-            data = self._reader.read(size + 2)
-            return data[:-2].decode()
-        if kind == b"*":
-            return [self._reply() for _ in range(max(int(rest), 0))]
-        raise ConnectionError(f"unexpected reply {line[:40]!r}")
+    options: dict[str, object] = {}
+    if ca_file is not None and url.startswith("rediss://"):
+        options["ssl_ca_certs"] = ca_file
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        decode_responses=True,
+        retry_on_timeout=False,
+        **options,
+    )
 
 
 class RedisStore:
@@ -182,7 +111,7 @@ class RedisStore:
 
     def __init__(
         self,
-        client: RedisClient,
+        client: redis.Redis,
         prefix: str = "spanledger",
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -193,34 +122,37 @@ class RedisStore:
     def add(self, key: str, amount: Decimal, expire_at: float | None) -> Decimal:
         nanos = _nanos(amount)
         full = f"{self.prefix}:{key}"
-        total = self.client.command("INCRBY", full, nanos)
+        total = int(self.client.incrby(full, nanos))
         if expire_at is not None and total == nanos:
             self._expire(full, expire_at)
-        return Decimal(int(total)) * NANO  # type: ignore[arg-type]
+        return Decimal(total) * NANO
 
     def get(self, key: str) -> Decimal:
-        value = self.client.command("GET", f"{self.prefix}:{key}")
+        value = self.client.get(f"{self.prefix}:{key}")
         return Decimal(int(value)) * NANO if value is not None else Decimal(0)  # type: ignore[arg-type]
 
     def put(self, key: str, amount: Decimal, expire_at: float | None) -> None:
         """Set ``key``; the evaluator does not load a shared store from one replica's ledger."""
         full = f"{self.prefix}:{key}"
-        self.client.command("SET", full, _nanos(amount))
+        self.client.set(full, _nanos(amount))
         if expire_at is not None:
             self._expire(full, expire_at)
 
     def incr(self, key: str, ttl: int) -> int:
         """The rate counter: add one to ``key`` (expiring after ``ttl`` seconds)."""
         full = f"{self.prefix}:{key}"
-        count = int(self.client.command("INCR", full))  # type: ignore[arg-type]
+        count = int(self.client.incr(full))
         if count == 1:
-            self.client.command("EXPIRE", full, ttl)
+            self.client.expire(full, ttl)
         return count
 
-    def _expire(self, full_key: str, window_end: float) -> None:
-        """Expire ``full_key`` a day after ``window_end``; at once if that has passed."""
-        seconds_left = math.ceil(window_end + KEEP_AFTER_WINDOW - self._clock())
-        self.client.command("EXPIRE", full_key, seconds_left)
+    def close(self) -> None:
+        self.client.close()
+
+    def _expire(self, full: str, expire_at: float) -> None:
+        """Let ``full`` live until a day after ``expire_at`` on the store's clock; a key whose
+        day has passed goes at once (Redis deletes a key given a lifetime of 0 or less)."""
+        self.client.expire(full, math.ceil(expire_at + 86_400 - self._clock()))
 
 
 def _nanos(amount: Decimal) -> int:

@@ -17,6 +17,8 @@ DEFAULT_QUEUE_SPANS = 100_000
 DEFAULT_BATCH_SPANS = 2048
 DEFAULT_DISK_QUEUE_BYTES = 1024 * 1024 * 1024
 """1 GiB of queued requests on disk."""
+DEFAULT_MAX_BACKOFF = 5.0
+"""Seconds: after an outage, delivery resumes within this long of the destination's return."""
 DEFAULT_BATCH_BYTES = 4 * 1024 * 1024
 """4 MiB: the default largest message of gRPC servers, the Collector's among them."""
 
@@ -91,7 +93,9 @@ class _ExporterConfig:
     """Exports in flight at the same time."""
     initial_backoff: Duration = 1.0
     """First wait before a retry; it doubles (with jitter) up to ``max_backoff``."""
-    max_backoff: Duration = 30.0
+    max_backoff: Duration = DEFAULT_MAX_BACKOFF
+    """The longest wait between retries, jitter included: once a destination is back, delivery
+    resumes within this long (plus one attempt)."""
     max_elapsed: Duration = 300.0
     """Give up on a batch (and count its spans as dropped) after retrying for this long."""
 

@@ -264,8 +264,8 @@ class QueuedExporter(ABC):
         if requested is not None and requested > 0:
             return requested
         config = self.config
-        base = min(config.max_backoff, config.initial_backoff * (2**retries))
-        return base * random.uniform(0.5, 1.5)
+        base = min(config.max_backoff, config.initial_backoff * (2 ** min(retries, 32)))
+        return min(config.max_backoff, base * random.uniform(0.5, 1.5))
 
     def _delivered(self, spans: int, response: Message | None) -> None:
         partial = response.partial_success if response is not None else None  # type: ignore[attr-defined]

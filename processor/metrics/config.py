@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from spanledger.processor.config_schema import Duration
@@ -22,6 +22,10 @@ class MetricsConfig:
     """
 
     prometheus_endpoint: str | None = "127.0.0.1:9464"
+    prometheus_bearer_token: str | None = field(default=None, repr=False)
+    """When set, scrapes must carry ``Authorization: Bearer <token>``."""
+    prometheus_insecure: bool = False
+    """Allow serving ``/metrics`` beyond loopback without a bearer token."""
     otlp_endpoint: str | None = None
     otlp_protocol: str = "grpc"
     export_interval: Duration = 10.0
@@ -35,6 +39,9 @@ class MetricsConfig:
                 split_host_port(self.prometheus_endpoint)
             except ValueError as exc:
                 found.append(f"prometheus endpoint: {exc}")
+        token = self.prometheus_bearer_token
+        if token is not None and not token.strip():
+            found.append("prometheus bearer_token is empty: leave it out to serve without one")
         if self.otlp_protocol not in PROTOCOLS:
             found.append(
                 f"otlp protocol must be one of {', '.join(PROTOCOLS)}, got {self.otlp_protocol!r}"

@@ -8,14 +8,15 @@ rounded value of an exact sum rather than an accumulation of float additions.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from decimal import Decimal
-from wsgiref.simple_server import WSGIServer
 
+from aiohttp import web
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.metrics import MeterProvider, ObservableCounter
 from opentelemetry.sdk.metrics.export import (
@@ -25,6 +26,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
+from spanledger.processor.httpserver import BackgroundServer, bearer_matches
 from spanledger.processor.metrics.cardinality import CardinalityCap
 from spanledger.processor.metrics.config import MetricsConfig, otlp_http_url, split_host_port
 from spanledger.processor.model import CountedCall
@@ -58,6 +60,8 @@ DEDUP_WINDOW = 20_000
 """How many recent (trace_id, span_id) pairs are remembered to ignore a repeated delivery (the
 pipeline already drops duplicates; this guards the counters against a sink called twice)."""
 _LABEL_CACHE_SIZE = 50_000
+_MAX_CONNECTIONS = 64
+_IDLE_TIMEOUT = 15.0
 _ZERO = Decimal(0)
 
 Labels = tuple[tuple[str, str], ...]
@@ -214,8 +218,7 @@ class MetricsSink:
         self._totals = _Totals(tag_keys, config.cardinality_limit)
         self._providers: list[MeterProvider] = []
         self._cost_units: list[str] = []
-        self._server: WSGIServer | None = None
-        self._server_thread: threading.Thread | None = None
+        self._server: BackgroundServer | None = None
         self.prometheus_port: int | None = None
         """The port ``/metrics`` is served on, once bound (None without a Prometheus endpoint)."""
         resource = Resource.create({"service.name": "spanledger-processor"})
@@ -257,16 +260,12 @@ class MetricsSink:
         self._providers.clear()
         self._cost_units.clear()
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop(min(max(timeout, 0.1), 1.0))
             self._server = None
-        if self._server_thread is not None:
-            self._server_thread.join(timeout=max(timeout, 0.1))
-            self._server_thread = None
 
     def _start_prometheus(self, endpoint: str, resource: Resource, limits: dict) -> None:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
-        from prometheus_client import CollectorRegistry, start_http_server
+        from prometheus_client import CollectorRegistry
 
         host, port = split_host_port(endpoint)
         registry = CollectorRegistry(auto_describe=False)
@@ -276,19 +275,52 @@ class MetricsSink:
         # The exporter appends unknown units verbatim ("USD" would give spanledger_cost_USD_total);
         # Prometheus names carry lower-case unit suffixes, hence "usd" on this side only.
         self._add_provider(reader, resource, cost_unit="usd")
+        server = BackgroundServer(
+            "Prometheus metrics endpoint",
+            _exposition_app(registry, self.config.prometheus_bearer_token),
+            host,
+            port,
+            max_connections=_MAX_CONNECTIONS,
+            idle_timeout=_IDLE_TIMEOUT,
+        )
         try:
-            self._server, self._server_thread = start_http_server(
-                port, addr=host, registry=registry
-            )
+            server.start()
         except OSError as exc:
             raise OSError(f"cannot serve Prometheus metrics on {endpoint}: {exc}") from exc
-        self.prometheus_port = self._server.server_port
+        self._server = server
+        self.prometheus_port = server.port
 
     def _add_provider(self, reader: MetricReader, resource: Resource, cost_unit: str) -> None:
         provider = MeterProvider(metric_readers=[reader], resource=resource)
         self._providers.append(provider)
         self._cost_units.append(cost_unit)
         _register(provider.get_meter(METER_NAME), self._totals, cost_unit)
+
+
+def _exposition_app(registry: object, token: str | None) -> web.Application:
+    """``GET /metrics`` (any path, as Prometheus' own client serves it) in the format the
+    scraper asks for, gzipped when it accepts gzip; with ``token``, only for ``Bearer <token>``."""
+    from prometheus_client.exposition import choose_encoder
+
+    async def scrape(request: web.Request) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            return web.Response(status=405, text="use GET\n", headers={"Allow": "GET"})
+        if not bearer_matches(token, request.headers.get("Authorization")):
+            return web.Response(
+                status=401,
+                text="missing or invalid bearer token\n",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        loop = asyncio.get_running_loop()
+        body = await loop.run_in_executor(None, encoder, registry)
+        response = web.Response(body=body, headers={"Content-Type": content_type})
+        response.enable_compression()
+        return response
+
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", scrape)
+    return app
 
 
 def _series_limits(reader: type, limits: dict[type, int]) -> dict[str, dict[type, int]]:

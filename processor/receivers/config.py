@@ -44,12 +44,23 @@ class GrpcReceiverConfig:
     bearer_token: str | None = field(default=None, repr=False)
     """When set, requests must carry ``authorization: Bearer <token>``."""
     max_workers: int = 8
-    """Requests handled at the same time."""
+    """Requests decoded and handed to the pipeline at the same time."""
+    max_concurrent_rpcs: int = 64
+    """Requests accepted at once, those decoding and those waiting for a worker; further ones are
+    refused by gRPC with ``RESOURCE_EXHAUSTED`` before their message is read."""
+    insecure: bool = False
+    """Allow listening beyond loopback without ``bearer_token`` or client certificates."""
 
     def problems(self) -> list[str]:
-        return _common_problems(self.endpoint, self.max_request_bytes, self.bearer_token) + (
-            [] if self.max_workers >= 1 else ["max_workers must be at least 1"]
-        )
+        found = _common_problems(self.endpoint, self.max_request_bytes, self.bearer_token)
+        if self.max_workers < 1:
+            found.append("max_workers must be at least 1")
+        if self.max_concurrent_rpcs < self.max_workers:
+            found.append(
+                f"max_concurrent_rpcs ({self.max_concurrent_rpcs}) must be at least max_workers "
+                f"({self.max_workers})"
+            )
+        return found
 
     def all_problems(self) -> list[str]:
         """The problems of this config and of its ``tls`` section."""
@@ -75,12 +86,18 @@ class HttpReceiverConfig:
     metrics_path: str = "/v1/metrics"
     logs_path: str = "/v1/logs"
     max_connections: int = 256
-    """Open client connections served at once (one thread each); more are refused."""
-    idle_timeout: Duration = 60.0
-    """Seconds a connection may stay silent (between or within requests) before it is closed."""
+    """Open client connections at once. When all are open, a new connection makes the one silent
+    longest (for at least a second) give way; if none is silent it is closed at once."""
+    idle_timeout: Duration = 30.0
+    """Seconds a connection may take to send a whole request's headers after connecting or after
+    its last answer, and the longest pause within a body; then it is closed."""
     max_inflight_bytes: int = 4 * DEFAULT_MAX_REQUEST_BYTES
-    """Request bodies (as received, and again once decompressed) held at once across all
-    connections; beyond it requests get 503 with Retry-After. One request is always let in."""
+    """Request bodies (as declared, before reading) held at once across all connections; beyond
+    it requests get 503 with Retry-After. One request is always let in."""
+    max_workers: int = 8
+    """Requests decoded and handed to the pipeline at the same time."""
+    insecure: bool = False
+    """Allow listening beyond loopback without ``bearer_token`` or client certificates."""
 
     def problems(self) -> list[str]:
         found = _common_problems(self.endpoint, self.max_request_bytes, self.bearer_token)
@@ -96,6 +113,8 @@ class HttpReceiverConfig:
             found.append("idle_timeout must be positive")
         if self.max_inflight_bytes < 1:
             found.append(f"max_inflight_bytes must be positive, got {self.max_inflight_bytes}")
+        if self.max_workers < 1:
+            found.append("max_workers must be at least 1")
         return found
 
     def all_problems(self) -> list[str]:

@@ -4,6 +4,11 @@ Each ``Export`` method is served through a generic handler that receives the raw
 so each request is parsed exactly once and a malformed one is answered with INVALID_ARGUMENT and
 a clear message. gzip-compressed messages are decompressed by gRPC itself, which enforces
 ``max_request_bytes`` on the decompressed size (RESOURCE_EXHAUSTED beyond it).
+
+At most ``max_concurrent_rpcs`` calls are taken at once (gRPC refuses further ones with
+RESOURCE_EXHAUSTED before reading them) and ``max_workers`` decode at once. Before a message is
+decoded it is refused with UNAVAILABLE and ``RetryInfo`` while the memory limiter is above its
+soft limit or when its decoding does not fit the limiter's budget.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from google.protobuf.any_pb2 import Any as AnyMessage
 from google.rpc.status_pb2 import Status
 
 from spanledger.processor.components import Consumer, TraceConsumer
+from spanledger.processor.memorylimiter import MemoryLimiter
 from spanledger.processor.receivers.config import (
     GrpcReceiverConfig,
     all_problems,
@@ -26,9 +32,12 @@ from spanledger.processor.receivers.config import (
 )
 from spanledger.processor.receivers.handling import (
     Rejection,
+    busy_decoding,
     check_bearer,
+    check_memory,
     deliver,
     parse_protobuf,
+    reserve_decoding,
     signal_consumers,
 )
 from spanledger.processor.signals import Signal
@@ -44,7 +53,8 @@ _RETRY_INFO_KEY = "google.rpc.retryinfo-bin"
 class GrpcReceiver:
     """Serves OTLP/gRPC exports: traces go to ``consumer``, metrics and logs to their own.
 
-    A signal without a consumer is not served (``UNIMPLEMENTED``).
+    A signal without a consumer is not served (``UNIMPLEMENTED``). With a ``limiter``, requests
+    are refused while memory is above its soft limit and reserve their decoding memory.
     """
 
     def __init__(
@@ -54,9 +64,11 @@ class GrpcReceiver:
         *,
         metrics: Consumer | None = None,
         logs: Consumer | None = None,
+        limiter: MemoryLimiter | None = None,
     ) -> None:
         self.config = config
         self.consumer = consumer
+        self.limiter = limiter
         self.consumers = signal_consumers(consumer, metrics, logs)
         self._server: grpc.Server | None = None
         self._port: int | None = None
@@ -84,12 +96,16 @@ class GrpcReceiver:
             for signal in self.consumers
         ]
         limit = self.config.max_request_bytes
+        interceptors = [_MemoryGate(self.limiter)] if self.limiter is not None else []
         server = grpc.server(
             ThreadPoolExecutor(self.config.max_workers, thread_name_prefix="otlp-grpc"),
             handlers=handlers,
+            interceptors=interceptors,
+            maximum_concurrent_rpcs=self.config.max_concurrent_rpcs,
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.so_reuseport", 0),
+                ("grpc.http2.bdp_probe", 0),
             ],
         )
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -115,16 +131,54 @@ class GrpcReceiver:
             self._server = None
 
     def _export(self, signal: Signal, body: bytes, context: grpc.ServicerContext) -> bytes:
+        held = 0
         try:
             if self.config.bearer_token is not None:
                 check_bearer(self.config.bearer_token, _metadata(context, "authorization"))
+            check_memory(self.limiter)
+            held = reserve_decoding(self.limiter, len(body), "protobuf")
             request = parse_protobuf(body, signal)
+            del body
             response = deliver(self.consumers[signal], request, signal)
         except Rejection as rejection:
             _abort(context, rejection)
+        finally:
+            if self.limiter is not None:
+                self.limiter.release(held)
         if response is None:
             return _EMPTY_RESPONSE_BYTES
         return response.SerializeToString()
+
+
+class _MemoryGate(grpc.ServerInterceptor):
+    """Refuses calls before their message is read while memory is above the limiter's soft
+    limit, or while half its decoding budget is taken (large requests are being decoded: the
+    size of this one is not known before it is read).
+
+    gRPC reads a unary call's message before its handler runs; a refused call gets a handler
+    that takes its request as a stream it never reads, so the message is dropped unread.
+    """
+
+    def __init__(self, limiter: MemoryLimiter) -> None:
+        self.limiter = limiter
+
+    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        limiter = self.limiter
+        if limiter.refusing:
+            try:
+                check_memory(limiter)
+            except Rejection as rejection:
+                refusal = rejection
+        elif limiter.reserved * 2 > limiter.budget:
+            limiter.refused()
+            refusal = busy_decoding(limiter)
+        else:
+            return continuation(handler_call_details)
+
+        def refuse(_requests: object, context: grpc.ServicerContext) -> bytes:
+            _abort(context, refusal)
+
+        return grpc.stream_unary_rpc_method_handler(refuse)
 
 
 def _abort(context: grpc.ServicerContext, rejection: Rejection) -> NoReturn:

@@ -8,7 +8,6 @@ reported as INTERNAL / 500 after being logged with its traceback.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import math
 import zlib
@@ -19,6 +18,8 @@ from google.protobuf.message import Message
 from google.rpc.error_details_pb2 import RetryInfo
 
 from spanledger.processor.components import Backpressure, Consumer, PermanentError
+from spanledger.processor.httpserver import bearer_matches
+from spanledger.processor.memorylimiter import EXPANSION, MIB, MemoryLimiter
 from spanledger.processor.signals import LOGS, METRICS, TRACES, Signal
 
 log = logging.getLogger("spanledger.processor.receivers")
@@ -39,6 +40,8 @@ class Rejection(Exception):
         self.http_status = http_status
         self.message = message
         self.retry_after = retry_after
+        self.close = False
+        """Over HTTP: close the connection after answering (the request was not read whole)."""
 
     def retry_info(self) -> RetryInfo | None:
         """``google.rpc.RetryInfo`` for throttling responses, else None."""
@@ -63,13 +66,49 @@ def unauthenticated() -> Rejection:
 
 def check_bearer(expected: str | None, authorization: str | None) -> None:
     """Raise a ``Rejection`` unless ``authorization`` is ``Bearer <expected>`` (if one is set)."""
-    if expected is None:
-        return
-    scheme, _, token = (authorization or "").strip().partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        token.strip().encode("utf-8"), expected.encode("utf-8")
-    ):
+    if not bearer_matches(expected, authorization):
         raise unauthenticated()
+
+
+def check_memory(limiter: MemoryLimiter | None) -> None:
+    """Refuse (retryable) while memory is above the memory limiter's soft limit."""
+    if limiter is not None and limiter.refusing:
+        limiter.refused()
+        raise Rejection(
+            grpc.StatusCode.UNAVAILABLE,
+            503,
+            "the processor's memory use is above its memory_limiter soft limit, retry later",
+            retry_after=limiter.retry_after,
+        )
+
+
+def reserve_decoding(limiter: MemoryLimiter | None, size: int, encoding: str) -> int:
+    """Reserve the memory decoding ``size`` bytes of ``encoding`` needs; the bytes to release.
+
+    ``encoding`` is ``protobuf`` or ``json``. A request that does not fit now is refused as
+    retryable; one that could never fit as too large.
+    """
+    if limiter is None or size <= 0:
+        return 0
+    need = size * EXPANSION[encoding]
+    if not limiter.can_ever_fit(need):
+        raise too_large(
+            f"a {size}-byte {encoding} request needs about {need // MIB} MiB to decode, more "
+            "than the memory_limiter allows; send smaller requests"
+        )
+    if not limiter.reserve(need):
+        raise busy_decoding(limiter)
+    return need
+
+
+def busy_decoding(limiter: MemoryLimiter) -> Rejection:
+    """The retryable refusal of a request that does not fit the limiter's decoding budget now."""
+    return Rejection(
+        grpc.StatusCode.UNAVAILABLE,
+        503,
+        "the processor is decoding as much as its memory_limiter allows, retry later",
+        retry_after=limiter.retry_after,
+    )
 
 
 def parse_protobuf(body: bytes, signal: Signal = TRACES) -> Message:

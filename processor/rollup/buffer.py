@@ -233,6 +233,16 @@ class TraceBuffer:
                 found.append(self._take(trace))
         return found
 
+    def forget(self, share: float) -> int:
+        """Forget the oldest ``share`` of the flushed traces remembered (memory pressure);
+        returns how many span ids were forgotten."""
+        forgotten = 0
+        for _ in range(int(len(self._flushed) * share)):
+            _, memory = self._flushed.popitem(last=False)
+            forgotten += len(memory)
+        self._remembered -= forgotten
+        return forgotten
+
     def drain(self) -> list[PendingTrace]:
         """Take out every trace, due or not (on shutdown)."""
         return [self._take(trace) for trace in list(self.pending.values())]

@@ -52,6 +52,10 @@ EXPECTED_LINES = {
         r"^  postgres copy +[\d,]+ .* x SQLite .* x the processor's",
         r"^ +[\d.]+ s +[\d.]+ s +\d+ rows  spanledger report --by customer",
     ],
+    "otlp_http_servers": [r"^spanledger +[\d,]+ .*spans/s wall", r"^aiohttp +[\d,]+ "],
+    "overload": [
+        rf"^{name} +peak RSS .* lost 0 .*\[met\]$" for name in ("fast", "stalled", "json", "grpc")
+    ],
 }
 
 

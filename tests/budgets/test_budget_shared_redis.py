@@ -23,11 +23,11 @@ from spanledger.processor.budgets import (
     BudgetsConfig,
     BudgetSink,
     RateLimit,
-    RedisClient,
     SharedConfig,
     SpendLimit,
     StatusConfig,
     WebhookConfig,
+    redis_client,
 )
 from spanledger.semconv import DEFAULT_TAG_KEYS
 
@@ -48,11 +48,11 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     url = f"redis://127.0.0.1:{port}/3"
-    client = RedisClient(url, timeout=0.5)
+    client = redis_client(url, timeout=0.5)
     deadline = time.monotonic() + 10
     while True:
         try:
-            assert client.command("PING") == "PONG"
+            assert client.ping() is True
             break
         except Exception:
             if time.monotonic() > deadline or process.poll() is not None:
@@ -140,7 +140,7 @@ def test_redis_down_makes_the_check_unavailable_not_wrong(redis_url: str) -> Non
 def test_redis_store_put_sets_and_add_continues_from_it(redis_url: str) -> None:
     from spanledger.processor.budgets.stores import RedisStore
 
-    store = RedisStore(RedisClient(redis_url, timeout=0.5), prefix="put-test")
+    store = RedisStore(redis_client(redis_url, timeout=0.5), prefix="put-test")
     store.put("acme", Decimal("1.25"), time.time() + 3600)
     assert store.get("acme") == Decimal("1.25")
     assert store.add("acme", Decimal("0.000000001"), None) == Decimal("1.250000001")
@@ -149,15 +149,85 @@ def test_redis_store_put_sets_and_add_continues_from_it(redis_url: str) -> None:
 def test_redis_keys_expire_a_day_after_the_window_by_the_processor_clock(redis_url: str) -> None:
     from spanledger.processor.budgets.stores import RedisStore
 
-    client = RedisClient(redis_url, timeout=0.5)
+    client = redis_client(redis_url, timeout=0.5)
     store = RedisStore(client, prefix="expiry-test", clock=Clock(NOW))
     window_end = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
     store.add("month", Decimal("1"), window_end)
     store.put("loaded", Decimal("2"), window_end)
     left = (window_end + 86_400) - NOW.timestamp()
     for key in ("month", "loaded"):
-        ttl = int(client.command("TTL", f"expiry-test:{key}"))  # type: ignore[arg-type]
+        ttl = client.ttl(f"expiry-test:{key}")
         assert left - 5 <= ttl <= left
     store.add("ended", Decimal("3"), NOW.timestamp() - 2 * 86_400)
     assert store.get("ended") == Decimal(0)
     client.close()
+
+
+def test_rediss_urls_speak_tls_and_the_password_never_shows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A TLS-only Redis with a password: spend is shared over ``rediss://`` checked against the
+    given CA, and a wrong password's error names the URL without the password."""
+    server = shutil.which("redis-server")
+    assert server, "redis-server is missing: run scripts/install-test-deps.sh"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", "redis.key", "-out", "redis.pem", "-days", "2", "-subj", "/CN=redis",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        cwd=tmp_path, check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    port = free_port()
+    process = subprocess.Popen(
+        [server, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", "redis.pem", "--tls-key-file", "redis.key",
+         "--tls-ca-cert-file", "redis.pem", "--tls-auth-clients", "no",
+         "--requirepass", "s3cret-pass", "--save", "", "--appendonly", "no"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    ca = str(tmp_path / "redis.pem")
+    url = f"rediss://:s3cret-pass@127.0.0.1:{port}/0"
+    try:
+        client = redis_client(url, timeout=0.5, ca_file=ca)
+        wait_for(lambda: _answers(client), "the TLS Redis to answer")
+        config = BudgetsConfig(
+            limits=[SpendLimit(name="acme", match={"customer": "acme"}, amount_usd=10)],
+            status=StatusConfig("127.0.0.1:0", cache_seconds=0),
+            shared=SharedConfig(redis=url, ca_file=ca),
+        )
+        sink = BudgetSink(config, DEFAULT_TAG_KEYS, clock=Clock(NOW))
+        try:
+            sink.record([counted(0, NOW, "12", customer="acme")])
+            assert check(sink, customer="acme")[0] == 429
+            keys = list(client.scan_iter("spanledger:*"))
+            assert [int(client.get(key)) for key in keys] == [12 * 10**9]  # nano-dollars
+        finally:
+            sink.shutdown(1.0)
+        wrong = f"rediss://:not-the-pass@127.0.0.1:{port}/0"
+        refused = BudgetSink(
+            BudgetsConfig(
+                limits=[SpendLimit(name="all", amount_usd=1)],
+                status=StatusConfig("127.0.0.1:0"),
+                shared=SharedConfig(redis=wrong, ca_file=ca),
+            ),
+            DEFAULT_TAG_KEYS,
+            clock=Clock(NOW),
+        )
+        try:
+            with caplog.at_level("DEBUG"):
+                status, answer = check(refused, customer="acme")
+                refused.record([counted(1, NOW, "1")])
+            assert status == 503
+            assert "not-the-pass" not in json.dumps(answer)
+            assert "not-the-pass" not in caplog.text
+        finally:
+            refused.shutdown(1.0)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _answers(client) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False

@@ -143,6 +143,10 @@ def test_malformed_and_hostile_bodies_are_refused_and_the_processor_keeps_servin
         ),
         (b"\0" * (LIMIT + 1), "application/x-protobuf", {}, 413),
         (_json_request(_json_nested(150)), "application/json", {}, 400),
+        # An enum (span kind) given as a string holding a lone surrogate, twice: protobuf's C
+        # code once kept an exception pending, and the next request failed without an answer.
+        (_surrogate_kind(), "application/json", {}, 400),
+        (_surrogate_kind(), "application/json", {}, 400),
     ]
     for body, content_type, headers, expected in cases:
         status, _, answer = post(url, body, content_type, **headers)
@@ -157,6 +161,11 @@ def test_malformed_and_hostile_bodies_are_refused_and_the_processor_keeps_servin
         error = running.grpc_export(body)
         assert error is not None and error.code() is code, body[:20]
         running.assert_still_serving()
+
+
+def _surrogate_kind() -> bytes:
+    span = {"traceId": "5be1" * 8, "spanId": "5be1" * 4, "name": "x", "kind": "\ud800"}
+    return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode()
 
 
 def _field(number: int, payload: bytes) -> bytes:

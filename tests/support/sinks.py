@@ -251,12 +251,14 @@ class OtlpHttpBackend(_Received):
     """An OTLP/HTTP trace endpoint (protobuf, gzip or not) that keeps every span it gets.
 
     It serves from ``start()`` to ``stop()`` and can start again on the same port; a stopped
-    backend also drops the keep-alive connections it held, as a server going away does.
+    backend also drops the keep-alive connections it held, as a server going away does. While
+    ``stalled`` is set it holds every request it has read without answering.
     """
 
     def __init__(self, port: int = 0) -> None:
         super().__init__()
         self.port = port
+        self.stalled = threading.Event()
         self._connections: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -284,6 +286,8 @@ class OtlpHttpBackend(_Received):
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                while backend.stalled.is_set():
+                    time.sleep(0.02)
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
                 backend._receive(ExportTraceServiceRequest.FromString(body))

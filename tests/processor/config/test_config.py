@@ -52,6 +52,7 @@ def test_every_section_of_the_design_example_is_read(tmp_path: Path, monkeypatch
         metrics: {prometheus: {endpoint: 127.0.0.1:19464}, otlp: {endpoint: 127.0.0.1:4317}}
         ledger: {path: data/ledger.db, retention_days: 30}
         service: {shutdown_timeout: 3s}
+        memory_limiter: {limit_mib: 512, spike_limit_mib: 128, check_interval: 1s}
         """,
     )
     config = load_config(path)
@@ -70,6 +71,8 @@ def test_every_section_of_the_design_example_is_read(tmp_path: Path, monkeypatch
     assert config.ledger.path == str(tmp_path.resolve() / "data/ledger.db")
     assert config.ledger.retention_days == 30
     assert config.service.shutdown_timeout == 3.0
+    limiter = config.memory_limiter
+    assert limiter is not None and (limiter.limit_mib, limiter.spike_mib) == (512, 128)
     assert config.source == path
 
 

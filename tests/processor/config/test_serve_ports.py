@@ -162,3 +162,9 @@ def test_serve_help_lists_the_default_ports_and_how_to_stop(
     assert "Ctrl-C (SIGINT) or SIGTERM stops it" in text
     assert f"service.shutdown_timeout [{defaults.service.shutdown_timeout:g}s]" in text
     assert f"ledger in {defaults.ledger.path}" in text
+    limiter = defaults.memory_limiter
+    assert limiter is not None
+    soft = limiter.limit_mib - limiter.spike_mib
+    said = " ".join(text.split())
+    assert f"Above {soft} of its {limiter.limit_mib} MiB of memory it refuses data" in said
+    assert "beyond loopback needs its bearer_token or insecure: true" in said

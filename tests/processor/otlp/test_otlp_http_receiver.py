@@ -226,11 +226,10 @@ def test_malformed_chunked_bodies_are_400(http_receiver, consumer, size_line) ->
             b"Transfer-Encoding: chunked\r\n\r\n" + size_line + b"\r\nabcde\r\n0\r\n\r\n"
         )
         answer = b""
-        while chunk := sock.recv(4096):
+        while chunk := sock.recv(4096):  # the server closes the connection after answering
             answer += chunk
-    assert answer.startswith(b"HTTP/1.1 400 ")
-    assert b"malformed chunked transfer encoding" in answer
-    assert b"Connection: close" in answer
+    assert answer.split(b" ", 2)[1] == b"400"
+    assert b"chunk" in answer.lower()  # the HTTP parser's words for what is wrong
     assert consumer.requests == []
 
 
@@ -243,8 +242,8 @@ def test_invalid_content_length_is_400(http_receiver) -> None:  # type: ignore[n
         answer = b""
         while chunk := sock.recv(4096):
             answer += chunk
-    assert answer.startswith(b"HTTP/1.1 400 ")
-    assert b"invalid Content-Length" in answer
+    assert answer.split(b" ", 2)[1] == b"400"
+    assert b"Content-Length" in answer
 
 
 @pytest.mark.parametrize(
