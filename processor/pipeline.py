@@ -85,10 +85,12 @@ class Pipeline:
     """Groups spans per trace, prices and rolls up each trace, forwards spans and counted calls.
 
     ``price_book`` has ``price(usage, start_time_unix_nano) -> Cost``. ``extract_usage``
-    defaults to ``spanledger.processor.usage.extract_usage``. ``clock`` returns seconds and is
-    only compared with itself. Exporters all receive the same request object and must not
-    modify it; an exporter that also has ``export_serialized(payload, spans)`` is handed the
-    serialized request instead. An exporter raising ``Backpressure`` is retried for up to
+    defaults to ``spanledger.processor.usage.extract_usage`` and ``is_candidate`` (which spans'
+    attributes are read at all, from their bytes) to ``spanledger.processor.usage.is_candidate``;
+    a custom reader comes with ``usage.candidate_check(keys it reads)``. ``clock`` returns
+    seconds and is only compared with itself. Exporters all receive the same request object
+    and must not modify it; an exporter that also has ``export_serialized(payload, spans)`` is
+    handed the serialized request instead. An exporter raising ``Backpressure`` is retried for up to
     ``export_patience`` seconds, on the flusher's thread: receivers are refused meanwhile.
     """
 
@@ -102,12 +104,16 @@ class Pipeline:
         *,
         clock: Callable[[], float] = time.monotonic,
         extract_usage: Callable[[Mapping[str, object], str], Usage | None] | None = None,
+        is_candidate: Callable[[bytes], bool] | None = None,
     ) -> None:
         problems = rollup.problems()
         if problems:
             raise ValueError("invalid rollup configuration: " + "; ".join(problems))
+        from spanledger.processor import usage
+
+        self._is_candidate = is_candidate or usage.is_candidate
         if extract_usage is None:
-            from spanledger.processor.usage import extract_usage
+            extract_usage = usage.extract_usage
         self.rollup = rollup
         self.exporters = list(exporters)
         self.sinks = list(sinks)
@@ -181,6 +187,7 @@ class Pipeline:
         arrivals: list[Arrival] = []
         rejected = 0
         origins = self._origins
+        is_candidate = self._is_candidate
         for resource_spans in request.resource_spans:
             resource = resource_spans.resource.SerializeToString()
             for scope_spans in resource_spans.scope_spans:
@@ -200,8 +207,7 @@ class Pipeline:
                     if parent == _INVALID_SPAN_ID:
                         parent = b""  # some senders write a root's missing parent as zeros
                     data = span.SerializeToString()
-                    candidate = b"gen_ai." in data or b"llm." in data
-                    arrivals.append((trace_id, span_id, parent, data, origin, candidate))
+                    arrivals.append((trace_id, span_id, parent, data, origin, is_candidate(data)))
         return arrivals, rejected
 
     # Flushing.
