@@ -1,10 +1,11 @@
-"""The running processor: receivers → pipeline (pricing, rollup) → exporters and sinks.
+"""The running processor: receivers → pipeline (pricing, rollup) → fan-out → exporters, sinks.
 
 OTLP metrics and logs skip the pipeline: receivers hand them to a ``Forwarder`` per signal, which
 queues them unchanged on the exporters that take the signal (or drops them when none does).
 
-Lifecycle reads top-down: ``start`` builds and starts every component, ``stop`` stops accepting,
-drains the traces waiting for rollup and the exporter queues within the shutdown deadline.
+Lifecycle reads top-down: ``start`` builds and starts every component (the kinds in
+``registry``), ``stop`` stops accepting, flushes the traces waiting for rollup, then shuts the
+exporters and sinks it built down, within the shutdown deadline.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from spanledger.processor import redaction
 from spanledger.processor.budgets import BudgetSink
 from spanledger.processor.components import CallSink, SpanExporter, TraceConsumer
 from spanledger.processor.config import Config
+from spanledger.processor.fanout import FanOut
 from spanledger.processor.forwarding import Forwarder
 from spanledger.processor.ledger import LedgerSink, open_ledger
 from spanledger.processor.ledger.settling import LedgerSettling
@@ -45,7 +47,8 @@ _SERVING_GC_THRESHOLDS = (50_000, 20, 100)
 
 
 class Service:
-    """One processor process. Extra exporters and sinks (e.g. the demo's recorder) may be added."""
+    """One processor process. Extra exporters and sinks (e.g. the demo's recorder) may be added;
+    the service shuts them down with its own."""
 
     def __init__(
         self,
@@ -58,6 +61,8 @@ class Service:
         self._extra_exporters = list(extra_exporters)
         self._extra_sinks = list(extra_sinks)
         self.pipeline: Pipeline | None = None
+        self.fanout: FanOut | None = None
+        """Where the pipeline's output goes: every trace exporter and every sink."""
         self.receivers: dict[str, Any] = {}
         """The started receivers, by kind name (``grpc``, ``http``)."""
         self.sinks: dict[str, CallSink] = {}
@@ -91,9 +96,8 @@ class Service:
         self._start_forwarders()
         self._build_sinks()
         sinks = [*self.sinks.values(), *self._extra_sinks]
-        self.pipeline = Pipeline(
-            config.rollup, config.tags, PriceBook(config.pricing), exporters, sinks
-        )
+        self.fanout = FanOut(exporters, sinks)
+        self.pipeline = Pipeline(config.rollup, config.tags, PriceBook(config.pricing), self.fanout)
         self.pipeline.start()
         consumer: TraceConsumer = self.pipeline
         if config.service.write_ahead is not None:
@@ -220,8 +224,12 @@ class Service:
         ]
         for drain in drains:
             drain.start()
+        if self.fanout is not None:
+            self.fanout.give_up_by(deadline)
         if self.pipeline is not None:
             self.pipeline.shutdown(max(0.1, deadline - time.monotonic()))
+        if self.fanout is not None:
+            self.fanout.shutdown(max(0.1, deadline - time.monotonic()))
         for drain in drains:
             drain.join(max(0.1, deadline - time.monotonic()) + 1.0)
         if self.write_ahead is not None:

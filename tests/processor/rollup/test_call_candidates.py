@@ -9,6 +9,7 @@ from support.otlp import Service, request, span
 from support.sinks import RecordingSink, TraceRecorder
 
 from spanledger import semconv
+from spanledger.processor.fanout import FanOut
 from spanledger.processor.model import Usage
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook, PricingConfig
@@ -84,8 +85,7 @@ def run_pipeline(is_candidate=None) -> tuple[TraceRecorder, RecordingSink]:
         RollupConfig(),
         TAG_KEYS,
         PriceBook(PricingConfig()),
-        [exporter],
-        [sink],
+        FanOut([exporter], [sink]),
         clock=clock,
         extract_usage=read_acme,
         is_candidate=is_candidate,
