@@ -1,10 +1,16 @@
 """Which spans may record an inference call, decided on their serialized bytes.
 
 Parsing every span's attributes costs more than the rest of the pipeline's work on a span, so the
-pipeline parses only the spans whose bytes contain the prefix of an attribute that can make a
-span a call (``CALL_KEYS``: ``gen_ai.``, ``llm.``, ...). The prefixes are derived from the
-dialect table, so a dialect that reads attributes under a new prefix is seen without any other
-change.
+pipeline parses only the spans whose bytes hold an attribute key under the prefix of a key that
+can make a span a call (``CALL_KEYS``: ``gen_ai.``, ``llm.``, ...). The prefixes are derived
+from the dialect table, so a dialect that reads attributes under a new prefix is seen without
+any other change.
+
+The test is one regular-expression search per span for a protobuf string field 1 (``KeyValue``'s
+``key``: the byte 0x0A, then its length) that starts with one of the prefixes. Anchored on the
+field's start, it scans the bytes once, whatever the number of prefixes, and a span name or an
+attribute value that mentions ``gen_ai.`` does not count (a string value that starts with a
+prefix does: ``AnyValue.string_value`` is a field 1 too, and reading such a span is harmless).
 """
 
 from __future__ import annotations
@@ -14,6 +20,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from spanledger.processor.usage.extract import CALL_KEYS
+
+_KEY_FIELD = re.escape(b"\x0a")
+"""The tag of a length-delimited field 1, as ``KeyValue.key`` is encoded."""
+_ONE_BYTE_LENGTH = 127
 
 
 def attribute_prefix(key: str) -> str:
@@ -30,12 +40,18 @@ def markers_for(keys: Iterable[str]) -> tuple[bytes, ...]:
 
 
 def candidate_check(keys: Iterable[str]) -> Callable[[bytes], bool]:
-    """A test of serialized span bytes: whether they contain the prefix of one of ``keys``.
+    """A test of serialized span bytes: whether a key field in them starts with the prefix of
+    one of ``keys``.
 
     It can be wrong only one way: a span it passes may carry none of ``keys`` (it is then read
     and found not to be a call), but a span carrying one of them always passes.
     """
-    search = re.compile(b"|".join(re.escape(marker) for marker in markers_for(keys))).search
+    keys = list(keys)
+    prefixes = b"|".join(re.escape(marker) for marker in markers_for(keys))
+    # The key's length is a varint: one byte below 128, else (for these keys) two.
+    long_keys = any(len(key.encode()) > _ONE_BYTE_LENGTH for key in keys)
+    length = rb"[\x80-\xff]?[\x00-\x7f]" if long_keys else rb"[\x00-\x7f]"
+    search = re.compile(_KEY_FIELD + length + b"(?:" + prefixes + b")").search
 
     def is_candidate(data: bytes) -> bool:
         return search(data) is not None

@@ -73,6 +73,20 @@ def test_a_span_carrying_no_such_key_is_not_read_and_is_no_call():
     assert extract_usage(attributes, "POST") is None
 
 
+def test_only_attribute_keys_count_not_text_that_mentions_a_prefix():
+    mentions = {"url.full": "https://example.com/gen_ai.usage.input_tokens", "note": "on llm."}
+    assert not is_candidate(span(1, 1, None, "gen_ai.chat", mentions).SerializeToString())
+    among_others = {"http.request.method": "POST", **mentions, "llm.token_count.prompt": 3}
+    assert is_candidate(span(1, 1, None, "call", among_others).SerializeToString())
+
+
+def test_keys_of_128_bytes_and_more_are_found_too():
+    long_key = "acme." + "x" * 200
+    check = candidate_check([long_key])
+    assert check(span(1, 1, None, "call", {long_key: 1}).SerializeToString())
+    assert not check(span(1, 1, None, "call", {"gen_ai.usage.input_tokens": 1}).SerializeToString())
+
+
 def test_the_markers_are_the_prefixes_of_the_dialect_keys():
     prefixes = {key.split(".", 1)[0] + "." for key in CALL_KEYS}
     assert {marker.decode() for marker in candidate_markers()} == prefixes
