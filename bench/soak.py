@@ -163,6 +163,7 @@ def free_port() -> int:
 
 def write_ahead_cost(requests: int = 3000, rounds: int = 5) -> None:
     """Time ``consume`` of 40-span requests on a pipeline alone and behind ``WriteAhead``."""
+    from spanledger.processor.fanout import FanOut
     from spanledger.processor.pipeline import Pipeline
     from spanledger.processor.pricing import PriceBook, PricingConfig
     from spanledger.processor.rollup import RollupConfig
@@ -176,7 +177,7 @@ def write_ahead_cost(requests: int = 3000, rounds: int = 5) -> None:
     best: dict[str, float] = {}
     for _ in range(rounds):
         for label in ("pipeline", "write-ahead"):
-            pipeline = Pipeline(RollupConfig(remember_spans=0), [], book, [], [])
+            pipeline = Pipeline(RollupConfig(remember_spans=0), [], book, FanOut([], []))
             consumer: object = pipeline
             directory = tempfile.mkdtemp(prefix="spanledger-wal-")
             if label == "write-ahead":

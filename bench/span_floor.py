@@ -42,6 +42,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from rollup import CountingSink
 
 from spanledger.processor.components import CallSink
+from spanledger.processor.fanout import FanOut
 from spanledger.processor.ledger import LedgerConfig, LedgerSink
 from spanledger.processor.metrics import MetricsConfig, MetricsSink
 from spanledger.processor.otlp_attrs import attributes_to_dict
@@ -105,7 +106,7 @@ def pipeline_run(bodies: list[bytes], spans: int, sinks: Callable[[], list[CallS
     exporter = SerializedExporter()
     made = sinks()
     rollup = RollupConfig(max_traces=1_000_000, max_spans=10_000_000)
-    pipeline = Pipeline(rollup, TAGS, PRICE_BOOK, [exporter], made)
+    pipeline = Pipeline(rollup, TAGS, PRICE_BOOK, FanOut([exporter], made))
     try:
         for body in bodies:
             pipeline.consume(ExportTraceServiceRequest.FromString(body))

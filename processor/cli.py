@@ -87,12 +87,20 @@ def _check_config(options: argparse.Namespace) -> int:
     assert config is not None
     for warning in config.warnings():
         print(f"{path}: warning: {warning}", file=sys.stderr)
-    exporters = ", ".join(type(e).__name__.removesuffix("Config") for e in config.exporters)
+    exporters = ", ".join(_exporter_name(exporter) for exporter in config.exporters)
     print(
         f"{path}: OK (exporters: {exporters or 'none'}; tags: {', '.join(config.tags)}; "
         f"ledger: {config.ledger.location()})"
     )
     return 0
+
+
+def _exporter_name(config: object) -> str:
+    """What ``config`` builds, as the registry has it: ``OtlpHttpExporter`` for otlp_http."""
+    from spanledger.processor.registry import EXPORTER, registry
+
+    kind = registry().kind_of(EXPORTER, config)
+    return str(getattr(kind.factory, "__name__", kind.name))
 
 
 def _report(argv: list[str]) -> int:

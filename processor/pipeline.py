@@ -3,14 +3,14 @@
 ``Pipeline.consume`` (the ``TraceConsumer`` the receivers call) files each span under its trace.
 A trace is flushed when it has been idle for ``rollup.trace_idle`` seconds or ``rollup.root_grace``
 seconds after its root arrived; flushing prices its inference spans, writes the cost
-attributes, hands the spans to every exporter (under their original resource and scope) and the
-counted calls to every sink. A background thread (``start``) flushes due traces; ``shutdown``
-flushes everything left.
+attributes and hands the spans (under their original resource and scope) with the counted calls
+to the pipeline's one output (``components.TraceOutput``; in the service, ``fanout.FanOut``).
+A background thread (``start``) flushes due traces; ``shutdown`` flushes everything left.
 
 Receivers never wait for that work: once the flusher runs, ``consume`` only files the spans and
-hands traces flushed early (to make room) to the flusher, so an answer never waits on an exporter.
+hands traces flushed early (to make room) to the flusher, so an answer never waits on the output.
 Room is bounded by ``rollup.max_spans`` counting spans held and spans handed off or being
-exported; beyond it ``consume`` raises ``Backpressure`` at once.
+delivered; beyond it ``consume`` raises ``Backpressure`` at once.
 """
 
 from __future__ import annotations
@@ -20,19 +20,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
-from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from spanledger import semconv
 from spanledger.processor.callcheck import MAX_TAG_VALUE_CHARS, CallCheck
-from spanledger.processor.components import (
-    Backpressure,
-    CallSink,
-    ConsumeResult,
-    SpanExporter,
-)
+from spanledger.processor.components import Backpressure, ConsumeResult, TraceOutput
 from spanledger.processor.model import CountedCall, Usage
 from spanledger.processor.rollup import (
     AnnotatedTrace,
@@ -44,7 +37,6 @@ from spanledger.processor.rollup import (
     TraceBuffer,
 )
 from spanledger.processor.rollup.buffer import Arrival, HeldSpan
-from spanledger.processor.rollup.wire import encode
 
 log = logging.getLogger("spanledger.processor.pipeline")
 
@@ -52,14 +44,8 @@ _TRACE_ID_BYTES = 16
 _SPAN_ID_BYTES = 8
 _INVALID_TRACE_ID = bytes(_TRACE_ID_BYTES)
 _INVALID_SPAN_ID = bytes(_SPAN_ID_BYTES)
-_MAX_EXPORT_SPANS = 8192
-"""Flushed spans are handed to exporters in requests of at most this many spans."""
-_MAX_PROCESS_SPANS = 8 * _MAX_EXPORT_SPANS
+_MAX_PROCESS_SPANS = 65536
 """Flushed traces are rolled up and delivered in groups of at most this many spans."""
-DEFAULT_EXPORT_PATIENCE = 300.0
-"""How long the flusher waits for a full exporter queue before giving a batch up: as long as an
-exporter retries one batch (``max_elapsed``), so a queue that drains is waited for. Receivers are
-refused meanwhile, so waiting costs no memory beyond ``rollup.max_spans``."""
 
 _COUNTERS = (
     "spans_received",
@@ -75,21 +61,20 @@ _COUNTERS = (
     "roots_missing",
     "backpressure",
     "annotate_errors",
-    "export_waits",
-    "export_errors",
-    "sink_errors",
 )
 
 
 class Pipeline:
-    """Groups spans per trace, prices and rolls up each trace, forwards spans and counted calls.
+    """Groups spans per trace, prices and rolls up each trace, hands spans and counted calls on.
 
     ``price_book`` has ``price(usage, start_time_unix_nano) -> Cost``. ``extract_usage``
-    defaults to ``spanledger.processor.usage.extract_usage``. ``clock`` returns seconds and is
-    only compared with itself. Exporters all receive the same request object and must not
-    modify it; an exporter that also has ``export_serialized(payload, spans)`` is handed the
-    serialized request instead. An exporter raising ``Backpressure`` is retried for up to
-    ``export_patience`` seconds, on the flusher's thread: receivers are refused meanwhile.
+    defaults to ``spanledger.processor.usage.extract_usage`` and ``is_candidate`` (which spans'
+    attributes are read at all, from their bytes) to ``spanledger.processor.usage.is_candidate``;
+    a custom reader comes with ``usage.candidate_check(keys it reads)``. ``clock`` returns
+    seconds and is only compared with itself. ``output.deliver`` runs on the flusher's thread,
+    one call at a time; while it blocks (a full exporter), receivers are refused once the rollup
+    is full. The pipeline does not shut ``output`` down: whoever built it does, after
+    ``shutdown``.
     """
 
     def __init__(
@@ -97,20 +82,22 @@ class Pipeline:
         rollup: RollupConfig,
         tag_keys: Sequence[str],
         price_book: Pricer,
-        exporters: Sequence[SpanExporter],
-        sinks: Sequence[CallSink],
+        output: TraceOutput,
         *,
         clock: Callable[[], float] = time.monotonic,
         extract_usage: Callable[[Mapping[str, object], str], Usage | None] | None = None,
+        is_candidate: Callable[[bytes], bool] | None = None,
     ) -> None:
         problems = rollup.problems()
         if problems:
             raise ValueError("invalid rollup configuration: " + "; ".join(problems))
+        from spanledger.processor import usage
+
+        self._is_candidate = is_candidate or usage.is_candidate
         if extract_usage is None:
-            from spanledger.processor.usage import extract_usage
+            extract_usage = usage.extract_usage
         self.rollup = rollup
-        self.exporters = list(exporters)
-        self.sinks = list(sinks)
+        self.output = output
         self._clock = clock
         self._buffer = TraceBuffer(rollup)
         self._annotator = TraceAnnotator(tag_keys, price_book, extract_usage)
@@ -121,9 +108,6 @@ class Pipeline:
         self._in_flight = 0
         self._counters = dict.fromkeys(_COUNTERS, 0)
         self._closed = False
-        self._shutdown_deadline: float | None = None
-        self.export_patience = DEFAULT_EXPORT_PATIENCE
-        """Seconds to keep retrying an exporter that raises ``Backpressure`` (queue full)."""
         self._handoff: deque[PendingTrace] = deque()
         """Traces flushed early by ``consume``, waiting for the flusher (under ``_lock``)."""
         self._wake = threading.Event()
@@ -137,9 +121,9 @@ class Pipeline:
 
         Spans with an invalid trace or span id are rejected (reported in the result); everything
         else is accepted. Raises ``Backpressure`` while shutting down or when spans still being
-        exported leave no room, and ``PermanentError`` for a request larger than the limits.
+        delivered leave no room, and ``PermanentError`` for a request larger than the limits.
         Traces flushed early are handed to the flusher when it runs (``start``), so this never
-        waits on exporters; without it, the caller processes them.
+        waits on the output; without it, the caller processes them.
         """
         if self._closed:
             raise Backpressure("the processor is shutting down", retry_after=1.0)
@@ -181,6 +165,7 @@ class Pipeline:
         arrivals: list[Arrival] = []
         rejected = 0
         origins = self._origins
+        is_candidate = self._is_candidate
         for resource_spans in request.resource_spans:
             resource = resource_spans.resource.SerializeToString()
             for scope_spans in resource_spans.scope_spans:
@@ -200,8 +185,7 @@ class Pipeline:
                     if parent == _INVALID_SPAN_ID:
                         parent = b""  # some senders write a root's missing parent as zeros
                     data = span.SerializeToString()
-                    candidate = b"gen_ai." in data or b"llm." in data
-                    arrivals.append((trace_id, span_id, parent, data, origin, candidate))
+                    arrivals.append((trace_id, span_id, parent, data, origin, is_candidate(data)))
         return arrivals, rejected
 
     # Flushing.
@@ -233,7 +217,7 @@ class Pipeline:
 
     def _process(self, traces: list[PendingTrace]) -> None:
         """Roll up, price and deliver ``traces``, at most ``_MAX_PROCESS_SPANS`` spans at a time,
-        so that a backlog (after a stalled exporter) never sits in memory twice at once."""
+        so that a backlog (after a stalled output) never sits in memory twice at once."""
         groups: list[list[PendingTrace]] = [[]]
         size = 0
         for trace in traces:
@@ -270,7 +254,8 @@ class Pipeline:
                 )
                 counts["not_counted"] += annotated.not_counted
                 counts["roots_missing"] += annotated.root_missing
-            self._deliver(spans, calls)
+            with self._output_lock:
+                self.output.deliver(spans, calls)
         finally:
             with self._lock:
                 self._in_flight -= span_count
@@ -290,75 +275,6 @@ class Pipeline:
                 len(trace.spans),
             )
             return None
-
-    def _deliver(self, spans: list[HeldSpan], calls: list[CountedCall]) -> None:
-        """Hand ``spans`` to every exporter and ``calls`` to every sink, one batch at a time.
-
-        Exporters that offer ``export_serialized(payload, spans)`` get the encoded request as
-        is; the others get it parsed once into an ``ExportTraceServiceRequest``.
-        """
-        chunks = [
-            spans[start : start + _MAX_EXPORT_SPANS]
-            for start in range(0, len(spans), _MAX_EXPORT_SPANS)
-        ]
-        payloads = [encode(chunk) for chunk in chunks]
-        parsed: dict[int, ExportTraceServiceRequest] = {}
-        failures: dict[str, int] = {}
-        with self._output_lock:
-            for exporter in self.exporters:
-                send_serialized = getattr(exporter, "export_serialized", None)
-                for index, payload in enumerate(payloads):
-                    if send_serialized is not None:
-                        send = partial(send_serialized, payload, len(chunks[index]))
-                    else:
-                        if index not in parsed:
-                            parsed[index] = ExportTraceServiceRequest.FromString(payload)
-                        send = partial(exporter.export, parsed[index])
-                    outcome = self._export(exporter, send)
-                    if outcome:
-                        failures[outcome] = failures.get(outcome, 0) + 1
-            if calls:
-                for sink in self.sinks:
-                    try:
-                        sink.record(calls)
-                    except Exception:
-                        failures["sink_errors"] = failures.get("sink_errors", 0) + 1
-                        log.exception("sink %s failed", type(sink).__name__)
-        if failures:
-            with self._lock:
-                for key, value in failures.items():
-                    self._counters[key] += value
-
-    def _export(self, exporter: SpanExporter, send: Callable[[], None]) -> str | None:
-        """Send one batch, waiting while the exporter pushes back; the failure counter or None.
-
-        While this waits, the spans stay in flight, so receivers push back on their senders
-        in turn once the rollup is full.
-        """
-        deadline = time.monotonic() + self.export_patience
-        if self._shutdown_deadline is not None:
-            deadline = min(deadline, self._shutdown_deadline)
-        while True:
-            try:
-                send()
-            except Backpressure as exc:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    log.error(
-                        "exporter %s stayed full for %.1fs; a batch was not forwarded to it: %s",
-                        type(exporter).__name__,
-                        self.export_patience,
-                        exc,
-                    )
-                    return "export_errors"
-                with self._lock:
-                    self._counters["export_waits"] += 1
-                time.sleep(min(max(exc.retry_after, 0.01), 1.0, remaining))
-            except Exception:
-                log.exception("exporter %s failed", type(exporter).__name__)
-                return "export_errors"
-            else:
-                return None
 
     # Lifecycle.
 
@@ -384,9 +300,8 @@ class Pipeline:
                 log.exception("flushing due traces failed")
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop accepting, flush every waiting trace, then shut exporters and sinks down."""
+        """Stop accepting and flush every waiting trace to the output (not shut down here)."""
         deadline = time.monotonic() + timeout
-        self._shutdown_deadline = deadline
         self._closed = True
         self._stop.set()
         self._wake.set()
@@ -396,13 +311,6 @@ class Pipeline:
             self.flush_all()
         except Exception:
             log.exception("flushing waiting traces on shutdown failed")
-        components: list[Any] = [*self.exporters, *self.sinks]
-        for index, component in enumerate(components):
-            share = max(0.0, deadline - time.monotonic()) / (len(components) - index)
-            try:
-                component.shutdown(share)
-            except Exception:
-                log.exception("shutting down %s failed", type(component).__name__)
 
     def relieve_memory(self) -> None:
         """Forget the older half of the span ids remembered to recognise late duplicates.
@@ -425,7 +333,7 @@ class Pipeline:
     def settled_before(self) -> float | None:
         """A time on the pipeline's clock before which every accepted span has left the pipeline.
 
-        Every span accepted before it was handed to the exporters and sinks (or given up on).
+        Every span accepted before it was handed to the output (or given up on).
         None while spans are being processed. Used to retire a write-ahead log.
         """
         with self._lock:
@@ -436,7 +344,8 @@ class Pipeline:
 
     @property
     def stats(self) -> dict[str, int]:
-        """Counters since start, plus what is held right now."""
+        """Counters since start, plus what is held right now, plus the output's ``stats`` if it
+        keeps any (the fan-out's ``export_waits``, ``export_errors``, ``sink_errors``)."""
         with self._lock:
             found = dict(self._counters)
             found["spans_held"] = self._buffer.held_spans
@@ -445,7 +354,8 @@ class Pipeline:
             found["remembered_spans"] = self._buffer.remembered_spans
         found["calls_set_aside"] = self._check.set_aside
         found["call_times_replaced"] = self._check.times_replaced
+        found.update(getattr(self.output, "stats", {}))
         return found
 
 
-__all__ = ["DEFAULT_EXPORT_PATIENCE", "MAX_TAG_VALUE_CHARS", "Pipeline"]
+__all__ = ["MAX_TAG_VALUE_CHARS", "Pipeline"]

@@ -12,10 +12,11 @@ ledger:                                                         # many replicas,
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spanledger.processor.config_schema import Duration, storage_problems
+from spanledger.processor.config_schema import Duration, Problems, build, storage_problems
 from spanledger.processor.ledger.base import LedgerError
 from spanledger.processor.ledger.secrets import is_database_url, redact_url
 
@@ -118,3 +119,11 @@ class LedgerConfig:
             found.append(f"connect_timeout must be positive, got {self.connect_timeout}")
         found += self.queue.problems()
         return found
+
+
+def read_ledger(raw: object, where: str, problems: Problems) -> LedgerConfig:
+    """``ledger``: ``url`` (PostgreSQL) replaces the default SQLite ``path``; not both."""
+    ledger = build(LedgerConfig, raw, where, problems) or LedgerConfig()
+    if isinstance(raw, Mapping) and raw.get("url") and raw.get("path"):
+        problems.add(where, "set path (an SQLite file) or url (PostgreSQL), not both")
+    return ledger

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from spanledger.processor.config_schema import Duration
+from spanledger.processor.config_schema import Duration, Problems, build
 
 PROTOCOLS = ("grpc", "http")
 
@@ -79,3 +80,46 @@ def otlp_http_url(endpoint: str) -> str:
     if urlsplit(url).path in ("", "/"):
         url = url.rstrip("/") + "/v1/metrics"
     return url
+
+
+def read_metrics(raw: object, where: str, problems: Problems) -> MetricsConfig:
+    """The ``metrics`` section, ``{prometheus: {endpoint}, otlp: {endpoint, protocol}, ...}``,
+    as a ``MetricsConfig``."""
+    if raw is None:
+        return MetricsConfig()
+    if not isinstance(raw, Mapping):
+        problems.add(where, "expected a mapping")
+        return MetricsConfig()
+    flat: dict[str, object] = {}
+    for key, value in raw.items():
+        if key in _METRICS_ENDPOINTS:
+            flat.update(_endpoint_of(value, key, where, problems))
+        else:
+            flat[key] = value
+    return build(MetricsConfig, flat, where, problems) or MetricsConfig()
+
+
+_METRICS_ENDPOINTS = {
+    "prometheus": ("endpoint", "bearer_token", "insecure"),
+    "otlp": ("endpoint", "protocol"),
+}
+"""The keys of ``metrics.prometheus`` and ``metrics.otlp``; each is ``MetricsConfig``'s field
+``<section>_<key>``."""
+
+
+def _endpoint_of(value: object, section: str, parent: str, problems: Problems) -> dict[str, object]:
+    """``metrics.<section>`` as ``MetricsConfig`` fields (its endpoint None when null)."""
+    where = f"{parent}.{section}"
+    if value is None:
+        return {f"{section}_endpoint": None}
+    if not isinstance(value, Mapping):
+        problems.add(
+            where, "expected a mapping such as {endpoint: 127.0.0.1:9464}, or null to disable"
+        )
+        return {f"{section}_endpoint": None}
+    known = _METRICS_ENDPOINTS[section]
+    for key in sorted(set(value) - set(known)):
+        problems.add(f"{where}.{key}", f"unknown key (known keys: {', '.join(known)})")
+    found: dict[str, object] = {f"{section}_endpoint": value.get("endpoint")}
+    found.update({f"{section}_{key}": value[key] for key in known[1:] if key in value})
+    return found

@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from spanledger.instrumentation.budgets import ENDPOINT_ENV, ENFORCE_ENV
+from spanledger.processor.fanout import FanOut
 from spanledger.processor.model import CountedCall
 from spanledger.processor.otlp_attrs import attributes_to_dict
 from spanledger.processor.pipeline import Pipeline
@@ -46,8 +47,7 @@ class PricedWith(PricedCalls):
             RollupConfig(trace_idle=60.0, root_grace=1.0),
             DEFAULT_TAG_KEYS,
             PriceBook(pricing),
-            [self._recorder],
-            [self._recorder],
+            FanOut([self._recorder], [self._recorder]),
         )
         self.receiver = GrpcReceiver(GrpcReceiverConfig(endpoint="127.0.0.1:0"), self.pipeline)
 

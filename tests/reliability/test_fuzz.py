@@ -19,6 +19,7 @@ from support.sinks import TraceRecorder
 
 from spanledger.processor import otlp_json
 from spanledger.processor.components import Backpressure, PermanentError
+from spanledger.processor.fanout import FanOut
 from spanledger.processor.otlp_attrs import to_any_value
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook, PricingConfig
@@ -211,7 +212,7 @@ def test_the_pipeline_survives_any_spans_and_forwards_every_accepted_one(
     spans: list[tuple[int, bytes, bytes, dict[str, object]]],
 ) -> None:
     recorder = TraceRecorder()
-    pipeline = Pipeline(RollupConfig(max_spans=20, max_traces=3), [], BOOK, [recorder], [])
+    pipeline = Pipeline(RollupConfig(max_spans=20, max_traces=3), [], BOOK, FanOut([recorder], []))
     request = ExportTraceServiceRequest()
     scope = request.resource_spans.add().scope_spans.add()
     for trace, span_id, parent, attributes in spans:

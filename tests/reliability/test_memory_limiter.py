@@ -276,6 +276,7 @@ def test_memory_that_stays_high_makes_the_pipeline_forget_remembered_span_ids() 
     held: the limiter then has the pipeline forget the older half of the span ids it keeps for
     recognising late duplicates, rather than refusing data for good; it does so already when
     memory comes near the soft limit."""
+    from spanledger.processor.fanout import FanOut
     from spanledger.processor.pipeline import Pipeline
     from spanledger.processor.pricing import PriceBook, PricingConfig
 
@@ -285,7 +286,10 @@ def test_memory_that_stays_high_makes_the_pipeline_forget_remembered_span_ids() 
         MemoryLimiterConfig(limit_mib=100, spike_limit_mib=20), read=gauge, clock=lambda: clock[0]
     )
     pipeline = Pipeline(
-        RollupConfig(trace_idle=0, root_grace=0), ["customer"], PriceBook(PricingConfig()), [], []
+        RollupConfig(trace_idle=0, root_grace=0),
+        ["customer"],
+        PriceBook(PricingConfig()),
+        FanOut([], []),
     )
     pipeline.consume(build_request(range(0, 10), calls=1))
     pipeline.flush_all()

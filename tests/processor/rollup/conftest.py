@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from support.sinks import RecordingSink, TraceRecorder
 
+from spanledger.processor.fanout import FanOut
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
@@ -58,8 +59,7 @@ def make_pipeline(
             RollupConfig(**rollup),  # type: ignore[arg-type]
             TAG_KEYS,
             PriceBook(PricingConfig(markup_percent=markup_percent)),
-            [exporter],
-            [sink],
+            FanOut([exporter], [sink]),
             clock=clock,
             extract_usage=extract_usage,
         )
@@ -69,3 +69,4 @@ def make_pipeline(
     yield make
     for pipeline in built:
         pipeline.shutdown(1.0)
+        pipeline.output.shutdown(1.0)

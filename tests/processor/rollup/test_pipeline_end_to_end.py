@@ -23,6 +23,7 @@ from support.sinks import RecordingSink, TraceRecorder
 
 from spanledger import semconv
 from spanledger.processor.exporters import OtlpGrpcExporter, OtlpGrpcExporterConfig, TlsClientConfig
+from spanledger.processor.fanout import FanOut
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.receivers import (
@@ -53,8 +54,7 @@ def processor() -> Iterator[
         RollupConfig(trace_idle=1.0, root_grace=0.3),
         TAG_KEYS,
         PriceBook(PricingConfig()),
-        [exporter],
-        [sink],
+        FanOut([exporter], [sink]),
     )
     pipeline.start()
     grpc_in = GrpcReceiver(GrpcReceiverConfig(endpoint="127.0.0.1:0"), pipeline)
@@ -67,6 +67,7 @@ def processor() -> Iterator[
         grpc_in.stop(0.5)
         http_in.stop(0.5)
         pipeline.shutdown(5.0)
+        pipeline.output.shutdown(5.0)
         backend.stop(0.5)
 
 

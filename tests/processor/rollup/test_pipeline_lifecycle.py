@@ -1,4 +1,7 @@
-"""The pipeline as a component: bad input, failing neighbours, the flusher thread, shutdown."""
+"""The pipeline as a component: bad input, failing neighbours, the flusher thread, shutdown.
+
+The pipeline here hands its traces to a ``FanOut`` over recording exporters and sinks, as the
+service wires it."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from support.sinks import RecordingSink, TraceRecorder
 
 from spanledger import semconv
 from spanledger.processor.components import Backpressure
+from spanledger.processor.fanout import FanOut
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
@@ -28,8 +32,7 @@ def build(exporters, sinks, clock=None, extract_usage=extract_usage, **rollup) -
         RollupConfig(**rollup),
         TAG_KEYS,
         PriceBook(PricingConfig()),
-        exporters,
-        sinks,
+        FanOut(exporters, sinks),
         clock=clock or FakeClock(),
         extract_usage=extract_usage,
     )
@@ -69,7 +72,7 @@ def test_a_failing_exporter_or_sink_does_not_stop_the_others(caplog):
     healthy_exporter, healthy_sink = TraceRecorder(), RecordingSink()
     clock = FakeClock()
     pipeline = build([FailingExporter(), healthy_exporter], [FailingSink(), healthy_sink], clock)
-    with caplog.at_level(logging.ERROR, logger="spanledger.processor.pipeline"):
+    with caplog.at_level(logging.ERROR, logger="spanledger.processor.fanout"):
         pipeline.consume(request((APP, [chat(3, 1, None, "gpt-4o-mini", 1000, 200)])))
         clock.advance(1.0)
         pipeline.flush_due()
@@ -116,8 +119,7 @@ def test_a_price_book_that_raises_leaves_the_call_unpriced():
         RollupConfig(),
         TAG_KEYS,
         BrokenPriceBook(),
-        [exporter],
-        [sink],
+        FanOut([exporter], [sink]),
         clock=clock,
         extract_usage=extract_usage,
     )
@@ -131,7 +133,7 @@ def test_a_price_book_that_raises_leaves_the_call_unpriced():
     assert sink.calls[0].cost.status == "unpriced"
 
 
-def test_shutdown_flushes_waiting_traces_then_shuts_down_exporters_and_sinks():
+def test_shutdown_flushes_waiting_traces_and_leaves_the_output_to_its_builder():
     exporter, sink = TraceRecorder(), RecordingSink()
     pipeline = build([exporter], [sink])
     pipeline.consume(request((APP, [span(6, 1, None, "run"), chat(6, 2, 1, "gpt-4o-mini", 1, 1)])))
@@ -140,12 +142,15 @@ def test_shutdown_flushes_waiting_traces_then_shuts_down_exporters_and_sinks():
 
     assert sorted(exporter.by_span()) == [1, 2, 3]
     assert len(sink.calls) == 1
-    assert len(exporter.shutdown_timeouts) == 1
-    assert 0 < exporter.shutdown_timeouts[0] <= 2.0
-    assert len(sink.shutdown_timeouts) == 1
+    assert exporter.shutdown_timeouts == sink.shutdown_timeouts == []
     with pytest.raises(Backpressure, match="shutting down"):
         pipeline.consume(request((APP, [span(8, 4, None, "too late")])))
     assert pipeline.stats["traces_held"] == 0
+
+    pipeline.output.shutdown(2.0)
+    assert len(exporter.shutdown_timeouts) == 1
+    assert 0 < exporter.shutdown_timeouts[0] <= 2.0
+    assert len(sink.shutdown_timeouts) == 1
 
 
 def test_the_background_flusher_forwards_due_traces_on_its_own():
@@ -239,10 +244,10 @@ def test_an_exporter_that_stays_full_is_given_up_on_with_an_error(caplog):
     full, healthy = FullExporter(refusals=10**6), TraceRecorder()
     clock = FakeClock()
     pipeline = build([full, healthy], [], clock)
-    pipeline.export_patience = 0.1
+    pipeline.output.export_patience = 0.1
     pipeline.consume(request((APP, [span(14, 1, None, "a")])))
     clock.advance(1.0)
-    with caplog.at_level(logging.ERROR, logger="spanledger.processor.pipeline"):
+    with caplog.at_level(logging.ERROR, logger="spanledger.processor.fanout"):
         pipeline.flush_due()
     assert full.requests == []
     assert sorted(healthy.by_span()) == [1]

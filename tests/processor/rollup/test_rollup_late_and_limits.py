@@ -10,6 +10,7 @@ from support.sinks import RecordingSink, TraceRecorder
 
 from spanledger import semconv
 from spanledger.processor.components import Backpressure, PermanentError
+from spanledger.processor.fanout import FanOut
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
@@ -167,8 +168,7 @@ def test_backpressure_while_spans_being_exported_leave_no_room():
         RollupConfig(max_spans=4),
         TAG_KEYS,
         PriceBook(PricingConfig()),
-        [exporter],
-        [RecordingSink()],
+        FanOut([exporter], [RecordingSink()]),
         clock=clock,
         extract_usage=extract_usage,
     )
