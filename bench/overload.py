@@ -246,7 +246,7 @@ def sender_main(plan: SenderPlan, results, ready, go) -> None:  # type: ignore[n
 
     import grpc
 
-    from spanledger.processor import otlp_json
+    from spanledger.processor.otlp import json as otlp_json
 
     traffic = build_traffic(plan.traces, 10, 0.1)
     template = b"".join(traffic.bodies)

@@ -33,7 +33,7 @@ import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from spanledger.processor.otlp_attrs import to_any_value
+from spanledger.processor.otlp.attributes import to_any_value
 
 CALLS = 3
 TRACES_PER_REQUEST = 10

@@ -45,7 +45,7 @@ from spanledger.processor.components import CallSink
 from spanledger.processor.fanout import FanOut
 from spanledger.processor.ledger import LedgerConfig, LedgerSink
 from spanledger.processor.metrics import MetricsConfig, MetricsSink
-from spanledger.processor.otlp_attrs import attributes_to_dict
+from spanledger.processor.otlp.attributes import attributes_to_dict
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig

@@ -25,8 +25,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from spanledger.processor.components import Backpressure, CallSink, SpanExporter
 from spanledger.processor.model import CountedCall
+from spanledger.processor.otlp.wire import encode
 from spanledger.processor.rollup.buffer import HeldSpan
-from spanledger.processor.rollup.wire import encode
 
 log = logging.getLogger("spanledger.processor.fanout")
 

@@ -17,7 +17,7 @@ from typing import Protocol
 from google.protobuf.message import Message
 
 from spanledger.processor.components import Backpressure, ConsumeResult
-from spanledger.processor.signals import Signal
+from spanledger.processor.otlp.signals import Signal
 
 log = logging.getLogger("spanledger.processor.forwarding")
 

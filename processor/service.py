@@ -30,11 +30,11 @@ from spanledger.processor.ledger.settling import LedgerSettling
 from spanledger.processor.listeners import configured_listeners, exposure_problems
 from spanledger.processor.memorylimiter import MemoryLimiter
 from spanledger.processor.metrics import MetricsSink
+from spanledger.processor.otlp.signals import LOGS, METRICS, TRACES, Signal
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook
 from spanledger.processor.receivers import GrpcReceiver, HttpReceiver
 from spanledger.processor.registry import EXPORTER, RECEIVER, SINK, SinkWiring, registry
-from spanledger.processor.signals import LOGS, METRICS, TRACES, Signal
 from spanledger.processor.writeahead import SettlingConsumer, WriteAhead
 
 if TYPE_CHECKING:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from spanledger.processor.components import Backpressure
 from spanledger.processor.exporters.config import DiskQueueConfig
 from spanledger.processor.exporters.queue import ExportQueue, MemoryQueue, QueuedRequest
-from spanledger.processor.signals import TRACES, Signal
+from spanledger.processor.otlp.signals import TRACES, Signal
 
 if TYPE_CHECKING:
     from spanledger.processor.exporters.config import _ExporterConfig

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from spanledger.processor.components import Backpressure, PermanentError
+from spanledger.processor.otlp.wire import Origin
 from spanledger.processor.rollup.config import RollupConfig
-from spanledger.processor.rollup.wire import Origin
 
 _SPAN_ID_BYTES = 8
 _NO_IDS: frozenset[bytes] = frozenset()

@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from spanledger.instrumentation.baggage.span_processor import TagSpanProcessor
 from spanledger.processor.fanout import FanOut
 from spanledger.processor.model import CountedCall
-from spanledger.processor.otlp_attrs import attributes_to_dict
+from spanledger.processor.otlp.attributes import attributes_to_dict
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.receivers import GrpcReceiver, GrpcReceiverConfig

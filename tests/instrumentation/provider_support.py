@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from spanledger.instrumentation.budgets import ENDPOINT_ENV, ENFORCE_ENV
 from spanledger.processor.fanout import FanOut
 from spanledger.processor.model import CountedCall
-from spanledger.processor.otlp_attrs import attributes_to_dict
+from spanledger.processor.otlp.attributes import attributes_to_dict
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.receivers import GrpcReceiver, GrpcReceiverConfig

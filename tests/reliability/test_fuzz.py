@@ -17,10 +17,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from reliability_support import build_request
 from support.sinks import TraceRecorder
 
-from spanledger.processor import otlp_json
 from spanledger.processor.components import Backpressure, PermanentError
 from spanledger.processor.fanout import FanOut
-from spanledger.processor.otlp_attrs import to_any_value
+from spanledger.processor.otlp import json as otlp_json
+from spanledger.processor.otlp.attributes import to_any_value
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.receivers.handling import Rejection, gunzip, parse_protobuf

@@ -31,7 +31,7 @@ from spanledger.processor.exporters import OtlpHttpExporterConfig
 from spanledger.processor.ledger import LedgerConfig
 from spanledger.processor.memorylimiter import MIB, MemoryLimiter, MemoryLimiterConfig
 from spanledger.processor.metrics import MetricsConfig
-from spanledger.processor.otlp_json import encode_request
+from spanledger.processor.otlp.json import encode_request
 from spanledger.processor.receivers import (
     GrpcReceiver,
     GrpcReceiverConfig,

@@ -21,9 +21,9 @@ from support.waiting import wait_for
 from spanledger import semconv
 from spanledger.processor.cli import main
 from spanledger.processor.config import check_config, load_config
+from spanledger.processor.otlp.signals import TRACES, Signal
 from spanledger.processor.registry import EXPORTER, ComponentKind, registry
 from spanledger.processor.service import Service
-from spanledger.processor.signals import TRACES, Signal
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 

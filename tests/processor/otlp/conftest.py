@@ -31,13 +31,13 @@ from support.otlp import make_logs_request, make_metrics_request, make_request
 from support.ports import free_port as pick_free_port
 from support.sinks import TraceRecorder
 
+from spanledger.processor.otlp.signals import LOGS, METRICS, SIGNALS, TRACES, Signal
 from spanledger.processor.receivers import (
     GrpcReceiver,
     GrpcReceiverConfig,
     HttpReceiver,
     HttpReceiverConfig,
 )
-from spanledger.processor.signals import LOGS, METRICS, SIGNALS, TRACES, Signal
 
 
 @pytest.fixture

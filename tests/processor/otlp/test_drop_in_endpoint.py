@@ -50,10 +50,10 @@ from spanledger.processor.exporters import (
 )
 from spanledger.processor.ledger import LedgerConfig
 from spanledger.processor.metrics import MetricsConfig
+from spanledger.processor.otlp.signals import LOGS, METRICS, TRACES, Signal
 from spanledger.processor.receivers import GrpcReceiverConfig, HttpReceiverConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.service import Service
-from spanledger.processor.signals import LOGS, METRICS, TRACES, Signal
 from spanledger.processor.writeahead import WriteAheadConfig
 
 try:

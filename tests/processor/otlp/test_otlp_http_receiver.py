@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from spanledger.processor.components import Backpressure, ConsumeResult, PermanentError
-from spanledger.processor.otlp_json import encode_request
+from spanledger.processor.otlp.json import encode_request
 from spanledger.processor.receivers import HttpReceiverConfig, TlsServerConfig
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}

@@ -21,14 +21,14 @@ from spanledger.processor.exporters import (
     OtlpHttpExporterConfig,
     TlsClientConfig,
 )
-from spanledger.processor.otlp_json import encode_request
+from spanledger.processor.otlp.json import encode_request
+from spanledger.processor.otlp.signals import LOGS, METRICS, TRACES, Signal
 from spanledger.processor.receivers import (
     GrpcReceiver,
     GrpcReceiverConfig,
     HttpReceiver,
     HttpReceiverConfig,
 )
-from spanledger.processor.signals import LOGS, METRICS, TRACES, Signal
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 JSON = {"Content-Type": "application/json"}

@@ -14,8 +14,8 @@ from support.sinks import TraceRecorder
 from spanledger.processor.components import Backpressure
 from spanledger.processor.config import load_config
 from spanledger.processor.fanout import FanOut
+from spanledger.processor.otlp.wire import Origin
 from spanledger.processor.rollup.buffer import HeldSpan
-from spanledger.processor.rollup.wire import Origin
 from spanledger.processor.service import Service
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"

@@ -6,7 +6,7 @@ import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from spanledger.processor.otlp_attrs import (
+from spanledger.processor.otlp.attributes import (
     attributes_to_dict,
     from_any_value,
     get_attribute,

@@ -8,9 +8,9 @@ from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from spanledger.processor.otlp_attrs import attributes_to_dict, set_attributes
+from spanledger.processor.otlp.attributes import attributes_to_dict, set_attributes
+from spanledger.processor.otlp.wire import with_attributes
 from spanledger.processor.rollup import Origin, OriginTable, build_request
-from spanledger.processor.rollup.wire import with_attributes
 
 
 def origin(service: str, scope: str, schema: str = "") -> Origin:
