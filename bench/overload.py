@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import _PREFIX, SERVICE_METHOD, SPAWN, build_traffic
 
-from spanledger.processor.memorylimiter import DEFAULT_LIMIT_MIB
+from spanledger.processor.intake.memory_limiter import DEFAULT_LIMIT_MIB
 
 SCENARIOS = ("fast", "stalled", "json", "grpc")
 PEAK_FACTOR = 1.15

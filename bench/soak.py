@@ -164,10 +164,10 @@ def free_port() -> int:
 def write_ahead_cost(requests: int = 3000, rounds: int = 5) -> None:
     """Time ``consume`` of 40-span requests on a pipeline alone and behind ``WriteAhead``."""
     from spanledger.processor.fanout import FanOut
+    from spanledger.processor.intake.write_ahead import WriteAhead, WriteAheadConfig
     from spanledger.processor.pipeline import Pipeline
     from spanledger.processor.pricing import PriceBook, PricingConfig
     from spanledger.processor.rollup import RollupConfig
-    from spanledger.processor.writeahead import WriteAhead, WriteAheadConfig
 
     bodies = [
         ExportTraceServiceRequest.FromString(build_request(n * TRACES_PER_REQUEST))

@@ -25,17 +25,17 @@ from spanledger.processor.components import CallSink, SpanExporter, TraceConsume
 from spanledger.processor.config import Config
 from spanledger.processor.fanout import FanOut
 from spanledger.processor.forwarding import Forwarder
+from spanledger.processor.intake.memory_limiter import MemoryLimiter
+from spanledger.processor.intake.write_ahead import SettlingConsumer, WriteAhead
 from spanledger.processor.ledger import LedgerSink, open_ledger
 from spanledger.processor.ledger.settling import LedgerSettling
 from spanledger.processor.listeners import configured_listeners, exposure_problems
-from spanledger.processor.memorylimiter import MemoryLimiter
 from spanledger.processor.metrics import MetricsSink
 from spanledger.processor.otlp.signals import LOGS, METRICS, TRACES, Signal
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook
 from spanledger.processor.receivers import GrpcReceiver, HttpReceiver
 from spanledger.processor.registry import EXPORTER, RECEIVER, SINK, SinkWiring, registry
-from spanledger.processor.writeahead import SettlingConsumer, WriteAhead
 
 if TYPE_CHECKING:
     from spanledger.processor.reconcile.gauge import GapGauges

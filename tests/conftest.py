@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from spanledger.processor import memorylimiter, service
+from spanledger.processor.intake import memory_limiter as memorylimiter
+from spanledger.processor.intake import service
 from spanledger.processor.rollup import TraceAnnotator
 from spanledger.standin import StandIn
 

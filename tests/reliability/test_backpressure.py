@@ -26,12 +26,12 @@ from support.sinks import OtlpHttpBackend
 
 from spanledger.processor.config import Config, ServiceConfig
 from spanledger.processor.exporters import OtlpHttpExporterConfig
+from spanledger.processor.intake.write_ahead import WriteAheadConfig
 from spanledger.processor.ledger import LedgerConfig
 from spanledger.processor.metrics import MetricsConfig
 from spanledger.processor.receivers import GrpcReceiverConfig, HttpReceiverConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.service import Service
-from spanledger.processor.writeahead import WriteAheadConfig
 
 MAX_SPANS = 60
 

@@ -28,8 +28,8 @@ from support.sinks import OtlpHttpBackend
 
 from spanledger.processor.config import Config, check_config
 from spanledger.processor.exporters import OtlpHttpExporterConfig
+from spanledger.processor.intake.memory_limiter import MIB, MemoryLimiter, MemoryLimiterConfig
 from spanledger.processor.ledger import LedgerConfig
-from spanledger.processor.memorylimiter import MIB, MemoryLimiter, MemoryLimiterConfig
 from spanledger.processor.metrics import MetricsConfig
 from spanledger.processor.otlp.json import encode_request
 from spanledger.processor.receivers import (

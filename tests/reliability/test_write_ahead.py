@@ -13,10 +13,10 @@ from support.sinks import TraceRecorder
 
 from spanledger.processor.components import Backpressure
 from spanledger.processor.fanout import FanOut
+from spanledger.processor.intake.write_ahead import WriteAhead, WriteAheadConfig
 from spanledger.processor.pipeline import Pipeline
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
-from spanledger.processor.writeahead import WriteAhead, WriteAheadConfig
 
 BOOK = PriceBook(PricingConfig())
 
@@ -70,7 +70,7 @@ def test_a_crashed_process_log_is_replayed_into_the_next_pipeline(tmp_path: Path
         from spanledger.processor.pipeline import Pipeline
         from spanledger.processor.pricing import PriceBook, PricingConfig
         from spanledger.processor.rollup import RollupConfig
-        from spanledger.processor.writeahead import WriteAhead, WriteAheadConfig
+        from spanledger.processor.intake.write_ahead import WriteAhead, WriteAheadConfig
 
         pipeline = Pipeline(RollupConfig(trace_idle=60, root_grace=60), [],
                             PriceBook(PricingConfig()), FanOut([], []))

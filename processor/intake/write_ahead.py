@@ -35,7 +35,7 @@ from spanledger.processor.components import (
 from spanledger.processor.config_schema import storage_problems
 from spanledger.processor.exporters.disk_queue import lock_directory, read_records, write_record
 
-log = logging.getLogger("spanledger.processor.writeahead")
+log = logging.getLogger("spanledger.processor.intake.write_ahead")
 
 DEFAULT_WRITE_AHEAD_BYTES = 512 * 1024 * 1024
 _SEGMENT_BYTES = 8 * 1024 * 1024

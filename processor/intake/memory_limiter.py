@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from spanledger.processor.config_schema import Duration
 
-log = logging.getLogger("spanledger.processor.memorylimiter")
+log = logging.getLogger("spanledger.processor.intake.memory_limiter")
 
 MIB = 1024 * 1024
 DEFAULT_LIMIT_MIB = 1024
