@@ -21,9 +21,9 @@ from harness import add_work
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from spanledger.processor.fanout import FanOut
 from spanledger.processor.model import CountedCall
-from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
 

@@ -163,9 +163,9 @@ def free_port() -> int:
 
 def write_ahead_cost(requests: int = 3000, rounds: int = 5) -> None:
     """Time ``consume`` of 40-span requests on a pipeline alone and behind ``WriteAhead``."""
-    from spanledger.processor.fanout import FanOut
     from spanledger.processor.intake.write_ahead import WriteAhead, WriteAheadConfig
-    from spanledger.processor.pipeline import Pipeline
+    from spanledger.processor.pipeline.core import Pipeline
+    from spanledger.processor.pipeline.fanout import FanOut
     from spanledger.processor.pricing import PriceBook, PricingConfig
     from spanledger.processor.rollup import RollupConfig
 

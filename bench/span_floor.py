@@ -42,11 +42,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from rollup import CountingSink
 
 from spanledger.processor.components import CallSink
-from spanledger.processor.fanout import FanOut
 from spanledger.processor.ledger import LedgerConfig, LedgerSink
 from spanledger.processor.metrics import MetricsConfig, MetricsSink
 from spanledger.processor.otlp.attributes import attributes_to_dict
-from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
 

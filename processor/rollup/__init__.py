@@ -2,7 +2,7 @@
 
 ``TraceBuffer`` decides when a trace is complete enough to flush; ``TraceAnnotator`` prices its
 inference spans and writes per-call, per-subtree and per-trace cost attributes. The pipeline
-(``spanledger.processor.pipeline``) connects them to receivers, exporters and sinks.
+(``spanledger.processor.pipeline.core``) connects them to receivers, exporters and sinks.
 """
 
 from spanledger.processor.otlp.wire import Origin, OriginTable, build_request

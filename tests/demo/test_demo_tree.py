@@ -5,8 +5,8 @@ from __future__ import annotations
 from support.otlp import Service, chat, request, span
 
 from spanledger.demo.tree import RecordingExporter, render_cost_tree
-from spanledger.processor.fanout import FanOut
-from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
 

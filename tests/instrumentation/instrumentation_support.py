@@ -24,10 +24,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from spanledger.instrumentation.baggage.span_processor import TagSpanProcessor
-from spanledger.processor.fanout import FanOut
 from spanledger.processor.model import CountedCall
 from spanledger.processor.otlp.attributes import attributes_to_dict
-from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.receivers import GrpcReceiver, GrpcReceiverConfig
 from spanledger.processor.rollup import RollupConfig

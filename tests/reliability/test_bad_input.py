@@ -39,7 +39,7 @@ from spanledger.processor.exporters import OtlpHttpExporterConfig
 from spanledger.processor.ledger import LedgerConfig
 from spanledger.processor.metrics import MetricsConfig
 from spanledger.processor.otlp.attributes import to_any_value
-from spanledger.processor.pipeline import MAX_TAG_VALUE_CHARS
+from spanledger.processor.pipeline.core import MAX_TAG_VALUE_CHARS
 from spanledger.processor.receivers import GrpcReceiverConfig, HttpReceiverConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.service import Service

@@ -18,10 +18,10 @@ from reliability_support import build_request
 from support.sinks import TraceRecorder
 
 from spanledger.processor.components import Backpressure, PermanentError
-from spanledger.processor.fanout import FanOut
 from spanledger.processor.otlp import json as otlp_json
 from spanledger.processor.otlp.attributes import to_any_value
-from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.receivers.handling import Rejection, gunzip, parse_protobuf
 from spanledger.processor.rollup import RollupConfig

@@ -276,8 +276,8 @@ def test_memory_that_stays_high_makes_the_pipeline_forget_remembered_span_ids() 
     held: the limiter then has the pipeline forget the older half of the span ids it keeps for
     recognising late duplicates, rather than refusing data for good; it does so already when
     memory comes near the soft limit."""
-    from spanledger.processor.fanout import FanOut
-    from spanledger.processor.pipeline import Pipeline
+    from spanledger.processor.pipeline.core import Pipeline
+    from spanledger.processor.pipeline.fanout import FanOut
     from spanledger.processor.pricing import PriceBook, PricingConfig
 
     gauge = Gauge(90)

@@ -16,15 +16,15 @@ from reliability_support import build_request, expected_cost, post
 from support.sinks import OtlpHttpBackend
 
 from spanledger.processor.budgets import BudgetsConfig, BudgetSink, SpendLimit
-from spanledger.processor.callcheck import MAX_TIME_UNIX_NANO
 from spanledger.processor.cli import main
 from spanledger.processor.config import Config
 from spanledger.processor.exporters import OtlpHttpExporterConfig
-from spanledger.processor.fanout import FanOut
 from spanledger.processor.ledger import LedgerConfig
 from spanledger.processor.metrics import MetricsConfig
 from spanledger.processor.model import Cost
-from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.pipeline.call_check import MAX_TIME_UNIX_NANO
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.receivers import HttpReceiverConfig
 from spanledger.processor.rollup import RollupConfig

@@ -12,9 +12,9 @@ from reliability_support import build_request
 from support.sinks import TraceRecorder
 
 from spanledger.processor.components import Backpressure
-from spanledger.processor.fanout import FanOut
 from spanledger.processor.intake.write_ahead import WriteAhead, WriteAheadConfig
-from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
 
@@ -66,8 +66,8 @@ def test_a_crashed_process_log_is_replayed_into_the_next_pipeline(tmp_path: Path
         import os, sys
         sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(Path(__file__).parents[1])!r}]
         from reliability_support import build_request
-        from spanledger.processor.fanout import FanOut
-        from spanledger.processor.pipeline import Pipeline
+        from spanledger.processor.pipeline.fanout import FanOut
+        from spanledger.processor.pipeline.core import Pipeline
         from spanledger.processor.pricing import PriceBook, PricingConfig
         from spanledger.processor.rollup import RollupConfig
         from spanledger.processor.intake.write_ahead import WriteAhead, WriteAheadConfig

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from support.sinks import RecordingSink, TraceRecorder
 
-from spanledger.processor.fanout import FanOut
-from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.usage import extract_usage

@@ -9,9 +9,9 @@ from support.otlp import Service, request, span
 from support.sinks import RecordingSink, TraceRecorder
 
 from spanledger import semconv
-from spanledger.processor.fanout import FanOut
 from spanledger.processor.model import Usage
-from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.usage import (

@@ -13,8 +13,8 @@ from support.sinks import TraceRecorder
 
 from spanledger.processor.components import Backpressure
 from spanledger.processor.config import load_config
-from spanledger.processor.fanout import FanOut
 from spanledger.processor.otlp.wire import Origin
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.rollup.buffer import HeldSpan
 from spanledger.processor.service import Service
 

@@ -23,8 +23,8 @@ from support.sinks import RecordingSink, TraceRecorder
 
 from spanledger import semconv
 from spanledger.processor.exporters import OtlpGrpcExporter, OtlpGrpcExporterConfig, TlsClientConfig
-from spanledger.processor.fanout import FanOut
-from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.receivers import (
     GrpcReceiver,

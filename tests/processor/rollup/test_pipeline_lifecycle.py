@@ -16,8 +16,8 @@ from support.sinks import RecordingSink, TraceRecorder
 
 from spanledger import semconv
 from spanledger.processor.components import Backpressure
-from spanledger.processor.fanout import FanOut
-from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.usage import extract_usage
@@ -72,7 +72,7 @@ def test_a_failing_exporter_or_sink_does_not_stop_the_others(caplog):
     healthy_exporter, healthy_sink = TraceRecorder(), RecordingSink()
     clock = FakeClock()
     pipeline = build([FailingExporter(), healthy_exporter], [FailingSink(), healthy_sink], clock)
-    with caplog.at_level(logging.ERROR, logger="spanledger.processor.fanout"):
+    with caplog.at_level(logging.ERROR, logger="spanledger.processor.pipeline.fanout"):
         pipeline.consume(request((APP, [chat(3, 1, None, "gpt-4o-mini", 1000, 200)])))
         clock.advance(1.0)
         pipeline.flush_due()
@@ -247,7 +247,7 @@ def test_an_exporter_that_stays_full_is_given_up_on_with_an_error(caplog):
     pipeline.output.export_patience = 0.1
     pipeline.consume(request((APP, [span(14, 1, None, "a")])))
     clock.advance(1.0)
-    with caplog.at_level(logging.ERROR, logger="spanledger.processor.fanout"):
+    with caplog.at_level(logging.ERROR, logger="spanledger.processor.pipeline.fanout"):
         pipeline.flush_due()
     assert full.requests == []
     assert sorted(healthy.by_span()) == [1]

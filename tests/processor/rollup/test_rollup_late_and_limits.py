@@ -10,8 +10,8 @@ from support.sinks import RecordingSink, TraceRecorder
 
 from spanledger import semconv
 from spanledger.processor.components import Backpressure, PermanentError
-from spanledger.processor.fanout import FanOut
-from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.usage import extract_usage

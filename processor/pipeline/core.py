@@ -24,9 +24,9 @@ from collections.abc import Callable, Mapping, Sequence
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from spanledger import semconv
-from spanledger.processor.callcheck import MAX_TAG_VALUE_CHARS, CallCheck
 from spanledger.processor.components import Backpressure, ConsumeResult, TraceOutput
 from spanledger.processor.model import CountedCall, Usage
+from spanledger.processor.pipeline.call_check import MAX_TAG_VALUE_CHARS, CallCheck
 from spanledger.processor.rollup import (
     AnnotatedTrace,
     OriginTable,

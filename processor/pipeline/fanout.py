@@ -28,7 +28,7 @@ from spanledger.processor.model import CountedCall
 from spanledger.processor.otlp.wire import encode
 from spanledger.processor.rollup.buffer import HeldSpan
 
-log = logging.getLogger("spanledger.processor.fanout")
+log = logging.getLogger("spanledger.processor.pipeline.fanout")
 
 MAX_EXPORT_SPANS = 8192
 """Spans are handed to exporters in requests of at most this many spans."""
