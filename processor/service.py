@@ -23,7 +23,7 @@ from spanledger.processor import redaction
 from spanledger.processor.budgets import BudgetSink
 from spanledger.processor.components import CallSink, SpanExporter, TraceConsumer
 from spanledger.processor.config import Config
-from spanledger.processor.forwarding import Forwarder
+from spanledger.processor.exporters.forwarding import Forwarder
 from spanledger.processor.intake.memory_limiter import MemoryLimiter
 from spanledger.processor.intake.write_ahead import SettlingConsumer, WriteAhead
 from spanledger.processor.ledger import LedgerSink, open_ledger

@@ -19,7 +19,7 @@ from google.protobuf.message import Message
 from spanledger.processor.components import Backpressure, ConsumeResult
 from spanledger.processor.otlp.signals import Signal
 
-log = logging.getLogger("spanledger.processor.forwarding")
+log = logging.getLogger("spanledger.processor.exporters.forwarding")
 
 
 class SerializedExporter(Protocol):
