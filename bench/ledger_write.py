@@ -218,7 +218,7 @@ REPORTS = (
 
 def time_reports(url: str, password: str) -> list[tuple[str, float, float, int]]:
     """(arguments, seconds in a new process, seconds in this one, rows) of each report."""
-    from spanledger.processor.report import run_report
+    from spanledger.processor.cli.report import run_report
 
     timed = []
     env = {**os.environ, "PGPASSWORD": password}

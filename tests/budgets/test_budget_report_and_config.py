@@ -11,9 +11,9 @@ from pathlib import Path
 
 import yaml
 
+from spanledger.processor.cli.report import run_report
 from spanledger.processor.config import check_config
 from spanledger.processor.ledger import Ledger
-from spanledger.processor.report import run_report
 
 from .support import counted
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from spanledger.processor.cli.ledger import run_prune
+from spanledger.processor.cli.report import run_report
 from spanledger.processor.ledger import Ledger, LedgerStore
-from spanledger.processor.ledger.commands import run_prune
 from spanledger.processor.ledger.postgres import PostgresLedger, day_spans
-from spanledger.processor.report import run_report
 
 from .traffic import DAY_NS, START, calls
 

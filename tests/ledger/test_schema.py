@@ -11,8 +11,8 @@ import threading
 import psycopg
 import pytest
 
+from spanledger.processor.cli.ledger import run_migrate
 from spanledger.processor.ledger import Ledger, LedgerError, SchemaError
-from spanledger.processor.ledger.commands import run_migrate
 from spanledger.processor.ledger.migrations import Migration
 from spanledger.processor.ledger.postgres import MIGRATIONS, PostgresLedger
 

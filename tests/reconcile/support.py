@@ -15,11 +15,11 @@ from typing import Any
 
 import httpx
 
+from spanledger.processor.cli.reconcile import run_reconcile
+from spanledger.processor.cli.report import run_report
 from spanledger.processor.ledger import Ledger
 from spanledger.processor.model import CountedCall, Usage
 from spanledger.processor.pricing import PriceBook
-from spanledger.processor.reconcile import run_reconcile
-from spanledger.processor.report import run_report
 from spanledger.standin import SCENARIO_HEADER, StandIn
 
 FIRST_DAY = date(2031, 3, 9)

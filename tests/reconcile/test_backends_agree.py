@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from spanledger.processor.cli.ledger import run_migrate
 from spanledger.processor.ledger import Ledger, LedgerStore
-from spanledger.processor.ledger.commands import run_migrate
 from spanledger.processor.ledger.postgres import MIGRATIONS, PostgresLedger
 from spanledger.processor.ledger.reconciled import SETTLED_DIMENSIONS
 from spanledger.processor.model import CountedCall

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from spanledger.processor.pricing.cli import run_price
+from spanledger.processor.cli.price import run_price
 
 
 def test_table_shows_each_component_and_the_total(capsys):

@@ -104,31 +104,31 @@ def _exporter_name(config: object) -> str:
 
 
 def _report(argv: list[str]) -> int:
-    from spanledger.processor.report import run_report
+    from spanledger.processor.cli.report import run_report
 
     return run_report(argv)
 
 
 def _price(argv: list[str]) -> int:
-    from spanledger.processor.pricing.cli import run_price
+    from spanledger.processor.cli.price import run_price
 
     return run_price(argv)
 
 
 def _reconcile(argv: list[str]) -> int:
-    from spanledger.processor.reconcile import run_reconcile
+    from spanledger.processor.cli.reconcile import run_reconcile
 
     return run_reconcile(argv)
 
 
 def _migrate(argv: list[str]) -> int:
-    from spanledger.processor.ledger.commands import run_migrate
+    from spanledger.processor.cli.ledger import run_migrate
 
     return run_migrate(argv)
 
 
 def _prune(argv: list[str]) -> int:
-    from spanledger.processor.ledger.commands import run_prune
+    from spanledger.processor.cli.ledger import run_prune
 
     return run_prune(argv)
 

@@ -38,7 +38,7 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Nam
 def run_migrate(argv: Sequence[str], out: TextIO | None = None) -> int:
     """``spanledger migrate``: bring the ledger's schema to this version's (creating it when
     missing). Exit 0 when done, 2 when the ledger cannot be used (e.g. a newer schema)."""
-    from spanledger.processor.report.command import ledger_config
+    from spanledger.processor.cli.report import ledger_config
 
     out = out or sys.stdout
     parser = _parser(
@@ -66,7 +66,7 @@ def run_migrate(argv: Sequence[str], out: TextIO | None = None) -> int:
 
 def run_prune(argv: Sequence[str], out: TextIO | None = None) -> int:
     """``spanledger prune --before WHEN``: delete the calls that started before WHEN."""
-    from spanledger.processor.report.command import ledger_config
+    from spanledger.processor.cli.report import ledger_config
     from spanledger.processor.report.periods import describe, parse_instant, to_unix_nano
 
     out = out or sys.stdout

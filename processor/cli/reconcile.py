@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from spanledger.processor.budgets.config import WebhookConfig
+from spanledger.processor.cli.report import DEFAULT_LEDGER, add_ledger_source
 from spanledger.processor.ledger import (
     LedgerConfig,
     LedgerError,
@@ -39,7 +40,6 @@ from spanledger.processor.reconcile.matching import (
 )
 from spanledger.processor.reconcile.settlement import CENT, UNITS, Settlement, settle
 from spanledger.processor.reconcile.sources import fetch_bill, read_files
-from spanledger.processor.report.command import DEFAULT_LEDGER, add_ledger_source
 from spanledger.processor.report.periods import to_unix_nano
 from spanledger.processor.report.render import FORMATS, render
 

@@ -154,8 +154,8 @@ def _warn_unseen_tags(keys: Sequence[str], ledger: LedgerStore) -> None:
 
 
 def _budgets(options: argparse.Namespace, ledger: LedgerStore) -> str:
-    from spanledger.processor.budgets.report import budget_report
     from spanledger.processor.config import load_config
+    from spanledger.processor.report.budgets import budget_report
 
     if not options.config:
         raise ValueError("--budgets reads the budgets from --config FILE")
