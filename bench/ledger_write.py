@@ -45,15 +45,15 @@ sys.path.insert(0, str(HERE.parent / "scripts" / "postgres"))
 
 import pgserver  # noqa: E402
 
-from spanledger.processor.ledger import (  # noqa: E402
+from spanledger.processor.model import Cost, CountedCall, Usage  # noqa: E402
+from spanledger.processor.sinks.ledger import (  # noqa: E402
     Ledger,
     LedgerConfig,
     LedgerQueueConfig,
     LedgerSink,
 )
-from spanledger.processor.ledger.postgres import PostgresLedger  # noqa: E402
-from spanledger.processor.ledger.rows import Row, call_rows  # noqa: E402
-from spanledger.processor.model import Cost, CountedCall, Usage  # noqa: E402
+from spanledger.processor.sinks.ledger.postgres import PostgresLedger  # noqa: E402
+from spanledger.processor.sinks.ledger.rows import Row, call_rows  # noqa: E402
 
 RESULTS = HERE / "RESULTS.md"
 BEGIN, END = "<!-- ledger:begin -->", "<!-- ledger:end -->"

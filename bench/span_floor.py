@@ -42,13 +42,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from rollup import CountingSink
 
 from spanledger.processor.components import CallSink
-from spanledger.processor.ledger import LedgerConfig, LedgerSink
-from spanledger.processor.metrics import MetricsConfig, MetricsSink
 from spanledger.processor.otlp.attributes import attributes_to_dict
 from spanledger.processor.pipeline.core import Pipeline
 from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
+from spanledger.processor.sinks.ledger import LedgerConfig, LedgerSink
+from spanledger.processor.sinks.metrics import MetricsConfig, MetricsSink
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 BEGIN, END = "<!-- floor:begin -->", "<!-- floor:end -->"

@@ -9,17 +9,12 @@ from __future__ import annotations
 
 from opentelemetry.metrics import Meter
 
-from spanledger.processor.budgets import BudgetsConfig, BudgetSink
 from spanledger.processor.exporters import (
     OtlpGrpcExporter,
     OtlpGrpcExporterConfig,
     OtlpHttpExporter,
     OtlpHttpExporterConfig,
 )
-from spanledger.processor.ledger import LedgerConfig, LedgerSink
-from spanledger.processor.ledger.config import read_ledger
-from spanledger.processor.metrics import MetricsConfig, MetricsSink
-from spanledger.processor.metrics.config import read_metrics
 from spanledger.processor.receivers import (
     GrpcReceiver,
     GrpcReceiverConfig,
@@ -34,6 +29,11 @@ from spanledger.processor.registry import (
     Registry,
     SinkWiring,
 )
+from spanledger.processor.sinks.budgets import BudgetsConfig, BudgetSink
+from spanledger.processor.sinks.ledger import LedgerConfig, LedgerSink
+from spanledger.processor.sinks.ledger.config import read_ledger
+from spanledger.processor.sinks.metrics import MetricsConfig, MetricsSink
+from spanledger.processor.sinks.metrics.config import read_metrics
 
 
 def metrics_sink(config: MetricsConfig, wiring: SinkWiring) -> MetricsSink | None:

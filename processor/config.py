@@ -29,16 +29,16 @@ from typing import Any
 
 import yaml
 
-from spanledger.processor.budgets import BudgetsConfig
 from spanledger.processor.config_schema import Duration, Problems, build, parse_duration
 from spanledger.processor.intake.memory_limiter import MemoryLimiterConfig
 from spanledger.processor.intake.write_ahead import WriteAheadConfig
-from spanledger.processor.ledger import LedgerConfig
-from spanledger.processor.metrics import MetricsConfig
 from spanledger.processor.pricing import PricingConfig
 from spanledger.processor.receivers import GrpcReceiverConfig, HttpReceiverConfig
 from spanledger.processor.registry import EXPORTER, RECEIVER, SINK, registry
 from spanledger.processor.rollup import RollupConfig
+from spanledger.processor.sinks.budgets import BudgetsConfig
+from spanledger.processor.sinks.ledger import LedgerConfig
+from spanledger.processor.sinks.metrics import MetricsConfig
 from spanledger.semconv import DEFAULT_TAG_KEYS
 
 SECTIONS = (

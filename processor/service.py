@@ -20,22 +20,22 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
 
 from spanledger.processor import redaction
-from spanledger.processor.budgets import BudgetSink
 from spanledger.processor.components import CallSink, SpanExporter, TraceConsumer
 from spanledger.processor.config import Config
 from spanledger.processor.exporters.forwarding import Forwarder
 from spanledger.processor.intake.memory_limiter import MemoryLimiter
 from spanledger.processor.intake.write_ahead import SettlingConsumer, WriteAhead
-from spanledger.processor.ledger import LedgerSink, open_ledger
-from spanledger.processor.ledger.settling import LedgerSettling
 from spanledger.processor.listeners import configured_listeners, exposure_problems
-from spanledger.processor.metrics import MetricsSink
 from spanledger.processor.otlp.signals import LOGS, METRICS, TRACES, Signal
 from spanledger.processor.pipeline.core import Pipeline
 from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook
 from spanledger.processor.receivers import GrpcReceiver, HttpReceiver
 from spanledger.processor.registry import EXPORTER, RECEIVER, SINK, SinkWiring, registry
+from spanledger.processor.sinks.budgets import BudgetSink
+from spanledger.processor.sinks.ledger import LedgerSink, open_ledger
+from spanledger.processor.sinks.ledger.settling import LedgerSettling
+from spanledger.processor.sinks.metrics import MetricsSink
 
 if TYPE_CHECKING:
     from spanledger.processor.reconcile.gauge import GapGauges

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
-from spanledger.processor.ledger.backends import open_ledger
-from spanledger.processor.ledger.base import LedgerError
+from spanledger.processor.sinks.ledger.backends import open_ledger
+from spanledger.processor.sinks.ledger.base import LedgerError
 
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:

@@ -31,7 +31,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(options: argparse.Namespace) -> int:
     from spanledger.processor import redaction
     from spanledger.processor.config import ConfigError, load_config
-    from spanledger.processor.ledger import LedgerError
     from spanledger.processor.listeners import (
         ListenError,
         check_listeners,
@@ -39,6 +38,7 @@ def _serve(options: argparse.Namespace) -> int:
         exposure_problems,
     )
     from spanledger.processor.service import Service
+    from spanledger.processor.sinks.ledger import LedgerError
 
     logging.basicConfig(
         level=options.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

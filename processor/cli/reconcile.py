@@ -15,16 +15,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TextIO
 
-from spanledger.processor.budgets.config import WebhookConfig
 from spanledger.processor.cli.report import DEFAULT_LEDGER, add_ledger_source
-from spanledger.processor.ledger import (
-    LedgerConfig,
-    LedgerError,
-    LedgerStore,
-    config_for,
-    open_ledger,
-)
-from spanledger.processor.ledger.reconciled import GapRecord, LatestGap, RunRecord
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.reconcile.admin_api import DEFAULT_URLS
 from spanledger.processor.reconcile.bill import COST, Bill, BillError, Period
@@ -42,6 +33,15 @@ from spanledger.processor.reconcile.settlement import CENT, UNITS, Settlement, s
 from spanledger.processor.reconcile.sources import fetch_bill, read_files
 from spanledger.processor.report.periods import to_unix_nano
 from spanledger.processor.report.render import FORMATS, render
+from spanledger.processor.sinks.budgets.config import WebhookConfig
+from spanledger.processor.sinks.ledger import (
+    LedgerConfig,
+    LedgerError,
+    LedgerStore,
+    config_for,
+    open_ledger,
+)
+from spanledger.processor.sinks.ledger.reconciled import GapRecord, LatestGap, RunRecord
 
 EXIT_OK, EXIT_OVER, EXIT_USAGE = 0, 1, 2
 

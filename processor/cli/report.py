@@ -10,7 +10,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TextIO
 
-from spanledger.processor.ledger import (
+from spanledger.processor.report.periods import describe, parse_instant, to_unix_nano
+from spanledger.processor.report.render import FORMATS, render
+from spanledger.processor.report.rows import comparison_rows, merge, period_rows
+from spanledger.processor.sinks.ledger import (
     GroupTotals,
     LedgerConfig,
     LedgerError,
@@ -18,10 +21,7 @@ from spanledger.processor.ledger import (
     config_for,
     open_ledger,
 )
-from spanledger.processor.ledger.base import BUILTIN_NAMES, TAG_PREFIX, TIME_NAMES, dimension
-from spanledger.processor.report.periods import describe, parse_instant, to_unix_nano
-from spanledger.processor.report.render import FORMATS, render
-from spanledger.processor.report.rows import comparison_rows, merge, period_rows
+from spanledger.processor.sinks.ledger.base import BUILTIN_NAMES, TAG_PREFIX, TIME_NAMES, dimension
 
 DEFAULT_LEDGER = "spanledger.db"
 

@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 
-from spanledger.processor.budgets.config import BudgetsConfig
-from spanledger.processor.budgets.evaluation import BudgetBook, ledger_spend
 from spanledger.processor.report.render import render
+from spanledger.processor.sinks.budgets.config import BudgetsConfig
+from spanledger.processor.sinks.budgets.evaluation import BudgetBook, ledger_spend
 
 COLUMNS = [
     "budget",

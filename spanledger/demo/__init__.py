@@ -46,12 +46,12 @@ def run_demo(keep: str | None = None) -> int:
     """Run the demo; keep the ledger and config in ``keep`` when given. Returns an exit code."""
     from spanledger.processor.cli.report import run_report
     from spanledger.processor.config import Config
-    from spanledger.processor.ledger import LedgerConfig
-    from spanledger.processor.metrics import MetricsConfig
     from spanledger.processor.pricing import PricingConfig
     from spanledger.processor.receivers import HttpReceiverConfig
     from spanledger.processor.rollup import RollupConfig
     from spanledger.processor.service import Service
+    from spanledger.processor.sinks.ledger import LedgerConfig
+    from spanledger.processor.sinks.metrics import MetricsConfig
 
     workdir = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="spanledger-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)

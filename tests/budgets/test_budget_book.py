@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from spanledger.processor.budgets import Alert, BudgetBook, BudgetsConfig, SpendLimit
-from spanledger.processor.budgets.evaluation import ledger_spend
-from spanledger.processor.ledger import Ledger
+from spanledger.processor.sinks.budgets import Alert, BudgetBook, BudgetsConfig, SpendLimit
+from spanledger.processor.sinks.budgets.evaluation import ledger_spend
+from spanledger.processor.sinks.ledger import Ledger
 
 from .support import Clock, counted
 

@@ -22,7 +22,7 @@ from spanledger.instrumentation.budgets import (
     EnforcementConfig,
     check_budget,
 )
-from spanledger.processor.budgets import (
+from spanledger.processor.sinks.budgets import (
     BudgetsConfig,
     BudgetSink,
     RateLimit,
@@ -31,7 +31,7 @@ from spanledger.processor.budgets import (
     WebhookConfig,
     WebhookSender,
 )
-from spanledger.processor.budgets.alerts import Alert
+from spanledger.processor.sinks.budgets.alerts import Alert
 from spanledger.semconv import DEFAULT_TAG_KEYS
 
 from .support import Clock, WebhookReceiver, counted

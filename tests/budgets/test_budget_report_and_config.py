@@ -13,7 +13,7 @@ import yaml
 
 from spanledger.processor.cli.report import run_report
 from spanledger.processor.config import check_config
-from spanledger.processor.ledger import Ledger
+from spanledger.processor.sinks.ledger import Ledger
 
 from .support import counted
 

@@ -19,7 +19,7 @@ import pytest
 from support.ports import free_port
 from support.waiting import wait_for
 
-from spanledger.processor.budgets import (
+from spanledger.processor.sinks.budgets import (
     BudgetsConfig,
     BudgetSink,
     RateLimit,
@@ -138,7 +138,7 @@ def test_redis_down_makes_the_check_unavailable_not_wrong(redis_url: str) -> Non
 
 
 def test_redis_store_put_sets_and_add_continues_from_it(redis_url: str) -> None:
-    from spanledger.processor.budgets.stores import RedisStore
+    from spanledger.processor.sinks.budgets.stores import RedisStore
 
     store = RedisStore(redis_client(redis_url, timeout=0.5), prefix="put-test")
     store.put("acme", Decimal("1.25"), time.time() + 3600)
@@ -147,7 +147,7 @@ def test_redis_store_put_sets_and_add_continues_from_it(redis_url: str) -> None:
 
 
 def test_redis_keys_expire_a_day_after_the_window_by_the_processor_clock(redis_url: str) -> None:
-    from spanledger.processor.budgets.stores import RedisStore
+    from spanledger.processor.sinks.budgets.stores import RedisStore
 
     client = redis_client(redis_url, timeout=0.5)
     store = RedisStore(client, prefix="expiry-test", clock=Clock(NOW))

@@ -24,8 +24,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from spanledger import semconv
 from spanledger.processor.cli.report import run_report
-from spanledger.processor.ledger import LedgerConfig
 from spanledger.processor.model import CountedCall
+from spanledger.processor.sinks.ledger import LedgerConfig
 from spanledger.standin import StandIn
 
 from .processors import Replica, replica_config, running

@@ -13,8 +13,8 @@ import pytest
 
 from spanledger.processor.cli.ledger import run_prune
 from spanledger.processor.cli.report import run_report
-from spanledger.processor.ledger import Ledger, LedgerStore
-from spanledger.processor.ledger.postgres import PostgresLedger, day_spans
+from spanledger.processor.sinks.ledger import Ledger, LedgerStore
+from spanledger.processor.sinks.ledger.postgres import PostgresLedger, day_spans
 
 from .traffic import DAY_NS, START, calls
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from spanledger.processor.budgets import BudgetsConfig, BudgetSink, SpendLimit
-from spanledger.processor.ledger import Ledger, LedgerConfig
-from spanledger.processor.ledger.postgres import PostgresLedger
+from spanledger.processor.sinks.budgets import BudgetsConfig, BudgetSink, SpendLimit
+from spanledger.processor.sinks.ledger import Ledger, LedgerConfig
+from spanledger.processor.sinks.ledger.postgres import PostgresLedger
 from spanledger.semconv import UNTAGGED
 
 from .configs import password_file

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from spanledger.processor.ledger import Ledger
-from spanledger.processor.ledger.postgres import PostgresLedger
+from spanledger.processor.sinks.ledger import Ledger
+from spanledger.processor.sinks.ledger.postgres import PostgresLedger
 
 from .test_backends_agree import snapshot
 from .traffic import DAY_NS, START, calls

@@ -18,7 +18,7 @@ import pytest
 from reliability_support import Processor, build_request, chunks, send_until_accepted
 from support.ports import free_port
 
-from spanledger.processor.ledger.postgres import PostgresLedger
+from spanledger.processor.sinks.ledger.postgres import PostgresLedger
 
 from .configs import password_file
 from .costs import exact_cost

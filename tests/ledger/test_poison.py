@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from spanledger.processor.ledger import Ledger, LedgerConfig, LedgerSink, open_ledger
-from spanledger.processor.ledger.postgres import PostgresLedger
+from spanledger.processor.sinks.ledger import Ledger, LedgerConfig, LedgerSink, open_ledger
+from spanledger.processor.sinks.ledger.postgres import PostgresLedger
 
 from .traffic import START, make_call
 

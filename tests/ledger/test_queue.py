@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spanledger.processor.ledger.config import LedgerQueueConfig
-from spanledger.processor.ledger.queue import RowQueue
-from spanledger.processor.ledger.rows import call_rows
+from spanledger.processor.sinks.ledger.config import LedgerQueueConfig
+from spanledger.processor.sinks.ledger.queue import RowQueue
+from spanledger.processor.sinks.ledger.rows import call_rows
 
 from .traffic import calls
 

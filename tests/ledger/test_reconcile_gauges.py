@@ -18,9 +18,9 @@ import psycopg
 import pytest
 
 from spanledger.processor.config import load_config
-from spanledger.processor.ledger.postgres import PostgresLedger
-from spanledger.processor.ledger.reconciled import GapRecord, RunRecord
 from spanledger.processor.service import Service
+from spanledger.processor.sinks.ledger.postgres import PostgresLedger
+from spanledger.processor.sinks.ledger.reconciled import GapRecord, RunRecord
 
 from .configs import password_file, write_config
 

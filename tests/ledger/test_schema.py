@@ -12,9 +12,9 @@ import psycopg
 import pytest
 
 from spanledger.processor.cli.ledger import run_migrate
-from spanledger.processor.ledger import Ledger, LedgerError, SchemaError
-from spanledger.processor.ledger.migrations import Migration
-from spanledger.processor.ledger.postgres import MIGRATIONS, PostgresLedger
+from spanledger.processor.sinks.ledger import Ledger, LedgerError, SchemaError
+from spanledger.processor.sinks.ledger.migrations import Migration
+from spanledger.processor.sinks.ledger.postgres import MIGRATIONS, PostgresLedger
 
 from .configs import SPANLEDGER, password_file, write_config
 from .traffic import calls

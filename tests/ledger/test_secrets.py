@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from spanledger.processor.ledger.secrets import redact_url, scrub, url_password
+from spanledger.processor.sinks.ledger.secrets import redact_url, scrub, url_password
 
 from .configs import SPANLEDGER, write_config
 

@@ -17,9 +17,9 @@ import httpx
 
 from spanledger.processor.cli.reconcile import run_reconcile
 from spanledger.processor.cli.report import run_report
-from spanledger.processor.ledger import Ledger
 from spanledger.processor.model import CountedCall, Usage
 from spanledger.processor.pricing import PriceBook
+from spanledger.processor.sinks.ledger import Ledger
 from spanledger.standin import SCENARIO_HEADER, StandIn
 
 FIRST_DAY = date(2031, 3, 9)

@@ -15,12 +15,12 @@ import pytest
 import yaml
 
 from spanledger.processor.cli.ledger import run_migrate
-from spanledger.processor.ledger import Ledger, LedgerStore
-from spanledger.processor.ledger.postgres import MIGRATIONS, PostgresLedger
-from spanledger.processor.ledger.reconciled import SETTLED_DIMENSIONS
 from spanledger.processor.model import CountedCall
 from spanledger.processor.reconcile.gauge import textfile
 from spanledger.processor.report.periods import to_unix_nano
+from spanledger.processor.sinks.ledger import Ledger, LedgerStore
+from spanledger.processor.sinks.ledger.postgres import MIGRATIONS, PostgresLedger
+from spanledger.processor.sinks.ledger.reconciled import SETTLED_DIMENSIONS
 from spanledger.standin import StandIn
 
 from .support import (

@@ -37,11 +37,11 @@ from spanledger import tags
 from spanledger.instrumentation.anthropic import AnthropicInstrumentor
 from spanledger.instrumentation.baggage.span_processor import TagSpanProcessor
 from spanledger.instrumentation.openai import OpenAIInstrumentor
-from spanledger.processor.budgets import sign
 from spanledger.processor.config import load_config
-from spanledger.processor.ledger import Ledger
 from spanledger.processor.model import Usage
 from spanledger.processor.service import Service
+from spanledger.processor.sinks.budgets import sign
+from spanledger.processor.sinks.ledger import Ledger
 from spanledger.semconv import DEFAULT_TAG_KEYS
 from spanledger.standin import SCENARIO_HEADER, StandIn
 

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spanledger.processor.ledger.reconciled import TagBucket
 from spanledger.processor.pricing import PriceBook
 from spanledger.processor.reconcile.bill import COST, USAGE, Bill, BillLine, Period, Tokens
 from spanledger.processor.reconcile.matching import match
 from spanledger.processor.reconcile.settlement import UNITS, apportion, explained_share, settle
+from spanledger.processor.sinks.ledger.reconciled import TagBucket
 from spanledger.standin import StandIn
 
 from .support import (

@@ -29,8 +29,6 @@ from support.sinks import OtlpHttpBackend
 from spanledger.processor.config import Config, check_config
 from spanledger.processor.exporters import OtlpHttpExporterConfig
 from spanledger.processor.intake.memory_limiter import MIB, MemoryLimiter, MemoryLimiterConfig
-from spanledger.processor.ledger import LedgerConfig
-from spanledger.processor.metrics import MetricsConfig
 from spanledger.processor.otlp.json import encode_request
 from spanledger.processor.receivers import (
     GrpcReceiver,
@@ -40,6 +38,8 @@ from spanledger.processor.receivers import (
 )
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.service import Service
+from spanledger.processor.sinks.ledger import LedgerConfig
+from spanledger.processor.sinks.metrics import MetricsConfig
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 

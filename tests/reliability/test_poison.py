@@ -15,12 +15,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from reliability_support import build_request, expected_cost, post
 from support.sinks import OtlpHttpBackend
 
-from spanledger.processor.budgets import BudgetsConfig, BudgetSink, SpendLimit
 from spanledger.processor.cli import main
 from spanledger.processor.config import Config
 from spanledger.processor.exporters import OtlpHttpExporterConfig
-from spanledger.processor.ledger import LedgerConfig
-from spanledger.processor.metrics import MetricsConfig
 from spanledger.processor.model import Cost
 from spanledger.processor.pipeline.call_check import MAX_TIME_UNIX_NANO
 from spanledger.processor.pipeline.core import Pipeline
@@ -29,6 +26,9 @@ from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.receivers import HttpReceiverConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.service import Service
+from spanledger.processor.sinks.budgets import BudgetsConfig, BudgetSink, SpendLimit
+from spanledger.processor.sinks.ledger import LedgerConfig
+from spanledger.processor.sinks.metrics import MetricsConfig
 from spanledger.semconv import DEFAULT_TAG_KEYS
 
 

@@ -13,11 +13,11 @@ from support.sinks import OtlpHttpBackend
 from spanledger.processor.config import Config
 from spanledger.processor.exporters import OtlpHttpExporterConfig
 from spanledger.processor.exporters.config import DEFAULT_MAX_BACKOFF
-from spanledger.processor.ledger import LedgerConfig
-from spanledger.processor.metrics import MetricsConfig
 from spanledger.processor.receivers import HttpReceiverConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.service import Service
+from spanledger.processor.sinks.ledger import LedgerConfig
+from spanledger.processor.sinks.metrics import MetricsConfig
 
 OUTAGE = 14.0
 """Seconds down: the waits between retries (1, 2, 4, 5... s with jitter) reach the cap."""

@@ -49,12 +49,12 @@ from spanledger.processor.exporters import (
     TlsClientConfig,
 )
 from spanledger.processor.intake.write_ahead import WriteAheadConfig
-from spanledger.processor.ledger import LedgerConfig
-from spanledger.processor.metrics import MetricsConfig
 from spanledger.processor.otlp.signals import LOGS, METRICS, TRACES, Signal
 from spanledger.processor.receivers import GrpcReceiverConfig, HttpReceiverConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.service import Service
+from spanledger.processor.sinks.ledger import LedgerConfig
+from spanledger.processor.sinks.metrics import MetricsConfig
 
 try:
     from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter as InMemoryLogs

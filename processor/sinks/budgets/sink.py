@@ -11,15 +11,15 @@ from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from spanledger.processor.budgets.alerts import Alert, WebhookSender, log_alert
-from spanledger.processor.budgets.config import BudgetsConfig
-from spanledger.processor.budgets.evaluation import BudgetBook, ledger_spend
-from spanledger.processor.budgets.rates import Counter, RateLimiter
-from spanledger.processor.budgets.status import StatusServer
-from spanledger.processor.budgets.stores import RedisStore, redis_client
-from spanledger.processor.ledger.config import LedgerConfig
 from spanledger.processor.model import CountedCall
 from spanledger.processor.redaction import redact
+from spanledger.processor.sinks.budgets.alerts import Alert, WebhookSender, log_alert
+from spanledger.processor.sinks.budgets.config import BudgetsConfig
+from spanledger.processor.sinks.budgets.evaluation import BudgetBook, ledger_spend
+from spanledger.processor.sinks.budgets.rates import Counter, RateLimiter
+from spanledger.processor.sinks.budgets.status import StatusServer
+from spanledger.processor.sinks.budgets.stores import RedisStore, redis_client
+from spanledger.processor.sinks.ledger.config import LedgerConfig
 from spanledger.semconv import UNTAGGED
 
 log = logging.getLogger("spanledger.budgets")
@@ -167,7 +167,7 @@ class BudgetSink:
         return [Observation(value, labels) for value, labels in self.book.utilization()]
 
     def _rebuild(self, config: LedgerConfig) -> None:
-        from spanledger.processor.ledger import LedgerError, open_ledger
+        from spanledger.processor.sinks.ledger import LedgerError, open_ledger
 
         try:
             with open_ledger(config) as ledger:

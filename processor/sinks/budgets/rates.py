@@ -12,7 +12,7 @@ import threading
 from collections.abc import Mapping
 from typing import Protocol
 
-from spanledger.processor.budgets.config import RateLimit
+from spanledger.processor.sinks.budgets.config import RateLimit
 
 
 class Counter(Protocol):

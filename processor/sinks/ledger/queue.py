@@ -25,10 +25,10 @@ from spanledger.processor.components import Backpressure
 from spanledger.processor.exporters.config import DiskQueueConfig
 from spanledger.processor.exporters.disk_queue import DiskQueue
 from spanledger.processor.exporters.queue import QueuedRequest
-from spanledger.processor.ledger.config import LedgerQueueConfig
-from spanledger.processor.ledger.rows import Row
+from spanledger.processor.sinks.ledger.config import LedgerQueueConfig
+from spanledger.processor.sinks.ledger.rows import Row
 
-log = logging.getLogger("spanledger.processor.ledger")
+log = logging.getLogger("spanledger.processor.sinks.ledger")
 
 DROP_LOG_EVERY = 10.0
 """Seconds between two log lines about dropped rows."""

@@ -13,8 +13,8 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 
-from spanledger.processor.ledger.base import grouped_query
-from spanledger.processor.ledger.reconciled import (
+from spanledger.processor.sinks.ledger.base import grouped_query
+from spanledger.processor.sinks.ledger.reconciled import (
     UNATTRIBUTED,
     GapRecord,
     LatestGap,

@@ -27,9 +27,9 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 
 from spanledger.processor.httpserver import BackgroundServer, bearer_matches
-from spanledger.processor.metrics.cardinality import CardinalityCap
-from spanledger.processor.metrics.config import MetricsConfig, otlp_http_url, split_host_port
 from spanledger.processor.model import CountedCall
+from spanledger.processor.sinks.metrics.cardinality import CardinalityCap
+from spanledger.processor.sinks.metrics.config import MetricsConfig, otlp_http_url, split_host_port
 from spanledger.semconv import (
     COST_STATUS,
     GEN_AI_PROVIDER_NAME,

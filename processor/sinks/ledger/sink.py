@@ -15,13 +15,13 @@ from collections.abc import Sequence
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from spanledger.processor.ledger.backends import open_ledger
-from spanledger.processor.ledger.base import NANOS_PER_DAY
-from spanledger.processor.ledger.config import LedgerConfig, LedgerQueueConfig
-from spanledger.processor.ledger.queue import RowQueue
-from spanledger.processor.ledger.rows import call_rows
-from spanledger.processor.ledger.writer import LedgerWriter
 from spanledger.processor.model import CountedCall
+from spanledger.processor.sinks.ledger.backends import open_ledger
+from spanledger.processor.sinks.ledger.base import NANOS_PER_DAY
+from spanledger.processor.sinks.ledger.config import LedgerConfig, LedgerQueueConfig
+from spanledger.processor.sinks.ledger.queue import RowQueue
+from spanledger.processor.sinks.ledger.rows import call_rows
+from spanledger.processor.sinks.ledger.writer import LedgerWriter
 
 log = logging.getLogger(__name__)
 

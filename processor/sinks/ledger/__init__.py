@@ -4,11 +4,16 @@ An SQLite file on one machine (``ledger.path``, the default) or a PostgreSQL dat
 every replica (``ledger.url``); both are read through the same ``LedgerStore`` interface.
 """
 
-from spanledger.processor.ledger.backends import config_for, open_ledger
-from spanledger.processor.ledger.base import GroupTotals, LedgerError, LedgerStore, SchemaError
-from spanledger.processor.ledger.config import LedgerConfig, LedgerQueueConfig
-from spanledger.processor.ledger.sink import LedgerSink
-from spanledger.processor.ledger.store import Ledger
+from spanledger.processor.sinks.ledger.backends import config_for, open_ledger
+from spanledger.processor.sinks.ledger.base import (
+    GroupTotals,
+    LedgerError,
+    LedgerStore,
+    SchemaError,
+)
+from spanledger.processor.sinks.ledger.config import LedgerConfig, LedgerQueueConfig
+from spanledger.processor.sinks.ledger.sink import LedgerSink
+from spanledger.processor.sinks.ledger.store import Ledger
 
 __all__ = [
     "GroupTotals",

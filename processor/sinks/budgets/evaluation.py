@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from spanledger.processor.budgets.alerts import Alert
-from spanledger.processor.budgets.config import BudgetsConfig, SpendLimit
-from spanledger.processor.budgets.periods import (
+from spanledger.processor.model import CountedCall
+from spanledger.processor.sinks.budgets.alerts import Alert
+from spanledger.processor.sinks.budgets.config import BudgetsConfig, SpendLimit
+from spanledger.processor.sinks.budgets.periods import (
     CUSTOM,
     LIFETIME,
     Window,
@@ -28,9 +29,8 @@ from spanledger.processor.budgets.periods import (
     iso,
     to_unix_nano,
 )
-from spanledger.processor.budgets.stores import MemoryStore, SpendStore
-from spanledger.processor.ledger.store import TAG_PREFIX
-from spanledger.processor.model import CountedCall
+from spanledger.processor.sinks.budgets.stores import MemoryStore, SpendStore
+from spanledger.processor.sinks.ledger.store import TAG_PREFIX
 from spanledger.semconv import STATUS_PRICED, UNTAGGED
 
 log = logging.getLogger("spanledger.budgets")

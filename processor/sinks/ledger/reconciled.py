@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from spanledger.processor.ledger.base import COLUMN_NAMES, TIME_NAMES, dimension
+from spanledger.processor.sinks.ledger.base import COLUMN_NAMES, TIME_NAMES, dimension
 
 UNATTRIBUTED = "(unattributed)"
 """The settled bucket of billed spend that no tagged call explains."""

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spanledger.processor.config_schema import Duration, Problems, build, storage_problems
-from spanledger.processor.ledger.base import LedgerError
-from spanledger.processor.ledger.secrets import is_database_url, redact_url
+from spanledger.processor.sinks.ledger.base import LedgerError
+from spanledger.processor.sinks.ledger.secrets import is_database_url, redact_url
 
 DEFAULT_PATH = "spanledger.db"
 DEFAULT_SPILL_BYTES = 1024 * 1024 * 1024

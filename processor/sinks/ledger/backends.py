@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from spanledger.processor.ledger.base import LedgerError, LedgerStore
-from spanledger.processor.ledger.config import LedgerConfig
-from spanledger.processor.ledger.secrets import is_database_url
-from spanledger.processor.ledger.store import Ledger
+from spanledger.processor.sinks.ledger.base import LedgerError, LedgerStore
+from spanledger.processor.sinks.ledger.config import LedgerConfig
+from spanledger.processor.sinks.ledger.secrets import is_database_url
+from spanledger.processor.sinks.ledger.store import Ledger
 
 
 def open_ledger(
@@ -16,7 +16,7 @@ def open_ledger(
     cannot be reached yet is connected to on first use instead of failing now. Raises
     ``LedgerError``, whose message holds no password."""
     if config.url:
-        from spanledger.processor.ledger.postgres import PostgresLedger
+        from spanledger.processor.sinks.ledger.postgres import PostgresLedger
 
         return PostgresLedger(
             config.url,

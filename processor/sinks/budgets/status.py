@@ -26,8 +26,8 @@ from typing import Any
 
 from aiohttp import web
 
-from spanledger.processor.budgets.config import StatusConfig
 from spanledger.processor.httpserver import BackgroundServer, bearer_matches, read_body
+from spanledger.processor.sinks.budgets.config import StatusConfig
 
 log = logging.getLogger("spanledger.budgets")
 

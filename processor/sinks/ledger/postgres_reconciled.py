@@ -19,9 +19,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from spanledger.processor.ledger.base import grouped_query
-from spanledger.processor.ledger.migrations import Migration
-from spanledger.processor.ledger.reconciled import (
+from spanledger.processor.sinks.ledger.base import grouped_query
+from spanledger.processor.sinks.ledger.migrations import Migration
+from spanledger.processor.sinks.ledger.reconciled import (
     UNATTRIBUTED,
     GapRecord,
     LatestGap,
@@ -31,7 +31,7 @@ from spanledger.processor.ledger.reconciled import (
     TagBucket,
     settled_dimension,
 )
-from spanledger.processor.ledger.rows import tags_json
+from spanledger.processor.sinks.ledger.rows import tags_json
 
 RUNS = "spanledger_reconcile_runs"
 GAPS = "spanledger_reconcile_gaps"

@@ -23,8 +23,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
-from spanledger.processor.ledger import postgres_reconciled
-from spanledger.processor.ledger.base import (
+from spanledger.processor.model import CountedCall
+from spanledger.processor.sinks.ledger import postgres_reconciled
+from spanledger.processor.sinks.ledger.base import (
     NANOS_PER_DAY,
     GroupTotals,
     LedgerError,
@@ -32,9 +33,9 @@ from spanledger.processor.ledger.base import (
     dimension,
     merge_groups,
 )
-from spanledger.processor.ledger.migrations import Migration, pending, schema_problem
-from spanledger.processor.ledger.postgres_reconciled import Part
-from spanledger.processor.ledger.reconciled import (
+from spanledger.processor.sinks.ledger.migrations import Migration, pending, schema_problem
+from spanledger.processor.sinks.ledger.postgres_reconciled import Part
+from spanledger.processor.sinks.ledger.reconciled import (
     GapRecord,
     LatestGap,
     RunRecord,
@@ -42,9 +43,8 @@ from spanledger.processor.ledger.reconciled import (
     SettledTotals,
     TagBucket,
 )
-from spanledger.processor.ledger.rows import COLUMNS, Row, call_rows, describe_row
-from spanledger.processor.ledger.secrets import redact_url, scrub, url_password
-from spanledger.processor.model import CountedCall
+from spanledger.processor.sinks.ledger.rows import COLUMNS, Row, call_rows, describe_row
+from spanledger.processor.sinks.ledger.secrets import redact_url, scrub, url_password
 from spanledger.semconv import UNTAGGED
 
 try:
@@ -54,7 +54,7 @@ except ImportError:  # pragma: no cover - depends on the installation
     psycopg = None  # type: ignore[assignment]
     pg_errors = None  # type: ignore[assignment]
 
-log = logging.getLogger("spanledger.processor.ledger")
+log = logging.getLogger("spanledger.processor.sinks.ledger")
 _T = TypeVar("_T")
 
 WriteMethod = Literal["copy", "values"]

@@ -2,8 +2,8 @@
 gauge, signed webhook), request-rate limits, and the status endpoint the instrumentation asks
 before each LLM call when ``SPANLEDGER_BUDGET_ENFORCE=1``. See docs/budgets.md."""
 
-from spanledger.processor.budgets.alerts import Alert, WebhookSender, sign
-from spanledger.processor.budgets.config import (
+from spanledger.processor.sinks.budgets.alerts import Alert, WebhookSender, sign
+from spanledger.processor.sinks.budgets.config import (
     BudgetsConfig,
     RateLimit,
     SharedConfig,
@@ -11,11 +11,11 @@ from spanledger.processor.budgets.config import (
     StatusConfig,
     WebhookConfig,
 )
-from spanledger.processor.budgets.evaluation import BudgetBook, Decision
-from spanledger.processor.budgets.rates import MemoryCounter, RateLimiter
-from spanledger.processor.budgets.sink import UTILIZATION, BudgetSink
-from spanledger.processor.budgets.status import CHECK_PATH, STATUS_PATH, StatusServer
-from spanledger.processor.budgets.stores import MemoryStore, RedisStore, redis_client
+from spanledger.processor.sinks.budgets.evaluation import BudgetBook, Decision
+from spanledger.processor.sinks.budgets.rates import MemoryCounter, RateLimiter
+from spanledger.processor.sinks.budgets.sink import UTILIZATION, BudgetSink
+from spanledger.processor.sinks.budgets.status import CHECK_PATH, STATUS_PATH, StatusServer
+from spanledger.processor.sinks.budgets.stores import MemoryStore, RedisStore, redis_client
 
 __all__ = [
     "CHECK_PATH",

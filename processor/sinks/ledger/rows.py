@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from spanledger.processor.model import CountedCall
 
-log = logging.getLogger("spanledger.processor.ledger")
+log = logging.getLogger("spanledger.processor.sinks.ledger")
 
 COLUMNS = (
     "trace_id",

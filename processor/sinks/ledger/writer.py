@@ -13,10 +13,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from spanledger.processor.ledger.base import LedgerStore
-from spanledger.processor.ledger.queue import RowBatch, RowQueue
+from spanledger.processor.sinks.ledger.base import LedgerStore
+from spanledger.processor.sinks.ledger.queue import RowBatch, RowQueue
 
-log = logging.getLogger("spanledger.processor.ledger")
+log = logging.getLogger("spanledger.processor.sinks.ledger")
 
 MIN_BACKOFF = 0.1
 MAX_BACKOFF = 5.0

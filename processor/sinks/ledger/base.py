@@ -14,11 +14,11 @@ from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
-from spanledger.processor.ledger.rows import Row
 from spanledger.processor.model import CountedCall
+from spanledger.processor.sinks.ledger.rows import Row
 
 if TYPE_CHECKING:
-    from spanledger.processor.ledger.reconciled import (
+    from spanledger.processor.sinks.ledger.reconciled import (
         GapRecord,
         LatestGap,
         RunRecord,

@@ -3,7 +3,7 @@
 Costs are stored as exact decimal text and summed with ``Decimal`` (never as floats), so every
 grouping adds up exactly to the ledger total. The file uses SQLite's write-ahead log, so the
 processor can keep writing while ``spanledger report`` reads. This is the embedded default for
-one machine; ``spanledger.processor.ledger.postgres`` holds the shared ledger of many replicas.
+one machine; ``spanledger.processor.sinks.ledger.postgres`` holds the shared ledger of many replicas.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import TypeVar
 
-from spanledger.processor.ledger import sqlite_reconciled
-from spanledger.processor.ledger.base import (
+from spanledger.processor.model import CountedCall
+from spanledger.processor.sinks.ledger import sqlite_reconciled
+from spanledger.processor.sinks.ledger.base import (
     BUILTIN_NAMES,
     TAG_PREFIX,
     GroupTotals,
@@ -26,8 +27,8 @@ from spanledger.processor.ledger.base import (
     dimension,
     grouped_query,
 )
-from spanledger.processor.ledger.migrations import schema_problem
-from spanledger.processor.ledger.reconciled import (
+from spanledger.processor.sinks.ledger.migrations import schema_problem
+from spanledger.processor.sinks.ledger.reconciled import (
     GapRecord,
     LatestGap,
     RunRecord,
@@ -35,11 +36,10 @@ from spanledger.processor.ledger.reconciled import (
     SettledTotals,
     TagBucket,
 )
-from spanledger.processor.ledger.rows import COLUMNS, Row, call_rows, describe_row
-from spanledger.processor.model import CountedCall
+from spanledger.processor.sinks.ledger.rows import COLUMNS, Row, call_rows, describe_row
 from spanledger.semconv import UNTAGGED
 
-log = logging.getLogger("spanledger.processor.ledger")
+log = logging.getLogger("spanledger.processor.sinks.ledger")
 _T = TypeVar("_T")
 
 SCHEMA_VERSION = 1

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from spanledger.processor.budgets.config import WebhookConfig
-from spanledger.processor.budgets.periods import iso
+from spanledger.processor.sinks.budgets.config import WebhookConfig
+from spanledger.processor.sinks.budgets.periods import iso
 
 if TYPE_CHECKING:
-    from spanledger.processor.budgets.evaluation import Tally
+    from spanledger.processor.sinks.budgets.evaluation import Tally
 
 log = logging.getLogger("spanledger.budgets")
 
