@@ -85,3 +85,9 @@ class CallSink(Protocol):
     def record(self, calls: Sequence[CountedCall]) -> None: ...
 
     def shutdown(self, timeout: float) -> None: ...
+
+
+class SettlingConsumer(TraceConsumer, Protocol):
+    """A consumer that can say up to when everything it accepted has left it."""
+
+    def settled_before(self) -> float | None: ...

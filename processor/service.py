@@ -20,11 +20,11 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
 
 from spanledger.processor import redaction
-from spanledger.processor.components import CallSink, SpanExporter, TraceConsumer
+from spanledger.processor.components import CallSink, SettlingConsumer, SpanExporter, TraceConsumer
 from spanledger.processor.config import Config
 from spanledger.processor.exporters.forwarding import Forwarder
 from spanledger.processor.intake.memory_limiter import MemoryLimiter
-from spanledger.processor.intake.write_ahead import SettlingConsumer, WriteAhead
+from spanledger.processor.intake.write_ahead import WriteAhead
 from spanledger.processor.listeners import configured_listeners, exposure_problems
 from spanledger.processor.otlp.signals import LOGS, METRICS, TRACES, Signal
 from spanledger.processor.pipeline.core import Pipeline

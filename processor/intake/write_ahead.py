@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -30,10 +29,10 @@ from spanledger.processor.components import (
     Backpressure,
     ConsumeResult,
     PermanentError,
-    TraceConsumer,
+    SettlingConsumer,
 )
 from spanledger.processor.config_schema import storage_problems
-from spanledger.processor.exporters.disk_queue import lock_directory, read_records, write_record
+from spanledger.processor.record_files import lock_directory, read_records, write_record
 
 log = logging.getLogger("spanledger.processor.intake.write_ahead")
 
@@ -59,12 +58,6 @@ class WriteAheadConfig:
 
     def problems(self) -> list[str]:
         return storage_problems(self.directory, self.max_bytes)
-
-
-class SettlingConsumer(TraceConsumer, Protocol):
-    """A consumer that can say up to when everything it accepted has left it."""
-
-    def settled_before(self) -> float | None: ...
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ from google.protobuf.any_pb2 import Any as AnyMessage
 from google.rpc.status_pb2 import Status
 
 from spanledger.processor.components import Consumer, TraceConsumer
-from spanledger.processor.intake.memory_limiter import MemoryLimiter
+from spanledger.processor.intake import MemoryLimiter
 from spanledger.processor.otlp.signals import Signal
 from spanledger.processor.receivers.config import (
     GrpcReceiverConfig,

@@ -29,7 +29,7 @@ from google.rpc.status_pb2 import Status
 
 from spanledger.processor.components import Consumer, TraceConsumer
 from spanledger.processor.httpserver import BackgroundServer, read_body
-from spanledger.processor.intake.memory_limiter import MemoryLimiter
+from spanledger.processor.intake import MemoryLimiter
 from spanledger.processor.otlp import json as otlp_json
 from spanledger.processor.otlp.signals import LOGS, METRICS, TRACES, Signal
 from spanledger.processor.receivers.config import (

@@ -30,7 +30,7 @@ from spanledger.processor.sinks.budgets.periods import (
     to_unix_nano,
 )
 from spanledger.processor.sinks.budgets.stores import MemoryStore, SpendStore
-from spanledger.processor.sinks.ledger.store import TAG_PREFIX
+from spanledger.processor.sinks.ledger import TAG_PREFIX
 from spanledger.semconv import STATUS_PRICED, UNTAGGED
 
 log = logging.getLogger("spanledger.budgets")

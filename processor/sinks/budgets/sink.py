@@ -19,7 +19,7 @@ from spanledger.processor.sinks.budgets.evaluation import BudgetBook, ledger_spe
 from spanledger.processor.sinks.budgets.rates import Counter, RateLimiter
 from spanledger.processor.sinks.budgets.status import StatusServer
 from spanledger.processor.sinks.budgets.stores import RedisStore, redis_client
-from spanledger.processor.sinks.ledger.config import LedgerConfig
+from spanledger.processor.sinks.ledger import LedgerConfig
 from spanledger.semconv import UNTAGGED
 
 log = logging.getLogger("spanledger.budgets")

@@ -6,6 +6,7 @@ every replica (``ledger.url``); both are read through the same ``LedgerStore`` i
 
 from spanledger.processor.sinks.ledger.backends import config_for, open_ledger
 from spanledger.processor.sinks.ledger.base import (
+    TAG_PREFIX,
     GroupTotals,
     LedgerError,
     LedgerStore,
@@ -16,6 +17,7 @@ from spanledger.processor.sinks.ledger.sink import LedgerSink
 from spanledger.processor.sinks.ledger.store import Ledger
 
 __all__ = [
+    "TAG_PREFIX",
     "GroupTotals",
     "Ledger",
     "LedgerConfig",

@@ -22,9 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from spanledger.processor.components import Backpressure
-from spanledger.processor.exporters.config import DiskQueueConfig
-from spanledger.processor.exporters.disk_queue import DiskQueue
-from spanledger.processor.exporters.queue import QueuedRequest
+from spanledger.processor.exporters import DiskQueue, DiskQueueConfig, QueuedRequest
 from spanledger.processor.sinks.ledger.config import LedgerQueueConfig
 from spanledger.processor.sinks.ledger.rows import Row
 

@@ -18,8 +18,7 @@ from typing import Protocol
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from spanledger.processor.components import ConsumeResult
-from spanledger.processor.intake.write_ahead import SettlingConsumer
+from spanledger.processor.components import ConsumeResult, SettlingConsumer
 
 _REMEMBERED = 64
 """Answers kept while the ledger catches up; older ones are superseded by newer ones anyway."""

@@ -3,7 +3,8 @@
 Costs are stored as exact decimal text and summed with ``Decimal`` (never as floats), so every
 grouping adds up exactly to the ledger total. The file uses SQLite's write-ahead log, so the
 processor can keep writing while ``spanledger report`` reads. This is the embedded default for
-one machine; ``spanledger.processor.sinks.ledger.postgres`` holds the shared ledger of many replicas.
+one machine; ``spanledger.processor.sinks.ledger.postgres`` holds the shared ledger of many
+replicas.
 """
 
 from __future__ import annotations
