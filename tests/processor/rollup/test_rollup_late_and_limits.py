@@ -6,6 +6,7 @@ import threading
 
 import pytest
 from support.otlp import Service, chat, request, span
+from support.pipelines import TAG_KEYS, FakeClock
 from support.sinks import RecordingSink, TraceRecorder
 
 from spanledger import semconv
@@ -15,8 +16,6 @@ from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.usage import extract_usage
-
-from .conftest import TAG_KEYS, FakeClock
 
 APP = Service("app", {"customer": "initech"})
 

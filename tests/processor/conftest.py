@@ -1,5 +1,6 @@
-"""Fixtures for the OTLP edges: receivers on free ports feeding a recorder, scripted endpoints for
-the exporters, test certificates."""
+"""Fixtures shared by the processor's tests: receivers on free ports feeding a recorder, scripted
+endpoints for the exporters, test certificates; a pipeline on a hand-moved clock with recording
+exporter and sink."""
 
 from __future__ import annotations
 
@@ -28,16 +29,22 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from support.otlp import make_logs_request, make_metrics_request, make_request
+from support.pipelines import TAG_KEYS, FakeClock
 from support.ports import free_port as pick_free_port
-from support.sinks import TraceRecorder
+from support.sinks import RecordingSink, TraceRecorder
 
 from spanledger.processor.otlp.signals import LOGS, METRICS, SIGNALS, TRACES, Signal
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
+from spanledger.processor.pricing import PriceBook, PriceTable, PricingConfig
 from spanledger.processor.receivers import (
     GrpcReceiver,
     GrpcReceiverConfig,
     HttpReceiver,
     HttpReceiverConfig,
 )
+from spanledger.processor.rollup import RollupConfig
+from spanledger.processor.usage import extract_usage
 
 
 @pytest.fixture
@@ -332,3 +339,56 @@ def tracing_backend_grpc() -> Iterator[ScriptedGrpcServer]:
 def free_port() -> int:
     """A port nothing listens on (the OS picked it and it was closed at once)."""
     return pick_free_port()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def exporter() -> TraceRecorder:
+    return TraceRecorder()
+
+
+@pytest.fixture
+def sink() -> RecordingSink:
+    return RecordingSink()
+
+
+@pytest.fixture
+def make_pipeline(
+    clock: FakeClock, exporter: TraceRecorder, sink: RecordingSink
+) -> Iterator[Callable[..., Pipeline]]:
+    """Build a pipeline on the fake clock with the real usage reader and price book.
+
+    Keyword arguments other than ``markup_percent`` go to ``RollupConfig``.
+    """
+    built: list[Pipeline] = []
+
+    def make(markup_percent: float = 0, **rollup: object) -> Pipeline:
+        pipeline = Pipeline(
+            RollupConfig(**rollup),  # type: ignore[arg-type]
+            TAG_KEYS,
+            PriceBook(PricingConfig(markup_percent=markup_percent)),
+            FanOut([exporter], [sink]),
+            clock=clock,
+            extract_usage=extract_usage,
+        )
+        built.append(pipeline)
+        return pipeline
+
+    yield make
+    for pipeline in built:
+        pipeline.shutdown(1.0)
+        pipeline.output.shutdown(1.0)
+
+
+@pytest.fixture(scope="session")
+def table() -> PriceTable:
+    return PriceTable()
+
+
+@pytest.fixture(scope="session")
+def book(table: PriceTable) -> PriceBook:
+    return PriceBook(table=table)

@@ -28,10 +28,10 @@ import httpx
 import openai
 import pytest
 import yaml
-from budgets.support import WebhookReceiver
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from support.webhooks import WebhookReceiver
 
 from spanledger import tags
 from spanledger.instrumentation.anthropic import AnthropicInstrumentor

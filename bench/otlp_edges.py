@@ -1,6 +1,6 @@
 """Throughput of the OTLP edges on this machine (a benchmark, not a test; run it by hand).
 
-    python tests/processor/otlp/bench_otlp_edges.py [--seconds 5] [--spans 512] [--clients 4]
+    python bench/otlp_edges.py [--seconds 5] [--spans 512] [--clients 4]
 
 A receiver runs in this process with a consumer that only counts spans; load comes from separate
 client processes (so their work does not share this process's interpreter lock). Then an exporter

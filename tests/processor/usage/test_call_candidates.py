@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import pytest
 from support.otlp import Service, request, span
+from support.pipelines import TAG_KEYS, FakeClock
 from support.sinks import RecordingSink, TraceRecorder
 
 from spanledger import semconv
@@ -21,8 +22,6 @@ from spanledger.processor.usage import (
     extract_usage,
     is_candidate,
 )
-
-from .conftest import TAG_KEYS, FakeClock
 
 APP = Service("app")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parents[3]
 for place in (TESTS / "reliability", TESTS.parent / "scripts" / "postgres"):
     if str(place) not in sys.path:
         sys.path.insert(0, str(place))

@@ -19,6 +19,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
+from support.pipelines import TAG_KEYS
 from support.sinks import RecordingSink, TraceRecorder
 
 from spanledger import semconv
@@ -33,8 +34,6 @@ from spanledger.processor.receivers import (
     HttpReceiverConfig,
 )
 from spanledger.processor.rollup import RollupConfig
-
-from .conftest import TAG_KEYS
 
 
 @pytest.fixture

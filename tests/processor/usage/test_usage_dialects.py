@@ -5,12 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from support.pipelines import SEPTEMBER_2025
 
 from spanledger import semconv
 from spanledger.processor.pricing.providers import genai_prices_provider
 from spanledger.processor.usage import INFERENCE_OPERATIONS, extract_usage
-
-from .conftest import SEPTEMBER_2025
 
 
 def test_current_semconv_span_as_this_project_writes_it():

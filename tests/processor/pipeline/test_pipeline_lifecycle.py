@@ -12,6 +12,7 @@ import time
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from support.otlp import Service, chat, request, span
+from support.pipelines import TAG_KEYS, FakeClock
 from support.sinks import RecordingSink, TraceRecorder
 
 from spanledger import semconv
@@ -21,8 +22,6 @@ from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.usage import extract_usage
-
-from .conftest import TAG_KEYS, FakeClock
 
 APP = Service("app")
 
