@@ -1,10 +1,17 @@
-"""Reading the Message out of a response body while the application reads the body itself.
+"""Reading an inference reply out of a response body while the application reads the body itself.
 
-:class:`MessageBodyWatcher` gets the raw bytes of a ``/v1/messages`` response (see ``body.py``),
-undoes a gzip/deflate content encoding, and follows the server-sent events of a stream, the AWS
-event stream of a stream from ``AnthropicBedrock``, or the JSON of a whole Message. When reading
-ends it reports a :class:`BodyOutcome` exactly once. Nothing in the body is needed before its
-end, so chunks are read a few at a time.
+For an SDK patched at its HTTP ``request`` (the openai and anthropic SDKs, whose base-client
+``request`` is the one patch point that no other instrumentor can shadow, see ``patching``), the
+reply is not always parsed by the SDK: ``with_streaming_response`` hands the caller the body,
+which they may read as lines or bytes. The only place where every reading of the body passes is
+the body itself (see ``body.py``), so the reply is read from its bytes there.
+
+:class:`BodyReader` gets the raw bytes of one response, undoes a gzip/deflate content encoding,
+and follows the server-sent events of a stream (with :class:`~.sse.SSEDecoder`), the AWS event
+stream of a stream sent through Bedrock (with :class:`~.aws_eventstream.AwsEventDecoder`), or
+the JSON of a whole reply. The provider's :class:`StreamEvents` takes the events it wants; when
+reading ends, the reader reports a :class:`BodyOutcome` exactly once. Nothing in the body is
+needed before its end, so chunks are read a few at a time.
 """
 
 from __future__ import annotations
@@ -13,40 +20,55 @@ import json
 import logging
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from .eventstream import MEDIA_TYPE as BEDROCK_STREAM
-from .eventstream import BedrockEventDecoder
+from .aws_eventstream import MEDIA_TYPE as AWS_EVENT_STREAM
+from .aws_eventstream import AwsEventDecoder
 from .sse import SSEDecoder
-from .usage import MessageFacts, StreamAccumulator, facts_from_message
 
 log = logging.getLogger(__name__)
 
 MAX_JSON_BODY_BYTES = 32 * 1024 * 1024
 """A JSON body longer than this is passed on without being kept for its usage."""
 
-CONTENT_DELTA = b"event: content_block_delta"
-"""The line naming a content delta event, as the Messages API writes it."""
-
 CHUNKS_PER_READ = 32
 """Raw chunks are kept and read this many at a time (and at the end): one search through their
 joined bytes costs less than one per chunk, and nothing is needed from them before the end."""
 
 
-@dataclass(frozen=True)
-class BodyOutcome:
-    """How reading a Messages response body ended, and what it told."""
+class StreamEvents(Protocol):
+    """The provider's side of reading a streamed body: which events it wants, and taking them."""
 
-    facts: MessageFacts | None
+    wanted_events: Collection[str] | None
+    """The server-sent event types to decode (the others are passed over); ``None``: all."""
+    content_marker: bytes | None
+    """Bytes that start the line naming a content event (a text delta) in a server-sent event
+    stream, counted in the raw bytes rather than decoded; ``None`` counts nothing."""
+
+    def add_sse(self, event_type: str | None, data: str) -> None:
+        """Takes one wanted server-sent event: its type and its undecoded data."""
+
+    def add_frame(self, event_type: str | None, event: Any) -> None:
+        """Takes one event of an AWS event stream: ``error`` or ``None``, and its decoded JSON."""
+
+    def count_content(self, count: int) -> None:
+        """Adds ``count`` content events seen in the raw bytes."""
+
+
+@dataclass(frozen=True, slots=True)
+class BodyOutcome:
+    """How reading a response body ended."""
+
     streamed: bool
-    """Whether the body was a stream of server-sent events."""
+    """Whether the body was an event stream."""
     completed: bool
-    """Whether the whole Message arrived: ``message_stop`` for a stream, the end of a JSON body."""
+    """Whether the body was read to its end without an error."""
     error: BaseException | None = None
     """The error that broke off reading, if any."""
-    error_type: str | None = None
-    """The type of an ``error`` event that the stream carried, if any."""
+    whole: Any = None
+    """The decoded JSON of a body that was not a stream, read to its end; else ``None``."""
 
 
 def _decompressor(content_encoding: str) -> Callable[[bytes], bytes] | None:
@@ -63,38 +85,41 @@ def _decompressor(content_encoding: str) -> Callable[[bytes], bytes] | None:
     return None
 
 
-class MessageBodyWatcher:
-    """Follows one response body and calls ``on_end`` once with its :class:`BodyOutcome`."""
+class BodyReader:
+    """Follows one response body and calls ``on_end`` once with its :class:`BodyOutcome`.
+
+    It is the ``BodyWatcher`` that :func:`~.body.watch_body` feeds.
+    """
 
     def __init__(
         self,
         *,
         content_type: str,
         content_encoding: str,
+        events: StreamEvents,
         on_end: Callable[[BodyOutcome], None],
-        keep_text: bool = False,
     ) -> None:
         media_type = content_type.split(";", 1)[0].strip().lower()
-        self._frames: BedrockEventDecoder | None = None
+        self._frames: AwsEventDecoder | None = None
         self._broken = False
-        if media_type == BEDROCK_STREAM:
+        if media_type == AWS_EVENT_STREAM:
             try:
-                self._frames = BedrockEventDecoder()
+                self._frames = AwsEventDecoder()
             except ImportError:
-                log.debug("botocore is needed to follow a Bedrock event stream")
+                log.debug("botocore is needed to follow an AWS event stream")
                 self._broken = True
-        self._streamed = media_type in ("text/event-stream", BEDROCK_STREAM)
+        self.streamed = media_type in ("text/event-stream", AWS_EVENT_STREAM)
         self._json = media_type == "application/json"
         self._decompress = _decompressor(content_encoding)
-        if self._decompress is None and (self._streamed or self._json):
+        if self._decompress is None and (self.streamed or self._json):
             log.debug("Cannot follow a body with content encoding %r", content_encoding)
         self._on_end = on_end
-        self._keep_text = keep_text
-        self._stream = StreamAccumulator(keep_text=keep_text)
-        self._sse = SSEDecoder(wanted=self._stream.wanted_events)
+        self._events = events
+        self._sse = SSEDecoder(wanted=events.wanted_events)
+        self._marker = events.content_marker
+        self._marker_tail = b""
         self._json_parts: list[bytes] | None = [] if self._json else None
         self._json_size = 0
-        self._delta_tail = b""
         self._lock = threading.Lock()
         self._ended = False
         self.unread: list[bytes] = []
@@ -123,13 +148,12 @@ class MessageBodyWatcher:
             data = joined if self._decompress is bytes else self._decompress(joined)
             if self._frames is not None:
                 for kind, event in self._frames.feed(data):
-                    if kind == "content_block_delta":
-                        self._stream.facts.content_chunks += 1  # type: ignore[operator]
-                    self._stream.add(kind, event)
-            elif self._streamed:
-                self._count_deltas(data)
+                    self._events.add_frame(kind, event)
+            elif self.streamed:
+                if self._marker is not None:
+                    self._count_content(data, self._marker)
                 for event in self._sse.feed(data):
-                    self._stream.add_sse(event.event, event.data)
+                    self._events.add_sse(event.event, event.data)
             elif self._json_parts is not None:
                 self._json_size += len(data)
                 if self._json_size > MAX_JSON_BODY_BYTES:
@@ -139,16 +163,14 @@ class MessageBodyWatcher:
                     self._json_parts.append(data)
         except Exception:
             self._broken = True
-            log.exception(
-                "spanledger could not follow an Anthropic response body; the call is unaffected"
-            )
+            log.exception("spanledger could not follow a response body; the call is unaffected")
 
-    def _count_deltas(self, data: bytes) -> None:
-        """Count content deltas in the bytes (the decoder passes over them unread); a line split
+    def _count_content(self, data: bytes, marker: bytes) -> None:
+        """Count content events in the bytes (the decoder passes over them unread); a line split
         between two reads is found in the end of the one joined to the next."""
-        window = self._delta_tail + data if self._delta_tail else data
-        self._stream.facts.content_chunks += window.count(CONTENT_DELTA)  # type: ignore[operator]
-        self._delta_tail = window[1 - len(CONTENT_DELTA) :]
+        window = self._marker_tail + data if self._marker_tail else data
+        self._events.count_content(window.count(marker))
+        self._marker_tail = window[1 - len(marker) :]
 
     def finish(self, *, exhausted: bool = False, error: BaseException | None = None) -> None:
         """Ends the watch; only the first call reports. Never raises."""
@@ -159,47 +181,36 @@ class MessageBodyWatcher:
         try:
             outcome = self._outcome(exhausted, error)
         except Exception:
-            log.exception("spanledger could not read the Message of an Anthropic response body")
-            outcome = BodyOutcome(None, self._streamed, completed=False, error=error)
+            log.exception("spanledger could not read the reply in a response body")
+            outcome = BodyOutcome(self.streamed, False, error)
         try:
             self._on_end(outcome)
         except Exception:
-            log.exception("spanledger could not record the end of an Anthropic response")
+            log.exception("spanledger could not record the end of a response")
 
     def _outcome(self, exhausted: bool, error: BaseException | None) -> BodyOutcome:
         self._read_unread(ending=True)
-        if self._streamed:
+        completed = exhausted and error is None
+        if self.streamed:
             if not self._broken and self._decompress is not None and self._frames is None:
                 for event in self._sse.close():
-                    self._stream.add_sse(event.event, event.data)
-            self._stream.flush_text()
-            seen = self._stream.saw_message_start or self._stream.completed
-            return BodyOutcome(
-                self._stream.facts if seen else None,
-                streamed=True,
-                completed=self._stream.completed,
-                error=error,
-                error_type=self._stream.error_type,
-            )
-        facts = None
-        if exhausted and error is None and self._json_parts is not None and not self._broken:
+                    self._events.add_sse(event.event, event.data)
+            return BodyOutcome(True, completed, error)
+        whole = None
+        if completed and self._json_parts is not None and not self._broken:
             try:
-                facts = facts_from_message(
-                    json.loads(b"".join(self._json_parts)), keep_text=self._keep_text
-                )
+                whole = json.loads(b"".join(self._json_parts))
             except ValueError:
-                log.debug("A Messages response body is not valid JSON")
-        return BodyOutcome(
-            facts, streamed=False, completed=exhausted and error is None, error=error
-        )
+                log.debug("A JSON response body is not valid JSON")
+        return BodyOutcome(False, completed, error, whole)
 
 
-def read_whole_body(content_type: str, content: bytes, *, keep_text: bool = False) -> BodyOutcome:
+def read_whole_body(content_type: str, content: bytes, events: StreamEvents) -> BodyOutcome:
     """The outcome of a body that was read in full already; ``content`` is decoded."""
     outcomes: list[BodyOutcome] = []
-    watcher = MessageBodyWatcher(
-        content_type=content_type, content_encoding="", on_end=outcomes.append, keep_text=keep_text
+    reader = BodyReader(
+        content_type=content_type, content_encoding="", events=events, on_end=outcomes.append
     )
-    watcher.feed(content)
-    watcher.finish(exhausted=True)
+    reader.feed(content)
+    reader.finish(exhausted=True)
     return outcomes[0]
