@@ -431,6 +431,7 @@ def isolated_openai(tracer: Tracer, calls: int, chunks: int) -> dict[str, tuple[
             description = describe(client, (ChatCompletionChunk, stream_options), {"stream": True})
             call = Call(tracer.start_span("chat gpt-4o-mini"), description)
             description.details.usage_injected = True
+            call.usage.content_chunks = 0  # as observing a stream in production starts it
             for _chunk in observe(iter(objects), call, item_reader(call)):
                 pass
             return len(objects)

@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import Status, StatusCode
 
 from spanledger import semconv
 from spanledger.instrumentation.genai import (
@@ -87,9 +87,14 @@ def _cut_short_attributes(facts: MessageFacts) -> dict[str, Any]:
     return values
 
 
-def _record_facts(span: Span, facts: MessageFacts, completed: bool = True) -> None:
+def _record_facts(call: Call, facts: MessageFacts, completed: bool, keep_text: bool) -> None:
+    """Take the usage of ``facts`` into ``call`` (written when it ends) and write what only
+    Anthropic reports: the 1-hour cache writes, compaction, and for a stream cut short its
+    content deltas and output estimate."""
+    call.usage = to_inference_usage(facts)
+    span = call.span
     if span.is_recording():
-        attributes = to_inference_usage(facts).attributes()
+        attributes: dict[str, Any] = {}
         if not completed and facts.content_chunks is not None:
             attributes.update(_cut_short_attributes(facts))
         usage = facts.usage
@@ -100,8 +105,9 @@ def _record_facts(span: Span, facts: MessageFacts, completed: bool = True) -> No
         ):
             if value is not None:
                 attributes[name] = value
-        span.set_attributes(attributes)
-    if (facts.output_text or facts.stop_reason) and capture_content_enabled():
+        if attributes:
+            span.set_attributes(attributes)
+    if keep_text and (facts.output_text or facts.stop_reason):
         record_output_messages(
             span,
             [
@@ -196,7 +202,7 @@ def settle(call: Call, result: object) -> object:
         outcome = _read_outcome(result, response, keep_text=keep_text)
     except Exception:
         log_fault("reading an Anthropic Message")
-    _end(call, outcome)
+    _end(call, outcome, keep_text)
     return result
 
 
@@ -232,7 +238,7 @@ def _watch(call: Call, response: httpx2.Response, keep_text: bool) -> bool:
     reader = message_body_reader(
         content_type=response.headers.get("content-type", ""),
         content_encoding=response.headers.get("content-encoding", ""),
-        on_end=lambda outcome: _end(call, outcome),
+        on_end=lambda outcome: _end(call, outcome, keep_text),
         keep_text=keep_text,
     )
     with guarded("watching an Anthropic response body"):
@@ -241,14 +247,14 @@ def _watch(call: Call, response: httpx2.Response, keep_text: bool) -> bool:
     return False
 
 
-def _end(call: Call, outcome: MessageOutcome | None) -> None:
+def _end(call: Call, outcome: MessageOutcome | None, keep_text: bool) -> None:
     """Record ``outcome`` and end the span (a no-op once it has ended)."""
     if call.ended:
         return
     span = call.span
     if outcome is not None and outcome.facts is not None:
         try:
-            _record_facts(span, outcome.facts, outcome.completed)
+            _record_facts(call, outcome.facts, outcome.completed, keep_text)
         except Exception:
             log_fault("recording Anthropic usage")
     streamed = outcome is not None and outcome.streamed

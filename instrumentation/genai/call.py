@@ -171,7 +171,9 @@ def call_wrapper(describe: Describe, settle: Settle) -> WrapperFactory:
             call = _begin(tracer, describe, instance, args, kwargs)
             if call is None:
                 return wrapped(*args, **kwargs)
-            args, kwargs = _arguments(call, args, kwargs)
+            description = call.description
+            if description.call_kwargs is not None or description.prepare is not None:
+                args, kwargs = _arguments(call, args, kwargs)
             token = attach(set_span_in_context(call.span))
             current = _CURRENT.set(call)
             try:
@@ -200,7 +202,9 @@ def async_call_wrapper(describe: Describe, settle: Settle) -> WrapperFactory:
             call = _begin(tracer, describe, instance, args, kwargs)
             if call is None:
                 return await wrapped(*args, **kwargs)
-            args, kwargs = _arguments(call, args, kwargs)
+            description = call.description
+            if description.call_kwargs is not None or description.prepare is not None:
+                args, kwargs = _arguments(call, args, kwargs)
             token = attach(set_span_in_context(call.span))
             current = _CURRENT.set(call)
             try:
@@ -234,7 +238,9 @@ def async_generator_wrapper(describe: Describe, settle: Settle) -> WrapperFactor
             call = _begin(tracer, describe, instance, args, kwargs)
             if call is None:
                 return wrapped(*args, **kwargs)
-            args, kwargs = _arguments(call, args, kwargs)
+            description = call.description
+            if description.call_kwargs is not None or description.prepare is not None:
+                args, kwargs = _arguments(call, args, kwargs)
             try:
                 items = wrapped(*args, **kwargs)
             except BaseException as error:
