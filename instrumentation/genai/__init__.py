@@ -32,6 +32,7 @@ from .call import (
     async_call_wrapper,
     async_generator_wrapper,
     call_wrapper,
+    current_call,
     start_call,
 )
 from .content import (
@@ -101,6 +102,7 @@ __all__ = [
     "capture_content_enabled",
     "count",
     "count_whole",
+    "current_call",
     "end_with_error",
     "error_type",
     "finish_reasons_of",

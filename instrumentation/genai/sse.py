@@ -1,4 +1,4 @@
-"""Incremental decoding of a server-sent-events body, as the Messages API streams it.
+"""Incremental decoding of a server-sent-events body, for a provider read from its bytes.
 
 Bytes arrive in arbitrary chunks; :class:`SSEDecoder` keeps the partial line between chunks and
 gives each complete event. Only the ``event`` and ``data`` fields matter here.
@@ -7,9 +7,9 @@ A stream spends most of its events on ones the instrumentation does not read (te
 decoder told which event types are ``wanted`` passes over the others whole. While the stream
 separates its lines with ``\\n`` alone (as the Messages API does), it looks through the complete
 events of a chunk for a few short strings, one of which every line naming a wanted type contains
-(for the Messages API: ``message_`` and ``error``). Only an event holding one of them is decoded;
-the events around it are passed over without a look at their lines. Anything else goes through
-the line-by-line reading that the format defines.
+(for Anthropic's Messages API: ``message_`` and ``error``). Only an event holding one of them is
+decoded; the events around it are passed over without a look at their lines. Anything else goes
+through the line-by-line reading that the format defines.
 """
 
 from __future__ import annotations

@@ -2,43 +2,30 @@
 
 anthropic 2.x starts a span of its own (``anthropic.messages.create``, scope
 ``com.anthropic.sdk.python``) for every API call, with ``gen_ai.operation.name=chat`` and usage.
-Next to ours it would be a second inference span per call, nested under ours, and it would send
-the caller's W3C baggage to the vendor with its trace context. While one of our spans is active
-the client's ``_tracer`` reads as ``None``, which is exactly the SDK's path for a client created
-with ``open_telemetry=False``. Every other call (and every client when uninstrumented) keeps the
-SDK's behaviour. See docs/anthropic.md.
+Next to ours it would be a second inference span per call, nested under ours, and it would send the
+caller's W3C baggage to the vendor with its trace context. While the patched ``request`` sends a
+call we trace (the kit's ``current_call()`` is one of ours), the client's ``_tracer`` reads as
+``None``, which is exactly the SDK's path for a client created with ``open_telemetry=False``. Every
+other call (and every client when uninstrumented) keeps the SDK's behaviour. See docs/anthropic.md.
 """
 
 from __future__ import annotations
 
 import logging
-from contextvars import ContextVar, Token
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
 
-_SUPPRESSED: ContextVar[bool] = ContextVar(
-    "spanledger_anthropic_sdk_span_suppressed", default=False
-)
-
-
-def suppress_sdk_spans() -> Token[bool]:
-    """From now on in this thread or task, SDK clients start no span of their own.
-
-    Hand the token to :func:`restore_sdk_spans` when the call is over.
-    """
-    return _SUPPRESSED.set(True)
-
-
-def restore_sdk_spans(token: Token[bool]) -> None:
-    """Undo the :func:`suppress_sdk_spans` that returned ``token``."""
-    _SUPPRESSED.reset(token)
-
 
 class SdkSpanSwitch:
-    """Installs and removes the ``_tracer`` override on the SDK's base client class."""
+    """Installs and removes the ``_tracer`` override on the SDK's base client class.
 
-    def __init__(self) -> None:
+    ``tracing_ours``: whether the call being sent in this context is one we trace.
+    """
+
+    def __init__(self, tracing_ours: Callable[[], bool]) -> None:
+        self._tracing_ours = tracing_ours
         self._owner: type | None = None
         self._original: property | None = None
 
@@ -51,9 +38,10 @@ class SdkSpanSwitch:
             log.info("anthropic has no client tracer hook; its own spans stay on")
             return False
         getter = original.fget
+        tracing_ours = self._tracing_ours
 
         def _tracer(client: Any) -> Any:
-            if _SUPPRESSED.get():
+            if tracing_ours():
                 return None
             return getter(client)
 

@@ -1,10 +1,10 @@
-"""The Messages stream of ``AnthropicBedrock``: AWS event-stream frames instead of SSE.
+"""A stream sent through AWS Bedrock: AWS event-stream frames instead of server-sent events.
 
 Bedrock's ``invoke-with-response-stream`` answers ``application/vnd.amazon.eventstream``: binary
-frames whose ``chunk`` events carry ``{"bytes": <base64 JSON>}``, each JSON document one
-Messages stream event (``message_start``, ``message_delta``, ``message_stop``...), and whose
-``exception`` frames end a failed stream. The frames are split by botocore's parser (botocore
-comes with the SDK's ``bedrock`` extra, which the client needs to read its own stream).
+frames whose ``chunk`` events carry ``{"bytes": <base64 JSON>}``, each JSON document one event of
+the model's own stream (for Anthropic's models, ``message_start``, ``message_delta``...), and
+whose ``exception`` frames end a failed stream. The frames are split by botocore's parser (an SDK
+that talks to Bedrock, such as anthropic's ``bedrock`` extra, brings botocore).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 MEDIA_TYPE = "application/vnd.amazon.eventstream"
 
 
-class BedrockEventDecoder:
+class AwsEventDecoder:
     """Turns the bytes of an event stream into ``(event type, decoded event)`` pairs."""
 
     def __init__(self) -> None:

@@ -1,7 +1,8 @@
 """Watching the body of an ``httpx2`` response as the application reads it.
 
-The SDK returns streams and raw responses whose body is read later, through whichever object
-the application holds (``Stream``, ``MessageStream``, ``APIResponse``). All of them read
+An SDK built on ``httpx2`` (openai, anthropic) returns streams and raw responses whose body is
+read later, through whichever object the application holds (``Stream``, ``MessageStream``,
+``APIResponse``). All of them read
 ``response.stream``, so wrapping that one object sees every byte and every way reading ends:
 exhaustion, a failed read, ``close()`` (a ``break`` followed by close, a ``with`` block exit)
 and garbage collection of a body nobody closed. The returned objects stay untouched.
