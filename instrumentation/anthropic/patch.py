@@ -47,7 +47,7 @@ from spanledger.instrumentation.genai import (
 )
 from spanledger.instrumentation.genai.body import watch_body
 from spanledger.instrumentation.genai.body_reader import BodyOutcome, BodyReader, read_whole_body
-from spanledger.instrumentation.genai.providers import endpoint_of
+from spanledger.instrumentation.genai.endpoints import endpoint_of
 
 from .usage import (
     MessageFacts,

@@ -48,7 +48,7 @@ from .content import (
 from .fields import count, count_whole, read_field
 from .guard import guarded, log_fault, logger, safe
 from .instrumentor import Patch, SdkInstrumentor
-from .providers import provider_from_url, server_address_port
+from .endpoints import provider_from_url, server_address_port
 from .span import (
     ERROR_TYPE,
     OPERATION_CHAT,

@@ -48,7 +48,7 @@ from spanledger.instrumentation.genai import (
     observe_async,
     record_output_messages,
 )
-from spanledger.instrumentation.genai.providers import Endpoint, endpoint_of
+from spanledger.instrumentation.genai.endpoints import Endpoint, endpoint_of
 from spanledger.instrumentation.genai.stream import ItemCallback
 
 from .requests import (

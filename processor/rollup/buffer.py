@@ -26,7 +26,7 @@ EARLY_MAX_WAIT = "max_wait"
 
 Arrival = tuple[bytes, bytes, bytes, bytes, Origin, bool]
 """One incoming span: trace id, span id, parent span id, serialized span, origin, and whether
-it might be an inference span (it mentions a ``gen_ai.`` or ``llm.`` key)."""
+it might be an inference span (it has a key under a dialect's prefix: ``usage.is_candidate``)."""
 
 
 class HeldSpan(NamedTuple):
@@ -41,11 +41,6 @@ class HeldSpan(NamedTuple):
     data: bytes
     parent: bytes
     candidate: bool
-
-
-_new_held = tuple.__new__
-"""Builds a ``HeldSpan`` without the Python-level ``__new__`` of a NamedTuple: a third of the
-cost, once per received span."""
 
 
 class FlushedTrace:
@@ -193,7 +188,7 @@ class TraceBuffer:
             elif span_id in trace.spans or (trace.memory is not None and span_id in trace.memory):
                 admission.duplicates += 1
                 continue
-            trace.spans[span_id] = _new_held(HeldSpan, (origin, data, parent, candidate))
+            trace.spans[span_id] = HeldSpan(origin, data, parent, candidate)
             touched[trace_id] = trace
             if not parent and trace.root_seen is None:
                 trace.root_seen = now

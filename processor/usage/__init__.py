@@ -21,7 +21,7 @@ from spanledger.processor.usage.extract import (
     has_unusable_counts,
 )
 from spanledger.processor.usage.operations import INFERENCE_OPERATIONS
-from spanledger.processor.usage.providers import normalize_provider
+from spanledger.processor.usage.provider_names import normalize_provider
 
 __all__ = [
     "CALL_KEYS",

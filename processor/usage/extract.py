@@ -16,7 +16,7 @@ from spanledger import semconv
 from spanledger.processor.model import USAGE_MISSING, Usage
 from spanledger.processor.usage.counts import Unusable, token_count, usd_amount
 from spanledger.processor.usage.operations import OPERATION_KEYS, resolve_operation
-from spanledger.processor.usage.providers import normalize_provider
+from spanledger.processor.usage.provider_names import normalize_provider
 
 INPUT_TOTAL = (
     semconv.GEN_AI_USAGE_INPUT_TOKENS,

@@ -8,7 +8,7 @@ import pytest
 from support.pipelines import SEPTEMBER_2025
 
 from spanledger import semconv
-from spanledger.processor.pricing.providers import genai_prices_provider
+from spanledger.processor.pricing.provider_ids import genai_prices_provider
 from spanledger.processor.usage import INFERENCE_OPERATIONS, extract_usage
 
 
