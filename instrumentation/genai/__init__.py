@@ -45,10 +45,10 @@ from .content import (
     text_message,
     text_messages,
 )
+from .endpoints import provider_from_url, server_address_port
 from .fields import count, count_whole, read_field
 from .guard import guarded, log_fault, logger, safe
 from .instrumentor import Patch, SdkInstrumentor
-from .endpoints import provider_from_url, server_address_port
 from .span import (
     ERROR_TYPE,
     OPERATION_CHAT,
