@@ -43,6 +43,12 @@ class HeldSpan(NamedTuple):
     candidate: bool
 
 
+_new_held = tuple.__new__
+"""Builds a ``HeldSpan`` without the NamedTuple's Python-level ``__new__``, once per received
+span: 1,300 fewer instructions per span, 3.8% of the whole pipeline at 0% GenAI spans (callgrind,
+``pipeline 0%`` of ``bench/span_floor.py``: 137.4M against 132.2M instructions for 4,000 spans)."""
+
+
 class FlushedTrace:
     """What is remembered of a flushed trace to recognise duplicates and nesting in late spans.
 
@@ -188,7 +194,7 @@ class TraceBuffer:
             elif span_id in trace.spans or (trace.memory is not None and span_id in trace.memory):
                 admission.duplicates += 1
                 continue
-            trace.spans[span_id] = HeldSpan(origin, data, parent, candidate)
+            trace.spans[span_id] = _new_held(HeldSpan, (origin, data, parent, candidate))
             touched[trace_id] = trace
             if not parent and trace.root_seen is None:
                 trace.root_seen = now
