@@ -105,13 +105,7 @@ class GrpcReceiver:
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.so_reuseport", 0),
-                # The flow-control window stays fixed (no BDP probing), so calls waiting for a
-                # worker hold little of their message; at 256 KiB per stream rather than gRPC's
-                # 64 KiB, a 512-span request (about 130 kB) arrives without waiting for window
-                # updates: 8-10% less CPU per request on loopback (client and server), while 32
-                # concurrent 14 MiB calls peak at 0.89x limit_mib (bench/overload.py, grpc).
                 ("grpc.http2.bdp_probe", 0),
-                ("grpc.http2.lookahead_bytes", 256 * 1024),
             ],
         )
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
