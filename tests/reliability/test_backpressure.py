@@ -160,6 +160,7 @@ def test_the_http_receiver_bounds_the_request_bytes_it_holds_across_connections(
         backend.stop()
 
 
+@pytest.mark.slow
 def test_the_opentelemetry_sdk_exporter_waits_out_the_retry_after_and_gets_through(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -11,6 +11,7 @@ import json
 import math
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -208,6 +209,7 @@ span_ids = st.binary(min_size=0, max_size=10)
         max_size=25,
     )
 )
+@pytest.mark.slow
 def test_the_pipeline_survives_any_spans_and_forwards_every_accepted_one(
     spans: list[tuple[int, bytes, bytes, dict[str, object]]],
 ) -> None:

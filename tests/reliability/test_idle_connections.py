@@ -98,6 +98,7 @@ def test_a_real_otlp_request_gets_through_300_idle_connections_within_5_s(
         provider.shutdown()
 
 
+@pytest.mark.slow
 def test_the_status_and_metrics_endpoints_also_serve_past_300_idle_connections(
     service: tuple[Service, OtlpHttpBackend],
 ) -> None:

@@ -137,6 +137,7 @@ def test_above_the_soft_limit_both_receivers_refuse_at_once_and_accept_again_bel
     )  # the three accepted requests, 10 spans each
 
 
+@pytest.mark.slow
 def test_sdk_exporters_retry_the_refusal_and_get_through(
     running: tuple[Service, OtlpHttpBackend, Gauge],
 ) -> None:
@@ -271,6 +272,7 @@ def test_memory_limiter_config_has_the_collectors_meaning(tmp_path) -> None:  # 
     assert Config().memory_limiter == MemoryLimiterConfig(limit_mib=1024)  # on by default
 
 
+@pytest.mark.slow
 def test_memory_that_stays_high_makes_the_pipeline_forget_remembered_span_ids() -> None:
     """After a burst, a fragmented heap can keep memory above the soft limit with little data
     held: the limiter then has the pipeline forget the older half of the span ids it keeps for
