@@ -60,12 +60,15 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, Tracer
 
-from spanledger.instrumentation.anthropic.patch import MessagesCall, messages_request
-from spanledger.instrumentation.genai import StreamSpan, observe
+from spanledger.instrumentation.anthropic import patch as anthropic_patch
+from spanledger.instrumentation.genai import Call, call_wrapper, observe, start_call
 from spanledger.instrumentation.openai import OpenAIInstrumentor
-from spanledger.instrumentation.openai.calls import item_reader, new_call
-from spanledger.instrumentation.openai.requests import read_request
-from spanledger.instrumentation.openai.wrappers import parse_wrapper, request_wrapper
+from spanledger.instrumentation.openai.patch import (
+    describer,
+    item_reader,
+    parse_wrapper,
+    settle,
+)
 from spanledger.standin import SCENARIO_HEADER
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -396,7 +399,8 @@ def isolated_openai(tracer: Tracer, calls: int, chunks: int) -> dict[str, tuple[
     completion = construct_type(type_=ChatCompletion, value=COMPLETION)
     chunk_objects = [construct_type(type_=ChatCompletionChunk, value=CHUNK) for _ in range(chunks)]
     raw = RawResponse()
-    request = request_wrapper(tracer, inject_stream_usage=True)
+    describe = describer(inject_stream_usage=True)
+    request = call_wrapper(describe, settle)(tracer)
 
     def parse() -> object:
         return completion
@@ -424,10 +428,11 @@ def isolated_openai(tracer: Tracer, calls: int, chunks: int) -> dict[str, tuple[
             return len(objects)
 
         def instrumented_chunks() -> int:
-            request_info = read_request(stream_options, True)
-            span = tracer.start_span("chat gpt-4o-mini")
-            call = new_call(request_info, StreamSpan(span), usage_injected=True)
-            for _chunk in observe(iter(objects), call.state, item_reader(call)):
+            description = describe(client, (ChatCompletionChunk, stream_options), {"stream": True})
+            call = Call(tracer.start_span("chat gpt-4o-mini"), description)
+            description.details.usage_injected = True
+            call.usage.content_chunks = 0  # as observing a stream in production starts it
+            for _chunk in observe(iter(objects), call, item_reader(call)):
                 pass
             return len(objects)
 
@@ -456,7 +461,7 @@ def isolated_anthropic(tracer: Tracer, calls: int, chunks: int) -> dict[str, tup
         method="post", url="/v1/messages", json_data={**ANTHROPIC_BODY, "stream": True}
     )
     message = anthropic_construct(type_=Message, value=ANTHROPIC_MESSAGE)
-    request = messages_request(tracer)
+    request = call_wrapper(anthropic_patch.describe, anthropic_patch.settle)(tracer)
 
     def sdk_call(*args: object, **kwargs: object) -> object:
         return message
@@ -483,7 +488,8 @@ def isolated_anthropic(tracer: Tracer, calls: int, chunks: int) -> dict[str, tup
             response = httpx2.Response(
                 200, headers={"content-type": "text/event-stream"}, stream=ChunkBody(body_chunks)
             )
-            MessagesCall(tracer, client, stream_options, True).returned(response)
+            description = anthropic_patch.describe(client, (Message, stream_options), {})
+            anthropic_patch.settle(start_call(tracer, description), response)
             for _chunk in response.stream:
                 pass
             return events

@@ -45,15 +45,15 @@ sys.path.insert(0, str(HERE.parent / "scripts" / "postgres"))
 
 import pgserver  # noqa: E402
 
-from spanledger.processor.ledger import (  # noqa: E402
+from spanledger.processor.model import Cost, CountedCall, Usage  # noqa: E402
+from spanledger.processor.sinks.ledger import (  # noqa: E402
     Ledger,
     LedgerConfig,
     LedgerQueueConfig,
     LedgerSink,
 )
-from spanledger.processor.ledger.postgres import PostgresLedger  # noqa: E402
-from spanledger.processor.ledger.rows import Row, call_rows  # noqa: E402
-from spanledger.processor.model import Cost, CountedCall, Usage  # noqa: E402
+from spanledger.processor.sinks.ledger.postgres import PostgresLedger  # noqa: E402
+from spanledger.processor.sinks.ledger.rows import Row, call_rows  # noqa: E402
 
 RESULTS = HERE / "RESULTS.md"
 BEGIN, END = "<!-- ledger:begin -->", "<!-- ledger:end -->"
@@ -218,7 +218,7 @@ REPORTS = (
 
 def time_reports(url: str, password: str) -> list[tuple[str, float, float, int]]:
     """(arguments, seconds in a new process, seconds in this one, rows) of each report."""
-    from spanledger.processor.report import run_report
+    from spanledger.processor.cli.report import run_report
 
     timed = []
     env = {**os.environ, "PGPASSWORD": password}

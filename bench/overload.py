@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import _PREFIX, SERVICE_METHOD, SPAWN, build_traffic
 
-from spanledger.processor.memorylimiter import DEFAULT_LIMIT_MIB
+from spanledger.processor.intake.memory_limiter import DEFAULT_LIMIT_MIB
 
 SCENARIOS = ("fast", "stalled", "json", "grpc")
 PEAK_FACTOR = 1.15
@@ -246,7 +246,7 @@ def sender_main(plan: SenderPlan, results, ready, go) -> None:  # type: ignore[n
 
     import grpc
 
-    from spanledger.processor import otlp_json
+    from spanledger.processor.otlp import json as otlp_json
 
     traffic = build_traffic(plan.traces, 10, 0.1)
     template = b"".join(traffic.bodies)

@@ -22,7 +22,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from spanledger.processor.model import CountedCall
-from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
 
@@ -119,7 +120,7 @@ def build_requests(
 def _pipeline(exporter: CountingExporter, sink: CountingSink) -> Pipeline:
     rollup = RollupConfig(max_traces=1_000_000, max_spans=10_000_000)
     tags = ("customer", "feature", "team", "env")
-    return Pipeline(rollup, tags, PriceBook(PricingConfig()), [exporter], [sink])
+    return Pipeline(rollup, tags, PriceBook(PricingConfig()), FanOut([exporter], [sink]))
 
 
 def throughput(requests: list[ExportTraceServiceRequest]) -> tuple[float, float, int, int]:

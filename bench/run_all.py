@@ -56,6 +56,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "otlp_http_servers": ([], ["--rounds", "1", "--requests", "100"]),
     "overload": ([], ["--seconds", "3", "--stall", "2", "--small"]),
+    "otlp_edges": ([], ["--seconds", "0.5", "--clients", "2"]),
 }
 
 

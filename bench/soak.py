@@ -33,7 +33,7 @@ import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from spanledger.processor.otlp_attrs import to_any_value
+from spanledger.processor.otlp.attributes import to_any_value
 
 CALLS = 3
 TRACES_PER_REQUEST = 10
@@ -163,10 +163,11 @@ def free_port() -> int:
 
 def write_ahead_cost(requests: int = 3000, rounds: int = 5) -> None:
     """Time ``consume`` of 40-span requests on a pipeline alone and behind ``WriteAhead``."""
-    from spanledger.processor.pipeline import Pipeline
+    from spanledger.processor.intake.write_ahead import WriteAhead, WriteAheadConfig
+    from spanledger.processor.pipeline.core import Pipeline
+    from spanledger.processor.pipeline.fanout import FanOut
     from spanledger.processor.pricing import PriceBook, PricingConfig
     from spanledger.processor.rollup import RollupConfig
-    from spanledger.processor.writeahead import WriteAhead, WriteAheadConfig
 
     bodies = [
         ExportTraceServiceRequest.FromString(build_request(n * TRACES_PER_REQUEST))
@@ -176,7 +177,7 @@ def write_ahead_cost(requests: int = 3000, rounds: int = 5) -> None:
     best: dict[str, float] = {}
     for _ in range(rounds):
         for label in ("pipeline", "write-ahead"):
-            pipeline = Pipeline(RollupConfig(remember_spans=0), [], book, [], [])
+            pipeline = Pipeline(RollupConfig(remember_spans=0), [], book, FanOut([], []))
             consumer: object = pipeline
             directory = tempfile.mkdtemp(prefix="spanledger-wal-")
             if label == "write-ahead":

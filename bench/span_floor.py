@@ -20,15 +20,23 @@ minus ``parse 100%``, per LLM call.
 
     python bench/span_floor.py                 # writes bench/RESULTS.md
     python bench/span_floor.py --rounds 1 --traces 100 --no-write
+    python bench/span_floor.py --instructions  # the pipeline steps' instructions (callgrind)
+
+``--instructions`` counts, with valgrind's callgrind, the instructions per span of the pipeline
+steps (each run once, after a warm-up run, inside the window callgrind counts): unlike time, the
+count does not move with the load of the machine, so two checkouts compare to within a percent.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,12 +50,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from rollup import CountingSink
 
 from spanledger.processor.components import CallSink
-from spanledger.processor.ledger import LedgerConfig, LedgerSink
-from spanledger.processor.metrics import MetricsConfig, MetricsSink
-from spanledger.processor.otlp_attrs import attributes_to_dict
-from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.otlp.attributes import attributes_to_dict
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
+from spanledger.processor.sinks.ledger import LedgerConfig, LedgerSink
+from spanledger.processor.sinks.metrics import MetricsConfig, MetricsSink
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 BEGIN, END = "<!-- floor:begin -->", "<!-- floor:end -->"
@@ -105,7 +114,7 @@ def pipeline_run(bodies: list[bytes], spans: int, sinks: Callable[[], list[CallS
     exporter = SerializedExporter()
     made = sinks()
     rollup = RollupConfig(max_traces=1_000_000, max_spans=10_000_000)
-    pipeline = Pipeline(rollup, TAGS, PRICE_BOOK, [exporter], made)
+    pipeline = Pipeline(rollup, TAGS, PRICE_BOOK, FanOut([exporter], made))
     try:
         for body in bodies:
             pipeline.consume(ExportTraceServiceRequest.FromString(body))
@@ -221,12 +230,69 @@ def write_section(text: str, command: str) -> None:
     RESULTS.write_text(current, encoding="utf-8")
 
 
+INSTRUCTION_STEPS = ("pipeline 0%", "pipeline 10%", "pipeline 100%")
+_CHILD = "--instructions-child"
+
+
+def instructions_child(name: str, traces: int) -> None:
+    """Under callgrind: run one step inside ``functools.reduce``, the window that is counted."""
+    traffic = {share: build_traffic(traces, 10, share or 1e-9) for share in (0.0, 0.1, 1.0)}
+    run, share = steps(traffic)[name]
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    run(traffic[share].copy(1))  # imports, caches
+    bodies = traffic[share].copy(2)
+    functools.reduce(lambda _done, _item: run(bodies), [0], None)
+    print(traffic[share].spans)
+
+
+def count_instructions(name: str, traces: int) -> float:
+    """Instructions per span of step ``name``, counted by callgrind."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "callgrind.out"
+        child = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--collect-atstart=no",
+                "--toggle-collect=functools_reduce",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                __file__,
+                _CHILD,
+                name,
+                str(traces),
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+            timeout=3600,
+            check=True,
+        )
+        for line in out.read_text(encoding="utf-8").splitlines():
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1]) / int(child.stdout.split()[-1])
+    raise RuntimeError(f"no instruction count for {name}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--traces", type=int, default=2000, help="traces per step and round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count the pipeline steps' instructions per span with callgrind instead",
+    )
     args = parser.parse_args(argv)
+    if args.instructions:
+        if shutil.which("valgrind") is None:
+            raise SystemExit("span_floor: --instructions needs valgrind")
+        traces = min(args.traces, 400)
+        for name in INSTRUCTION_STEPS:
+            print(f"{name:22s} {count_instructions(name, traces):>10,.0f} instructions per span")
+        return
     results, traffic = measure(args.traces, args.rounds)
     text = report(results, traffic, args.traces)
     print(text)
@@ -236,4 +302,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 4 and sys.argv[1] == _CHILD:
+        instructions_child(sys.argv[2], int(sys.argv[3]))
+    else:
+        main()

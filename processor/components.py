@@ -1,22 +1,26 @@
 """The seams between the processor's components, in the spirit of the Collector's consumer API.
 
 Receivers decode OTLP and hand an ``ExportTraceServiceRequest`` to a ``TraceConsumer``. The
-pipeline prices and rolls up, then hands finished spans to ``SpanExporter``s and counted calls
-to ``CallSink``s (metrics, ledger, budgets). OTLP metrics and logs go to a ``Consumer`` of their
-own, which forwards them unchanged. Errors say whether the sender may retry; each edge
-(gRPC status, HTTP status) translates them once.
+pipeline prices and rolls up, then hands finished spans and their counted calls to one
+``TraceOutput``: in the service, the fan-out, which forwards the spans to ``SpanExporter``s and
+the calls to ``CallSink``s (metrics, ledger, budgets). OTLP metrics and logs go to a
+``Consumer`` of their own, which forwards them unchanged. Errors say whether the sender may
+retry; each edge (gRPC status, HTTP status) translates them once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from spanledger.processor.model import CountedCall
+
+if TYPE_CHECKING:
+    from spanledger.processor.rollup.buffer import HeldSpan
 
 
 class Backpressure(Exception):
@@ -55,6 +59,16 @@ class TraceConsumer(Protocol):
     def consume(self, request: ExportTraceServiceRequest) -> ConsumeResult: ...
 
 
+class TraceOutput(Protocol):
+    """Takes the spans of flushed traces, annotated and encoded, with the calls counted in them.
+
+    The pipeline calls ``deliver`` from one thread at a time; a full output may block it (the
+    pipeline's receivers push back meanwhile).
+    """
+
+    def deliver(self, spans: list[HeldSpan], calls: list[CountedCall]) -> None: ...
+
+
 class SpanExporter(Protocol):
     """Forwards finished spans downstream. ``export`` must not block for long: it enqueues."""
 
@@ -71,3 +85,9 @@ class CallSink(Protocol):
     def record(self, calls: Sequence[CountedCall]) -> None: ...
 
     def shutdown(self, timeout: float) -> None: ...
+
+
+class SettlingConsumer(TraceConsumer, Protocol):
+    """A consumer that can say up to when everything it accepted has left it."""
+
+    def settled_before(self) -> float | None: ...

@@ -29,19 +29,16 @@ from typing import Any
 
 import yaml
 
-from spanledger.processor.budgets import BudgetsConfig
 from spanledger.processor.config_schema import Duration, Problems, build, parse_duration
-from spanledger.processor.exporters import (
-    OtlpGrpcExporterConfig,
-    OtlpHttpExporterConfig,
-)
-from spanledger.processor.ledger import LedgerConfig
-from spanledger.processor.memorylimiter import MemoryLimiterConfig
-from spanledger.processor.metrics import MetricsConfig
+from spanledger.processor.intake.memory_limiter import MemoryLimiterConfig
+from spanledger.processor.intake.write_ahead import WriteAheadConfig
 from spanledger.processor.pricing import PricingConfig
 from spanledger.processor.receivers import GrpcReceiverConfig, HttpReceiverConfig
+from spanledger.processor.registry import EXPORTER, RECEIVER, SINK, registry
 from spanledger.processor.rollup import RollupConfig
-from spanledger.processor.writeahead import WriteAheadConfig
+from spanledger.processor.sinks.budgets import BudgetsConfig
+from spanledger.processor.sinks.ledger import LedgerConfig
+from spanledger.processor.sinks.metrics import MetricsConfig
 from spanledger.semconv import DEFAULT_TAG_KEYS
 
 SECTIONS = (
@@ -56,10 +53,6 @@ SECTIONS = (
     "budgets",
     "memory_limiter",
 )
-EXPORTER_KINDS: dict[str, type] = {
-    "otlp_http": OtlpHttpExporterConfig,
-    "otlp_grpc": OtlpGrpcExporterConfig,
-}
 _ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 _TAG_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
@@ -91,7 +84,8 @@ class Config:
 
     grpc: GrpcReceiverConfig | None = field(default_factory=GrpcReceiverConfig)
     http: HttpReceiverConfig | None = field(default_factory=HttpReceiverConfig)
-    exporters: list[OtlpGrpcExporterConfig | OtlpHttpExporterConfig] = field(default_factory=list)
+    exporters: list[Any] = field(default_factory=list)
+    """The config of each exporter, of the kinds in the registry (``otlp_http``, ``otlp_grpc``)."""
     tags: list[str] = field(default_factory=lambda: list(DEFAULT_TAG_KEYS))
     pricing: PricingConfig = field(default_factory=PricingConfig)
     rollup: RollupConfig = field(default_factory=RollupConfig)
@@ -114,8 +108,9 @@ class Config:
             if receiver is not None:
                 found.append(receiver.bearer_token)
         for exporter in self.exporters:
-            found += exporter.headers.values()
-            found += [value.partition(" ")[2] for value in exporter.headers.values()]
+            headers = getattr(exporter, "headers", {})
+            found += headers.values()
+            found += [value.partition(" ")[2] for value in headers.values()]
         found.append(self.metrics.prometheus_bearer_token)
         budgets = self.budgets
         if budgets.status is not None:
@@ -177,9 +172,10 @@ def from_mapping(raw: object, problems: Problems, base_dir: Path | None = None) 
     raw = _expand_env(raw, "", problems)
     if base_dir is not None:
         raw = _resolve_paths(raw, base_dir)
+    sections = [*SECTIONS, *(n for n in registry().names(SINK) if n not in SECTIONS)]
     for key in raw:
-        if key not in SECTIONS:
-            problems.add(str(key), f"unknown section (known sections: {', '.join(SECTIONS)})")
+        if key not in sections:
+            problems.add(str(key), f"unknown section (known sections: {', '.join(sections)})")
     config = Config()
     _receivers(raw.get("receivers"), config, problems)
     config.exporters = _exporters(raw.get("exporters"), problems)
@@ -188,13 +184,12 @@ def from_mapping(raw: object, problems: Problems, base_dir: Path | None = None) 
         build(PricingConfig, raw.get("pricing"), "pricing", problems) or PricingConfig()
     )
     config.rollup = build(RollupConfig, raw.get("rollup"), "rollup", problems) or RollupConfig()
-    config.metrics = _metrics(raw.get("metrics"), problems)
-    config.ledger = _ledger(raw.get("ledger"), problems)
+    for kind in registry().kinds(SINK):
+        setattr(
+            config, kind.name, kind.read(raw.get(kind.name), kind.name, problems) or kind.config()
+        )
     config.service = (
         build(ServiceConfig, raw.get("service"), "service", problems) or ServiceConfig()
-    )
-    config.budgets = (
-        build(BudgetsConfig, raw.get("budgets"), "budgets", problems) or BudgetsConfig()
     )
     if "memory_limiter" in raw and raw["memory_limiter"] is None:
         config.memory_limiter = None
@@ -217,22 +212,23 @@ def _receivers(raw: object, config: Config, problems: Problems) -> None:
         if key != "otlp":
             problems.add(f"receivers.{key}", "unknown receiver (known: otlp)")
     otlp = raw.get("otlp") or {}
+    kinds = registry().kinds(RECEIVER)
+    names = [kind.name for kind in kinds]
     if not isinstance(otlp, Mapping):
-        problems.add("receivers.otlp", "expected a mapping with 'grpc' and/or 'http'")
+        problems.add(
+            "receivers.otlp", f"expected a mapping with {' and/or '.join(map(repr, names))}"
+        )
         return
     for key in otlp:
-        if key not in ("grpc", "http"):
-            problems.add(f"receivers.otlp.{key}", "unknown protocol (known: grpc, http)")
-    for name, cls in (("grpc", GrpcReceiverConfig), ("http", HttpReceiverConfig)):
-        if name not in otlp:
+        if key not in names:
+            problems.add(f"receivers.otlp.{key}", f"unknown protocol (known: {', '.join(names)})")
+    for kind in kinds:
+        if kind.name not in otlp:
             continue
-        value = otlp[name]
-        setattr(
-            config,
-            name,
-            None if value is None else build(cls, value, f"receivers.otlp.{name}", problems),
-        )
-    if config.grpc is None and config.http is None:
+        value = otlp[kind.name]
+        where = f"receivers.otlp.{kind.name}"
+        setattr(config, kind.name, None if value is None else kind.read(value, where, problems))
+    if all(getattr(config, name, None) is None for name in names):
         problems.add(
             "receivers.otlp", "both receivers are disabled: nothing could reach the processor"
         )
@@ -245,32 +241,21 @@ def _exporters(raw: object, problems: Problems) -> list[Any]:
         problems.add("exporters", "expected a list such as [{otlp_http: {endpoint: ...}}]")
         return []
     built = []
+    known = ", ".join(registry().names(EXPORTER))
     for index, item in enumerate(raw):
         where = f"exporters[{index}]"
         if not isinstance(item, Mapping) or len(item) != 1:
-            problems.add(
-                where, f"expected one key naming the exporter ({', '.join(EXPORTER_KINDS)})"
-            )
+            problems.add(where, f"expected one key naming the exporter ({known})")
             continue
-        ((kind, settings),) = item.items()
-        cls = EXPORTER_KINDS.get(kind)
-        if cls is None:
-            problems.add(
-                f"{where}.{kind}", f"unknown exporter (known: {', '.join(EXPORTER_KINDS)})"
-            )
+        ((name, settings),) = item.items()
+        kind = registry().find(EXPORTER, name)
+        if kind is None:
+            problems.add(f"{where}.{name}", f"unknown exporter (known: {known})")
             continue
-        exporter = build(cls, settings, f"{where}.{kind}", problems)
+        exporter = kind.read(settings, f"{where}.{name}", problems)
         if exporter is not None:
             built.append(exporter)
     return built
-
-
-def _ledger(raw: object, problems: Problems) -> LedgerConfig:
-    """``ledger``: ``url`` (PostgreSQL) replaces the default SQLite ``path``; not both."""
-    ledger = build(LedgerConfig, raw, "ledger", problems) or LedgerConfig()
-    if isinstance(raw, Mapping) and raw.get("url") and raw.get("path"):
-        problems.add("ledger", "set path (an SQLite file) or url (PostgreSQL), not both")
-    return ledger
 
 
 def _tags(raw: object, problems: Problems) -> list[str]:
@@ -285,48 +270,6 @@ def _tags(raw: object, problems: Problems) -> list[str]:
     if len(set(raw)) != len(raw):
         problems.add("tags", "a tag key is listed twice")
     return list(dict.fromkeys(raw))
-
-
-def _metrics(raw: object, problems: Problems) -> MetricsConfig:
-    """Map ``{prometheus: {endpoint}, otlp: {endpoint, protocol}, ...}`` onto ``MetricsConfig``."""
-    if raw is None:
-        return MetricsConfig()
-    if not isinstance(raw, Mapping):
-        problems.add("metrics", "expected a mapping")
-        return MetricsConfig()
-    flat: dict[str, object] = {}
-    for key, value in raw.items():
-        if key in _METRICS_ENDPOINTS:
-            flat.update(_endpoint_of(value, key, problems))
-        else:
-            flat[key] = value
-    return build(MetricsConfig, flat, "metrics", problems) or MetricsConfig()
-
-
-_METRICS_ENDPOINTS = {
-    "prometheus": ("endpoint", "bearer_token", "insecure"),
-    "otlp": ("endpoint", "protocol"),
-}
-"""The keys of ``metrics.prometheus`` and ``metrics.otlp``; each is ``MetricsConfig``'s field
-``<section>_<key>``."""
-
-
-def _endpoint_of(value: object, section: str, problems: Problems) -> dict[str, object]:
-    """``metrics.<section>`` as ``MetricsConfig`` fields (its endpoint None when null)."""
-    where = f"metrics.{section}"
-    if value is None:
-        return {f"{section}_endpoint": None}
-    if not isinstance(value, Mapping):
-        problems.add(
-            where, "expected a mapping such as {endpoint: 127.0.0.1:9464}, or null to disable"
-        )
-        return {f"{section}_endpoint": None}
-    known = _METRICS_ENDPOINTS[section]
-    for key in sorted(set(value) - set(known)):
-        problems.add(f"{where}.{key}", f"unknown key (known keys: {', '.join(known)})")
-    found: dict[str, object] = {f"{section}_endpoint": value.get("endpoint")}
-    found.update({f"{section}_{key}": value[key] for key in known[1:] if key in value})
-    return found
 
 
 def _resolve_paths(raw: Any, base_dir: Path, where: str = "") -> Any:

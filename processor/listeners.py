@@ -58,7 +58,7 @@ class ListenError(OSError):
 
 def configured_listeners(config: Config) -> list[Listener]:
     """The addresses ``config`` makes the processor listen on, in start-up order."""
-    from spanledger.processor.metrics.config import split_host_port
+    from spanledger.processor.sinks.metrics.config import split_host_port
 
     found = []
     receivers = (("grpc", config.grpc), ("http", config.http))

@@ -1,10 +1,11 @@
-"""The running processor: receivers → pipeline (pricing, rollup) → exporters and sinks.
+"""The running processor: receivers → pipeline (pricing, rollup) → fan-out → exporters, sinks.
 
 OTLP metrics and logs skip the pipeline: receivers hand them to a ``Forwarder`` per signal, which
 queues them unchanged on the exporters that take the signal (or drops them when none does).
 
-Lifecycle reads top-down: ``start`` builds and starts every component, ``stop`` stops accepting,
-drains the traces waiting for rollup and the exporter queues within the shutdown deadline.
+Lifecycle reads top-down: ``start`` builds and starts every component (the kinds in
+``registry``), ``stop`` stops accepting, flushes the traces waiting for rollup, then shuts the
+exporters and sinks it built down, within the shutdown deadline.
 """
 
 from __future__ import annotations
@@ -16,29 +17,25 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from spanledger.processor import redaction
-from spanledger.processor.budgets import BudgetSink
-from spanledger.processor.components import CallSink, SpanExporter, TraceConsumer
+from spanledger.processor.components import CallSink, SettlingConsumer, SpanExporter, TraceConsumer
 from spanledger.processor.config import Config
-from spanledger.processor.exporters import (
-    OtlpGrpcExporter,
-    OtlpGrpcExporterConfig,
-    OtlpHttpExporter,
-    OtlpHttpExporterConfig,
-)
-from spanledger.processor.forwarding import Forwarder
-from spanledger.processor.ledger import LedgerSink, open_ledger
-from spanledger.processor.ledger.settling import LedgerSettling
+from spanledger.processor.exporters.forwarding import Forwarder
+from spanledger.processor.intake.memory_limiter import MemoryLimiter
+from spanledger.processor.intake.write_ahead import WriteAhead
 from spanledger.processor.listeners import configured_listeners, exposure_problems
-from spanledger.processor.memorylimiter import MemoryLimiter
-from spanledger.processor.metrics import MetricsSink
-from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.otlp.signals import LOGS, METRICS, TRACES, Signal
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook
 from spanledger.processor.receivers import GrpcReceiver, HttpReceiver
-from spanledger.processor.signals import LOGS, METRICS, TRACES, Signal
-from spanledger.processor.writeahead import SettlingConsumer, WriteAhead
+from spanledger.processor.registry import EXPORTER, RECEIVER, SINK, SinkWiring, registry
+from spanledger.processor.sinks.budgets import BudgetSink
+from spanledger.processor.sinks.ledger import LedgerSink, open_ledger
+from spanledger.processor.sinks.ledger.settling import LedgerSettling
+from spanledger.processor.sinks.metrics import MetricsSink
 
 if TYPE_CHECKING:
     from spanledger.processor.reconcile.gauge import GapGauges
@@ -50,7 +47,8 @@ _SERVING_GC_THRESHOLDS = (50_000, 20, 100)
 
 
 class Service:
-    """One processor process. Extra exporters and sinks (e.g. the demo's recorder) may be added."""
+    """One processor process. Extra exporters and sinks (e.g. the demo's recorder) may be added;
+    the service shuts them down with its own."""
 
     def __init__(
         self,
@@ -63,8 +61,12 @@ class Service:
         self._extra_exporters = list(extra_exporters)
         self._extra_sinks = list(extra_sinks)
         self.pipeline: Pipeline | None = None
-        self.grpc: GrpcReceiver | None = None
-        self.http: HttpReceiver | None = None
+        self.fanout: FanOut | None = None
+        """Where the pipeline's output goes: every trace exporter and every sink."""
+        self.receivers: dict[str, Any] = {}
+        """The started receivers, by kind name (``grpc``, ``http``)."""
+        self.sinks: dict[str, CallSink] = {}
+        """The sinks built from the config, by kind name (``metrics``, ``ledger``, ``budgets``)."""
         self.metrics: MetricsSink | None = None
         self.ledger: LedgerSink | None = None
         self.gap_gauges: GapGauges | None = None
@@ -92,41 +94,14 @@ class Service:
         exporters: list[SpanExporter] = _exporters(config.exporters, TRACES)
         exporters += self._extra_exporters
         self._start_forwarders()
-        sinks: list[CallSink] = []
-        if config.metrics.prometheus_endpoint or config.metrics.otlp_endpoint:
-            self.metrics = MetricsSink(config.metrics, config.tags)
-            sinks.append(self.metrics)
-        if config.ledger.enabled:
-            self.ledger = LedgerSink(config.ledger, config.tags)
-            sinks.append(self.ledger)
-            if self.metrics is not None:
-                from spanledger.processor.reconcile.gauge import GapGauges
-
-                for meter in self.metrics.meters():
-                    self.ledger.register_gauges(meter)
-                self.gap_gauges = GapGauges(
-                    lambda: open_ledger(config.ledger), location=config.ledger.location()
-                )
-                for meter, unit in self.metrics.meters_with_cost_unit():
-                    self.gap_gauges.register(meter, unit)
-        if config.budgets.active:
-            self.budgets = BudgetSink(
-                config.budgets,
-                config.tags,
-                ledger=config.ledger if config.ledger.enabled else None,
-                clock=self._budget_clock,
-            )
-            sinks.append(self.budgets)
-            for meter in self.metrics.meters() if self.metrics is not None else ():
-                self.budgets.register_gauge(meter)
-        sinks += self._extra_sinks
-        self.pipeline = Pipeline(
-            config.rollup, config.tags, PriceBook(config.pricing), exporters, sinks
-        )
+        self._build_sinks()
+        sinks = [*self.sinks.values(), *self._extra_sinks]
+        self.fanout = FanOut(exporters, sinks)
+        self.pipeline = Pipeline(config.rollup, config.tags, PriceBook(config.pricing), self.fanout)
         self.pipeline.start()
         consumer: TraceConsumer = self.pipeline
         if config.service.write_ahead is not None:
-            if any(exporter.queue is None for exporter in config.exporters):
+            if any(getattr(exporter, "queue", None) is None for exporter in config.exporters):
                 log.warning(
                     "service.write_ahead is set but not every exporter has a disk queue: "
                     "spans in an in-memory exporter queue are lost if the process is killed"
@@ -148,17 +123,7 @@ class Service:
             self.limiter = MemoryLimiter(config.memory_limiter)
             self.limiter.add_relief(self.pipeline.relieve_memory)
             self.limiter.start()
-        others = {
-            "metrics": self.forwarders[METRICS],
-            "logs": self.forwarders[LOGS],
-            "limiter": self.limiter,
-        }
-        if config.grpc is not None:
-            self.grpc = GrpcReceiver(config.grpc, consumer, **others)
-            self.grpc.start()
-        if config.http is not None:
-            self.http = HttpReceiver(config.http, consumer, **others)
-            self.http.start()
+        self._start_receivers(consumer)
         log.info(
             "spanledger processor listening: %s; forwarding traces to %d exporter(s), metrics "
             "to %d, logs to %d; ledger %s",
@@ -168,6 +133,52 @@ class Service:
             len(self.forwarders[LOGS].exporters),
             config.ledger.location(),
         )
+
+    def _build_sinks(self) -> None:
+        """Build the sink of every kind in the registry whose section turns it on."""
+        config = self.config
+        wiring = SinkWiring(config, self.sinks, self._budget_clock)
+        for kind in registry().kinds(SINK):
+            section = getattr(config, kind.name, None) or kind.config()
+            sink = kind.factory(section, wiring)
+            if sink is not None:
+                self.sinks[kind.name] = sink
+        self.metrics = cast("MetricsSink | None", self.sinks.get("metrics"))
+        self.ledger = cast("LedgerSink | None", self.sinks.get("ledger"))
+        self.budgets = cast("BudgetSink | None", self.sinks.get("budgets"))
+        if self.ledger is not None and self.metrics is not None:
+            from spanledger.processor.reconcile.gauge import GapGauges
+
+            self.gap_gauges = GapGauges(
+                lambda: open_ledger(config.ledger), location=config.ledger.location()
+            )
+            for meter, unit in self.metrics.meters_with_cost_unit():
+                self.gap_gauges.register(meter, unit)
+
+    def _start_receivers(self, consumer: TraceConsumer) -> None:
+        """Start a receiver of every kind in the registry that the config sets."""
+        others = {
+            "metrics": self.forwarders[METRICS],
+            "logs": self.forwarders[LOGS],
+            "limiter": self.limiter,
+        }
+        for kind in registry().kinds(RECEIVER):
+            section = getattr(self.config, kind.name, None)
+            if section is None:
+                continue
+            receiver = kind.factory(section, consumer, **others)
+            receiver.start()
+            self.receivers[kind.name] = receiver
+
+    @property
+    def grpc(self) -> GrpcReceiver | None:
+        """The OTLP/gRPC receiver, once started."""
+        return cast("GrpcReceiver | None", self.receivers.get("grpc"))
+
+    @property
+    def http(self) -> HttpReceiver | None:
+        """The OTLP/HTTP receiver, once started."""
+        return cast("HttpReceiver | None", self.receivers.get("http"))
 
     def _start_forwarders(self) -> None:
         """Build the metrics and logs exporters; say once if a signal will be dropped."""
@@ -199,9 +210,8 @@ class Service:
             return
         self._stopped.set()
         deadline = time.monotonic() + self.config.service.shutdown_timeout
-        for receiver in (self.grpc, self.http):
-            if receiver is not None:
-                receiver.stop(grace=min(1.0, self.config.service.shutdown_timeout / 4))
+        for receiver in self.receivers.values():
+            receiver.stop(grace=min(1.0, self.config.service.shutdown_timeout / 4))
         # Metrics and logs drain beside the traces, within the same deadline.
         drains = [
             threading.Thread(
@@ -214,8 +224,12 @@ class Service:
         ]
         for drain in drains:
             drain.start()
+        if self.fanout is not None:
+            self.fanout.give_up_by(deadline)
         if self.pipeline is not None:
             self.pipeline.shutdown(max(0.1, deadline - time.monotonic()))
+        if self.fanout is not None:
+            self.fanout.shutdown(max(0.1, deadline - time.monotonic()))
         for drain in drains:
             drain.join(max(0.1, deadline - time.monotonic()) + 1.0)
         if self.write_ahead is not None:
@@ -256,18 +270,14 @@ class Service:
                 signal.signal(signum, handler)
 
 
-def _exporters(
-    configs: Sequence[OtlpGrpcExporterConfig | OtlpHttpExporterConfig], signal: Signal
-) -> list[OtlpGrpcExporter | OtlpHttpExporter]:
-    """An exporter of ``signal`` for every config whose ``signals`` name it."""
-    built: list[OtlpGrpcExporter | OtlpHttpExporter] = []
+def _exporters(configs: Sequence[Any], signal: Signal) -> list[Any]:
+    """An exporter of ``signal`` for every config whose ``signals`` name it (by default
+    ``traces`` only), built by the factory registered for the config's kind."""
+    built = []
     for config in configs:
-        if signal.name not in config.signals:
+        if signal.name not in getattr(config, "signals", (TRACES.name,)):
             continue
-        if isinstance(config, OtlpGrpcExporterConfig):
-            built.append(OtlpGrpcExporter(config, signal=signal))
-        else:
-            built.append(OtlpHttpExporter(config, signal=signal))
+        built.append(registry().kind_of(EXPORTER, config).factory(config, signal=signal))
     return built
 
 

@@ -39,11 +39,11 @@ from spanledger.instrumentation.anthropic import AnthropicInstrumentor
 from spanledger.instrumentation.openai import OpenAIInstrumentor
 from spanledger.processor.config import Config
 from spanledger.processor.exporters import OtlpHttpExporterConfig
-from spanledger.processor.ledger import LedgerConfig
-from spanledger.processor.metrics import MetricsConfig
 from spanledger.processor.receivers import HttpReceiverConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.service import Service
+from spanledger.processor.sinks.ledger import LedgerConfig
+from spanledger.processor.sinks.metrics import MetricsConfig
 from spanledger.semconv import TRACE_COST
 from spanledger.standin import Scenario, StandIn
 

@@ -102,7 +102,7 @@ if [ "$end" = newest ]; then
   locked
   move "${requirements[@]}"
   run_tests tests/instrumentation tests/standin tests/processor/pricing/test_pricing_sdk_spans.py \
-    tests/budgets/test_budget_enforcement.py tests/budgets/test_budget_endpoint.py \
+    tests/processor/sinks/budgets/test_budget_enforcement.py tests/processor/sinks/budgets/test_budget_endpoint.py \
     tests/tags/test_tag_fanout.py
   exit
 fi

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from spanledger.processor import memorylimiter, service
+from spanledger.processor import service
+from spanledger.processor.intake import memory_limiter
 from spanledger.processor.rollup import TraceAnnotator
 from spanledger.standin import StandIn
 
@@ -77,16 +78,16 @@ def limiter_measures_its_processor(monkeypatch: pytest.MonkeyPatch) -> None:
     given a reading of its own (the limiter tests give one) reads the growth since it was made.
     """
 
-    def limiter(config: memorylimiter.MemoryLimiterConfig, **kwargs: Any) -> Any:
+    def limiter(config: memory_limiter.MemoryLimiterConfig, **kwargs: Any) -> Any:
         if "read" not in kwargs:
-            before = memorylimiter.resident_bytes() or 0
+            before = memory_limiter.resident_bytes() or 0
 
             def growth() -> int | None:
-                now = memorylimiter.resident_bytes()
+                now = memory_limiter.resident_bytes()
                 return None if now is None else max(0, now - before)
 
             kwargs["read"] = growth
-        return memorylimiter.MemoryLimiter(config, **kwargs)
+        return memory_limiter.MemoryLimiter(config, **kwargs)
 
     monkeypatch.setattr(service, "MemoryLimiter", limiter)
 

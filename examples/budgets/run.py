@@ -25,9 +25,9 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from spanledger.processor.cli.report import run_report
 from spanledger.processor.config import load_config
 from spanledger.processor.receivers import HttpReceiverConfig
-from spanledger.processor.report import run_report
 from spanledger.processor.service import Service
 from spanledger.standin import Scenario, StandIn
 

@@ -21,10 +21,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from spanledger.processor.config import load_config
-from spanledger.processor.metrics import MetricsConfig
 from spanledger.processor.model import CountedCall
 from spanledger.processor.receivers import HttpReceiverConfig
 from spanledger.processor.service import Service
+from spanledger.processor.sinks.metrics import MetricsConfig
 from spanledger.standin import StandIn
 
 HERE = Path(__file__).parent

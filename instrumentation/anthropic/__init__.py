@@ -14,52 +14,41 @@ is counted once (see docs/anthropic.md).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.trace import get_tracer
+from spanledger.instrumentation.genai import Patch, SdkInstrumentor
+from spanledger.instrumentation.genai.clients import base_client_request_patches
 
-from spanledger.instrumentation.genai.patching import MethodPatch
-from spanledger.version import __version__
-
+from .own_spans import SdkSpanSwitch
 from .package import _instruments
-from .patch import async_messages_request, messages_request
-from .sdk_spans import SdkSpanSwitch
+from .patch import describe, settle, tracing_a_message
 
 __all__ = ["AnthropicInstrumentor"]
 
 
-class AnthropicInstrumentor(BaseInstrumentor):
+class AnthropicInstrumentor(SdkInstrumentor):
     """Traces Messages API calls of ``anthropic.Anthropic`` and ``anthropic.AsyncAnthropic``.
 
     ``request`` is wrapped on the SDK's base clients and on every client class that another
-    instrumentor patched already (see ``spanledger.instrumentation.genai.patching``).
+    instrumentor patched already (an unshadowable patch, see
+    ``spanledger.instrumentation.genai.patching``).
     """
 
-    _sdk_spans: SdkSpanSwitch | None = None
-    _request_patches: tuple[MethodPatch, ...] = ()
+    instruments = _instruments
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return _instruments
+    def patches(self) -> Sequence[Patch]:
+        return base_client_request_patches("anthropic", describe, settle)
 
     def _instrument(self, **kwargs: Any) -> None:
-        from anthropic._base_client import AsyncAPIClient, SyncAPIClient
-
-        tracer = get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
-        self._request_patches = (
-            MethodPatch(SyncAPIClient, "request", messages_request(tracer)),
-            MethodPatch(AsyncAPIClient, "request", async_messages_request(tracer), is_async=True),
-        )
-        for patch in self._request_patches:
-            patch.install()
-        self._sdk_spans = SdkSpanSwitch()
-        self._sdk_spans.install()
+        super()._instrument(**kwargs)
+        if self._applied and self.__dict__.get("_own_spans") is None:
+            switch = SdkSpanSwitch(tracing_a_message)
+            if switch.install():
+                self.__dict__["_own_spans"] = switch
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        for patch in self._request_patches:
-            patch.uninstall()
-        self._request_patches = ()
-        if self._sdk_spans is not None:
-            self._sdk_spans.uninstall()
-            self._sdk_spans = None
+        super()._uninstrument(**kwargs)
+        switch = self.__dict__.pop("_own_spans", None)
+        if switch is not None:
+            switch.uninstall()

@@ -2,55 +2,72 @@
 
 Every Messages call of the SDK, whichever helper made it (``messages.create``, ``stream``,
 ``parse``, ``beta.messages.*``, ``with_raw_response``, ``with_streaming_response``), goes through
-``SyncAPIClient.request`` / ``AsyncAPIClient.request`` with a ``POST /v1/messages``. The wrapper
-starts one ``chat {model}`` span there and ends it:
+``SyncAPIClient.request`` / ``AsyncAPIClient.request`` with a ``POST /v1/messages``. The kit's
+:func:`call_wrapper` starts one ``chat {model}`` span there (see :func:`describe`), and
+:func:`settle` ends it:
 
 - at once, for a Message that was read before ``request`` returned (parsed or raw);
 - when the application has read, closed or dropped the body, for a stream or an unread raw
-  response, by watching ``response.stream`` (see ``body.py``);
+  response, by reading the body's bytes as they pass (the kit's ``body`` and ``body_reader``);
 - with ERROR and ``error.type``, for an exception, which is re-raised untouched.
+
+Why bytes rather than the SDK's parsed events, as the other providers read: ``request`` is the
+one patch point that no other instrumentor can shadow (OpenInference patches the client classes'
+``request``; see ``genai.patching``), and what it returns is not always parsed by the SDK.
+``with_streaming_response`` hands the caller the body, read as lines or bytes
+(``iter_lines()``), and a raw stream may be read the same way; only the body sees every byte
+whichever way it is read. So the usage is read from the server-sent events themselves, with the
+kit's SSE decoder (or its AWS event-stream decoder, for ``AnthropicBedrock``), which passes over
+the text deltas without decoding them.
 
 Return values are passed back as they are: the same ``Stream``, ``Message`` or ``APIResponse``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from functools import cache, lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
-from opentelemetry.context import attach, detach
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from opentelemetry.trace import Span, Status, StatusCode, Tracer, set_span_in_context
+from opentelemetry.trace import Status, StatusCode
 
 from spanledger import semconv
-from spanledger.instrumentation.budgets import acheck_budget, check_budget
 from spanledger.instrumentation.genai import (
     ERROR_TYPE,
     OPERATION_CHAT,
-    StreamSpan,
+    Call,
+    CallDescription,
     capture_content_enabled,
-    end_with_error,
+    current_call,
     guarded,
     log_fault,
-    record_input_messages,
     record_output_messages,
-    start_inference_span,
 )
-from spanledger.instrumentation.genai.providers import endpoint_of
+from spanledger.instrumentation.genai.body import watch_body
+from spanledger.instrumentation.genai.body_reader import BodyOutcome, BodyReader, read_whole_body
+from spanledger.instrumentation.genai.endpoints import endpoint_of
 
-from .body import watch_body
-from .message_body import BodyOutcome, MessageBodyWatcher, read_whole_body
-from .sdk_spans import restore_sdk_spans, suppress_sdk_spans
-from .usage import MessageFacts, facts_from_message, get, to_inference_usage
+from .usage import (
+    MessageFacts,
+    MessageOutcome,
+    StreamAccumulator,
+    facts_from_message,
+    get,
+    message_outcome,
+    to_inference_usage,
+)
 
 MESSAGES_PATH = "/v1/messages"
 PROVIDER = "anthropic"
 PLATFORM_PROVIDERS = {"bedrock": "aws.bedrock", "vertex": "gcp.vertex_ai"}
 """The cloud platforms whose clients are traced, and the provider each call is named after
 (``AnthropicBedrock`` and its Mantle client, ``AnthropicVertex``)."""
+
+MESSAGES = "anthropic messages"
+"""The ``details`` of every call this module describes: how :func:`tracing_a_message` knows
+the kit's current call is one of ours."""
 
 _REQUEST_NUMBERS: Mapping[str, tuple[str, type | tuple[type, ...]]] = {
     "gen_ai.request.max_tokens": ("max_tokens", int),
@@ -70,9 +87,14 @@ def _cut_short_attributes(facts: MessageFacts) -> dict[str, Any]:
     return values
 
 
-def _record_facts(span: Span, facts: MessageFacts, completed: bool = True) -> None:
+def _record_facts(call: Call, facts: MessageFacts, completed: bool, keep_text: bool) -> None:
+    """Take the usage of ``facts`` into ``call`` (written when it ends) and write what only
+    Anthropic reports: the 1-hour cache writes, compaction, and for a stream cut short its
+    content deltas and output estimate."""
+    call.usage = to_inference_usage(facts)
+    span = call.span
     if span.is_recording():
-        attributes = to_inference_usage(facts).attributes()
+        attributes: dict[str, Any] = {}
         if not completed and facts.content_chunks is not None:
             attributes.update(_cut_short_attributes(facts))
         usage = facts.usage
@@ -83,8 +105,9 @@ def _record_facts(span: Span, facts: MessageFacts, completed: bool = True) -> No
         ):
             if value is not None:
                 attributes[name] = value
-        span.set_attributes(attributes)
-    if (facts.output_text or facts.stop_reason) and capture_content_enabled():
+        if attributes:
+            span.set_attributes(attributes)
+    if keep_text and (facts.output_text or facts.stop_reason):
         record_output_messages(
             span,
             [
@@ -111,7 +134,7 @@ def is_messages_call(client: Any, options: Any) -> bool:
     """Whether ``options`` is a Messages API call on a first-party, Bedrock or Vertex AI client.
 
     The platform clients rewrite the path only when they build the request, after this
-    wrapper; Bedrock streams in the AWS event-stream encoding, which the body watcher reads.
+    wrapper; Bedrock streams in the AWS event-stream encoding, which the body reader follows.
     Clients of other platforms (Foundry, AWS, Google Cloud) keep the SDK's own span.
     """
     if provider_of(client) is None:
@@ -124,101 +147,125 @@ def _is_messages_route(method: str, url: str) -> bool:
     return method.lower() == "post" and urlsplit(url).path.rstrip("/") == MESSAGES_PATH
 
 
-class MessagesCall:
-    """One traced Messages call: its span, from the request to the end of the response."""
+def describe(client: Any, args: tuple, kwargs: dict) -> CallDescription | None:
+    """The Messages call that ``request`` is about to send; ``None`` for any other request."""
+    options = _options_of(args, kwargs)
+    if not is_messages_call(client, options):
+        return None
+    body = getattr(options, "json_data", None)
+    model = get(body, "model")
+    streamed = kwargs.get("stream") is True or get(body, "stream") is True
+    attributes: dict[str, Any] = {}
+    for attribute, (name, kinds) in _REQUEST_NUMBERS.items():
+        value = get(body, name)
+        if isinstance(value, kinds) and not isinstance(value, bool):
+            attributes[attribute] = value
+    default = provider_of(client) or PROVIDER
+    provider, address, port = endpoint_of(getattr(client, "base_url", ""), default)
+    return CallDescription(
+        OPERATION_CHAT,
+        provider,
+        model if isinstance(model, str) else None,
+        streamed,
+        address,
+        port,
+        attributes,
+        lambda: _request_messages(body),
+        MESSAGES,
+    )
 
-    def __init__(self, tracer: Tracer, client: Any, options: Any, stream_arg: bool) -> None:
-        body = getattr(options, "json_data", None)
-        model = get(body, "model")
-        streamed = stream_arg or get(body, "stream") is True
-        attributes: dict[str, Any] = {}
-        for attribute, (name, kinds) in _REQUEST_NUMBERS.items():
-            value = get(body, name)
-            if isinstance(value, kinds) and not isinstance(value, bool):
-                attributes[attribute] = value
-        default = provider_of(client) or PROVIDER
-        provider, address, port = endpoint_of(getattr(client, "base_url", ""), default)
-        self.keep_text = capture_content_enabled()
-        self.span = start_inference_span(
-            tracer,
-            operation=OPERATION_CHAT,
-            provider=provider,
-            request_model=model if isinstance(model, str) else None,
-            stream=streamed,
-            server_address=address,
-            server_port=port,
-            attributes=attributes,
-        )
-        if self.keep_text:
-            with guarded("recording Anthropic request messages"):
-                messages = get(body, "messages")
-                # Another iterable may be a one-shot generator the SDK has yet to read.
-                if isinstance(messages, list | tuple):
-                    record_input_messages(self.span, list(messages))
 
-    def failed(self, error: BaseException) -> None:
-        """The call raised ``error``: ERROR for an exception, a plain end for a cancellation."""
-        if isinstance(error, Exception):
-            end_with_error(self.span, error)
-        else:
-            self.span.end()
+def _request_messages(body: Any) -> list[Any] | None:
+    messages = get(body, "messages")
+    # Another iterable may be a one-shot generator the SDK has yet to read.
+    return list(messages) if isinstance(messages, list | tuple) else None
 
-    def returned(self, result: object) -> None:
-        """The call returned ``result``: end now, or once its body has been read."""
-        response = None
+
+def tracing_a_message() -> bool:
+    """Whether the request being sent in this context is a Messages call we trace."""
+    call = current_call()
+    return call is not None and call.description.details is MESSAGES
+
+
+def settle(call: Call, result: object) -> object:
+    """End the span now, or once the body of ``result`` has been read; return ``result``."""
+    keep_text = capture_content_enabled()
+    response = None
+    try:
+        response = _response_of(result)
+    except Exception:
+        log_fault("finding the Anthropic response")
+    if response is not None and not response.is_closed and _watch(call, response, keep_text):
+        return result
+    outcome = None
+    try:
+        outcome = _read_outcome(result, response, keep_text=keep_text)
+    except Exception:
+        log_fault("reading an Anthropic Message")
+    _end(call, outcome, keep_text)
+    return result
+
+
+def message_body_reader(
+    *,
+    content_type: str,
+    content_encoding: str,
+    on_end: Callable[[MessageOutcome], None],
+    keep_text: bool = False,
+) -> BodyReader:
+    """A reader of one Messages response body that reports its :class:`MessageOutcome`."""
+    stream = StreamAccumulator(keep_text=keep_text)
+
+    def ended(outcome: BodyOutcome) -> None:
+        on_end(message_outcome(outcome, stream, keep_text=keep_text))
+
+    return BodyReader(
+        content_type=content_type, content_encoding=content_encoding, events=stream, on_end=ended
+    )
+
+
+def read_message_body(
+    content_type: str, content: bytes, *, keep_text: bool = False
+) -> MessageOutcome:
+    """The outcome of a Messages body that was read in full already; ``content`` is decoded."""
+    stream = StreamAccumulator(keep_text=keep_text)
+    outcome = read_whole_body(content_type, content, stream)
+    return message_outcome(outcome, stream, keep_text=keep_text)
+
+
+def _watch(call: Call, response: httpx2.Response, keep_text: bool) -> bool:
+    """End the span once the body of ``response`` is read; ``False`` if it cannot be."""
+    reader = message_body_reader(
+        content_type=response.headers.get("content-type", ""),
+        content_encoding=response.headers.get("content-encoding", ""),
+        on_end=lambda outcome: _end(call, outcome, keep_text),
+        keep_text=keep_text,
+    )
+    with guarded("watching an Anthropic response body"):
+        watch_body(response, reader)
+        return True
+    return False
+
+
+def _end(call: Call, outcome: MessageOutcome | None, keep_text: bool) -> None:
+    """Record ``outcome`` and end the span (a no-op once it has ended)."""
+    if call.ended:
+        return
+    span = call.span
+    if outcome is not None and outcome.facts is not None:
         try:
-            response = _response_of(result)
+            _record_facts(call, outcome.facts, outcome.completed, keep_text)
         except Exception:
-            log_fault("finding the Anthropic response")
-        if response is not None and not response.is_closed and self._watch(response):
-            return
-        outcome = None
-        try:
-            outcome = _read_outcome(result, response, keep_text=self.keep_text)
-        except Exception:
-            log_fault("reading an Anthropic Message")
-        streamed = outcome is not None and outcome.streamed
-        self._end(outcome, StreamSpan(self.span) if streamed else None)
-
-    def _watch(self, response: httpx2.Response) -> bool:
-        """End the span once the body of ``response`` is read; ``False`` if it cannot be."""
-        state = StreamSpan(self.span)
-        watcher = MessageBodyWatcher(
-            content_type=response.headers.get("content-type", ""),
-            content_encoding=response.headers.get("content-encoding", ""),
-            on_end=lambda outcome: self._end(outcome, state),
-            keep_text=self.keep_text,
-        )
-        with guarded("watching an Anthropic response body"):
-            watch_body(response, watcher)
-            return True
-        return False
-
-    def _end(self, outcome: BodyOutcome | None, state: StreamSpan | None) -> None:
-        """Record ``outcome`` and end the span, through ``state`` for a body read over time."""
-        span = self.span
-        if state is not None and state.ended:
-            return
-        if outcome is not None and outcome.facts is not None:
-            try:
-                _record_facts(span, outcome.facts, outcome.completed)
-            except Exception:
-                log_fault("recording Anthropic usage")
-        streamed = outcome is not None and outcome.streamed
-        if outcome is not None and outcome.error is not None:
-            if state is not None:
-                state.fail(outcome.error, streamed=streamed)
-            else:
-                end_with_error(span, outcome.error)
-            return
-        if outcome is not None and outcome.error_type is not None and span.is_recording():
-            span.set_attribute(ERROR_TYPE, outcome.error_type)
-            span.set_status(Status(StatusCode.ERROR, outcome.error_type))
-        if state is not None:
-            # ``spanledger.stream.completed`` is for event streams only.
-            state.finish(completed=outcome is not None and outcome.completed if streamed else None)
-        else:
-            span.end()
+            log_fault("recording Anthropic usage")
+    streamed = outcome is not None and outcome.streamed
+    if outcome is not None and outcome.error is not None:
+        call.fail(outcome.error, streamed=streamed)
+        return
+    if outcome is not None and outcome.error_type is not None and span.is_recording():
+        span.set_attribute(ERROR_TYPE, outcome.error_type)
+        span.set_status(Status(StatusCode.ERROR, outcome.error_type))
+    # ``spanledger.stream.completed`` is for event streams only.
+    call.finish(completed=outcome is not None and outcome.completed if streamed else None)
 
 
 @cache
@@ -245,100 +292,17 @@ def _response_of(result: object) -> httpx2.Response | None:
 
 def _read_outcome(
     result: object, response: httpx2.Response | None, *, keep_text: bool
-) -> BodyOutcome | None:
+) -> MessageOutcome | None:
     """What a result read in full tells: a Message model, or the body of a closed response."""
     if response is None:
         if get(result, "usage") is None:
             return None
         facts = facts_from_message(result, keep_text=keep_text)
         # Positional (facts, streamed, completed): a class call with keywords builds a dict.
-        return BodyOutcome(facts, False, True)
+        return MessageOutcome(facts, False, True)
     try:
         content = response.content
     except httpx2.ResponseNotRead:
         return None
     content_type = response.headers.get("content-type", "")
-    return read_whole_body(content_type, content, keep_text=keep_text)
-
-
-def _start(
-    tracer: Tracer, client: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]
-) -> MessagesCall | None:
-    if not is_instrumentation_enabled():
-        return None
-    try:
-        options = _options_of(args, kwargs)
-        if is_messages_call(client, options):
-            return MessagesCall(tracer, client, options, kwargs.get("stream") is True)
-    except Exception:
-        log_fault("starting an Anthropic span")
-    return None
-
-
-def _finish(call: MessagesCall, result: object) -> None:
-    try:
-        call.returned(result)
-    except Exception:
-        log_fault("ending an Anthropic span")
-
-
-def _fail(call: MessagesCall, error: BaseException) -> None:
-    try:
-        call.failed(error)
-    except Exception:
-        log_fault("ending a failed Anthropic span")
-
-
-def messages_request(tracer: Tracer) -> Callable[..., Any]:
-    """The wrapt wrapper for ``SyncAPIClient.request``.
-
-    While the SDK sends, the SDK's own span is off and the call's span is current (so HTTP
-    client spans nest under it), set by attaching a context rather than through
-    ``trace.use_span``: the same effect without a generator-based context manager.
-    """
-
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        call = _start(tracer, instance, args, kwargs)
-        if call is None:
-            return wrapped(*args, **kwargs)
-        try:
-            suppressed = suppress_sdk_spans()
-            span_token = attach(set_span_in_context(call.span))
-            try:
-                check_budget()
-                result = wrapped(*args, **kwargs)
-            finally:
-                detach(span_token)
-                restore_sdk_spans(suppressed)
-        except BaseException as error:
-            _fail(call, error)
-            raise
-        _finish(call, result)
-        return result
-
-    return wrapper
-
-
-def async_messages_request(tracer: Tracer) -> Callable[..., Awaitable[Any]]:
-    """The wrapt wrapper for ``AsyncAPIClient.request``; see :func:`messages_request`."""
-
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        call = _start(tracer, instance, args, kwargs)
-        if call is None:
-            return await wrapped(*args, **kwargs)
-        try:
-            suppressed = suppress_sdk_spans()
-            span_token = attach(set_span_in_context(call.span))
-            try:
-                await acheck_budget()
-                result = await wrapped(*args, **kwargs)
-            finally:
-                detach(span_token)
-                restore_sdk_spans(suppressed)
-        except BaseException as error:
-            _fail(call, error)
-            raise
-        _finish(call, result)
-        return result
-
-    return wrapper
+    return read_message_body(content_type, content, keep_text=keep_text)

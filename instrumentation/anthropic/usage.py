@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from spanledger.instrumentation.genai import InferenceUsage
+from spanledger.instrumentation.genai.body_reader import BodyOutcome
 from spanledger.instrumentation.genai.fields import count as _count
 from spanledger.instrumentation.genai.fields import is_mapping_type, is_model_type, read_field
 
@@ -188,11 +189,19 @@ def facts_from_message(message: object, *, keep_text: bool = False) -> MessageFa
     return facts
 
 
+CONTENT_DELTA = b"event: content_block_delta"
+"""The line naming a content delta event, as the Messages API writes it."""
+
+
 class StreamAccumulator:
     """Builds the :class:`MessageFacts` of a streamed Message from its events, one at a time.
 
     ``completed`` turns true on ``message_stop``; ``error_type`` is the type of an ``error`` event.
+    It is the ``StreamEvents`` of the kit's body reader: content deltas are counted in the raw
+    bytes (:attr:`content_marker`) and only the events that carry usage are decoded.
     """
+
+    content_marker = CONTENT_DELTA
 
     def __init__(self, *, keep_text: bool = False) -> None:
         self.facts = MessageFacts(content_chunks=0)
@@ -244,6 +253,16 @@ class StreamAccumulator:
             return
         self.add(event_type, decoded)
 
+    def add_frame(self, event_type: str | None, event: object) -> None:
+        """Takes one decoded event of an AWS event stream (``AnthropicBedrock``)."""
+        if (event_type or get(event, "type")) == "content_block_delta":
+            self.facts.content_chunks += 1  # type: ignore[operator]
+        self.add(event_type, event)
+
+    def count_content(self, count: int) -> None:
+        """Adds content deltas counted in the raw bytes of a server-sent event stream."""
+        self.facts.content_chunks += count  # type: ignore[operator]
+
     def flush_text(self) -> None:
         """Moves the streamed text gathered so far into the facts, as one block."""
         if self._text:
@@ -253,3 +272,33 @@ class StreamAccumulator:
 
 _RELEVANT_EVENTS = frozenset({"message_start", "message_delta", "message_stop", "error"})
 _TEXT_EVENTS = _RELEVANT_EVENTS | {"content_block_delta"}
+
+
+@dataclass(frozen=True, slots=True)
+class MessageOutcome:
+    """How reading a Messages response ended, and what it told."""
+
+    facts: MessageFacts | None
+    streamed: bool
+    """Whether the body was an event stream."""
+    completed: bool
+    """Whether the whole Message arrived: ``message_stop`` for a stream, the end of a JSON body."""
+    error: BaseException | None = None
+    """The error that broke off reading, if any."""
+    error_type: str | None = None
+    """The type of an ``error`` event that the stream carried, if any."""
+
+
+def message_outcome(
+    body: BodyOutcome, stream: StreamAccumulator, *, keep_text: bool = False
+) -> MessageOutcome:
+    """What a body read to its end (or cut off) tells, from the events ``stream`` took or the
+    JSON Message of a whole body."""
+    if body.streamed:
+        stream.flush_text()
+        seen = stream.saw_message_start or stream.completed
+        return MessageOutcome(
+            stream.facts if seen else None, True, stream.completed, body.error, stream.error_type
+        )
+    facts = None if body.whole is None else facts_from_message(body.whole, keep_text=keep_text)
+    return MessageOutcome(facts, False, body.completed, body.error)

@@ -34,7 +34,7 @@ from spanledger.instrumentation.genai import (
     read_field,
     record_output_messages,
 )
-from spanledger.instrumentation.genai.providers import server_address_port
+from spanledger.instrumentation.genai.endpoints import server_address_port
 
 from .usage import (
     InvokeStreamReader,

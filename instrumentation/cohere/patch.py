@@ -26,7 +26,7 @@ from spanledger.instrumentation.genai import (
     text_message,
     text_messages,
 )
-from spanledger.instrumentation.genai.providers import endpoint_of
+from spanledger.instrumentation.genai.endpoints import endpoint_of
 
 from .usage import finish_reason, read_usage, usage_from_chat, usage_from_meta
 

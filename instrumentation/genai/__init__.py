@@ -32,6 +32,7 @@ from .call import (
     async_call_wrapper,
     async_generator_wrapper,
     call_wrapper,
+    current_call,
     start_call,
 )
 from .content import (
@@ -44,10 +45,10 @@ from .content import (
     text_message,
     text_messages,
 )
+from .endpoints import provider_from_url, server_address_port
 from .fields import count, count_whole, read_field
 from .guard import guarded, log_fault, logger, safe
 from .instrumentor import Patch, SdkInstrumentor
-from .providers import provider_from_url, server_address_port
 from .span import (
     ERROR_TYPE,
     OPERATION_CHAT,
@@ -101,6 +102,7 @@ __all__ = [
     "capture_content_enabled",
     "count",
     "count_whole",
+    "current_call",
     "end_with_error",
     "error_type",
     "finish_reasons_of",

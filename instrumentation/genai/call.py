@@ -21,6 +21,7 @@ from the caller: the fault is logged, and the call goes ahead or its result is r
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,10 @@ class CallDescription:
     call_kwargs: dict[str, Any] | None = None
     """Keyword arguments to call the SDK method with instead of the caller's (a copy with an
     option added, such as asking a stream for its usage); ``None`` keeps the caller's."""
+    prepare: Callable[[Call, tuple, dict], tuple[tuple, dict]] | None = None
+    """Called once the span has started, with the call and the arguments the SDK method is about
+    to get; returns the arguments to call it with. For a change that depends on the span (asking
+    a stream for its usage only when the span records)."""
 
 
 class Call(StreamSpan):
@@ -76,6 +81,18 @@ class Call(StreamSpan):
         if usage is not None:
             self.usage.update(usage)
         self.finish(completed=None)
+
+
+_CURRENT: ContextVar[Call | None] = ContextVar("spanledger_genai_call", default=None)
+
+
+def current_call() -> Call | None:
+    """The call whose SDK method is running in this context, if any.
+
+    Set by the kit's wrappers while the wrapped method runs: a second patch point that the SDK
+    reaches inside that method (where it parses the response) finds its call here.
+    """
+    return _CURRENT.get()
 
 
 Describe = Callable[[Any, tuple, dict], CallDescription | None]
@@ -123,9 +140,18 @@ def _fail(call: Call, error: BaseException) -> None:
         log_fault("ending a failed inference span")
 
 
-def _kwargs_of(call: Call, kwargs: dict) -> dict:
-    replaced = call.description.call_kwargs
-    return kwargs if replaced is None else replaced
+def _arguments(call: Call, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """The arguments the SDK method is called with: the caller's, or the ones the description
+    replaces them with."""
+    description = call.description
+    if description.call_kwargs is not None:
+        kwargs = description.call_kwargs
+    if description.prepare is not None:
+        try:
+            args, kwargs = description.prepare(call, args, kwargs)
+        except Exception:
+            log_fault("preparing an inference request")
+    return args, kwargs
 
 
 def _settle(settle: Settle, call: Call, result: Any) -> Any:
@@ -145,14 +171,19 @@ def call_wrapper(describe: Describe, settle: Settle) -> WrapperFactory:
             call = _begin(tracer, describe, instance, args, kwargs)
             if call is None:
                 return wrapped(*args, **kwargs)
+            description = call.description
+            if description.call_kwargs is not None or description.prepare is not None:
+                args, kwargs = _arguments(call, args, kwargs)
             token = attach(set_span_in_context(call.span))
+            current = _CURRENT.set(call)
             try:
                 budgets.check_budget()
-                result = wrapped(*args, **_kwargs_of(call, kwargs))
+                result = wrapped(*args, **kwargs)
             except BaseException as error:
                 _fail(call, error)
                 raise
             finally:
+                _CURRENT.reset(current)
                 detach(token)
             return _settle(settle, call, result)
 
@@ -171,14 +202,19 @@ def async_call_wrapper(describe: Describe, settle: Settle) -> WrapperFactory:
             call = _begin(tracer, describe, instance, args, kwargs)
             if call is None:
                 return await wrapped(*args, **kwargs)
+            description = call.description
+            if description.call_kwargs is not None or description.prepare is not None:
+                args, kwargs = _arguments(call, args, kwargs)
             token = attach(set_span_in_context(call.span))
+            current = _CURRENT.set(call)
             try:
                 await budgets.acheck_budget()
-                result = await wrapped(*args, **_kwargs_of(call, kwargs))
+                result = await wrapped(*args, **kwargs)
             except BaseException as error:
                 _fail(call, error)
                 raise
             finally:
+                _CURRENT.reset(current)
                 detach(token)
             return _settle(settle, call, result)
 
@@ -202,8 +238,11 @@ def async_generator_wrapper(describe: Describe, settle: Settle) -> WrapperFactor
             call = _begin(tracer, describe, instance, args, kwargs)
             if call is None:
                 return wrapped(*args, **kwargs)
+            description = call.description
+            if description.call_kwargs is not None or description.prepare is not None:
+                args, kwargs = _arguments(call, args, kwargs)
             try:
-                items = wrapped(*args, **_kwargs_of(call, kwargs))
+                items = wrapped(*args, **kwargs)
             except BaseException as error:
                 _fail(call, error)
                 raise

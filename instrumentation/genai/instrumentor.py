@@ -12,15 +12,18 @@ A provider declares its patch points as data::
             )
 
 Each :class:`Patch` names a module, a ``Class.method`` in it and a factory that turns the tracer
-into the wrapt wrapper. The base class checks the installed SDK against ``instruments`` (the
-``opentelemetry-instrument`` loader may skip that check), builds the tracer with the provider
-module as its scope, wraps every patch point, and on uninstrument unwraps exactly the ones it
-wrapped.
+into the wrapt wrapper. A patch marked ``unshadowable`` wraps the method on the class and on every
+subclass holding its own version (see ``patching``): for a base-client method such as the
+``request`` of the openai and anthropic SDKs, which other instrumentors patch on subclasses. The
+base class checks the installed SDK against ``instruments`` (the ``opentelemetry-instrument`` loader
+may skip that check), builds the tracer with the provider module as its scope, wraps every patch
+point, and on uninstrument unwraps exactly the ones it wrapped.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -34,6 +37,7 @@ from wrapt import register_post_import_hook, wrap_function_wrapper
 from spanledger.version import __version__
 
 from .guard import logger
+from .patching import MethodPatch
 
 WrapperFactory = Callable[[Tracer], Callable[..., Any]]
 """Builds a wrapt wrapper ``(wrapped, instance, args, kwargs)`` from the tracer."""
@@ -49,6 +53,9 @@ class Patch:
     optional: bool = False
     """Skip this patch (with a debug log) when the module or method is missing: for a patch
     point that only some versions of the SDK, or an optional companion package, have."""
+    unshadowable: bool = False
+    """Wrap the method on the class and on each of its subclasses holding its own version, so
+    that another instrumentor's wrapper on a subclass cannot hide ours (see ``patching``)."""
 
 
 class SdkInstrumentor(BaseInstrumentor):
@@ -69,7 +76,7 @@ class SdkInstrumentor(BaseInstrumentor):
         cls._is_instrumented_by_opentelemetry = False
 
     @property
-    def _applied(self) -> list[Patch]:
+    def _applied(self) -> list[tuple[Patch, MethodPatch | None]]:
         """The patches wrapped now. Kept on the instance, which ``BaseInstrumentor`` makes a
         singleton per class: ``__init__`` runs again for every ``Instrumentor()`` and must not
         forget them."""
@@ -121,15 +128,20 @@ class SdkInstrumentor(BaseInstrumentor):
 
     def _apply(self, tracer: Tracer) -> None:
         for patch in self.patches():
+            method_patch = None
             try:
-                wrap_function_wrapper(patch.module, patch.target, patch.wrapper(tracer))
+                if patch.unshadowable:
+                    method_patch = _method_patch(patch, tracer)
+                    method_patch.install()
+                else:
+                    wrap_function_wrapper(patch.module, patch.target, patch.wrapper(tracer))
             except (ImportError, AttributeError):
                 if not patch.optional:
                     self._unwrap_applied()
                     raise
                 logger.debug("spanledger: %s.%s is absent", patch.module, patch.target)
                 continue
-            self._applied.append(patch)
+            self._applied.append((patch, method_patch))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         self._next_generation()
@@ -137,9 +149,26 @@ class SdkInstrumentor(BaseInstrumentor):
 
     def _unwrap_applied(self) -> None:
         while self._applied:
-            patch = self._applied.pop()
-            owner_name, _, method = patch.target.rpartition(".")
-            owner: Any = importlib.import_module(patch.module)
-            for name in owner_name.split(".") if owner_name else ():
-                owner = getattr(owner, name)
+            patch, method_patch = self._applied.pop()
+            if method_patch is not None:
+                method_patch.uninstall()
+                continue
+            owner, method = _owner_of(patch)
             unwrap(owner, method)
+
+
+def _owner_of(patch: Patch) -> tuple[Any, str]:
+    """The class (or module) holding the patched method, and the method's name."""
+    owner_name, _, method = patch.target.rpartition(".")
+    owner: Any = importlib.import_module(patch.module)
+    for name in owner_name.split(".") if owner_name else ():
+        owner = getattr(owner, name)
+    return owner, method
+
+
+def _method_patch(patch: Patch, tracer: Tracer) -> MethodPatch:
+    owner, method = _owner_of(patch)
+    if not isinstance(owner, type) or method not in owner.__dict__:
+        raise AttributeError(f"{patch.module}.{patch.target} is not a method of a class")
+    wrapper = patch.wrapper(tracer)
+    return MethodPatch(owner, method, wrapper, is_async=inspect.iscoroutinefunction(wrapper))

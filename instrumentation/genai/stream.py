@@ -114,7 +114,8 @@ class StreamSpan:
                     attributes[semconv.STREAM_COMPLETED] = completed
                     if not completed:
                         attributes.update(self.usage.cut_short_attributes())
-                span.set_attributes(attributes)
+                if attributes:
+                    span.set_attributes(attributes)
         except Exception:
             log_fault("ending a stream span")
         span.end()

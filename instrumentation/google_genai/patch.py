@@ -25,7 +25,7 @@ from spanledger.instrumentation.genai import (
     read_field,
     record_output_messages,
 )
-from spanledger.instrumentation.genai.providers import endpoint_of
+from spanledger.instrumentation.genai.endpoints import endpoint_of
 
 from .usage import finish_reason, usage_from_embeddings, usage_from_response
 

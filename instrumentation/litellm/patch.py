@@ -33,7 +33,7 @@ from spanledger.instrumentation.genai import (
     text_message,
     text_messages,
 )
-from spanledger.instrumentation.genai.providers import server_address_port
+from spanledger.instrumentation.genai.endpoints import server_address_port
 
 from .usage import usage_from_response
 

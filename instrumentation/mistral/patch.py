@@ -30,7 +30,7 @@ from spanledger.instrumentation.genai import (
     text_message,
     text_messages,
 )
-from spanledger.instrumentation.genai.providers import endpoint_of
+from spanledger.instrumentation.genai.endpoints import endpoint_of
 
 from .usage import usage_from_embeddings, usage_from_response
 

@@ -9,7 +9,7 @@ from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from spanledger.processor.config_schema import Duration, storage_problems
-from spanledger.processor.signals import SIGNAL_NAMES
+from spanledger.processor.otlp.signals import SIGNAL_NAMES
 
 SignalName = Literal["traces", "metrics", "logs"]
 

@@ -26,7 +26,7 @@ from google.protobuf.message import Message
 from spanledger.processor.exporters.config import _ExporterConfig
 from spanledger.processor.exporters.disk_queue import open_queue
 from spanledger.processor.exporters.queue import ExportQueue, QueuedRequest
-from spanledger.processor.signals import TRACES, Signal
+from spanledger.processor.otlp.signals import TRACES, Signal
 
 log = logging.getLogger("spanledger.processor.exporters")
 

@@ -15,15 +15,12 @@ bytes each), ``lock`` (held with ``flock`` so two processes never share a queue)
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import logging
 import os
 import struct
 import threading
 import time
-import zlib
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,16 +28,19 @@ from typing import TYPE_CHECKING
 from spanledger.processor.components import Backpressure
 from spanledger.processor.exporters.config import DiskQueueConfig
 from spanledger.processor.exporters.queue import ExportQueue, MemoryQueue, QueuedRequest
-from spanledger.processor.signals import TRACES, Signal
+from spanledger.processor.otlp.signals import TRACES, Signal
+from spanledger.processor.record_files import (
+    RECORD_HEADER,
+    lock_directory,
+    read_records,
+    write_record,
+)
 
 if TYPE_CHECKING:
     from spanledger.processor.exporters.config import _ExporterConfig
 
 log = logging.getLogger("spanledger.processor.exporters")
 
-RECORD_HEADER = struct.Struct("<4sIIQ")
-"""Magic, CRC-32 of the payload, span count, payload length."""
-_MAGIC = b"SLQ1"
 _ACK = struct.Struct("<Q")
 SEGMENT_BYTES = 16 * 1024 * 1024
 """A new segment file is started once the open one holds this much."""
@@ -58,35 +58,6 @@ def open_queue(config: _ExporterConfig, signal: Signal = TRACES) -> ExportQueue:
         return DiskQueue(config.queue)
     directory = os.path.join(config.queue.directory, signal.name)
     return DiskQueue(dataclasses.replace(config.queue, directory=directory))
-
-
-def write_record(fd: int, payload: bytes, spans: int) -> int:
-    """Append one record to the file open as ``fd``; return the bytes written."""
-    header = RECORD_HEADER.pack(_MAGIC, zlib.crc32(payload), spans, len(payload))
-    data = memoryview(header + payload)
-    written = 0
-    while written < len(data):
-        written += os.write(fd, data[written:])
-    return written
-
-
-def read_records(path: Path) -> Iterator[tuple[int, int, bytes]]:
-    """``(offset, spans, payload)`` of each whole, intact record; stops at a torn or bad one."""
-    with path.open("rb") as file:
-        offset = 0
-        while True:
-            header = file.read(RECORD_HEADER.size)
-            if len(header) < RECORD_HEADER.size:
-                if header:
-                    log.warning("%s: ignoring a torn record at byte %d", path, offset)
-                return
-            magic, crc, spans, length = RECORD_HEADER.unpack(header)
-            payload = file.read(length) if magic == _MAGIC else b""
-            if magic != _MAGIC or len(payload) != length or zlib.crc32(payload) != crc:
-                log.warning("%s: ignoring a torn or corrupt record at byte %d", path, offset)
-                return
-            yield offset, spans, payload
-            offset += RECORD_HEADER.size + length
 
 
 @dataclass(slots=True)
@@ -355,15 +326,3 @@ def _read_acks(path: Path) -> set[int]:
         return set()
     whole = len(data) - len(data) % _ACK.size
     return {offset for (offset,) in _ACK.iter_unpack(data[:whole])}
-
-
-def lock_directory(directory: Path) -> int:
-    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise ValueError(
-            f"queue directory {directory} is in use by another exporter or process"
-        ) from None
-    return fd

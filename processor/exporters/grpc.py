@@ -15,7 +15,7 @@ from google.rpc.status_pb2 import Status
 
 from spanledger.processor.exporters.config import OtlpGrpcExporterConfig, grpc_target
 from spanledger.processor.exporters.delivery import Attempt, QueuedExporter
-from spanledger.processor.signals import TRACES
+from spanledger.processor.otlp.signals import TRACES
 from spanledger.version import __version__
 
 _RETRYABLE = {

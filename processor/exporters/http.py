@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 from google.protobuf.message import Message
 from google.rpc.status_pb2 import Status
 
-from spanledger.processor import otlp_json
 from spanledger.processor.exporters.config import OtlpHttpExporterConfig
 from spanledger.processor.exporters.delivery import Attempt, QueuedExporter
+from spanledger.processor.otlp import json as otlp_json
 from spanledger.version import __version__
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})

@@ -12,7 +12,7 @@ from spanledger.processor.pricing.config import PricingConfig
 from spanledger.processor.pricing.model_ids import NoTableId, table_model_id
 from spanledger.processor.pricing.overrides import OverrideRule, load_overrides
 from spanledger.processor.pricing.price_set import Amounts, PriceSet, PricingError, price_usage
-from spanledger.processor.pricing.providers import genai_prices_provider
+from spanledger.processor.pricing.provider_ids import genai_prices_provider
 from spanledger.processor.pricing.table import PriceTable, TableEntry
 from spanledger.processor.usage import has_incomplete_totals
 

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from spanledger.processor.pricing.price_set import PriceSet, prices_per_million
-from spanledger.processor.pricing.providers import genai_prices_provider
+from spanledger.processor.pricing.provider_ids import genai_prices_provider
 from spanledger.processor.usage import normalize_provider
 
 PRICE_KEYS = (

@@ -24,7 +24,8 @@ from google.protobuf.any_pb2 import Any as AnyMessage
 from google.rpc.status_pb2 import Status
 
 from spanledger.processor.components import Consumer, TraceConsumer
-from spanledger.processor.memorylimiter import MemoryLimiter
+from spanledger.processor.intake import MemoryLimiter
+from spanledger.processor.otlp.signals import Signal
 from spanledger.processor.receivers.config import (
     GrpcReceiverConfig,
     all_problems,
@@ -40,7 +41,6 @@ from spanledger.processor.receivers.handling import (
     reserve_decoding,
     signal_consumers,
 )
-from spanledger.processor.signals import Signal
 
 log = logging.getLogger("spanledger.processor.receivers")
 

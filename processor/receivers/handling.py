@@ -19,8 +19,8 @@ from google.rpc.error_details_pb2 import RetryInfo
 
 from spanledger.processor.components import Backpressure, Consumer, PermanentError
 from spanledger.processor.httpserver import bearer_matches
-from spanledger.processor.memorylimiter import EXPANSION, MIB, MemoryLimiter
-from spanledger.processor.signals import LOGS, METRICS, TRACES, Signal
+from spanledger.processor.intake import EXPANSION, MIB, MemoryLimiter
+from spanledger.processor.otlp.signals import LOGS, METRICS, TRACES, Signal
 
 log = logging.getLogger("spanledger.processor.receivers")
 

@@ -27,10 +27,11 @@ from aiohttp import web
 from google.protobuf.message import Message
 from google.rpc.status_pb2 import Status
 
-from spanledger.processor import otlp_json
 from spanledger.processor.components import Consumer, TraceConsumer
 from spanledger.processor.httpserver import BackgroundServer, read_body
-from spanledger.processor.memorylimiter import MemoryLimiter
+from spanledger.processor.intake import MemoryLimiter
+from spanledger.processor.otlp import json as otlp_json
+from spanledger.processor.otlp.signals import LOGS, METRICS, TRACES, Signal
 from spanledger.processor.receivers.config import (
     HttpReceiverConfig,
     all_problems,
@@ -48,7 +49,6 @@ from spanledger.processor.receivers.handling import (
     signal_consumers,
     too_large,
 )
-from spanledger.processor.signals import LOGS, METRICS, TRACES, Signal
 
 log = logging.getLogger("spanledger.processor.receivers")
 

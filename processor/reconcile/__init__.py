@@ -1,6 +1,3 @@
-"""``spanledger reconcile``: the provider's bill against the ledger, and the settlement that makes
-every grouping of the tags add up to the invoice. See docs/reconcile.md."""
-
-from spanledger.processor.reconcile.command import run_reconcile
-
-__all__ = ["run_reconcile"]
+"""The provider's bill against the ledger: fetching and reading the bill, matching, settlement
+that makes every grouping of the tags add up to the invoice, drift alerts. The verb is in
+``cli.reconcile``; see docs/reconcile.md."""

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from spanledger.processor.budgets.alerts import WebhookSender
-from spanledger.processor.budgets.config import WebhookConfig
 from spanledger.processor.reconcile.bill import Period
 from spanledger.processor.reconcile.matching import ModelTotal
+from spanledger.processor.sinks.budgets.alerts import WebhookSender
+from spanledger.processor.sinks.budgets.config import WebhookConfig
 
 log = logging.getLogger("spanledger.budgets")
 

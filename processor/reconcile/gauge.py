@@ -32,8 +32,8 @@ from pathlib import Path
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from spanledger.processor.ledger import LedgerStore
-from spanledger.processor.ledger.reconciled import LatestGap
+from spanledger.processor.sinks.ledger import LedgerStore
+from spanledger.processor.sinks.ledger.reconciled import LatestGap
 from spanledger.semconv import GEN_AI_PROVIDER_NAME, GEN_AI_RESPONSE_MODEL
 
 log = logging.getLogger(__name__)

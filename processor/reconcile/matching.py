@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from spanledger.processor.ledger.reconciled import TagBucket
 from spanledger.processor.model import Usage
 from spanledger.processor.pricing import PriceBook
 from spanledger.processor.reconcile.bill import (
@@ -36,6 +35,7 @@ from spanledger.processor.reconcile.bill import (
     project_key,
 )
 from spanledger.processor.report.periods import to_unix_nano
+from spanledger.processor.sinks.ledger.reconciled import TagBucket
 from spanledger.semconv import STATUS_PRICED, UNTAGGED
 
 ALL_PROJECTS = ""

@@ -7,11 +7,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from spanledger.processor.ledger import LedgerStore
-from spanledger.processor.ledger.base import TIME_NAMES
-from spanledger.processor.ledger.reconciled import SETTLED_DIMENSIONS, check_settled_dimensions
 from spanledger.processor.report.periods import describe, to_unix_nano
 from spanledger.processor.report.render import render
+from spanledger.processor.sinks.ledger import LedgerStore
+from spanledger.processor.sinks.ledger.base import TIME_NAMES
+from spanledger.processor.sinks.ledger.reconciled import (
+    SETTLED_DIMENSIONS,
+    check_settled_dimensions,
+)
 
 COLUMNS = [
     "cost_usd",

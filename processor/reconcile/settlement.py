@@ -32,9 +32,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 
-from spanledger.processor.ledger.reconciled import SettledRecord, TagBucket
 from spanledger.processor.reconcile.matching import Match
 from spanledger.processor.report.periods import to_unix_nano
+from spanledger.processor.sinks.ledger.reconciled import SettledRecord, TagBucket
 
 CENT = Decimal("0.01")
 UNITS = tuple(Decimal(10) ** -places for places in range(2, 7))

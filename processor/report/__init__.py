@@ -1,5 +1,2 @@
-"""``spanledger report``: cost per tag, provider, model and period, read from the ledger."""
-
-from spanledger.processor.report.command import run_report
-
-__all__ = ["run_report"]
+"""Reading the ledger for ``spanledger report``: periods, grouped rows and their rendering
+(table, CSV, JSON); budget status as the processor loads it. The verb is in ``cli.report``."""

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import fields
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from spanledger.processor.ledger import GroupTotals
-from spanledger.processor.ledger.store import TIME_DIMENSIONS
+from spanledger.processor.sinks.ledger import GroupTotals
+from spanledger.processor.sinks.ledger.store import TIME_DIMENSIONS
 from spanledger.semconv import OVERFLOW
 
 Row = dict[str, object]

@@ -2,9 +2,10 @@
 
 ``TraceBuffer`` decides when a trace is complete enough to flush; ``TraceAnnotator`` prices its
 inference spans and writes per-call, per-subtree and per-trace cost attributes. The pipeline
-(``spanledger.processor.pipeline``) connects them to receivers, exporters and sinks.
+(``spanledger.processor.pipeline.core``) connects them to receivers, exporters and sinks.
 """
 
+from spanledger.processor.otlp.wire import Origin, OriginTable, build_request
 from spanledger.processor.rollup.annotate import (
     AnnotatedTrace,
     Pricer,
@@ -20,7 +21,6 @@ from spanledger.processor.rollup.buffer import (
     TraceBuffer,
 )
 from spanledger.processor.rollup.config import RollupConfig
-from spanledger.processor.rollup.wire import Origin, OriginTable, build_request
 
 __all__ = [
     "EARLY_CAPACITY",

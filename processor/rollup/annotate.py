@@ -17,14 +17,14 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from spanledger import semconv
 from spanledger.processor.model import ZERO, Cost, CountedCall, Usage
-from spanledger.processor.otlp_attrs import (
+from spanledger.processor.otlp.attributes import (
     AttributeValue,
     attributes_to_dict,
     set_attributes,
 )
+from spanledger.processor.otlp.wire import Origin, with_attributes
 from spanledger.processor.rollup.buffer import HeldSpan, PendingTrace
 from spanledger.processor.rollup.siblings import Record, record_of, same_calls
-from spanledger.processor.rollup.wire import Origin, with_attributes
 from spanledger.processor.usage import has_unusable_counts
 
 log = logging.getLogger("spanledger.processor.rollup")

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from spanledger.processor.components import Backpressure, PermanentError
+from spanledger.processor.otlp.wire import Origin
 from spanledger.processor.rollup.config import RollupConfig
-from spanledger.processor.rollup.wire import Origin
 
 _SPAN_ID_BYTES = 8
 _NO_IDS: frozenset[bytes] = frozenset()
@@ -26,7 +26,7 @@ EARLY_MAX_WAIT = "max_wait"
 
 Arrival = tuple[bytes, bytes, bytes, bytes, Origin, bool]
 """One incoming span: trace id, span id, parent span id, serialized span, origin, and whether
-it might be an inference span (it mentions a ``gen_ai.`` or ``llm.`` key)."""
+it might be an inference span (it has a key under a dialect's prefix: ``usage.is_candidate``)."""
 
 
 class HeldSpan(NamedTuple):
@@ -44,8 +44,9 @@ class HeldSpan(NamedTuple):
 
 
 _new_held = tuple.__new__
-"""Builds a ``HeldSpan`` without the Python-level ``__new__`` of a NamedTuple: a third of the
-cost, once per received span."""
+"""Builds a ``HeldSpan`` without the NamedTuple's Python-level ``__new__``, once per received
+span: 1,300 fewer instructions per span, 3.8% of the whole pipeline at 0% GenAI spans (callgrind,
+``pipeline 0%`` of ``bench/span_floor.py``: 137.4M against 132.2M instructions for 4,000 spans)."""
 
 
 class FlushedTrace:

@@ -15,8 +15,8 @@ from decimal import Decimal
 from spanledger import semconv
 from spanledger.processor.model import USAGE_MISSING, Usage
 from spanledger.processor.usage.counts import Unusable, token_count, usd_amount
-from spanledger.processor.usage.operations import resolve_operation
-from spanledger.processor.usage.providers import normalize_provider
+from spanledger.processor.usage.operations import OPERATION_KEYS, resolve_operation
+from spanledger.processor.usage.provider_names import normalize_provider
 
 INPUT_TOTAL = (
     semconv.GEN_AI_USAGE_INPUT_TOKENS,
@@ -105,6 +105,10 @@ _COUNT_KEYS = (
 )
 _COUNT_KEY_SET = frozenset(_COUNT_KEYS)
 _COST_KEY_SET = frozenset(REPORTED_COST + PEER_COST)
+CALL_KEYS: frozenset[str] = _COUNT_KEY_SET | _COST_KEY_SET | frozenset(OPERATION_KEYS)
+"""Every attribute whose presence can make a span an inference call: token counts, costs and the
+attributes naming an operation. A span carrying none of them is never one (``extract_usage``
+returns None), so the pipeline reads only spans that carry one (``usage.candidates``)."""
 _CACHE_KEY_SET = frozenset(CACHE_READ + CACHE_WRITE + CACHE_WRITE_5M + CACHE_WRITE_1H)
 _DETAIL_KEY_SET = frozenset(
     CACHE_READ

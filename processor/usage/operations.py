@@ -33,6 +33,9 @@ TRACELOOP_NON_INFERENCE_KINDS = frozenset({"workflow", "task", "agent", "tool"})
 OPENINFERENCE_SPAN_KIND = "openinference.span.kind"
 LLM_REQUEST_TYPE = "llm.request.type"
 TRACELOOP_SPAN_KIND = "traceloop.span.kind"
+OPERATION_KEYS = (semconv.GEN_AI_OPERATION_NAME, OPENINFERENCE_SPAN_KIND, LLM_REQUEST_TYPE)
+"""The attributes that can name an inference operation on their own (``traceloop.span.kind``
+only ever says a span is not one)."""
 
 _NOT_INFERENCE = ""
 

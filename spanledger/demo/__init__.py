@@ -44,14 +44,14 @@ BILLED_PRICES = {"acme-support-ft-2": {"input": "0.60", "output": "1.80"}}
 
 def run_demo(keep: str | None = None) -> int:
     """Run the demo; keep the ledger and config in ``keep`` when given. Returns an exit code."""
+    from spanledger.processor.cli.report import run_report
     from spanledger.processor.config import Config
-    from spanledger.processor.ledger import LedgerConfig
-    from spanledger.processor.metrics import MetricsConfig
     from spanledger.processor.pricing import PricingConfig
     from spanledger.processor.receivers import HttpReceiverConfig
-    from spanledger.processor.report import run_report
     from spanledger.processor.rollup import RollupConfig
     from spanledger.processor.service import Service
+    from spanledger.processor.sinks.ledger import LedgerConfig
+    from spanledger.processor.sinks.metrics import MetricsConfig
 
     workdir = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="spanledger-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -123,7 +123,7 @@ def run_demo(keep: str | None = None) -> int:
 
 def _reconcile(standin_url: str, workdir: Path, ledger_path: Path, since: date) -> str:
     """``spanledger reconcile`` against the stand-in's admin APIs; returns its table."""
-    from spanledger.processor.reconcile import run_reconcile
+    from spanledger.processor.cli.reconcile import run_reconcile
 
     config = workdir / "reconcile.yaml"
     config.write_text(

@@ -53,6 +53,10 @@ EXPECTED_LINES = {
         r"^ +[\d.]+ s +[\d.]+ s +\d+ rows  spanledger report --by customer",
     ],
     "otlp_http_servers": [r"^spanledger +[\d,]+ .*spans/s wall", r"^aiohttp +[\d,]+ "],
+    "otlp_edges": [
+        r"^GrpcReceiver +[\d,]+ spans/s",
+        r"^OtlpHttpExporter \(gzip\) +[\d,]+ spans/s  \(([\d,]+) of \1 delivered\)",
+    ],
     "overload": [
         rf"^{name} +peak RSS .* lost 0 .*\[met\]$" for name in ("fast", "stalled", "json", "grpc")
     ],

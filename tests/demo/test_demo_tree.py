@@ -5,7 +5,8 @@ from __future__ import annotations
 from support.otlp import Service, chat, request, span
 
 from spanledger.demo.tree import RecordingExporter, render_cost_tree
-from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
 
@@ -16,7 +17,10 @@ TRIAGE = Service("triage")
 def test_the_trace_across_most_services_is_drawn_with_its_costs() -> None:
     recorder = RecordingExporter()
     pipeline = Pipeline(
-        RollupConfig(trace_idle=60, root_grace=60), [], PriceBook(PricingConfig()), [recorder], []
+        RollupConfig(trace_idle=60, root_grace=60),
+        [],
+        PriceBook(PricingConfig()),
+        FanOut([recorder], []),
     )
     frontend = [
         span(1, 1, None, "agent run", start=0.0),

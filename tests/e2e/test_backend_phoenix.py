@@ -19,10 +19,10 @@ from support.processes import run_instrumented
 from spanledger import semconv
 from spanledger.processor.config import load_config
 from spanledger.processor.exporters import OtlpHttpExporterConfig
-from spanledger.processor.ledger import Ledger
-from spanledger.processor.metrics import MetricsConfig
 from spanledger.processor.receivers import GrpcReceiverConfig, HttpReceiverConfig
 from spanledger.processor.service import Service
+from spanledger.processor.sinks.ledger import Ledger
+from spanledger.processor.sinks.metrics import MetricsConfig
 from spanledger.standin import StandIn
 
 from .phoenix_server import Phoenix

@@ -23,9 +23,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import ReadableSpan
 
 from spanledger import semconv
-from spanledger.processor.ledger import LedgerConfig
+from spanledger.processor.cli.report import run_report
 from spanledger.processor.model import CountedCall
-from spanledger.processor.report import run_report
+from spanledger.processor.sinks.ledger import LedgerConfig
 from spanledger.standin import StandIn
 
 from .processors import Replica, replica_config, running

@@ -25,8 +25,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from spanledger.instrumentation.baggage.span_processor import TagSpanProcessor
 from spanledger.processor.model import CountedCall
-from spanledger.processor.otlp_attrs import attributes_to_dict
-from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.otlp.attributes import attributes_to_dict
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.receivers import GrpcReceiver, GrpcReceiverConfig
 from spanledger.processor.rollup import RollupConfig
@@ -74,8 +75,7 @@ class PricedCalls:
             RollupConfig(trace_idle=60.0, root_grace=1.0),
             DEFAULT_TAG_KEYS,
             PriceBook(PricingConfig()),
-            [self._recorder],
-            [self._recorder],
+            FanOut([self._recorder], [self._recorder]),
         )
         self.receiver = GrpcReceiver(GrpcReceiverConfig(endpoint="127.0.0.1:0"), self.pipeline)
         self.tracer_provider = TracerProvider()
@@ -92,6 +92,7 @@ class PricedCalls:
         self.tracer_provider.shutdown()
         self.receiver.stop(0.5)
         self.pipeline.shutdown(5.0)
+        self.pipeline.output.shutdown(5.0)
 
     def calls(self) -> list[CountedCall]:
         """Every call the processor counted so far (the pipeline is flushed first)."""

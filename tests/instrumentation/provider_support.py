@@ -23,8 +23,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from spanledger.instrumentation.budgets import ENDPOINT_ENV, ENFORCE_ENV
 from spanledger.processor.model import CountedCall
-from spanledger.processor.otlp_attrs import attributes_to_dict
-from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.otlp.attributes import attributes_to_dict
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.receivers import GrpcReceiver, GrpcReceiverConfig
 from spanledger.processor.rollup import RollupConfig
@@ -46,8 +47,7 @@ class PricedWith(PricedCalls):
             RollupConfig(trace_idle=60.0, root_grace=1.0),
             DEFAULT_TAG_KEYS,
             PriceBook(pricing),
-            [self._recorder],
-            [self._recorder],
+            FanOut([self._recorder], [self._recorder]),
         )
         self.receiver = GrpcReceiver(GrpcReceiverConfig(endpoint="127.0.0.1:0"), self.pipeline)
 

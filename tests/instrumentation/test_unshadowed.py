@@ -113,11 +113,7 @@ def _call(sdk: str, llm: StandIn, *, asynchronous: bool) -> None:
 def budget_checks(sdk: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Count the budget checks the wrappers make (the real check is a no-op when disabled)."""
     seen: list[str] = []
-    target = (
-        "spanledger.instrumentation.openai.wrappers"
-        if sdk == "openai"
-        else "spanledger.instrumentation.anthropic.patch"
-    )
+    target = "spanledger.instrumentation.budgets"
 
     def check() -> None:
         seen.append("sync")

@@ -23,10 +23,10 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from spanledger.processor.cli.report import run_report
 from spanledger.processor.components import ConsumeResult
-from spanledger.processor.otlp_attrs import attributes_to_dict
+from spanledger.processor.otlp.attributes import attributes_to_dict
 from spanledger.processor.receivers import HttpReceiver, HttpReceiverConfig
-from spanledger.processor.report import run_report
 from spanledger.standin import StandIn
 
 HERE = Path(__file__).resolve().parent

@@ -26,12 +26,12 @@ from support.sinks import OtlpHttpBackend
 
 from spanledger.processor.config import Config, ServiceConfig
 from spanledger.processor.exporters import OtlpHttpExporterConfig
-from spanledger.processor.ledger import LedgerConfig
-from spanledger.processor.metrics import MetricsConfig
+from spanledger.processor.intake.write_ahead import WriteAheadConfig
 from spanledger.processor.receivers import GrpcReceiverConfig, HttpReceiverConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.service import Service
-from spanledger.processor.writeahead import WriteAheadConfig
+from spanledger.processor.sinks.ledger import LedgerConfig
+from spanledger.processor.sinks.metrics import MetricsConfig
 
 MAX_SPANS = 60
 
@@ -160,6 +160,7 @@ def test_the_http_receiver_bounds_the_request_bytes_it_holds_across_connections(
         backend.stop()
 
 
+@pytest.mark.slow
 def test_the_opentelemetry_sdk_exporter_waits_out_the_retry_after_and_gets_through(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -36,13 +36,13 @@ from support.sinks import OtlpHttpBackend
 from spanledger import semconv
 from spanledger.processor.config import Config
 from spanledger.processor.exporters import OtlpHttpExporterConfig
-from spanledger.processor.ledger import LedgerConfig
-from spanledger.processor.metrics import MetricsConfig
-from spanledger.processor.otlp_attrs import to_any_value
-from spanledger.processor.pipeline import MAX_TAG_VALUE_CHARS
+from spanledger.processor.otlp.attributes import to_any_value
+from spanledger.processor.pipeline.core import MAX_TAG_VALUE_CHARS
 from spanledger.processor.receivers import GrpcReceiverConfig, HttpReceiverConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.service import Service
+from spanledger.processor.sinks.ledger import LedgerConfig
+from spanledger.processor.sinks.metrics import MetricsConfig
 
 LIMIT = 2 * 1024 * 1024
 

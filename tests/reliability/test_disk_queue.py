@@ -18,7 +18,7 @@ from spanledger.processor.exporters import (
     OtlpHttpExporterConfig,
     QueuedRequest,
 )
-from spanledger.processor.exporters.disk_queue import RECORD_HEADER
+from spanledger.processor.record_files import RECORD_HEADER
 
 
 def _item(number: int, size: int = 100) -> QueuedRequest:

@@ -11,16 +11,18 @@ import json
 import math
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from reliability_support import build_request
 from support.sinks import TraceRecorder
 
-from spanledger.processor import otlp_json
 from spanledger.processor.components import Backpressure, PermanentError
-from spanledger.processor.otlp_attrs import to_any_value
-from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.otlp import json as otlp_json
+from spanledger.processor.otlp.attributes import to_any_value
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.receivers.handling import Rejection, gunzip, parse_protobuf
 from spanledger.processor.rollup import RollupConfig
@@ -207,11 +209,12 @@ span_ids = st.binary(min_size=0, max_size=10)
         max_size=25,
     )
 )
+@pytest.mark.slow
 def test_the_pipeline_survives_any_spans_and_forwards_every_accepted_one(
     spans: list[tuple[int, bytes, bytes, dict[str, object]]],
 ) -> None:
     recorder = TraceRecorder()
-    pipeline = Pipeline(RollupConfig(max_spans=20, max_traces=3), [], BOOK, [recorder], [])
+    pipeline = Pipeline(RollupConfig(max_spans=20, max_traces=3), [], BOOK, FanOut([recorder], []))
     request = ExportTraceServiceRequest()
     scope = request.resource_spans.add().scope_spans.add()
     for trace, span_id, parent, attributes in spans:

@@ -17,14 +17,14 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from support.sinks import OtlpHttpBackend
 
-from spanledger.processor.budgets import BudgetsConfig, SpendLimit, StatusConfig
 from spanledger.processor.config import Config
 from spanledger.processor.exporters import OtlpHttpExporterConfig
-from spanledger.processor.ledger import LedgerConfig
-from spanledger.processor.metrics import MetricsConfig
 from spanledger.processor.receivers import HttpReceiver, HttpReceiverConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.service import Service
+from spanledger.processor.sinks.budgets import BudgetsConfig, SpendLimit, StatusConfig
+from spanledger.processor.sinks.ledger import LedgerConfig
+from spanledger.processor.sinks.metrics import MetricsConfig
 
 IDLE = 300
 
@@ -98,6 +98,7 @@ def test_a_real_otlp_request_gets_through_300_idle_connections_within_5_s(
         provider.shutdown()
 
 
+@pytest.mark.slow
 def test_the_status_and_metrics_endpoints_also_serve_past_300_idle_connections(
     service: tuple[Service, OtlpHttpBackend],
 ) -> None:

@@ -28,10 +28,8 @@ from support.sinks import OtlpHttpBackend
 
 from spanledger.processor.config import Config, check_config
 from spanledger.processor.exporters import OtlpHttpExporterConfig
-from spanledger.processor.ledger import LedgerConfig
-from spanledger.processor.memorylimiter import MIB, MemoryLimiter, MemoryLimiterConfig
-from spanledger.processor.metrics import MetricsConfig
-from spanledger.processor.otlp_json import encode_request
+from spanledger.processor.intake.memory_limiter import MIB, MemoryLimiter, MemoryLimiterConfig
+from spanledger.processor.otlp.json import encode_request
 from spanledger.processor.receivers import (
     GrpcReceiver,
     GrpcReceiverConfig,
@@ -40,6 +38,8 @@ from spanledger.processor.receivers import (
 )
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.service import Service
+from spanledger.processor.sinks.ledger import LedgerConfig
+from spanledger.processor.sinks.metrics import MetricsConfig
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -137,6 +137,7 @@ def test_above_the_soft_limit_both_receivers_refuse_at_once_and_accept_again_bel
     )  # the three accepted requests, 10 spans each
 
 
+@pytest.mark.slow
 def test_sdk_exporters_retry_the_refusal_and_get_through(
     running: tuple[Service, OtlpHttpBackend, Gauge],
 ) -> None:
@@ -271,12 +272,14 @@ def test_memory_limiter_config_has_the_collectors_meaning(tmp_path) -> None:  # 
     assert Config().memory_limiter == MemoryLimiterConfig(limit_mib=1024)  # on by default
 
 
+@pytest.mark.slow
 def test_memory_that_stays_high_makes_the_pipeline_forget_remembered_span_ids() -> None:
     """After a burst, a fragmented heap can keep memory above the soft limit with little data
     held: the limiter then has the pipeline forget the older half of the span ids it keeps for
     recognising late duplicates, rather than refusing data for good; it does so already when
     memory comes near the soft limit."""
-    from spanledger.processor.pipeline import Pipeline
+    from spanledger.processor.pipeline.core import Pipeline
+    from spanledger.processor.pipeline.fanout import FanOut
     from spanledger.processor.pricing import PriceBook, PricingConfig
 
     gauge = Gauge(90)
@@ -285,7 +288,10 @@ def test_memory_that_stays_high_makes_the_pipeline_forget_remembered_span_ids() 
         MemoryLimiterConfig(limit_mib=100, spike_limit_mib=20), read=gauge, clock=lambda: clock[0]
     )
     pipeline = Pipeline(
-        RollupConfig(trace_idle=0, root_grace=0), ["customer"], PriceBook(PricingConfig()), [], []
+        RollupConfig(trace_idle=0, root_grace=0),
+        ["customer"],
+        PriceBook(PricingConfig()),
+        FanOut([], []),
     )
     pipeline.consume(build_request(range(0, 10), calls=1))
     pipeline.flush_all()

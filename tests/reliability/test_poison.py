@@ -15,19 +15,20 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from reliability_support import build_request, expected_cost, post
 from support.sinks import OtlpHttpBackend
 
-from spanledger.processor.budgets import BudgetsConfig, BudgetSink, SpendLimit
-from spanledger.processor.callcheck import MAX_TIME_UNIX_NANO
 from spanledger.processor.cli import main
 from spanledger.processor.config import Config
 from spanledger.processor.exporters import OtlpHttpExporterConfig
-from spanledger.processor.ledger import LedgerConfig
-from spanledger.processor.metrics import MetricsConfig
 from spanledger.processor.model import Cost
-from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.pipeline.call_check import MAX_TIME_UNIX_NANO
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.receivers import HttpReceiverConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.service import Service
+from spanledger.processor.sinks.budgets import BudgetsConfig, BudgetSink, SpendLimit
+from spanledger.processor.sinks.ledger import LedgerConfig
+from spanledger.processor.sinks.metrics import MetricsConfig
 from spanledger.semconv import DEFAULT_TAG_KEYS
 
 
@@ -138,8 +139,7 @@ def test_a_call_no_sink_can_count_is_set_aside_alone_with_one_log_line(
         RollupConfig(trace_idle=0, root_grace=0),
         DEFAULT_TAG_KEYS,
         PoisonedBook(),  # type: ignore[arg-type]
-        [recorder],
-        [recorder],
+        FanOut([recorder], [recorder]),
     )
     pipeline.consume(build_request(range(0, 6), calls=2))
     with caplog.at_level(logging.ERROR):
@@ -180,8 +180,7 @@ def test_a_call_the_budget_store_fails_on_does_not_stop_the_others() -> None:
         RollupConfig(trace_idle=0, root_grace=0),
         ["customer"],
         PriceBook(PricingConfig()),
-        [],
-        [sink, recorder],
+        FanOut([], [sink, recorder]),
     )
     try:
         pipeline.consume(build_request(range(0, 20), calls=2))
@@ -193,3 +192,4 @@ def test_a_call_the_budget_store_fails_on_does_not_stop_the_others() -> None:
         assert sum(store.totals.values()) == sum(c for c in costs if c <= Decimal("0.00005"))
     finally:
         pipeline.shutdown(1.0)
+        pipeline.output.shutdown(1.0)

@@ -13,11 +13,11 @@ from support.sinks import OtlpHttpBackend
 from spanledger.processor.config import Config
 from spanledger.processor.exporters import OtlpHttpExporterConfig
 from spanledger.processor.exporters.config import DEFAULT_MAX_BACKOFF
-from spanledger.processor.ledger import LedgerConfig
-from spanledger.processor.metrics import MetricsConfig
 from spanledger.processor.receivers import HttpReceiverConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.service import Service
+from spanledger.processor.sinks.ledger import LedgerConfig
+from spanledger.processor.sinks.metrics import MetricsConfig
 
 OUTAGE = 14.0
 """Seconds down: the waits between retries (1, 2, 4, 5... s with jitter) reach the cap."""
@@ -44,7 +44,7 @@ def test_delivery_resumes_within_ten_seconds_of_the_backends_return(tmp_path: Pa
         url = f"http://127.0.0.1:{service.http.port}/v1/traces"
         assert post(url, build_request(range(0, 10), calls=2).SerializeToString())[0] == 200
         time.sleep(OUTAGE)
-        exporter = service.pipeline.exporters[0] if service.pipeline else None
+        exporter = service.fanout.exporters[0] if service.fanout else None
         assert exporter is not None and exporter.stats.retried >= 4  # it kept trying
         assert backend.distinct() == 0
         backend.start()  # back, on the same port

@@ -17,12 +17,12 @@ from reliability_support import post
 from support.ports import free_port
 
 from spanledger.processor import redaction
-from spanledger.processor.budgets import BudgetsConfig, BudgetSink, SpendLimit, StatusConfig
 from spanledger.processor.cli import main
 from spanledger.processor.config import Config, load_config
-from spanledger.processor.metrics import MetricsConfig, MetricsSink
 from spanledger.processor.receivers import GrpcReceiverConfig, HttpReceiverConfig
 from spanledger.processor.service import Service
+from spanledger.processor.sinks.budgets import BudgetsConfig, BudgetSink, SpendLimit, StatusConfig
+from spanledger.processor.sinks.metrics import MetricsConfig, MetricsSink
 from spanledger.semconv import DEFAULT_TAG_KEYS
 
 SERVE = [sys.executable, "-m", "spanledger.processor.cli", "serve", "--config"]

@@ -12,10 +12,11 @@ from reliability_support import build_request
 from support.sinks import TraceRecorder
 
 from spanledger.processor.components import Backpressure
-from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.intake.write_ahead import WriteAhead, WriteAheadConfig
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
-from spanledger.processor.writeahead import WriteAhead, WriteAheadConfig
 
 BOOK = PriceBook(PricingConfig())
 
@@ -25,7 +26,7 @@ def distinct_spans(recorder: TraceRecorder) -> int:
 
 
 def _pipeline(recorder: TraceRecorder) -> Pipeline:
-    return Pipeline(RollupConfig(trace_idle=60, root_grace=60), [], BOOK, [recorder], [])
+    return Pipeline(RollupConfig(trace_idle=60, root_grace=60), [], BOOK, FanOut([recorder], []))
 
 
 def test_requests_are_logged_until_they_leave_the_pipeline(tmp_path: Path) -> None:
@@ -65,13 +66,14 @@ def test_a_crashed_process_log_is_replayed_into_the_next_pipeline(tmp_path: Path
         import os, sys
         sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(Path(__file__).parents[1])!r}]
         from reliability_support import build_request
-        from spanledger.processor.pipeline import Pipeline
+        from spanledger.processor.pipeline.fanout import FanOut
+        from spanledger.processor.pipeline.core import Pipeline
         from spanledger.processor.pricing import PriceBook, PricingConfig
         from spanledger.processor.rollup import RollupConfig
-        from spanledger.processor.writeahead import WriteAhead, WriteAheadConfig
+        from spanledger.processor.intake.write_ahead import WriteAhead, WriteAheadConfig
 
         pipeline = Pipeline(RollupConfig(trace_idle=60, root_grace=60), [],
-                            PriceBook(PricingConfig()), [], [])
+                            PriceBook(PricingConfig()), FanOut([], []))
         log = WriteAhead(WriteAheadConfig({str(tmp_path)!r}), pipeline)
         for first in range(0, 40, 10):
             log.consume(build_request(range(first, first + 10), 2))

@@ -10,14 +10,17 @@ import zlib
 
 import pytest
 
-from spanledger.instrumentation.anthropic.message_body import (
-    BodyOutcome,
-    MessageBodyWatcher,
-    read_whole_body,
+from spanledger.instrumentation.anthropic.patch import (
+    message_body_reader,
+    read_message_body,
+    to_inference_usage,
 )
-from spanledger.instrumentation.anthropic.patch import to_inference_usage
-from spanledger.instrumentation.anthropic.sse import ServerSentEvent, SSEDecoder, marker_strings
-from spanledger.instrumentation.anthropic.usage import StreamAccumulator, facts_from_message
+from spanledger.instrumentation.anthropic.usage import (
+    MessageOutcome,
+    StreamAccumulator,
+    facts_from_message,
+)
+from spanledger.instrumentation.genai.sse import ServerSentEvent, SSEDecoder, marker_strings
 
 READ_EVENTS = StreamAccumulator().wanted_events
 READ_EVENTS_WITH_TEXT = StreamAccumulator(keep_text=True).wanted_events
@@ -323,9 +326,9 @@ def follow(
     sizes: int = 5,
     exhausted: bool = True,
     chunks_per_read: int | None = None,
-) -> BodyOutcome:
-    outcomes: list[BodyOutcome] = []
-    watcher = MessageBodyWatcher(
+) -> MessageOutcome:
+    outcomes: list[MessageOutcome] = []
+    watcher = message_body_reader(
         content_type="text/event-stream; charset=utf-8",
         content_encoding=encoding,
         on_end=outcomes.append,
@@ -408,7 +411,7 @@ def test_watcher_gives_up_quietly_on_an_encoding_it_cannot_undo() -> None:
 def test_a_json_body_read_whole() -> None:
     message = {"id": "m", "model": "claude-x", "content": [{"type": "text", "text": "ok"}]}
     message["usage"] = {"input_tokens": 3, "output_tokens": 4}
-    outcome = read_whole_body("application/json", json.dumps(message).encode(), keep_text=True)
+    outcome = read_message_body("application/json", json.dumps(message).encode(), keep_text=True)
     assert outcome.completed and not outcome.streamed
     assert outcome.facts is not None
     assert (to_inference_usage(outcome.facts).input_tokens, outcome.facts.output_text) == (

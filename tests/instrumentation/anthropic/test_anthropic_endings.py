@@ -16,6 +16,7 @@ from spanledger import semconv
 from spanledger.instrumentation.anthropic import patch
 from spanledger.instrumentation.anthropic.usage import StreamAccumulator
 from spanledger.instrumentation.genai import CAPTURE_CONTENT_ENV
+from spanledger.instrumentation.genai import call as kit_call
 from spanledger.standin import Scenario, StandIn
 
 MODEL = "claude-haiku-4-5"
@@ -208,7 +209,7 @@ def test_fault_starting_the_span_leaves_the_call_alone(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("forced start fault")
 
-    monkeypatch.setattr(patch, "start_inference_span", broken)
+    monkeypatch.setattr(kit_call, "start_inference_span", broken)
     with caplog.at_level(logging.ERROR, logger="spanledger.instrumentation"):
         message = client.messages.create(**kwargs(Scenario(usage=USAGE)))
     assert message.usage.input_tokens == 40

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from spanledger import semconv
-from spanledger.instrumentation.anthropic.message_body import CHUNKS_PER_READ, MessageBodyWatcher
+from spanledger.instrumentation.genai.body_reader import CHUNKS_PER_READ, BodyReader
 from spanledger.standin import Scenario
 
 MODEL = "claude-haiku-4-5"
@@ -38,13 +38,13 @@ def kwargs(scenario: Scenario) -> dict:
 def reads_before_the_end(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the readings of kept chunks made while a body streams (one entry per reading)."""
     readings: list[int] = []
-    read_unread = MessageBodyWatcher.read_unread
+    read_unread = BodyReader.read_unread
 
-    def counted(watcher: MessageBodyWatcher) -> None:
+    def counted(watcher: BodyReader) -> None:
         readings.append(len(watcher.unread))
         read_unread(watcher)
 
-    monkeypatch.setattr(MessageBodyWatcher, "read_unread", counted)
+    monkeypatch.setattr(BodyReader, "read_unread", counted)
     return readings
 
 

@@ -34,6 +34,7 @@ from spanledger.instrumentation.genai import (
     async_generator_wrapper,
     call_wrapper,
     count_whole,
+    current_call,
     observe_async_current,
     observe_current,
 )
@@ -44,6 +45,8 @@ def describe(client: Any, args: tuple, kwargs: dict) -> CallDescription | None:
         return None
     if kwargs["model"] == "broken-describe":
         raise RuntimeError("describe exploded")
+    if kwargs["model"] == "prepared":
+        return CallDescription(OPERATION_CHAT, "toy", "prepared", prepare=prepare)
     if kwargs["model"] == "asks-more":
         return CallDescription(
             OPERATION_CHAT, "toy", "asks-more", call_kwargs={**kwargs, "prompt": "more"}
@@ -57,6 +60,11 @@ def describe(client: Any, args: tuple, kwargs: dict) -> CallDescription | None:
         attributes={"gen_ai.request.max_tokens": 5},
         input_messages=lambda: [{"role": "user", "content": kwargs["prompt"]}],
     )
+
+
+def prepare(call: Call, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """Change the request using what only the started span knows: its name."""
+    return args, {**kwargs, "prompt": f"{kwargs['prompt']} for {call.span.name}"}
 
 
 def usage_of(reply: toy_sdk.Reply) -> InferenceUsage:
@@ -167,6 +175,74 @@ def test_describe_may_give_the_sdk_other_keyword_arguments(instrumented, span_ex
 
     assert [sent["prompt"] for sent in client.sent] == ["more", "more"]
     assert len(span_exporter.get_finished_spans()) == 2
+
+
+def test_prepare_changes_the_request_once_its_span_has_started_and_the_call_is_current(
+    instrumented, span_exporter, monkeypatch
+):
+    seen: list[Call | None] = []
+    send = toy_sdk.ToyClient._send
+
+    def spying_send(client: toy_sdk.ToyClient, model: str, prompt: str) -> toy_sdk.Reply:
+        seen.append(current_call())
+        return send(client, model, prompt)
+
+    monkeypatch.setattr(toy_sdk.ToyClient, "_send", spying_send)
+    client = toy_sdk.ToyClient()
+    client.complete(model="prepared", prompt="hello")
+    client.complete(model="not-inference", prompt="hello")
+
+    assert [sent["prompt"] for sent in client.sent] == ["hello for chat prepared", "hello"]
+    assert [call.description.request_model if call else None for call in seen] == [
+        "prepared",
+        None,
+    ]
+    assert current_call() is None
+    assert only_span(span_exporter).name == "chat prepared"
+
+
+def _counting_peer(counts: list[str]) -> Any:
+    def peer(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        counts.append("peer")
+        return wrapped(*args, **kwargs)
+
+    return peer
+
+
+class BaseClientInstrumentor(SdkInstrumentor):
+    instruments = ("wrapt >= 1.0",)
+
+    def patches(self) -> Sequence[Patch]:
+        wrapper = call_wrapper(describe, settle)
+        return (Patch("toy_sdk", "BaseClient.request", wrapper, unshadowable=True),)
+
+
+@pytest.mark.parametrize("peer_first", [True, False], ids=["peer-first", "ours-first"])
+def test_an_unshadowable_patch_acts_once_whatever_patched_a_subclass(
+    tracer_provider, span_exporter, peer_first
+):
+    counts: list[str] = []
+    original = toy_sdk.SubClient.__dict__.get("request")
+    instrumentor = BaseClientInstrumentor()
+    try:
+        if not peer_first:
+            instrumentor.instrument(tracer_provider=tracer_provider)
+        wrapt.wrap_function_wrapper(toy_sdk, "SubClient.request", _counting_peer(counts))
+        if peer_first:
+            instrumentor.instrument(tracer_provider=tracer_provider)
+
+        toy_sdk.SubClient().request(model="toy-1", prompt="hi")
+        toy_sdk.BaseClient().request(model="toy-1", prompt="hi")
+
+        assert counts == ["peer"]
+        assert [span.name for span in span_exporter.get_finished_spans()] == ["chat toy-1"] * 2
+    finally:
+        instrumentor.uninstrument()
+        if original is not None:
+            toy_sdk.SubClient.request = original
+        elif "request" in toy_sdk.SubClient.__dict__:
+            delattr(toy_sdk.SubClient, "request")
+    assert not isinstance(toy_sdk.BaseClient.__dict__["request"], wrapt.ObjectProxy)
 
 
 def test_the_sdk_exception_passes_through_and_marks_the_span(instrumented, span_exporter):

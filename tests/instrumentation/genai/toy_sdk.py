@@ -62,3 +62,14 @@ class ToyClient:
         if self.fail_with is not None:
             raise self.fail_with
         return Reply("ok", {"in": len(prompt), "out": 2}, trace.get_current_span())
+
+
+class BaseClient:
+    """A base client whose one ``request`` every subclass inherits (as the openai SDK's)."""
+
+    def request(self, *, model: str, prompt: str) -> Reply:
+        return Reply("ok", {"in": len(prompt), "out": 2}, trace.get_current_span())
+
+
+class SubClient(BaseClient):
+    """A client class on which another instrumentation may set its own ``request``."""

@@ -200,7 +200,7 @@ def test_async_proxy_completes_and_ends_early(tracer_provider, span_exporter):
 def test_azure_client_is_named_azure_whatever_its_host():
     import openai
 
-    from spanledger.instrumentation.openai.wrappers import _endpoint
+    from spanledger.instrumentation.openai.patch import _endpoint
 
     azure = openai.AzureOpenAI(
         api_key="k", api_version="2024-10-21", base_url="https://gateway.example.com/openai"

@@ -22,7 +22,8 @@ from opentelemetry.trace import StatusCode
 
 from spanledger import semconv
 from spanledger.instrumentation.genai import CAPTURE_CONTENT_ENV
-from spanledger.instrumentation.openai import OpenAIInstrumentor, calls, wrappers
+from spanledger.instrumentation.genai import call as kit_call
+from spanledger.instrumentation.openai import OpenAIInstrumentor, patch
 from spanledger.standin import DEFAULT_TEXT, StandIn
 
 PATCHED = (
@@ -74,7 +75,7 @@ def test_fault_reading_usage_is_logged_and_the_call_succeeds(
     def broken(result):
         raise RuntimeError("usage reader exploded")
 
-    monkeypatch.setattr(calls, "usage_from_result", broken)
+    monkeypatch.setattr(patch, "usage_from_result", broken)
     with caplog.at_level(logging.ERROR, logger="spanledger.instrumentation"):
         reply = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
 
@@ -92,7 +93,7 @@ def test_fault_reading_stream_chunks_leaves_the_stream_intact(
     def broken(tokens):
         raise ValueError("chunk reader exploded")
 
-    monkeypatch.setattr(calls, "usage_from_tokens", broken)
+    monkeypatch.setattr(patch, "usage_from_tokens", broken)
     with caplog.at_level(logging.ERROR, logger="spanledger.instrumentation"):
         stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
         seen = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
@@ -109,7 +110,7 @@ def test_fault_starting_the_span_leaves_the_call_uninstrumented(
     def broken(*args, **kwargs):
         raise RuntimeError("span start exploded")
 
-    monkeypatch.setattr(wrappers, "start_inference_span", broken)
+    monkeypatch.setattr(kit_call, "start_inference_span", broken)
     with caplog.at_level(logging.ERROR, logger="spanledger.instrumentation"):
         chunks = list(
             client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
@@ -234,9 +235,7 @@ def test_responses_content_is_captured_when_asked(client, span_exporter, monkeyp
 
 
 def test_an_unsupported_sdk_version_is_left_alone(tracer_provider, monkeypatch):
-    import spanledger.instrumentation.openai as package
-
-    monkeypatch.setattr(package, "_instruments", ("openai >= 99",))
+    monkeypatch.setattr(OpenAIInstrumentor, "instruments", ("openai >= 99",))
     originals = [getattr(owner, name) for owner, name in PATCHED]
     instrumentor = OpenAIInstrumentor()
 

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 from support.sinks import OtlpHttpBackend
 
-from spanledger.processor.report import run_report
+from spanledger.processor.cli.report import run_report
 
 
 def test_serve_prices_forwards_records_and_drains_on_sigterm(tmp_path: Path) -> None:

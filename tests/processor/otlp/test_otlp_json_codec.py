@@ -29,7 +29,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import (
     Status as SpanStatus,
 )
 
-from spanledger.processor.otlp_json import (
+from spanledger.processor.otlp.json import (
     OtlpJsonError,
     decode_message,
     decode_request,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from spanledger.processor.metrics import MetricsConfig, MetricsSink
+from spanledger.processor.sinks.metrics import MetricsConfig, MetricsSink
 
 from .traffic import DAY_NS, mixed_traffic
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from spanledger.processor.ledger import Ledger, LedgerConfig, LedgerError, LedgerSink
+from spanledger.processor.sinks.ledger import Ledger, LedgerConfig, LedgerError, LedgerSink
 from spanledger.semconv import UNTAGGED
 
 from .traffic import DAY_NS, call, mixed_traffic

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from spanledger.processor.metrics import CardinalityCap, MetricsConfig, MetricsSink
+from spanledger.processor.sinks.metrics import CardinalityCap, MetricsConfig, MetricsSink
 from spanledger.semconv import OVERFLOW, UNTAGGED
 
 from .otlp_metrics_receivers import GrpcMetricsReceiver, HttpMetricsReceiver

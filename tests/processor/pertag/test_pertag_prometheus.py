@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from spanledger.processor.ledger import Ledger, LedgerConfig, LedgerSink
-from spanledger.processor.metrics import MetricsConfig, MetricsSink
 from spanledger.processor.model import CountedCall
+from spanledger.processor.sinks.ledger import Ledger, LedgerConfig, LedgerSink
+from spanledger.processor.sinks.metrics import MetricsConfig, MetricsSink
 from spanledger.semconv import OVERFLOW, UNTAGGED
 
 from .traffic import DAY_NS, mixed_traffic

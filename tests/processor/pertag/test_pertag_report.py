@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from spanledger.processor.ledger import Ledger
-from spanledger.processor.report import run_report
+from spanledger.processor.cli.report import run_report
 from spanledger.processor.report.periods import parse_instant, to_unix_nano
+from spanledger.processor.sinks.ledger import Ledger
 from spanledger.semconv import OVERFLOW, UNTAGGED
 
 from .traffic import DAY_NS, call, mixed_traffic

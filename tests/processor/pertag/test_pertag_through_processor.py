@@ -21,10 +21,10 @@ from opentelemetry.trace import SpanKind
 from support.sinks import TraceRecorder
 from support.waiting import wait_for
 
+from spanledger.processor.cli.report import run_report
 from spanledger.processor.config import load_config
-from spanledger.processor.ledger import Ledger
-from spanledger.processor.report import run_report
 from spanledger.processor.service import Service
+from spanledger.processor.sinks.ledger import Ledger
 from spanledger.semconv import OVERFLOW, UNTAGGED
 
 DAY_NS = 86_400 * 10**9

@@ -8,7 +8,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 
-from spanledger.processor.otlp_attrs import attributes_to_dict
+from spanledger.processor.otlp.attributes import attributes_to_dict
 
 
 def as_received(spans: Sequence[ReadableSpan]) -> list[tuple[str, dict[str, object], int]]:

@@ -6,16 +6,16 @@ import threading
 
 import pytest
 from support.otlp import Service, chat, request, span
+from support.pipelines import TAG_KEYS, FakeClock
 from support.sinks import RecordingSink, TraceRecorder
 
 from spanledger import semconv
 from spanledger.processor.components import Backpressure, PermanentError
-from spanledger.processor.pipeline import Pipeline
+from spanledger.processor.pipeline.core import Pipeline
+from spanledger.processor.pipeline.fanout import FanOut
 from spanledger.processor.pricing import PriceBook, PricingConfig
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.usage import extract_usage
-
-from .conftest import TAG_KEYS, FakeClock
 
 APP = Service("app", {"customer": "initech"})
 
@@ -167,8 +167,7 @@ def test_backpressure_while_spans_being_exported_leave_no_room():
         RollupConfig(max_spans=4),
         TAG_KEYS,
         PriceBook(PricingConfig()),
-        [exporter],
-        [RecordingSink()],
+        FanOut([exporter], [RecordingSink()]),
         clock=clock,
         extract_usage=extract_usage,
     )

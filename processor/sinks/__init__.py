@@ -1,0 +1,1 @@
+"""Where counted calls go besides the exporters: per-tag metrics, the ledger and budgets."""
