@@ -143,6 +143,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
+def settle(
+    pids: Sequence[int], *, busy: float = 0.1, window: float = 0.2, limit: float = 10.0
+) -> float:
+    """Wait until the processes ``pids`` together use less than ``busy`` of a core over
+    ``window`` seconds (at most ``limit`` seconds); return the seconds waited.
+
+    A processor goes on writing its ledger for a moment after its last span reached the sink; a
+    run started meanwhile would pay for it.
+    """
+    start = time.perf_counter()
+    while time.perf_counter() - start < limit:
+        before = sum(cpu_seconds(pid) for pid in pids)
+        time.sleep(window)
+        if sum(cpu_seconds(pid) for pid in pids) - before < busy * window:
+            break
+    return time.perf_counter() - start
+
+
 def rss_bytes(pid: int) -> int:
     """Resident set size of process ``pid``."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -32,6 +32,7 @@ from harness import (
     drive,
     fmt_spread,
     median_spread,
+    settle,
 )
 
 TARGETS = {0.1: 100_000, 1.0: 50_000}
@@ -59,7 +60,9 @@ def run(
     """Alternate forwarder and processor runs (fresh processes); return the flows of each case.
 
     With ``baseline_python``, each processor case is also run, in the same rounds, through a
-    processor started by that interpreter (another checkout's code), named ``... (baseline)``.
+    processor started by that interpreter (another checkout's code), named ``... (baseline)``;
+    every other round runs the baseline first, so that neither side always follows the other.
+    Each run starts once every process has gone quiet after the one before.
     """
     if baseline_python is not None:
         cases = [
@@ -89,8 +92,12 @@ def run(
             port, pid = end(name)
             drive(port, pid, sink, traffic[share], range(next_copy, next_copy + 1))
             next_copy += 1
-        for _ in range(rounds):
-            for name, share in cases:
+        pids = [sink.process.pid, forwarder.pid, processor.pid]
+        if baseline is not None:
+            pids.append(baseline.pid)
+        for round_ in range(rounds):
+            for name, share in _ordered(cases, swap=round_ % 2 == 1):
+                settle(pids)
                 port, pid = end(name)
                 batch = range(next_copy, next_copy + copies)
                 next_copy += copies
@@ -104,6 +111,16 @@ def run(
         forwarder.close()
         sink.close()
     return flows
+
+
+def _ordered(cases: Sequence[tuple[str, float]], *, swap: bool) -> list[tuple[str, float]]:
+    """``cases``, with each baseline case moved before its own case when ``swap``."""
+    ordered = list(cases)
+    if swap:
+        for i in range(len(ordered) - 1):
+            if ordered[i + 1][0] == ordered[i][0] + BASELINE:
+                ordered[i], ordered[i + 1] = ordered[i + 1], ordered[i]
+    return ordered
 
 
 def report(flows: dict[str, list[Flow]]) -> list[str]:
