@@ -36,6 +36,7 @@ from spanledger.processor.receivers import (
     HttpReceiver,
     HttpReceiverConfig,
 )
+from spanledger.processor.receivers.grpc import stream_window
 from spanledger.processor.rollup import RollupConfig
 from spanledger.processor.service import Service
 from spanledger.processor.sinks.ledger import LedgerConfig
@@ -313,3 +314,13 @@ def test_memory_that_stays_high_makes_the_pipeline_forget_remembered_span_ids() 
     assert limiter.check() is False
     assert pipeline.stats["remembered_spans"] == 6  # the older 2 of the 5 traces forgotten
     pipeline.shutdown(1.0)
+
+
+def test_grpc_stream_window_bounds_what_waiting_calls_hold() -> None:
+    default = MemoryLimiter(MemoryLimiterConfig(limit_mib=1024), read=Gauge(0))
+    assert stream_window(default, GrpcReceiverConfig()) == MIB  # 64 calls hold at most 64 MiB
+    small = MemoryLimiter(MemoryLimiterConfig(limit_mib=128), read=Gauge(0))
+    assert stream_window(small, GrpcReceiverConfig()) == 128 * 1024  # 32 MiB budget / (4 x 64)
+    tiny = MemoryLimiter(MemoryLimiterConfig(limit_mib=32), read=Gauge(0))
+    assert stream_window(tiny, GrpcReceiverConfig(max_concurrent_rpcs=1000)) == 64 * 1024
+    assert stream_window(None, GrpcReceiverConfig()) == MIB
