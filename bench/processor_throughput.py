@@ -57,9 +57,12 @@ def run(
     in_flight: int = 4,
     baseline_python: str | None = None,
 ) -> dict[str, list[Flow]]:
-    """Alternate forwarder and processor runs (fresh processes); return the flows of each case.
+    """Alternate forwarder and processor runs; return the flows of each case.
 
-    With ``baseline_python``, each processor case is also run, in the same rounds, through a
+    Every round starts its processors afresh and warms each with one copy of every case's
+    traffic, so that no processor carries a long run's state (a ledger of millions of rows) or
+    a core the machine happens to slow down through the whole comparison. With
+    ``baseline_python``, each processor case is also run, in the same rounds, through a
     processor started by that interpreter (another checkout's code), named ``... (baseline)``;
     every other round runs the baseline first, so that neither side always follows the other.
     Each run starts once every process has gone quiet after the one before.
@@ -73,41 +76,38 @@ def run(
         ]
     sink = Sink()
     forwarder = Forwarder(sink.port)
-    processor = Processor(sink.port)
-    ends = {"forwarder": (forwarder.port, forwarder.pid)}
-    baseline = None
-    if baseline_python is not None:
-        baseline = Processor(sink.port, python=baseline_python)
     flows: dict[str, list[Flow]] = {name: [] for name, _share in cases}
-    next_copy = 1
+    copies_sent = 0
 
-    def end(name: str) -> tuple[int, int]:
-        if name in ends:
-            return ends[name]
-        chosen = baseline if name.endswith(BASELINE) and baseline is not None else processor
-        return chosen.port, chosen.pid
+    def send(port: int, pid: int, share: float, count: int) -> Flow:
+        nonlocal copies_sent
+        batch = range(copies_sent + 1, copies_sent + 1 + count)
+        copies_sent += count
+        return drive(port, pid, sink, traffic[share], batch, in_flight=in_flight)
 
     try:
-        for name, share in cases:  # warm-up: one copy through each
-            port, pid = end(name)
-            drive(port, pid, sink, traffic[share], range(next_copy, next_copy + 1))
-            next_copy += 1
-        pids = [sink.process.pid, forwarder.pid, processor.pid]
-        if baseline is not None:
-            pids.append(baseline.pid)
+        send(forwarder.port, forwarder.pid, cases[0][1], 1)  # warm-up
         for round_ in range(rounds):
-            for name, share in _ordered(cases, swap=round_ % 2 == 1):
-                settle(pids)
-                port, pid = end(name)
-                batch = range(next_copy, next_copy + copies)
-                next_copy += copies
-                flows[name].append(
-                    drive(port, pid, sink, traffic[share], batch, in_flight=in_flight)
-                )
+            processors = {"": Processor(sink.port)}
+            if baseline_python is not None:
+                processors[BASELINE] = Processor(sink.port, python=baseline_python)
+            try:
+                ends = {"forwarder": (forwarder.port, forwarder.pid)}
+                for name, _share in cases:
+                    if name not in ends:
+                        chosen = processors[BASELINE if name.endswith(BASELINE) else ""]
+                        ends[name] = (chosen.port, chosen.pid)
+                pids = [sink.process.pid, forwarder.pid, *(p.pid for p in processors.values())]
+                for name, share in cases:
+                    if name != "forwarder":
+                        send(*ends[name], share, 1)  # warm-up
+                for name, share in _ordered(cases, swap=round_ % 2 == 1):
+                    settle(pids)
+                    flows[name].append(send(*ends[name], share, copies))
+            finally:
+                for processor in processors.values():
+                    processor.close()
     finally:
-        processor.close()
-        if baseline is not None:
-            baseline.close()
         forwarder.close()
         sink.close()
     return flows
