@@ -4,8 +4,9 @@ Four processes share the machine: the load generator (OTLP/gRPC, 512-span reques
 flight), the process under test, and a sink that parses and counts every span. The process under
 test is either the real processor (receive, group by trace, price, roll up, ledger and Prometheus
 counters, OTLP/gRPC out) or a bare forwarder that relays the request bytes unparsed on the same
-grpcio. Rounds alternate forwarder, processor at 10% GenAI spans and at 100%; each figure is the
-median over rounds with its range, and the ratio is taken within each round.
+grpcio. Rounds alternate forwarder, processor at 10% GenAI spans and at 100%, with processors
+started afresh every round; each figure is the median over rounds with its range, and the ratio
+is taken within each round.
 
     python bench/processor_throughput.py                  # 5 rounds
     python bench/processor_throughput.py --rounds 1 --copies 2 --traces 200   # seconds
