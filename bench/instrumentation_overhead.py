@@ -41,7 +41,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ import openai
 from anthropic._models import FinalRequestOptions as AnthropicRequestOptions
 from anthropic._models import construct_type as anthropic_construct
 from anthropic.types import Message
+from callgrind import count_in_reduce
 from openai._models import FinalRequestOptions, construct_type
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -582,13 +582,6 @@ def instructions_child(calls: int, chunks: int) -> None:
     provider.shutdown()
 
 
-def _counted(dump: Path) -> int:
-    for line in dump.read_text(encoding="utf-8").splitlines():
-        if line.startswith(("summary:", "totals:")):
-            return int(line.split()[1])
-    return 0
-
-
 def count_instructions(calls: int, chunks: int) -> dict[tuple[str, str, str], float] | None:
     """Instructions per unit of each isolated work, counted by callgrind; ``None`` without it.
 
@@ -596,32 +589,12 @@ def count_instructions(calls: int, chunks: int) -> dict[tuple[str, str, str], fl
     """
     if shutil.which("valgrind") is None:
         return None
-    with tempfile.TemporaryDirectory() as folder:
-        out = Path(folder) / "callgrind.out"
-        child = subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                "--toggle-collect=functools_reduce",
-                "--dump-after=functools_reduce",
-                f"--callgrind-out-file={out}",
-                sys.executable,
-                __file__,
-                INSTRUCTIONS_CHILD,
-                "--calls",
-                str(calls),
-                "--chunks",
-                str(chunks),
-            ],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PYTHONHASHSEED": "0"},
-            timeout=3600,
-            check=True,
-        )
-        dumps = sorted(Path(folder).glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
-        counts = [count for count in map(_counted, dumps) if count > 0]
-    names = [line.split() for line in child.stdout.splitlines() if line.strip()]
+    counts, stdout = count_in_reduce(
+        __file__,
+        [INSTRUCTIONS_CHILD, "--calls", str(calls), "--chunks", str(chunks)],
+        each_call=True,
+    )
+    names = [line.split() for line in stdout.splitlines() if line.strip()]
     if len(names) != len(counts):
         raise RuntimeError(f"{len(names)} works but {len(counts)} callgrind counts")
     return {

@@ -36,7 +36,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from callgrind import count_in_reduce
 from harness import Traffic, build_traffic
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from rollup import CountingSink
@@ -248,31 +248,10 @@ def instructions_child(name: str, traces: int) -> None:
 
 def count_instructions(name: str, traces: int) -> float:
     """Instructions per span of step ``name``, counted by callgrind."""
-    with tempfile.TemporaryDirectory() as folder:
-        out = Path(folder) / "callgrind.out"
-        child = subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                "--collect-atstart=no",
-                "--toggle-collect=functools_reduce",
-                f"--callgrind-out-file={out}",
-                sys.executable,
-                __file__,
-                _CHILD,
-                name,
-                str(traces),
-            ],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PYTHONHASHSEED": "0"},
-            timeout=3600,
-            check=True,
-        )
-        for line in out.read_text(encoding="utf-8").splitlines():
-            if line.startswith(("summary:", "totals:")):
-                return int(line.split()[1]) / int(child.stdout.split()[-1])
-    raise RuntimeError(f"no instruction count for {name}")
+    counts, stdout = count_in_reduce(__file__, [_CHILD, name, str(traces)])
+    if not counts:
+        raise RuntimeError(f"no instruction count for {name}")
+    return counts[0] / int(stdout.split()[-1])
 
 
 def main(argv: list[str] | None = None) -> None:
