@@ -10,6 +10,8 @@ deployment on one host:
 - ``forwarder_main``: the baseline, a bare gRPC server that forwards raw request bytes.
 - ``load_main``: sends the copies with a fixed number of requests in flight.
 - ``start_processor``: ``spanledger serve`` as a subprocess with a generated config.
+- ``count_in_reduce``: instructions counted by valgrind's callgrind inside ``functools.reduce``
+  calls, for comparisons that the machine's load does not move.
 """
 
 from __future__ import annotations
@@ -159,6 +161,49 @@ def settle(
         if sum(cpu_seconds(pid) for pid in pids) - before < busy * window:
             break
     return time.perf_counter() - start
+
+
+def count_in_reduce(
+    script: str, args: Sequence[str], *, each_call: bool = False
+) -> tuple[list[int], str]:
+    """Run ``python script *args`` under callgrind; return the instructions counted and its stdout.
+
+    One count for all ``functools.reduce`` calls together, or with ``each_call`` one per call
+    (in order; calls that counted nothing are left out).
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "callgrind.out"
+        child = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--collect-atstart=no",
+                "--toggle-collect=functools_reduce",
+                *(["--dump-after=functools_reduce"] if each_call else []),
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                script,
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+            timeout=3600,
+            check=True,
+        )
+        if each_call:
+            dumps = sorted(out.parent.glob(out.name + ".*"), key=lambda p: int(p.suffix[1:]))
+        else:
+            dumps = [out]
+        counts = [count for count in map(_counted, dumps) if count > 0]
+    return counts, child.stdout
+
+
+def _counted(dump: Path) -> int:
+    for line in dump.read_text(encoding="utf-8").splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    return 0
 
 
 def rss_bytes(pid: int) -> int:

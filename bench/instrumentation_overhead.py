@@ -53,7 +53,7 @@ import openai
 from anthropic._models import FinalRequestOptions as AnthropicRequestOptions
 from anthropic._models import construct_type as anthropic_construct
 from anthropic.types import Message
-from callgrind import count_in_reduce
+from harness import count_in_reduce
 from openai._models import FinalRequestOptions, construct_type
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider

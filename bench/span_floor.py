@@ -44,8 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from callgrind import count_in_reduce
-from harness import Traffic, build_traffic
+from harness import Traffic, build_traffic, count_in_reduce
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from rollup import CountingSink
 
